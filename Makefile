@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch first and pinned, so pip takes the CPU build instead of a multi-GB CUDA one.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.modalwatch-installed
+DAYS   ?= 28
+
+.PHONY: install demo test services bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/modalwatch demo --out demo-out --days $(DAYS)
+
+# PostgreSQL: the local server if it answers, else start the machine's cluster; the tests fall
+# back to MODALWATCH_TEST_PG_URL or a throwaway initdb cluster. Kafka: the tests start Tansu.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null \
+	  || { command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql >/dev/null 2>&1 \
+	       && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } \
+	  || echo "note: no local PostgreSQL started; tests use MODALWATCH_TEST_PG_URL or initdb"
+
+test: install services
+	$(BIN)/python -m pytest -q
+
+bench: install services
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

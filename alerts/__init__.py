@@ -1,0 +1,1 @@
+"""Findings to notifications: rules → alert state → outbox → webhook senders."""

@@ -1,0 +1,1 @@
+"""The edges: sources (Kafka, HTTP, JSONL) and stores (SQLite, PostgreSQL/TimescaleDB)."""

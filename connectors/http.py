@@ -1,0 +1,158 @@
+"""HttpSource: ``POST /v1/events`` and ``POST /v1/labels`` (a JSON array, one object, or NDJSON).
+
+A request is answered after its events are committed to the store: 200 when every item was
+stored (or was already there), 400 with the reason of each rejected item (the good ones are
+stored all the same), 413 when the body exceeds ``ingest.max_payload_bytes``. ``GET /healthz``
+answers 200, ``GET /v1/status`` the store's counts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from monitor.pipeline import Outcome, RawMessage
+
+log = logging.getLogger("modalwatch.http")
+
+_KINDS = {"/v1/events": "inference", "/v1/labels": "label"}
+
+
+@dataclass
+class _Request:
+    request_id: str
+    messages: list[RawMessage]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def split_body(body: bytes) -> list[bytes] | None:
+    """Items of a body: a JSON array's elements, one JSON object, or NDJSON lines. None if none parse."""
+    text = body.strip()
+    if text.startswith(b"["):
+        try:
+            items = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return [json.dumps(i, allow_nan=True).encode() for i in items]
+    return [line for line in text.split(b"\n") if line.strip()]
+
+
+class HttpSource:
+    name = "http"
+
+    def __init__(self, host: str, port: int, max_payload_bytes: int, status: Callable[[], dict] | None = None,
+                 wait_s: float = 30.0):
+        self.max_payload_bytes = max_payload_bytes
+        self.status = status
+        self.wait_s = wait_s
+        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._inflight: dict[str, _Request] = {}
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="modalwatch-http", daemon=True)
+        self.exhausted = False
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("HTTP ingest on http://%s:%d", *self._server.server_address[:2])
+
+    def poll(self, max_records: int, timeout_s: float = 0.0) -> list[RawMessage]:
+        out: list[RawMessage] = []
+        try:
+            req = self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return out
+        while True:
+            self._inflight[req.request_id] = req
+            out.extend(req.messages)
+            if len(out) >= max_records:
+                break
+            try:
+                req = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return out
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        by_pos = {o.position: o for o in outcomes}
+        for rid, req in list(self._inflight.items()):
+            req.outcomes = [by_pos[m.position] for m in req.messages if m.position in by_pos]
+            req.done.set()
+            del self._inflight[rid]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        for req in self._inflight.values():
+            req.done.set()
+
+    def _submit(self, messages: list[RawMessage], request_id: str) -> _Request | None:
+        req = _Request(request_id, messages)
+        self._queue.put(req)
+        return req if req.done.wait(self.wait_s) else None
+
+    def _handler(self):
+        source = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "modalwatch"
+
+            def log_message(self, fmt, *args):  # bodies are never logged; paths at debug only
+                log.debug("%s %s", self.address_string(), fmt % args)
+
+            def _reply(self, code: int, obj: dict) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/healthz":
+                    return self._reply(200, {"ok": True})
+                if self.path == "/v1/status" and source.status is not None:
+                    return self._reply(200, source.status())
+                self._reply(404, {"error": f"no such path: {self.path}"})
+
+            def do_POST(self):
+                kind = _KINDS.get(self.path.split("?", 1)[0])
+                if kind is None:
+                    return self._reply(404, {"error": f"no such path: {self.path}; use /v1/events or /v1/labels"})
+                rid = self.headers.get("X-Request-Id") or uuid.uuid4().hex
+                try:
+                    length = int(self.headers.get("Content-Length", ""))
+                except ValueError:
+                    return self._reply(411, {"error": "Content-Length is required", "request_id": rid})
+                if length > source.max_payload_bytes:
+                    reason = (f"payload too large: {length} bytes > ingest.max_payload_bytes="
+                              f"{source.max_payload_bytes}")
+                    self.close_connection = True
+                    req = source._submit([RawMessage("http", f"http:{rid}", None, kind, error=reason)], rid)
+                    return self._reply(413, {"error": reason, "request_id": rid, "accepted": 0,
+                                             "rejected": [{"index": 0, "reason": reason}] if req else []})
+                body = self.rfile.read(length)
+                items = split_body(body)
+                if items is None:
+                    msgs = [RawMessage("http", f"http:{rid}", body, kind)]
+                else:
+                    msgs = [RawMessage("http", f"http:{rid}#{i}", b, kind) for i, b in enumerate(items)]
+                if not msgs:
+                    return self._reply(400, {"error": "empty body", "request_id": rid})
+                req = source._submit(msgs, rid)
+                if req is None:
+                    return self._reply(503, {"error": "the daemon did not commit in time; retry", "request_id": rid})
+                rejected = [{"index": i, "position": o.position, "reason": o.reason}
+                            for i, o in enumerate(req.outcomes) if o.status == "dead_letter"]
+                accepted = sum(o.status != "dead_letter" for o in req.outcomes)
+                self._reply(400 if rejected else 200,
+                            {"request_id": rid, "accepted": accepted, "rejected": rejected})
+
+        return Handler

@@ -1,0 +1,107 @@
+"""KafkaSource: a consumer-group member reading the inference and label topics, at least once.
+
+Offsets are committed only by ``commit()``, which the daemon calls after the store committed the
+batch. A broker that is down is retried with exponential backoff; the daemon does not crash.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError, NoBrokersAvailable
+
+from monitor.pipeline import Outcome, RawMessage
+
+log = logging.getLogger("modalwatch.kafka")
+
+
+class KafkaSource:
+    name = "kafka"
+    exhausted = False
+
+    def __init__(self, cfg, max_payload_bytes: int, should_stop: Callable[[], bool] = lambda: False,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.cfg = cfg
+        self.max_payload_bytes = max_payload_bytes
+        self._kinds = {cfg.events_topic: "inference", cfg.labels_topic: "label"}
+        self._should_stop = should_stop
+        self._sleep = sleep
+        self._consumer: KafkaConsumer | None = None
+        self._pending = False
+
+    def _connect(self) -> KafkaConsumer | None:
+        delay = self.cfg.retry_initial_s
+        while not self._should_stop():
+            try:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.cfg.bootstrap_servers,
+                    group_id=self.cfg.group_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset=self.cfg.auto_offset_reset,
+                    max_poll_records=self.cfg.max_poll_records,
+                    session_timeout_ms=self.cfg.session_timeout_ms,
+                    max_poll_interval_ms=self.cfg.max_poll_interval_ms,
+                    heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
+                    fetch_max_bytes=max(52_428_800, self.max_payload_bytes * 4),
+                    max_partition_fetch_bytes=max(1_048_576, self.max_payload_bytes + 1024),
+                    client_id="modalwatch",
+                )
+                consumer.subscribe(topics=sorted(self._kinds))
+                log.info("Kafka consumer joined group %s on %s, topics %s", self.cfg.group_id,
+                         ",".join(self.cfg.bootstrap_servers), sorted(self._kinds))
+                return consumer
+            except (NoBrokersAvailable, KafkaError, OSError) as e:
+                log.warning("Kafka at %s not reachable (%s); retrying in %.1fs", ",".join(self.cfg.bootstrap_servers),
+                            e.__class__.__name__, delay)
+                self._sleep(delay)
+                delay = min(self.cfg.retry_max_s, delay * 2)
+        return None
+
+    def poll(self, max_records: int, timeout_s: float = 0.0) -> list[RawMessage]:
+        if self._consumer is None:
+            self._consumer = self._connect()
+            if self._consumer is None:
+                return []
+        try:
+            batches = self._consumer.poll(timeout_ms=max(1, int(timeout_s * 1000)) if timeout_s else
+                                          self.cfg.poll_timeout_ms, max_records=max_records)
+        except KafkaError as e:
+            log.warning("Kafka poll failed (%s); will retry", e)
+            self._sleep(self.cfg.retry_initial_s)
+            return []
+        out: list[RawMessage] = []
+        for tp, records in batches.items():
+            kind = self._kinds.get(tp.topic)
+            for r in records:
+                pos = f"{tp.topic}/{tp.partition}/{r.offset}"
+                value = r.value
+                error = None
+                if value is None:
+                    error = "empty message (tombstone)"
+                elif len(value) > self.max_payload_bytes:
+                    error = f"payload too large: {len(value)} bytes > ingest.max_payload_bytes={self.max_payload_bytes}"
+                    value = None
+                out.append(RawMessage(self.name, pos, value, kind, error))
+        self._pending = bool(out) or self._pending
+        return out
+
+    def commit(self, outcomes: list[Outcome]) -> None:
+        """Commit the consumed positions; the store has already committed what they hold."""
+        if self._consumer is None or not self._pending:
+            return
+        try:
+            self._consumer.commit()
+            self._pending = False
+        except CommitFailedError as e:
+            # A rebalance took the partitions away: the new owner re-reads from the last commit,
+            # which is harmless because writes are idempotent by event_id.
+            log.warning("offset commit failed after a rebalance (%s); messages will be re-read", e)
+        except KafkaError as e:
+            log.warning("offset commit failed (%s); messages will be re-read", e)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+            self._consumer = None

@@ -1,0 +1,88 @@
+"""PostgresStore: PostgreSQL through psycopg 3; TimescaleDB hypertables where the extension exists."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Sequence
+
+import psycopg
+
+from connectors.sqlstore import SqlStore
+
+log = logging.getLogger("modalwatch.store")
+
+# Tables that become hypertables where timescaledb is available, with their time column.
+# A hypertable's unique keys must hold the time column, so their keys are widened first.
+_HYPERTABLES = {
+    "events": ("ts", "ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (event_id, ts)"),
+    "evaluations": ("window_start", "ALTER TABLE evaluations DROP CONSTRAINT evaluations_pkey,"
+                    " ADD PRIMARY KEY (id, window_start)"),
+}
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+
+    def __init__(self, url: str, connect_timeout_s: float = 10) -> None:
+        super().__init__()
+        self.conn = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout_s))
+        info = self.conn.info
+        self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
+        self.timescale = False
+
+    def describe(self) -> str:
+        return self._where
+
+    def _begin(self) -> None:
+        pass  # psycopg opens a transaction on the first statement
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _for_update(self) -> str:
+        return " FOR UPDATE"
+
+    def _lock_migrations(self) -> None:
+        # Several replicas may start at once: one applies, the others wait and find nothing to do.
+        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727274)")
+
+    def _after_migrate(self) -> None:
+        cur = self.conn.cursor()
+        available = cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        if not available:
+            log.info("timescaledb is not available on %s: plain tables with time indexes", self._where)
+            return
+        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        for table, (col, widen) in _HYPERTABLES.items():
+            is_hyper = cur.execute(
+                "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = %s", (table,)
+            ).fetchone()
+            if not is_hyper:
+                cur.execute(widen)
+                cur.execute("SELECT create_hypertable(%s, %s, migrate_data => TRUE)", (table, col))
+        self.timescale = True
+        log.info("timescaledb is available on %s: events and evaluations are hypertables", self._where)
+
+    def _ts_out(self, v: Any) -> datetime | None:
+        return v
+
+    def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
+        if not rows:
+            return set()
+        stage = f"_stage_{table}"
+        collist = ", ".join(cols)
+        with self.tx():
+            cur = self.conn.cursor()
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY {stage} ({collist}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            cur.execute(
+                f"INSERT INTO {table} ({collist}) SELECT DISTINCT ON ({key}) {collist} FROM {stage}"
+                f" ORDER BY {key} ON CONFLICT DO NOTHING RETURNING {key}"
+            )
+            new = {r[0] for r in cur.fetchall()}
+            cur.execute(f"DELETE FROM {stage}")
+        return new

@@ -1,0 +1,474 @@
+"""What SQLite and PostgreSQL stores share: the queries, written once.
+
+SQL here uses ``?`` placeholders; a dialect rewrites them. Timestamps and JSON are adapted by the
+dialect's ``_ts``/``_ts_out`` and ``_js``/``_js_out``. Every public method runs in the current
+transaction when called inside ``with store.tx():``, else in a transaction of its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from migrations import migration_files
+
+log = logging.getLogger("modalwatch.store")
+
+EVENT_COLS = (
+    "event_id", "ts", "model_name", "model_version", "slice", "signals", "modalities", "pred_label",
+    "confidence", "probabilities", "abstained", "embeddings", "position", "ingested_at",
+)
+LABEL_COLS = ("event_id", "label", "source", "ts", "position", "ingested_at")
+EVAL_COLS = (
+    "model_name", "model_version", "interval_s", "lag_s", "window_start", "window_end", "slice", "detector",
+    "metric", "signal", "variant", "status", "value", "reference_value", "ci_low", "ci_high", "n",
+    "n_reference", "evaluated_at",
+)
+_EVENT_JSON = {"slice", "signals", "probabilities", "embeddings"}
+_EVENT_TS = {"ts", "ingested_at"}
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One scheduled evaluation: a window of one model version at one interval and lag."""
+
+    model_name: str
+    model_version: str
+    interval_s: int
+    lag_s: int
+    window_start: datetime
+
+
+class SqlStore:
+    dialect = "?"
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self.conn: Any = None
+
+    # -- dialect hooks -------------------------------------------------------------------------
+    def _q(self, sql: str) -> str:
+        return sql
+
+    def _ts(self, dt: datetime | None) -> Any:
+        return dt
+
+    def _ts_out(self, v: Any) -> datetime | None:
+        return v
+
+    def _js(self, v: Any) -> Any:
+        return None if v is None else json.dumps(v, separators=(",", ":"), sort_keys=True)
+
+    def _js_out(self, v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
+
+    def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _after_migrate(self) -> None:
+        pass
+
+    # -- transactions --------------------------------------------------------------------------
+    @contextmanager
+    def tx(self) -> Iterator["SqlStore"]:
+        if self._depth == 0:
+            self._begin()
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.rollback()
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.conn.commit()
+
+    def _exec(self, sql: str, params: Sequence = ()) -> Any:
+        with self.tx():
+            cur = self.conn.cursor()
+            cur.execute(self._q(sql), params)
+            return cur
+
+    def _many(self, sql: str, rows: Iterable[Sequence]) -> None:
+        rows = list(rows)
+        if rows:
+            with self.tx():
+                self.conn.cursor().executemany(self._q(sql), rows)
+
+    def _all(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return list(self._exec(sql, params).fetchall())
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- migrations ----------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet recorded; return their names. Idempotent."""
+        with self.tx():
+            self._exec(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL)"
+            )
+            self._lock_migrations()
+            done = {r[0] for r in self._all("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, name, sql in migration_files(self.dialect):
+                if version in done:
+                    continue
+                self._run_script(sql)
+                self._exec(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, datetime.now(timezone.utc).isoformat()),
+                )
+                applied.append(name)
+            self._after_migrate()
+        for name in applied:
+            log.info("applied migration %s", name)
+        return applied
+
+    def _lock_migrations(self) -> None:
+        pass
+
+    def _run_script(self, sql: str) -> None:
+        # Migrations hold no string literal with ';' or '--', so a plain split is exact.
+        code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+        for stmt in (s.strip() for s in code.split(";")):
+            if stmt:
+                self.conn.cursor().execute(stmt)
+
+    # -- events and labels ---------------------------------------------------------------------
+    def insert_events(self, rows: list[dict]) -> set[str]:
+        """Insert events not yet stored; return the ids that were new."""
+        tuples = [
+            tuple(
+                self._js(r[c]) if c in _EVENT_JSON else self._ts(r[c]) if c in _EVENT_TS else r[c]
+                for c in EVENT_COLS
+            )
+            for r in rows
+        ]
+        return self._insert_new("events", EVENT_COLS, "event_id", tuples)
+
+    def insert_labels(self, rows: list[dict]) -> set[str]:
+        tuples = [
+            tuple(self._ts(r[c]) if c in ("ts", "ingested_at") else r[c] for c in LABEL_COLS) for r in rows
+        ]
+        return self._insert_new("labels", LABEL_COLS, "event_id", tuples)
+
+    def _chunks(self, ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+        ids = list(ids)
+        for i in range(0, len(ids), size):
+            yield ids[i : i + size]
+
+    def labels_for(self, event_ids: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in self._chunks(event_ids):
+            marks = ",".join("?" * len(chunk))
+            out.update(self._all(f"SELECT event_id, label FROM labels WHERE event_id IN ({marks})", chunk))
+        return out
+
+    def events_for(self, event_ids: Iterable[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for chunk in self._chunks(event_ids):
+            marks = ",".join("?" * len(chunk))
+            for eid, ts, mn, mv, sl, pred, conf in self._all(
+                "SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events"
+                f" WHERE event_id IN ({marks})",
+                chunk,
+            ):
+                out[eid] = {
+                    "ts": self._ts_out(ts), "model_name": mn, "model_version": mv, "slice": self._js_out(sl),
+                    "pred_label": pred, "confidence": conf,
+                }
+        return out
+
+    def note_model_versions(self, spans: dict[tuple[str, str], tuple[datetime, datetime]]) -> None:
+        """Widen each model version's [first, last] event time with a batch's span."""
+        self._many(
+            "INSERT INTO model_versions (model_name, model_version, first_ts, last_ts) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (model_name, model_version) DO UPDATE SET"
+            " first_ts = CASE WHEN excluded.first_ts < model_versions.first_ts THEN excluded.first_ts"
+            " ELSE model_versions.first_ts END,"
+            " last_ts = CASE WHEN excluded.last_ts > model_versions.last_ts THEN excluded.last_ts"
+            " ELSE model_versions.last_ts END",
+            [(mn, mv, self._ts(a), self._ts(b)) for (mn, mv), (a, b) in sorted(spans.items())],
+        )
+
+    def model_versions(self) -> list[tuple[str, str, datetime, datetime]]:
+        rows = self._all("SELECT model_name, model_version, first_ts, last_ts FROM model_versions ORDER BY first_ts,"
+                         " model_name, model_version")
+        return [(a, b, self._ts_out(c), self._ts_out(d)) for a, b, c, d in rows]
+
+    def watermark(self) -> datetime | None:
+        """The latest event time seen, inference or label."""
+        vals = [self._ts_out(r[0]) for r in self._all(
+            "SELECT MAX(last_ts) FROM model_versions UNION ALL SELECT MAX(ts) FROM labels")]
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else None
+
+    def load_window(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> pd.DataFrame:
+        """Events of [start, end) with the labels known before ``labels_before`` (else None)."""
+        rows = self._all(
+            "SELECT e.event_id, e.ts, e.slice, e.signals, e.pred_label, e.confidence, e.abstained, l.label"
+            " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
+            " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ? ORDER BY e.ts, e.event_id",
+            (self._ts(labels_before), model_name, model_version, self._ts(start), self._ts(end)),
+        )
+        return pd.DataFrame(
+            [(r[0], self._ts_out(r[1]), self._js_out(r[2]), self._js_out(r[3]), r[4], float(r[5]), bool(r[6]), r[7])
+             for r in rows],
+            columns=["event_id", "ts", "slice", "signals", "pred_label", "confidence", "abstained", "label"],
+        )
+
+    # -- dead letters --------------------------------------------------------------------------
+    def insert_dead_letters(self, rows: list[dict]) -> None:
+        self._many(
+            "INSERT INTO dead_letters (source, position, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, position) DO NOTHING",
+            [(r["source"], r["position"], r["reason"], r["payload"], self._ts(r["received_at"])) for r in rows],
+        )
+
+    def dead_letters(self, include_replayed: bool = False, limit: int = 1000) -> list[dict]:
+        where = "" if include_replayed else " WHERE replayed_at IS NULL"
+        rows = self._all(
+            f"SELECT id, source, position, reason, payload, received_at, replayed_at FROM dead_letters{where}"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        keys = ("id", "source", "position", "reason", "payload", "received_at", "replayed_at")
+        return [dict(zip(keys, r[:5] + (self._ts_out(r[5]), self._ts_out(r[6])))) for r in rows]
+
+    def mark_replayed(self, ids: list[int], at: datetime) -> None:
+        self._many("UPDATE dead_letters SET replayed_at = ? WHERE id = ?", [(self._ts(at), i) for i in ids])
+
+    # -- online detector state and findings ----------------------------------------------------
+    def get_states(self, keys: Iterable[str]) -> dict[str, dict]:
+        out = {}
+        for chunk in self._chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            out.update({k: self._js_out(v) for k, v in self._all(
+                f"SELECT key, state FROM detector_state WHERE key IN ({marks})", chunk)})
+        return out
+
+    def put_states(self, states: dict[str, dict], at: datetime) -> None:
+        self._many(
+            "INSERT INTO detector_state (key, state, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            [(k, self._js(v), self._ts(at)) for k, v in states.items()],
+        )
+
+    def insert_findings(self, rows: list[dict]) -> None:
+        self._many(
+            "INSERT INTO findings (ts, model_name, model_version, slice, detector, metric, value, detail, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self._ts(r["ts"]), r["model_name"], r["model_version"], r["slice"], r["detector"], r["metric"],
+              r["value"], self._js(r["detail"]), self._ts(r["created_at"])) for r in rows],
+        )
+
+    # -- scheduled evaluations -----------------------------------------------------------------
+    def claim_run(self, key: RunKey, window_end: datetime, owner: str, now: datetime, expire: timedelta) -> bool:
+        """Claim ``key`` for ``owner``; True if it is ours to evaluate (new, or an expired claim)."""
+        with self.tx():
+            row = self._all(
+                "SELECT claimed_by, claimed_at, finished_at FROM eval_runs WHERE model_name = ? AND model_version = ?"
+                " AND interval_s = ? AND lag_s = ? AND window_start = ?" + self._for_update(),
+                (key.model_name, key.model_version, key.interval_s, key.lag_s, self._ts(key.window_start)),
+            )
+            if not row:
+                cur = self._exec(
+                    "INSERT INTO eval_runs (model_name, model_version, interval_s, lag_s, window_start, window_end,"
+                    " claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (key.model_name, key.model_version, key.interval_s, key.lag_s, self._ts(key.window_start),
+                     self._ts(window_end), owner, self._ts(now)),
+                )
+                return cur.rowcount == 1
+            claimed_by, claimed_at, finished_at = row[0]
+            if finished_at is not None or self._ts_out(claimed_at) + expire > now:
+                return False
+            self._exec(
+                "UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE model_name = ? AND model_version = ?"
+                " AND interval_s = ? AND lag_s = ? AND window_start = ?",
+                (owner, self._ts(now), key.model_name, key.model_version, key.interval_s, key.lag_s,
+                 self._ts(key.window_start)),
+            )
+            return True
+
+    def _for_update(self) -> str:
+        return ""
+
+    def finish_run(self, key: RunKey, now: datetime) -> None:
+        self._exec(
+            "UPDATE eval_runs SET finished_at = ? WHERE model_name = ? AND model_version = ? AND interval_s = ?"
+            " AND lag_s = ? AND window_start = ?",
+            (self._ts(now), key.model_name, key.model_version, key.interval_s, key.lag_s, self._ts(key.window_start)),
+        )
+
+    def finished_runs(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
+        return {self._ts_out(r[0]) for r in self._all(
+            "SELECT window_start FROM eval_runs WHERE model_name = ? AND model_version = ? AND interval_s = ?"
+            " AND lag_s = ? AND finished_at IS NOT NULL",
+            (model_name, model_version, interval_s, lag_s),
+        )}
+
+    def insert_evaluations(self, rows: list[dict]) -> None:
+        cols = ", ".join(EVAL_COLS)
+        marks = ", ".join("?" * len(EVAL_COLS))
+        ts_cols = {"window_start", "window_end", "evaluated_at"}
+        self._many(
+            f"INSERT INTO evaluations ({cols}) VALUES ({marks}) ON CONFLICT"
+            " (model_name, model_version, interval_s, lag_s, window_start, slice, metric, signal) DO NOTHING",
+            [tuple(self._ts(r[c]) if c in ts_cols else r[c] for c in EVAL_COLS) for r in rows],
+        )
+
+    def evaluations(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        where, params = _range("window_start", start, end, self._ts)
+        rows = self._all(f"SELECT {', '.join(EVAL_COLS)} FROM evaluations{where} ORDER BY window_start, id", params)
+        df = pd.DataFrame(rows, columns=list(EVAL_COLS))
+        for c in ("window_start", "window_end", "evaluated_at"):
+            df[c] = [self._ts_out(v) for v in df[c]]
+        return df
+
+    # -- alerts and the outbox -----------------------------------------------------------------
+    def get_alert(self, dedup_key: str) -> dict | None:
+        rows = self._all(
+            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value FROM alerts"
+            " WHERE dedup_key = ?",
+            (dedup_key,),
+        )
+        return self._alert(rows[0]) if rows else None
+
+    def _alert(self, r: tuple) -> dict:
+        return {
+            "dedup_key": r[0], "rule": r[1], "labels": self._js_out(r[2]), "annotations": self._js_out(r[3]),
+            "state": r[4], "starts_at": self._ts_out(r[5]), "ends_at": self._ts_out(r[6]), "value": r[7],
+        }
+
+    def put_alert(self, a: dict, now: datetime) -> None:
+        self._exec(
+            "INSERT INTO alerts (dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO UPDATE SET labels = excluded.labels,"
+            " annotations = excluded.annotations, state = excluded.state, starts_at = excluded.starts_at,"
+            " ends_at = excluded.ends_at, value = excluded.value, updated_at = excluded.updated_at",
+            (a["dedup_key"], a["rule"], self._js(a["labels"]), self._js(a["annotations"]), a["state"],
+             self._ts(a["starts_at"]), self._ts(a["ends_at"]), a["value"], self._ts(now)),
+        )
+
+    def alerts(self, state: str | None = None) -> list[dict]:
+        where, params = (" WHERE state = ?", (state,)) if state else ("", ())
+        return [self._alert(r) for r in self._all(
+            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value FROM alerts"
+            f"{where} ORDER BY starts_at, dedup_key", params)]
+
+    def add_outbox(self, dedup_key: str, receiver: str, payload: dict, now: datetime) -> None:
+        self._exec(
+            "INSERT INTO outbox (dedup_key, receiver, status, payload, attempts, next_attempt_at, created_at)"
+            " VALUES (?, ?, 'pending', ?, 0, ?, ?)",
+            (dedup_key, receiver, self._js(payload), self._ts(now), self._ts(now)),
+        )
+
+    def due_outbox(self, now: datetime, limit: int = 100) -> list[dict]:
+        rows = self._all(
+            "SELECT id, dedup_key, receiver, payload, attempts FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (self._ts(now), limit),
+        )
+        return [{"id": r[0], "dedup_key": r[1], "receiver": r[2], "payload": self._js_out(r[3]), "attempts": r[4]}
+                for r in rows]
+
+    def outbox_delivered(self, outbox_id: int, now: datetime) -> None:
+        self._exec(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"
+            " WHERE id = ?", (self._ts(now), outbox_id))
+
+    def outbox_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        self._exec(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (error[:500], self._ts(next_attempt_at), outbox_id),
+        )
+
+    # -- review queue --------------------------------------------------------------------------
+    def enqueue_review(self, rows: list[dict]) -> None:
+        self._many(
+            "INSERT INTO review_items (event_id, reason, priority, state, created_at) VALUES (?, ?, ?, 'queued', ?)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            [(r["event_id"], r["reason"], r["priority"], self._ts(r["created_at"])) for r in rows],
+        )
+
+    def unlabelled_events(self, model_name: str, slice_key: str, slice_value: str | None, start: datetime,
+                          end: datetime, limit: int) -> list[tuple[str, float]]:
+        """(event_id, confidence) of unlabelled events of a slice in [start, end), least confident first."""
+        rows = self._all(
+            "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id = e.event_id"
+            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.ts >= ? AND e.ts < ? ORDER BY e.confidence, e.event_id",
+            (model_name, self._ts(start), self._ts(end)),
+        )
+        out = []
+        for eid, conf, sl in rows:
+            if slice_value is None or self._js_out(sl).get(slice_key) == slice_value:
+                out.append((eid, float(conf)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def review_queue(self, state: str = "queued") -> list[dict]:
+        rows = self._all(
+            "SELECT r.event_id, r.reason, r.priority, r.created_at, e.ts, e.model_name, e.model_version, e.slice,"
+            " e.pred_label, e.confidence, e.signals FROM review_items r JOIN events e ON e.event_id = r.event_id"
+            " WHERE r.state = ? ORDER BY r.priority DESC, r.event_id",
+            (state,),
+        )
+        return [
+            {"event_id": r[0], "reason": r[1], "priority": r[2], "queued_at": self._ts_out(r[3]),
+             "ts": self._ts_out(r[4]), "model": {"name": r[5], "version": r[6]}, "slice": self._js_out(r[7]),
+             "output": {"label": r[8], "confidence": r[9]}, "signals": self._js_out(r[10])}
+            for r in rows
+        ]
+
+    def set_review_state(self, event_ids: Iterable[str], state: str, at: datetime) -> None:
+        col = ", exported_at = ?" if state == "exported" else ""
+        self._many(
+            f"UPDATE review_items SET state = ?{col} WHERE event_id = ? AND state <> 'labelled'",
+            [((state, self._ts(at), e) if col else (state, e)) for e in event_ids],
+        )
+
+    # -- status --------------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        one = lambda sql: self._all(sql)[0][0]  # noqa: E731
+        by = lambda sql: {k: v for k, v in self._all(sql)}  # noqa: E731
+        return {
+            "events": one("SELECT COUNT(*) FROM events"),
+            "labels": one("SELECT COUNT(*) FROM labels"),
+            "labels_joined": one("SELECT COUNT(*) FROM labels l JOIN events e ON e.event_id = l.event_id"),
+            "dead_letters": one("SELECT COUNT(*) FROM dead_letters"),
+            "dead_letters_pending": one("SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL"),
+            "evaluations": one("SELECT COUNT(*) FROM evaluations"),
+            "evaluation_runs": one("SELECT COUNT(*) FROM eval_runs WHERE finished_at IS NOT NULL"),
+            "findings": one("SELECT COUNT(*) FROM findings"),
+            "alerts": by("SELECT state, COUNT(*) FROM alerts GROUP BY state"),
+            "outbox": by("SELECT status, COUNT(*) FROM outbox GROUP BY status"),
+            "review": by("SELECT state, COUNT(*) FROM review_items GROUP BY state"),
+        }
+
+
+def _range(col: str, start: datetime | None, end: datetime | None, ts) -> tuple[str, tuple]:
+    conds, params = [], []
+    if start is not None:
+        conds.append(f"{col} >= ?")
+        params.append(ts(start))
+    if end is not None:
+        conds.append(f"{col} < ?")
+        params.append(ts(end))
+    return ((" WHERE " + " AND ".join(conds)) if conds else ""), tuple(params)

@@ -1,0 +1,20 @@
+"""The science of modalwatch: pure functions and small state machines.
+
+Nothing in this package does I/O, reads a clock or keeps globals. Arrays and plain data go in,
+frozen dataclasses come out; online detectors expose ``state_dict`` / ``load_state_dict``.
+"""
+from detectors.calibration import ECEResult, expected_calibration_error
+from detectors.drift import PSIResult, PSIReference, population_stability_index
+from detectors.intervals import WilsonInterval, wilson_interval
+from detectors.online import ADWINDetector
+
+__all__ = [
+    "ADWINDetector",
+    "ECEResult",
+    "PSIReference",
+    "PSIResult",
+    "WilsonInterval",
+    "expected_calibration_error",
+    "population_stability_index",
+    "wilson_interval",
+]

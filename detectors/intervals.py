@@ -1,0 +1,44 @@
+"""Confidence intervals for proportions."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class WilsonInterval:
+    """A proportion with its Wilson score interval. ``low``/``high`` are ``nan`` when n == 0."""
+
+    successes: int
+    n: int
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+
+
+def wilson_interval(successes: int, n: int, z: float = _Z95) -> WilsonInterval:
+    """Wilson score interval for ``successes`` out of ``n`` (95 % by default).
+
+    >>> r = wilson_interval(10, 100)
+    >>> round(r.low, 4), round(r.high, 4)
+    (0.0552, 0.1744)
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    confidence = math.erf(z / math.sqrt(2.0))
+    if n == 0:
+        nan = float("nan")
+        return WilsonInterval(successes, n, nan, nan, nan, confidence)
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    # At k = 0 and k = n the bound is exactly 0 or 1 analytically; rounding must not put the
+    # estimate outside its own interval.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return WilsonInterval(successes, n, p, low, high, confidence)

@@ -1,0 +1,266 @@
+"""``modalwatch`` command line. Only this module exits."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from monitor.config import ConfigError, load_config
+
+
+def _date(s: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {s!r} (use YYYY-MM-DD or an ISO-8601 time)") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty() or done == total:
+        width = 30
+        fill = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} windows")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _store(cfg):
+    from connectors.stores import open_store
+
+    store = open_store(cfg.store)
+    store.migrate()
+    return store
+
+
+def cmd_schema(args, cfg) -> int:
+    from monitor.events import json_schemas
+
+    print(json.dumps(json_schemas(), indent=2))
+    return 0
+
+
+def cmd_check_config(args, cfg) -> int:
+    print(f"{args.file}: ok (store {cfg.store.kind}, {len(cfg.alerts.rules)} rules, "
+          f"{len(cfg.alerts.webhooks)} webhooks)")
+    return 0
+
+
+def cmd_migrate(args, cfg) -> int:
+    from connectors.stores import open_store
+
+    store = open_store(cfg.store)
+    applied = store.migrate()
+    print(f"{store.describe()}: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    return 0
+
+
+def cmd_run(args, cfg) -> int:
+    from monitor.daemon import Daemon
+    from monitor.wiring import build_senders, build_sources
+
+    store = _store(cfg)
+    daemon_box: list = []
+    sources = build_sources(cfg, store, should_stop=lambda: bool(daemon_box) and daemon_box[0].should_exit)
+    for s in sources:
+        if getattr(s, "name", "") == "http":
+            s.status = None  # the HTTP thread never touches the store; status comes from `modalwatch status`
+    daemon = Daemon(cfg, sources, store, build_senders(cfg))
+    daemon_box.append(daemon)
+    daemon.install_signal_handlers()
+    daemon.run()
+    store.close()
+    return 0
+
+
+def cmd_ingest(args, cfg) -> int:
+    from connectors.jsonl import JsonlSource
+    from monitor.daemon import Daemon
+
+    store = _store(cfg)
+    src = JsonlSource(args.paths, follow=False, max_payload_bytes=cfg.ingest.max_payload_bytes)
+    daemon = Daemon(cfg, [src], store, {}, stop_when_idle=True, evaluate=False)
+    daemon.install_signal_handlers()
+    daemon.run()
+    st = daemon.stats
+    print(f"read {st['messages']}: stored {st['stored']}, already stored {st['duplicate']}, "
+          f"dead letters {st['dead_letter']}")
+    store.close()
+    return 0
+
+
+def cmd_evaluate(args, cfg) -> int:
+    from monitor.evaluation import Evaluator
+
+    store = _store(cfg)
+    ev = Evaluator(cfg, store, _now)
+    runs = ev.due(store.watermark(), start=args.from_, end=args.to, include_finished=args.force)
+    for i, (key, t1) in enumerate(runs):
+        ev.run(key, t1, force=args.force)
+        _progress(i + 1, len(runs))
+    print(f"evaluated {len(runs)} window(s)")
+    store.close()
+    return 0
+
+
+def cmd_report(args, cfg) -> int:
+    from monitor.report import build_report, write_report
+
+    store = _store(cfg)
+    jp, hp = write_report(build_report(store, args.from_, args.to, _now()), Path(args.out))
+    print(f"wrote {hp} and {jp}")
+    store.close()
+    return 0
+
+
+def cmd_status(args, cfg) -> int:
+    store = _store(cfg)
+    counts = store.counts()
+    wm = store.watermark()
+    counts["watermark"] = wm.isoformat() if wm else None
+    counts["store"] = store.describe()
+    if args.json:
+        print(json.dumps(counts, sort_keys=True))
+    else:
+        for k, v in counts.items():
+            print(f"{k:>22}: {v}")
+    store.close()
+    return 0
+
+
+def cmd_dlq(args, cfg) -> int:
+    from monitor.pipeline import Pipeline, RawMessage
+
+    store = _store(cfg)
+    if args.dlq_cmd == "list":
+        rows = store.dead_letters(include_replayed=args.all, limit=args.limit)
+        for r in rows:
+            r = {**r, "received_at": r["received_at"].isoformat(),
+                 "replayed_at": r["replayed_at"].isoformat() if r["replayed_at"] else None}
+            if not args.payload:
+                r.pop("payload")
+            print(json.dumps(r) if args.json else f"{r['id']:>6} {r['source']:<8} {r['position']:<40} {r['reason']}")
+        return 0
+    rows = [r for r in store.dead_letters(limit=100_000) if not args.id or r["id"] in set(args.id)]
+    msgs = [RawMessage(r["source"], r["position"], r["payload"].encode() if r["payload"] is not None else None)
+            for r in rows]
+    pipeline = Pipeline(cfg, store, _now)
+    outcomes = pipeline.process(msgs) if msgs else []
+    ok = [r["id"] for r, o in zip(rows, outcomes) if o.status != "dead_letter"]
+    store.mark_replayed(ok, _now())
+    for r, o in zip(rows, outcomes):
+        if o.status == "dead_letter":
+            print(f"{r['id']}: still rejected: {o.reason}")
+    print(f"replayed {len(ok)} of {len(rows)} dead letter(s)")
+    store.close()
+    return 0
+
+
+def cmd_review(args, cfg) -> int:
+    from monitor.pipeline import Pipeline
+    from monitor.review import export_review, import_labels
+
+    store = _store(cfg)
+    if args.review_cmd == "export":
+        n = export_review(store, Path(args.out), _now(), include_exported=args.all)
+        print(f"exported {n} review item(s) to {args.out}")
+    else:
+        outcomes = import_labels(Pipeline(cfg, store, _now), Path(args.file), _now())
+        bad = [o for o in outcomes if o.status == "dead_letter"]
+        for o in bad:
+            print(f"{o.position}: {o.reason}", file=sys.stderr)
+        print(f"imported {len(outcomes) - len(bad)} label(s), {len(bad)} rejected")
+    store.close()
+    return 0
+
+
+def cmd_demo(args, cfg) -> int:
+    from monitor.demo import run_demo
+
+    summary = run_demo(Path(args.out), days=args.days, seed=args.seed, events_per_day=args.events_per_day)
+    print(json.dumps(summary, indent=1))
+    print(f"\nreport: {Path(args.out).resolve() / 'report.html'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modalwatch", description="Monitor a deployed multimodal model.")
+    p.add_argument("--config", "-c", help="YAML config (default: the embedded default, config/default.yaml)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--config", "-c", dest="config_sub", help=argparse.SUPPRESS)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("run", cmd_run, "run the daemon")
+    sp = add("ingest", cmd_ingest, "ingest JSONL files, directories or - (stdin) once")
+    sp.add_argument("paths", nargs="+")
+    add("migrate", cmd_migrate, "apply the database migrations")
+    add("schema", cmd_schema, "print the JSON Schema of the events")
+    sp = add("check-config", cmd_check_config, "validate a config file")
+    sp.add_argument("file")
+    sp = add("evaluate", cmd_evaluate, "evaluate (backfill) the windows in [--from, --to)")
+    sp.add_argument("--from", dest="from_", type=_date, required=True)
+    sp.add_argument("--to", type=_date, required=True)
+    sp.add_argument("--force", action="store_true", help="re-evaluate windows already evaluated")
+    sp = add("report", cmd_report, "write report.html and report.json")
+    sp.add_argument("--from", dest="from_", type=_date, required=True)
+    sp.add_argument("--to", type=_date, required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("status", cmd_status, "print counts")
+    sp.add_argument("--json", action="store_true")
+    sp = add("dlq", cmd_dlq, "dead letters: list or replay")
+    dsub = sp.add_subparsers(dest="dlq_cmd", required=True)
+    dl = dsub.add_parser("list")
+    dl.add_argument("--json", action="store_true")
+    dl.add_argument("--all", action="store_true", help="include replayed ones")
+    dl.add_argument("--payload", action="store_true")
+    dl.add_argument("--limit", type=int, default=1000)
+    dr = dsub.add_parser("replay")
+    dr.add_argument("--id", type=int, action="append", help="only these ids (repeatable)")
+    sp = add("review", cmd_review, "review queue: export items, import labels")
+    rsub = sp.add_subparsers(dest="review_cmd", required=True)
+    rx = rsub.add_parser("export")
+    rx.add_argument("--out", required=True)
+    rx.add_argument("--all", action="store_true", help="include items already exported")
+    ri = rsub.add_parser("import")
+    ri.add_argument("file")
+    sp = add("demo", cmd_demo, "replay a synthetic multimodal stream through the real pipeline")
+    sp.add_argument("--out", default="demo-out")
+    sp.add_argument("--days", type=int, default=28)
+    sp.add_argument("--seed", type=int, default=7)
+    sp.add_argument("--events-per-day", type=int, default=2000)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = args.config_sub or args.config
+    if args.cmd == "check-config":
+        path = args.file
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.fn(args, cfg)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

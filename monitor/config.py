@@ -1,0 +1,286 @@
+"""One typed config tree, loaded from YAML with ``${ENV}`` interpolation.
+
+Errors name the key and the line: ``ConfigError("alerts.rules[0].op (line 41): ...")``.
+Only the CLI exits; this module raises.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(v: Any) -> Any:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` or seconds as a number → timedelta."""
+    if isinstance(v, str):
+        m = _DURATION.match(v)
+        if not m:
+            raise ValueError(f"not a duration: {v!r} (use e.g. 30s, 15m, 1h, 1d, 7d)")
+        return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return timedelta(seconds=v)
+    return v
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Section):
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    path: str = "modalwatch.db"
+    url: SecretStr | None = None
+    batch_size: int = Field(1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> "StoreConfig":
+        if self.kind == "postgres" and not self.url:
+            raise ValueError("store.url is required when store.kind is postgres")
+        return self
+
+
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+
+
+class JsonlConfig(_Section):
+    paths: list[str] = Field(default_factory=list)
+    follow: bool = True
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: list[str]
+    group_id: str = "modalwatch"
+    events_topic: str = "inferences"
+    labels_topic: str = "labels"
+    max_poll_records: int = Field(2000, ge=1)
+    poll_timeout_ms: int = Field(500, ge=1)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+
+
+class IngestConfig(_Section):
+    max_payload_bytes: int = Field(1_048_576, ge=256)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
+    kafka: KafkaConfig | None = None
+
+
+class ReferenceConfig(_Section):
+    """The reference window: the first ``days`` of each model version, or a fixed range."""
+
+    days: float | None = Field(7, gt=0)
+    from_at: AwareDatetime | None = Field(None, alias="from")
+    to_at: AwareDatetime | None = Field(None, alias="to")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ReferenceConfig":
+        if (self.from_at is None) != (self.to_at is None):
+            raise ValueError("give both 'from' and 'to', or neither")
+        if self.from_at is not None:
+            if self.from_at >= self.to_at:
+                raise ValueError("'from' must be before 'to'")
+            self.days = None
+        return self
+
+
+class EvaluationConfig(_Section):
+    intervals: list[Duration] = Field(default_factory=lambda: [timedelta(days=1)], min_length=1)
+    lag: Duration = timedelta(days=1)
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
+    psi_bins: int = Field(10, ge=2, le=100)
+    psi_min_n: int = Field(100, ge=1)
+    ece_bins: int = Field(15, ge=2, le=100)
+    ece_min_n: int = Field(100, ge=1)
+    error_rate_min_n: int = Field(50, ge=1)
+    tick_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _positive(self) -> "EvaluationConfig":
+        for iv in self.intervals:
+            if iv <= timedelta(0) or timedelta(days=1) % iv and iv % timedelta(days=1):
+                raise ValueError(f"interval {iv} must divide a day or be a whole number of days")
+        if self.lag < timedelta(0):
+            raise ValueError("lag must not be negative")
+        return self
+
+
+class OnlineConfig(_Section):
+    adwin_delta: float = Field(0.002, gt=0, lt=1)
+
+
+class RuleConfig(_Section):
+    """A threshold on an evaluation: ``field op threshold``.
+
+    ``field`` is one of the evaluation's numbers; with ``vs_reference`` the reference value is
+    subtracted first (e.g. ``ci_low`` of the window's error rate minus the reference error rate).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    metric: Literal["psi", "ece", "error_rate"]
+    field: Literal["value", "ci_low", "ci_high"] = "value"
+    vs_reference: bool = False
+    op: Literal[">", ">=", "<", "<="] = ">"
+    threshold: float
+    slice: str | None = None
+    signal: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    summary: str = ""
+
+
+class WebhookConfig(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
+    url: str
+    secret: SecretStr | None = None
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class AlertsConfig(_Section):
+    rules: list[RuleConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    external_url: str = "http://127.0.0.1:8787"
+
+    @model_validator(mode="after")
+    def _unique(self) -> "AlertsConfig":
+        for what, names in (("rule", [r.name for r in self.rules]), ("webhook", [w.name for w in self.webhooks])):
+            dup = {n for n in names if names.count(n) > 1}
+            if dup:
+                raise ValueError(f"{what} names must be unique: {sorted(dup)}")
+        return self
+
+
+class ReviewConfig(_Section):
+    confidence_below: float = Field(0.35, ge=0, le=1)
+    events_per_alert: int = Field(50, ge=0)
+
+
+class Config(_Section):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and, where known, the line."""
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a YAML config (the embedded default when ``path`` is None)."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from None
+    return parse_config(text, name=str(p), env=os.environ if env is None else env)
+
+
+def parse_config(text: str, name: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{name}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    lines: dict[tuple, int] = {}
+    data = _to_python(root, (), lines, env, name) if root is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: the top level must be a mapping")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            key = _dotted(loc) or "(top level)"
+            line = _nearest_line(lines, loc)
+            where = f" (line {line})" if line else ""
+            msgs.append(f"{key}{where}: {err['msg']}")
+        raise ConfigError(f"{name}: " + "; ".join(msgs)) from None
+
+
+def _to_python(node: yaml.Node, loc: tuple, lines: dict, env, name: str) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for k, v in node.value:
+            key = k.value
+            if key in out:
+                raise ConfigError(f"{name}: {_dotted(loc + (key,))} (line {k.start_mark.line + 1}): duplicate key")
+            out[key] = _to_python(v, loc + (key,), lines, env, name)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, loc + (i,), lines, env, name) for i, v in enumerate(node.value)]
+    value = node.value
+    if "${" in value:
+        def sub(m: re.Match) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in env:
+                return env[var]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{name}: {_dotted(loc)} (line {node.start_mark.line + 1}): environment variable {var} is not set"
+            )
+
+        # An interpolated value stays a string; pydantic's lax mode turns "8787" into 8787 where
+        # the model wants an int, and a secret made of digits stays a secret.
+        return _ENV.sub(sub, value)
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _nearest_line(lines: dict, loc: tuple) -> int | None:
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper()))  # drop union tags
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def interval_label(iv: timedelta) -> str:
+    s = int(iv.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def as_utc(dt: datetime) -> datetime:
+    from datetime import timezone
+
+    return dt.astimezone(timezone.utc)

@@ -1,0 +1,129 @@
+"""The daemon: ``startup()`` → ``main_loop()`` → ``shutdown()``.
+
+The main loop owns the store: it polls the sources, runs the pipeline on each batch, commits the
+store and then the sources (at least once), and on each tick evaluates the windows the event-time
+watermark has closed and delivers the outbox. apscheduler's background scheduler only raises the
+tick flag; signal handlers only set ``should_exit``.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from alerts.webhook import deliver_due
+from monitor.evaluation import Evaluator
+from monitor.pipeline import Pipeline
+
+log = logging.getLogger("modalwatch.daemon")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Daemon:
+    def __init__(self, config, sources: list, store, senders: dict, clock: Callable[[], datetime] = utcnow,
+                 owner: str | None = None, stop_when_idle: bool = False, evaluate: bool = True):
+        self.config = config
+        self.sources = sources
+        self.store = store
+        self.senders = senders
+        self.clock = clock
+        self.stop_when_idle = stop_when_idle
+        self.evaluate = evaluate
+        self.pipeline = Pipeline(config, store, clock)
+        self.evaluator = Evaluator(config, store, clock, owner)
+        self.should_exit = False
+        self.force_exit = False
+        self._tick = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+        self.stats = {"messages": 0, "stored": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0, "delivered": 0}
+
+    # -- signals -------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handle(signum, frame):
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.startup()
+        try:
+            self.main_loop()
+        finally:
+            self.shutdown()
+
+    def startup(self) -> None:
+        applied = self.store.migrate()
+        log.info("store %s ready (%d migrations applied)", self.store.describe(), len(applied))
+        for s in self.sources:
+            start = getattr(s, "start", None)
+            if start:
+                start()
+        self._scheduler = BackgroundScheduler(timezone=timezone.utc)
+        self._scheduler.add_job(self._tick.set, "interval", seconds=self.config.evaluation.tick_s,
+                                id="modalwatch-tick", max_instances=1, coalesce=True)
+        self._scheduler.start()
+        self._tick.set()  # catch up on start-up
+
+    def main_loop(self) -> None:
+        max_records = self.config.store.batch_size
+        while not self.should_exit:
+            busy = False
+            for src in self.sources:
+                msgs = src.poll(max_records, timeout_s=0.05 if not busy else 0.0)
+                if msgs:
+                    busy = True
+                    self.ingest(src, msgs)
+                if self.should_exit:
+                    break
+            if self.should_exit:
+                break
+            idle = self.stop_when_idle and not busy and all(s.exhausted for s in self.sources)
+            if self._tick.is_set() or idle:
+                self._tick.clear()
+                self.tick()
+            if idle:
+                self.drain_outbox()
+                return
+
+    def ingest(self, src, msgs) -> None:
+        outcomes = self.pipeline.process(msgs)  # commits the store
+        src.commit(outcomes)  # then the source: at least once, never lost
+        self.stats["messages"] += len(msgs)
+        for o in outcomes:
+            self.stats[o.status] += 1
+
+    def tick(self) -> None:
+        if self.evaluate:
+            self.stats["evaluated"] += self.evaluator.run_due(self.store.watermark())
+        self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
+                                               self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+
+    def drain_outbox(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is pending before a finite run ends (retries with backoff, up to a deadline)."""
+        deadline = time.monotonic() + timeout_s
+        while self.store.counts()["outbox"].get("pending", 0) and time.monotonic() < deadline and not self.should_exit:
+            self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
+                                                   self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        for s in self.sources:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
+                log.exception("closing source %s failed", getattr(s, "name", s))
+        log.info("stopped: %s", self.stats)

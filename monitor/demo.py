@@ -1,0 +1,155 @@
+"""``modalwatch demo``: a synthetic multimodal production stream with injected episodes, replayed
+through the real pipeline on the embedded default (SQLite, JSONL), with a local webhook receiver.
+
+Traffic: one model ("scene-tagger" v1) tagging images with audio and a caption; slices by
+device (cam_a/b/c), locale and environment; half the events get a label 0-20 h later.
+Episodes (written to ``episodes.json``), quiet before day 10:
+
+* ``mic_change``: from day 10, environment=car audio is 10 LU quieter (a microphone swap);
+* ``confidence_inflation``: from day 11, confidences creep towards 1 while accuracy stays;
+* ``cam_b_darkening``: from day 14, device=cam_b images darken and its error rate rises.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from alerts.receiver import WebhookReceiver
+from alerts.webhook import WebhookSender
+from connectors.jsonl import JsonlSource
+from connectors.sqlite import SqliteStore
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.report import build_report, write_report
+from monitor.review import export_review
+
+log = logging.getLogger("modalwatch.demo")
+
+START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+CLASSES = ["person", "vehicle", "animal", "sign"]
+DEVICES = ["cam_a", "cam_b", "cam_c"]
+LOCALES = ["en-US", "de-DE", "ja-JP"]
+ENVS = ["indoor", "outdoor", "car"]
+
+EPISODES = [
+    {"name": "mic_change", "start_day": 10, "description": "environment=car audio 10 LU quieter (microphone swap)",
+     "expect": [{"alertname": "SignalDrift", "slice": "environment=car", "modality": "audio",
+                 "signal": "loudness_lufs"}]},
+    {"name": "confidence_inflation", "start_day": 11,
+     "description": "confidence creeps towards 1 while accuracy stays the same",
+     "expect": [{"alertname": "CalibrationDrift", "slice": "*"}]},
+    {"name": "cam_b_darkening", "start_day": 14, "description": "device=cam_b images darken, its error rate rises",
+     "expect": [{"alertname": "SignalDrift", "slice": "device=cam_b", "modality": "image", "signal": "brightness"},
+                {"alertname": "SliceErrorRateUp", "slice": "device=cam_b"}]},
+]
+
+
+def generate(days: int, seed: int, events_per_day: int) -> tuple[list[dict], list[dict]]:
+    """(lines sorted by event time — inferences and labels —, episodes with their start times)."""
+    rng = np.random.default_rng(seed)
+    n = days * events_per_day
+    t = np.sort(rng.uniform(0, days * 86400, n))
+    day = t / 86400
+    device = rng.choice(DEVICES, n)
+    locale = rng.choice(LOCALES, n)
+    env = rng.choice(ENVS, n)
+    truth = rng.choice(CLASSES, n)
+    conf = rng.beta(8, 2.2, n)
+    p_correct = conf.copy()
+
+    dark = np.where(device == "cam_b", np.clip((day - 14) / 3, 0, 1), 0.0)  # ramps over 3 days
+    brightness = rng.normal(125, 14, n) - 55 * dark
+    sharpness = rng.lognormal(5.5, 0.35, n) * (1 - 0.5 * dark)
+    contrast = rng.normal(52, 7, n) * (1 - 0.3 * dark)
+    p_correct = p_correct * (1 - 0.45 * dark)
+
+    loudness = rng.normal(-23, 1.8, n) - np.where((env == "car") & (day >= 10), 10.0, 0.0)
+    snr = rng.normal(24, 4, n) - np.where(env == "car", 4.0, 0.0)
+    chars = rng.poisson(48, n)
+
+    inflate = np.clip((day - 11) / (days - 11 if days > 11 else 1), 0, 1) * 0.85
+    shown_conf = np.round(conf + (1 - conf) * inflate, 6)
+    correct = rng.uniform(0, 1, n) < p_correct
+    pred = np.where(correct, truth, np.array([rng.choice([c for c in CLASSES if c != tr]) for tr in truth]))
+
+    labelled = rng.uniform(0, 1, n) < 0.5
+    label_delay = rng.uniform(0, 20 * 3600, n)
+    lines = []
+    for i in range(n):
+        ts = START + timedelta(seconds=float(t[i]))
+        eid = f"ev-{seed}-{i:07d}"
+        lines.append((ts, 0, {
+            "type": "inference", "event_id": eid, "ts": ts.isoformat(),
+            "model": {"name": "scene-tagger", "version": "1.0.0"},
+            "slice": {"device": str(device[i]), "locale": str(locale[i]), "environment": str(env[i])},
+            "inputs": {
+                "image": {"signals": {"brightness": round(float(brightness[i]), 3),
+                                      "sharpness": round(float(sharpness[i]), 3),
+                                      "contrast": round(float(contrast[i]), 3)}},
+                "audio": {"signals": {"loudness_lufs": round(float(loudness[i]), 3),
+                                      "snr_db": round(float(snr[i]), 3)}},
+                "text": {"signals": {"chars": int(chars[i])}},
+            },
+            "output": {"label": str(pred[i]), "confidence": float(shown_conf[i])},
+        }))
+        if labelled[i]:
+            lts = ts + timedelta(seconds=float(label_delay[i]))
+            lines.append((lts, 1, {"type": "label", "event_id": eid, "label": str(truth[i]), "source": "feedback",
+                                   "ts": lts.isoformat()}))
+    lines.sort(key=lambda x: (x[0], x[1]))
+    episodes = [{**e, "starts_at": (START + timedelta(days=e["start_day"])).isoformat()}
+                for e in EPISODES if e["start_day"] < days - 2]
+    return [obj for _, _, obj in lines], episodes
+
+
+def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 2000) -> dict:
+    if days < 14:
+        raise ValueError("the demo needs --days 14 or more (7 reference days, then the episodes)")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("modalwatch.db", "modalwatch.db-wal", "modalwatch.db-shm", "alerts.jsonl", "review.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "report", ignore_errors=True)
+    lines, episodes = generate(days, seed, events_per_day)
+    stream = out / "stream.jsonl"
+    with open(stream, "w", encoding="utf-8") as fh:
+        for obj in lines:
+            fh.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    (out / "episodes.json").write_text(json.dumps(episodes, indent=1), encoding="utf-8")
+
+    secret = secrets.token_hex(16)
+    cfg = load_config().model_copy(deep=True)
+    cfg.store.path = str(out / "modalwatch.db")
+    cfg.ingest.http.enabled = False
+    cfg.evaluation.tick_s = 0.5
+    store = SqliteStore(cfg.store.path)
+    with WebhookReceiver(secret=secret, out_path=out / "alerts.jsonl") as receiver:
+        senders = {"demo": WebhookSender("demo", receiver.url, secret)}
+        cfg.alerts.webhooks = []
+        from monitor.config import WebhookConfig
+
+        cfg.alerts.webhooks.append(WebhookConfig(name="demo", url=receiver.url))
+        source = JsonlSource([str(stream)], follow=False, max_payload_bytes=cfg.ingest.max_payload_bytes)
+        daemon = Daemon(cfg, [source], store, senders, stop_when_idle=True)
+        daemon.run()
+        received = list(receiver.received)
+    end = START + timedelta(days=days)
+    now = datetime.now(timezone.utc)
+    write_report(build_report(store, START, end, now), out)
+    n_review = export_review(store, out / "review.jsonl", now)
+    counts = store.counts()
+    store.close()
+    firing = [r["payload"]["alerts"][0] for r in received if r["payload"]["status"] == "firing"]
+    return {
+        "out": str(out), "days": days, "events": counts["events"], "labels": counts["labels"],
+        "evaluations": counts["evaluations"], "alerts_received": len(received),
+        "alerts_firing": sorted({(a["labels"]["alertname"] + " " + a["labels"]["slice"] +
+                                  (" " + a["labels"].get("modality", "") + "." + a["labels"]["signal"]
+                                   if "signal" in a["labels"] else "")) for a in firing}),
+        "episodes": [e["name"] for e in episodes], "review_items": n_review,
+    }

