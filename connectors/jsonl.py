@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from monitor.pipeline import Outcome, RawMessage
+from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
 
 class JsonlSource:
@@ -46,19 +46,22 @@ class JsonlSource:
                 self._open[f] = (sys.stdin.buffer if f == "-" else open(f, "rb"), 0)
             fh, lineno = self._open[f]
             where = "stdin" if f == "-" else f
+            # Lines over the limit are still read whole up to the dead-letter cap, so that a
+            # dead letter keeps them for a replay after the limit is raised; longer ones are dropped.
+            cap = max(self.max_payload_bytes, DEAD_LETTER_PAYLOAD_MAX)
             while len(out) < max_records:
                 pos = fh.tell() if f != "-" else None
-                line = fh.readline(self.max_payload_bytes + 2)
+                line = fh.readline(cap + 2)
                 if not line:
                     if not self.follow or f == "-":
                         self._done.add(f)
                     break
-                if not line.endswith(b"\n") and self.follow and f != "-" and len(line) <= self.max_payload_bytes:
+                if not line.endswith(b"\n") and self.follow and f != "-" and len(line) <= cap:
                     fh.seek(pos)  # a line still being written: read it whole next time
                     break
                 lineno += 1
                 error = None
-                if len(line.rstrip(b"\r\n")) > self.max_payload_bytes:
+                if len(line.rstrip(b"\r\n")) > cap:
                     error = f"payload too large: line exceeds ingest.max_payload_bytes={self.max_payload_bytes}"
                     while line and not line.endswith(b"\n"):
                         line = fh.readline(1 << 20)

@@ -10,9 +10,9 @@ import time
 from typing import Callable
 
 from kafka import KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError, NoBrokersAvailable
+from kafka.errors import CommitFailedError, KafkaError
 
-from monitor.pipeline import Outcome, RawMessage
+from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.kafka")
 
@@ -47,12 +47,15 @@ class KafkaSource:
                     fetch_max_bytes=max(52_428_800, self.max_payload_bytes * 4),
                     max_partition_fetch_bytes=max(1_048_576, self.max_payload_bytes + 1024),
                     client_id="modalwatch",
+                    # while the broker is down kafka-python reconnects by itself, with this backoff
+                    reconnect_backoff_ms=int(self.cfg.retry_initial_s * 1000),
+                    reconnect_backoff_max_ms=int(self.cfg.retry_max_s * 1000),
                 )
                 consumer.subscribe(topics=sorted(self._kinds))
                 log.info("Kafka consumer joined group %s on %s, topics %s", self.cfg.group_id,
                          ",".join(self.cfg.bootstrap_servers), sorted(self._kinds))
                 return consumer
-            except (NoBrokersAvailable, KafkaError, OSError) as e:
+            except (KafkaError, OSError) as e:  # 2.x raises NoBrokersAvailable, a KafkaError
                 log.warning("Kafka at %s not reachable (%s); retrying in %.1fs", ",".join(self.cfg.bootstrap_servers),
                             e.__class__.__name__, delay)
                 self._sleep(delay)
@@ -80,7 +83,8 @@ class KafkaSource:
                 error = None
                 if value is None:
                     error = "empty message (tombstone)"
-                elif len(value) > self.max_payload_bytes:
+                elif len(value) > max(self.max_payload_bytes, DEAD_LETTER_PAYLOAD_MAX):
+                    # decode() rejects anything over the limit; this only spares keeping a huge value
                     error = f"payload too large: {len(value)} bytes > ingest.max_payload_bytes={self.max_payload_bytes}"
                     value = None
                 out.append(RawMessage(self.name, pos, value, kind, error))

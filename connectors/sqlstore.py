@@ -380,9 +380,12 @@ class SqlStore:
         )
 
     def due_outbox(self, now: datetime, limit: int = 100) -> list[dict]:
+        # Per alert and receiver, notifications go out in order: a "resolved" never overtakes
+        # the "firing" it resolves while that one is still being retried.
         rows = self._all(
-            "SELECT id, dedup_key, receiver, payload, attempts FROM outbox WHERE status = 'pending'"
-            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT o.id, o.dedup_key, o.receiver, o.payload, o.attempts FROM outbox o WHERE o.status = 'pending'"
+            " AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.dedup_key = o.dedup_key"
+            " AND p.receiver = o.receiver AND p.status = 'pending' AND p.id < o.id) ORDER BY o.id LIMIT ?",
             (self._ts(now), limit),
         )
         return [{"id": r[0], "dedup_key": r[1], "receiver": r[2], "payload": self._js_out(r[3]), "attempts": r[4]}

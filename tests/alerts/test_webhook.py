@@ -1,0 +1,91 @@
+"""An alert goes through the outbox to a real HTTP receiver: retried, signed, delivered once."""
+import json
+import time
+from datetime import timedelta
+
+from alerts.receiver import WebhookReceiver
+from alerts.webhook import WebhookSender, backoff, sign, verify
+from connectors.sqlite import SqliteStore
+from monitor.config import parse_config
+from monitor.daemon import Daemon
+from monitor.pipeline import Pipeline, RawMessage
+from tests.helpers import T0, inference
+
+SECRET = "s3cret-for-tests"
+
+
+def _config(url):
+    return parse_config(f"""
+evaluation:
+  intervals: [1d]
+  lag: 0s
+  reference: {{days: 2}}
+  psi_min_n: 50
+alerts:
+  retry_initial_s: 0.05
+  retry_max_s: 0.2
+  webhooks: [{{name: oncall, url: "{url}", secret: "{SECRET}"}}]
+  rules:
+    - {{name: BrightnessDrift, metric: psi, slice: "*", signal: image.brightness, threshold: 0.25}}
+""")
+
+
+def _load(store, cfg, shifted_day=3, days=6):
+    msgs = []
+    for i in range(days * 200):
+        day = i // 200
+        ev = inference(i, ts=T0 + timedelta(days=day, seconds=(i % 200) * 400))
+        if shifted_day <= day < shifted_day + 1:
+            ev["inputs"]["image"]["signals"]["brightness"] += 60
+        msgs.append(RawMessage("test", f"t:{i}", json.dumps(ev).encode()))
+    Pipeline(cfg, store, lambda: T0).process(msgs)
+
+
+def test_refused_three_times_then_delivered_once_across_a_restart(tmp_path):
+    with WebhookReceiver(secret=SECRET, refuse_first=3) as recv:
+        cfg = _config(recv.url)
+        store = SqliteStore(tmp_path / "mw.db")
+        store.migrate()
+        _load(store, cfg)
+        senders = {"oncall": WebhookSender("oncall", recv.url, SECRET)}
+        first = Daemon(cfg, [], store, senders)
+        first.tick()  # evaluates days 0..3, fires on day 3, resolves on day 4; first attempt refused
+        assert recv.attempts >= 1 and recv.received == []
+        pending = [json.loads(p)["status"] for (p,) in store._all("SELECT payload FROM outbox ORDER BY id")]
+        assert pending == ["firing", "resolved"] and store.counts()["outbox"] == {"pending": 2}
+        store.close()  # the daemon goes away between attempts
+
+        store = SqliteStore(tmp_path / "mw.db")
+        second = Daemon(cfg, [], store, senders)
+        deadline = time.time() + 20
+        while len(recv.received) < 2 and time.time() < deadline:
+            second.tick()
+            time.sleep(0.05)
+        assert recv.attempts == 3 + 2  # three refusals, then each notification once
+        got = [r["payload"] for r in recv.received]
+        assert [p["status"] for p in got] == ["firing", "resolved"]
+        assert all(r["signature_valid"] for r in recv.received)
+        fp = {p["alerts"][0]["fingerprint"] for p in got}
+        assert len(fp) == 1  # one alert, one stable dedup key, fired then resolved
+        labels = got[0]["alerts"][0]["labels"]
+        assert labels["alertname"] == "BrightnessDrift" and labels["signal"] == "brightness"
+        assert got[0]["alerts"][0]["startsAt"].startswith((T0 + timedelta(days=3)).date().isoformat())
+        for _ in range(3):
+            second.tick()
+        assert len(recv.received) == 2  # nothing sent twice
+        assert store.counts()["outbox"] == {"delivered": 2}
+        store.close()
+
+
+def test_signature_is_hmac_sha256_of_the_body():
+    import hashlib
+    import hmac
+
+    body = b'{"a":1}'
+    expected = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert sign(b"k", body) == expected
+    assert verify(b"k", body, expected) and not verify(b"k", body + b" ", expected) and not verify(b"k", body, None)
+
+
+def test_backoff_doubles_and_is_capped():
+    assert [backoff(a, 1, 10).total_seconds() for a in range(6)] == [1, 2, 4, 8, 10, 10]

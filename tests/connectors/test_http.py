@@ -1,0 +1,74 @@
+"""HTTP ingest served by the daemon: answers after the store commit, 400/413 with reasons."""
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from connectors.http import HttpSource
+from connectors.sqlite import SqliteStore
+from monitor.config import Config
+from monitor.daemon import Daemon
+from tests.helpers import inference, label
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    cfg = Config()
+    cfg.ingest.max_payload_bytes = 4096
+    store = SqliteStore(tmp_path / "mw.db")
+    src = HttpSource("127.0.0.1", 0, cfg.ingest.max_payload_bytes)
+    d = Daemon(cfg, [src], store, {})
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    yield d, f"http://127.0.0.1:{src.port}", store
+    d.should_exit = True
+    t.join(10)
+    store.close()
+
+
+def _post(url, body: bytes, ctype="application/json"):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_array_and_ndjson_are_stored_before_the_answer(daemon):
+    d, base, store = daemon
+    code, body = _post(base + "/v1/events", json.dumps([inference(i) for i in range(5)]).encode())
+    assert (code, body["accepted"], body["rejected"]) == (200, 5, [])
+    assert store.counts()["events"] == 5  # committed when the answer came
+    nd = "\n".join(json.dumps(label(i)) for i in range(3)).encode()
+    code, body = _post(base + "/v1/labels", nd, "application/x-ndjson")
+    assert (code, body["accepted"]) == (200, 3)
+    assert store.counts()["labels_joined"] == 3
+
+
+def test_bad_items_get_400_with_reasons_and_the_good_ones_are_kept(daemon):
+    d, base, store = daemon
+    bad = inference(2)
+    bad["output"]["confidence"] = -0.1
+    items = [inference(1), bad, label(1)]  # a label where inference events go
+    code, body = _post(base + "/v1/events", json.dumps(items).encode())
+    assert code == 400 and body["accepted"] == 1
+    reasons = {r["index"]: r["reason"] for r in body["rejected"]}
+    assert set(reasons) == {1, 2}
+    assert "output.confidence" in reasons[1] and "'label' event was sent where 'inference'" in reasons[2]
+    dl = store.dead_letters()
+    assert {r["position"] for r in dl} == {f"http:{body['request_id']}#1", f"http:{body['request_id']}#2"}
+    assert store.counts()["events"] == 1
+
+
+def test_malformed_body_and_oversize(daemon):
+    d, base, store = daemon
+    code, body = _post(base + "/v1/events", b"[{broken")
+    assert code == 400 and body["rejected"][0]["reason"].startswith("malformed JSON")
+    code, body = _post(base + "/v1/events", json.dumps([inference(i) for i in range(40)]).encode())
+    assert code == 413 and "ingest.max_payload_bytes=4096" in body["error"]
+    assert store.counts()["dead_letters"] == 2 and store.counts()["events"] == 0
+    # the daemon is still serving
+    assert _post(base + "/v1/events", json.dumps(inference(9)).encode())[0] == 200

@@ -1,0 +1,61 @@
+from datetime import timedelta
+
+from connectors.sqlstore import RunKey
+from monitor.pipeline import Pipeline, RawMessage
+from monitor.config import Config
+from tests.helpers import T0, inference, label
+import json
+
+
+def _msgs(objs, source="test"):
+    return [RawMessage(source, f"{source}:{i}", json.dumps(o).encode()) for i, o in enumerate(objs)]
+
+
+def test_migrations_are_recorded_and_idempotent(any_store):
+    assert any_store.migrate() == []
+    rows = any_store._all("SELECT version, name FROM schema_migrations")
+    assert rows == [(1, "0001_init")]
+
+
+def test_replayed_events_change_nothing(any_store):
+    p = Pipeline(Config(), any_store, lambda: T0)
+    first = p.process(_msgs([inference(i) for i in range(50)] + [label(i) for i in range(0, 50, 2)]))
+    assert [o.status for o in first].count("stored") == 75
+    again = p.process(_msgs([inference(i) for i in range(60)] + [label(i) for i in range(0, 50, 2)], "replay"))
+    assert [o.status for o in again].count("duplicate") == 75
+    assert [o.status for o in again].count("stored") == 10
+    c = any_store.counts()
+    assert c["events"] == 60 and c["labels"] == 25 and c["labels_joined"] == 25
+
+
+def test_label_before_its_event_is_kept_and_joined(any_store):
+    p = Pipeline(Config(), any_store, lambda: T0)
+    p.process(_msgs([label(7)]))
+    assert any_store.counts()["labels_joined"] == 0
+    p.process(_msgs([inference(7)]))
+    assert any_store.counts()["labels_joined"] == 1
+    df = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))
+    assert list(df["label"]) == ["cat"] and df["signals"][0] == {"image.brightness": 107.0,
+                                                                 "audio.loudness_lufs": -23.0}
+
+
+def test_no_raw_media_reaches_any_table(any_store):
+    ev = inference(1)
+    ev["inputs"]["audio"]["data_b64"] = "UklGRiQAAABXQVZFZm10IBAAAAABAAEA" * 10
+    out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([ev]))
+    assert out[0].status == "dead_letter"
+    for table in ("events", "dead_letters", "labels"):
+        dump = json.dumps(any_store._all(f"SELECT * FROM {table}"), default=str)
+        assert "UklGRiQAAABXQVZF" not in dump
+
+
+def test_a_window_is_claimed_once(any_store):
+    key = RunKey("m", "1", 86400, 0, T0)
+    end = T0 + timedelta(days=1)
+    assert any_store.claim_run(key, end, "a", T0, timedelta(minutes=10))
+    assert not any_store.claim_run(key, end, "b", T0 + timedelta(minutes=1), timedelta(minutes=10))
+    # a claimant that died: its claim expires and another replica takes the window
+    assert any_store.claim_run(key, end, "b", T0 + timedelta(minutes=11), timedelta(minutes=10))
+    any_store.finish_run(key, T0 + timedelta(minutes=12))
+    assert not any_store.claim_run(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
+    assert any_store.finished_runs("m", "1", 86400, 0) == {T0}

@@ -1,0 +1,53 @@
+"""`modalwatch demo`: every injected episode raises its alert; nothing fires before the first one."""
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT, modalwatch_cmd
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(modalwatch_cmd() + ["demo", "--days", "21", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _firing(out):
+    got = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    assert got and all(g["signature_valid"] for g in got)
+    return [a for g in got for a in g["payload"]["alerts"] if a["status"] == "firing"]
+
+
+def test_each_injected_episode_raises_its_alert(demo_out):
+    episodes = json.loads((demo_out / "episodes.json").read_text())
+    assert [e["name"] for e in episodes] == ["mic_change", "confidence_inflation", "cam_b_darkening"]
+    firing = _firing(demo_out)
+    for ep in episodes:
+        for want in ep["expect"]:
+            hits = [a for a in firing if all(a["labels"].get(k) == v for k, v in want.items())
+                    and a["startsAt"] >= ep["starts_at"].replace("+00:00", "Z")[:10]]
+            assert hits, f"episode {ep['name']}: no alert matching {want}"
+
+
+def test_no_alert_before_the_first_episode(demo_out):
+    episodes = json.loads((demo_out / "episodes.json").read_text())
+    first = min(e["starts_at"] for e in episodes).replace("+00:00", "Z")
+    early = [a["labels"] for a in _firing(demo_out) if a["startsAt"] < first]
+    assert early == []
+
+
+def test_demo_leaves_report_and_review_queue(demo_out):
+    html = (demo_out / "report.html").read_text()
+    assert "<svg" in html and "SliceErrorRateUp" in html
+    assert "http://" not in html.replace("http://127.0.0.1:8787", "") and "https://" not in html  # no fetches
+    report = json.loads((demo_out / "report.json").read_text())
+    assert len(report["intervals"]) == 20 and report["alerts"]
+    day0 = report["intervals"][0]
+    assert {r["slice"] for r in day0["error_rate"]} >= {"*", "device=cam_b", "environment=car"}
+    review = [json.loads(x) for x in (demo_out / "review.jsonl").read_text().splitlines()]
+    assert review and {r["reason"].split(":")[0] for r in review} >= {"low_confidence", "alert_slice"}
+    assert len({r["event_id"] for r in review}) == len(review)
