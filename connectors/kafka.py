@@ -17,6 +17,28 @@ from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 log = logging.getLogger("modalwatch.kafka")
 
 
+def consumer_settings(cfg, max_payload_bytes: int) -> dict:
+    """kafka-python consumer settings of a KafkaConfig (shared with bench/ingest.py's bare loop)."""
+    return dict(
+        bootstrap_servers=cfg.bootstrap_servers,
+        group_id=cfg.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=cfg.auto_offset_reset,
+        max_poll_records=cfg.max_poll_records,
+        session_timeout_ms=cfg.session_timeout_ms,
+        max_poll_interval_ms=cfg.max_poll_interval_ms,
+        heartbeat_interval_ms=max(1000, cfg.session_timeout_ms // 3),
+        # Large fetches let kafka-python's network thread fetch ahead while a batch is stored;
+        # with the 1 MiB default the consumer sat waiting for fetches most of the time.
+        fetch_max_bytes=max(cfg.fetch_max_bytes, max_payload_bytes * 4),
+        max_partition_fetch_bytes=max(cfg.max_partition_fetch_bytes, max_payload_bytes + 1024),
+        client_id="modalwatch",
+        # while the broker is down kafka-python reconnects by itself, with this backoff
+        reconnect_backoff_ms=int(cfg.retry_initial_s * 1000),
+        reconnect_backoff_max_ms=int(cfg.retry_max_s * 1000),
+    )
+
+
 class KafkaSource:
     name = "kafka"
     exhausted = False
@@ -35,22 +57,7 @@ class KafkaSource:
         delay = self.cfg.retry_initial_s
         while not self._should_stop():
             try:
-                consumer = KafkaConsumer(
-                    bootstrap_servers=self.cfg.bootstrap_servers,
-                    group_id=self.cfg.group_id,
-                    enable_auto_commit=False,
-                    auto_offset_reset=self.cfg.auto_offset_reset,
-                    max_poll_records=self.cfg.max_poll_records,
-                    session_timeout_ms=self.cfg.session_timeout_ms,
-                    max_poll_interval_ms=self.cfg.max_poll_interval_ms,
-                    heartbeat_interval_ms=max(1000, self.cfg.session_timeout_ms // 3),
-                    fetch_max_bytes=max(52_428_800, self.max_payload_bytes * 4),
-                    max_partition_fetch_bytes=max(1_048_576, self.max_payload_bytes + 1024),
-                    client_id="modalwatch",
-                    # while the broker is down kafka-python reconnects by itself, with this backoff
-                    reconnect_backoff_ms=int(self.cfg.retry_initial_s * 1000),
-                    reconnect_backoff_max_ms=int(self.cfg.retry_max_s * 1000),
-                )
+                consumer = KafkaConsumer(**consumer_settings(self.cfg, self.max_payload_bytes))
                 consumer.subscribe(topics=sorted(self._kinds))
                 log.info("Kafka consumer joined group %s on %s, topics %s", self.cfg.group_id,
                          ",".join(self.cfg.bootstrap_servers), sorted(self._kinds))

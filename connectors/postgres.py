@@ -29,15 +29,23 @@ class PostgresStore(SqlStore):
         info = self.conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
         self.timescale = False
+        self._stages: set[str] = set()  # temp staging tables made on this connection
+        self._staged_in_tx: set[str] = set()
 
     def describe(self) -> str:
         return self._where
 
     def _begin(self) -> None:
-        pass  # psycopg opens a transaction on the first statement
+        self._staged_in_tx: set[str] = set()  # psycopg opens the transaction on the first statement
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
+        return f"{col} = ANY(?)", [list(ids)]
+
+    def _chunks(self, ids, size: int = 50_000):
+        return super()._chunks(ids, size)
 
     def _for_update(self) -> str:
         return " FOR UPDATE"
@@ -71,18 +79,24 @@ class PostgresStore(SqlStore):
             return set()
         stage = f"_stage_{table}"
         collist = ", ".join(cols)
+        k = cols.index(key)
+        seen: set = set()
+        rows = [r for r in rows if not (r[k] in seen or seen.add(r[k]))]  # first of a key in a batch wins
         with self.tx():
             cur = self.conn.cursor()
-            cur.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
+            if stage not in self._stages:
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                self._stages.add(stage)
+            elif stage in self._staged_in_tx:
+                cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
+            self._staged_in_tx.add(stage)
             with cur.copy(f"COPY {stage} ({collist}) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row(r)
             cur.execute(
-                f"INSERT INTO {table} ({collist}) SELECT DISTINCT ON ({key}) {collist} FROM {stage}"
-                f" ORDER BY {key} ON CONFLICT DO NOTHING RETURNING {key}"
+                f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING RETURNING {key}"
             )
             new = {r[0] for r in cur.fetchall()}
-            cur.execute(f"DELETE FROM {stage}")
         return new

@@ -45,8 +45,8 @@ class SqliteStore(SqlStore):
         with self.tx():
             existing = set()
             for chunk in self._chunks([r[k] for r in rows]):
-                marks = ",".join("?" * len(chunk))
-                existing.update(r[0] for r in self._all(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", chunk))
+                cond, params = self._in(key, chunk)
+                existing.update(r[0] for r in self._all(f"SELECT {key} FROM {table} WHERE {cond}", params))
             fresh, new = [], set()
             for r in rows:
                 if r[k] not in existing and r[k] not in new:

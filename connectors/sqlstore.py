@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
+from pydantic_core import to_json
 
 from migrations import migration_files
 
@@ -30,7 +31,12 @@ EVAL_COLS = (
     "n_reference", "evaluated_at",
 )
 _EVENT_JSON = {"slice", "signals", "probabilities", "embeddings"}
-_EVENT_TS = {"ts", "ingested_at"}
+
+
+
+def _JSON(v: Any) -> str:
+    # pydantic-core's serializer: ~8x faster than the json module on the hot path
+    return to_json(v).decode()
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class SqlStore:
         return v
 
     def _js(self, v: Any) -> Any:
-        return None if v is None else json.dumps(v, separators=(",", ":"), sort_keys=True)
+        return None if v is None else _JSON(v)
 
     def _js_out(self, v: Any) -> Any:
         return json.loads(v) if isinstance(v, str) else v
@@ -151,11 +157,11 @@ class SqlStore:
     # -- events and labels ---------------------------------------------------------------------
     def insert_events(self, rows: list[dict]) -> set[str]:
         """Insert events not yet stored; return the ids that were new."""
+        js, ts = self._js, self._ts
         tuples = [
-            tuple(
-                self._js(r[c]) if c in _EVENT_JSON else self._ts(r[c]) if c in _EVENT_TS else r[c]
-                for c in EVENT_COLS
-            )
+            (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), js(r["signals"]),
+             r["modalities"], r["pred_label"], r["confidence"], js(r["probabilities"]), r["abstained"],
+             js(r["embeddings"]), r["position"], ts(r["ingested_at"]))
             for r in rows
         ]
         return self._insert_new("events", EVENT_COLS, "event_id", tuples)
@@ -171,21 +177,24 @@ class SqlStore:
         for i in range(0, len(ids), size):
             yield ids[i : i + size]
 
+    def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
+        """``col IN (...)`` for one chunk of ids; PostgreSQL overrides it with ``= ANY(array)``."""
+        return f"{col} IN ({','.join('?' * len(ids))})", list(ids)
+
     def labels_for(self, event_ids: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for chunk in self._chunks(event_ids):
-            marks = ",".join("?" * len(chunk))
-            out.update(self._all(f"SELECT event_id, label FROM labels WHERE event_id IN ({marks})", chunk))
+            cond, params = self._in("event_id", chunk)
+            out.update(self._all(f"SELECT event_id, label FROM labels WHERE {cond}", params))
         return out
 
     def events_for(self, event_ids: Iterable[str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for chunk in self._chunks(event_ids):
-            marks = ",".join("?" * len(chunk))
+            cond, params = self._in("event_id", chunk)
             for eid, ts, mn, mv, sl, pred, conf in self._all(
-                "SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events"
-                f" WHERE event_id IN ({marks})",
-                chunk,
+                f"SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events WHERE {cond}",
+                params,
             ):
                 out[eid] = {
                     "ts": self._ts_out(ts), "model_name": mn, "model_version": mv, "slice": self._js_out(sl),
@@ -258,9 +267,9 @@ class SqlStore:
     def get_states(self, keys: Iterable[str]) -> dict[str, dict]:
         out = {}
         for chunk in self._chunks(keys):
-            marks = ",".join("?" * len(chunk))
-            out.update({k: self._js_out(v) for k, v in self._all(
-                f"SELECT key, state FROM detector_state WHERE key IN ({marks})", chunk)})
+            cond, params = self._in("key", chunk)
+            out.update({k: self._js_out(v) for k, v in self._all(f"SELECT key, state FROM detector_state WHERE {cond}",
+                                                                  params)})
         return out
 
     def put_states(self, states: dict[str, dict], at: datetime) -> None:

@@ -73,6 +73,8 @@ class KafkaConfig(_Section):
     session_timeout_ms: int = Field(10_000, ge=1000)
     max_poll_interval_ms: int = Field(300_000, ge=1000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Literal
+from typing import Callable, Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -22,9 +21,10 @@ log = logging.getLogger("modalwatch.pipeline")
 DEAD_LETTER_PAYLOAD_MAX = 65_536
 
 
-@dataclass(frozen=True)
-class RawMessage:
-    """One message from a source, undecoded. ``kind`` is known from the topic or endpoint."""
+class RawMessage(NamedTuple):
+    """One message from a source, undecoded. ``kind`` is known from the topic or endpoint.
+
+    (A NamedTuple, not a dataclass: one is built per message on the hot path.)"""
 
     source: str
     position: str
@@ -33,8 +33,7 @@ class RawMessage:
     error: str | None = None  # set by the source when it already rejected the message
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     position: str
     status: Literal["stored", "duplicate", "dead_letter"]
     reason: str = ""
@@ -51,23 +50,35 @@ def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEve
     if msg.payload is None or len(msg.payload) > max_payload_bytes:
         size = 0 if msg.payload is None else len(msg.payload)
         raise Rejected(f"payload too large: {size} bytes > ingest.max_payload_bytes={max_payload_bytes}")
-    try:
-        obj = json.loads(msg.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Rejected(f"malformed JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}")
-    try:
-        kind = msg.kind or kind_of(obj)
-    except ValueError as e:
-        raise Rejected(str(e)) from None
-    if msg.kind and obj.get("type", kind) != kind:
-        raise Rejected(f"a {obj.get('type')!r} event was sent where {kind!r} events go")
-    model = InferenceEvent if kind == "inference" else LabelEvent
-    try:
-        ev = model.model_validate(obj)
-    except ValidationError as e:
-        raise Rejected("schema violation: " + _explain(e)) from None
+    if msg.kind is not None:
+        # The topic or path says the kind: validate straight from bytes (no Python-level JSON).
+        model = InferenceEvent if msg.kind == "inference" else LabelEvent
+        try:
+            ev = model.model_validate_json(msg.payload)
+        except ValidationError as e:
+            errors = e.errors()
+            if any(err["type"] == "json_invalid" for err in errors):
+                raise Rejected(f"malformed JSON: {errors[0]['msg']}") from None
+            sent = next((err["input"] for err in errors if err["loc"] == ("type",)), None)
+            if sent is not None:
+                raise Rejected(f"a {sent!r} event was sent where {msg.kind!r} events go") from None
+            raise Rejected("schema violation: " + _explain(e)) from None
+    else:
+        try:
+            obj = json.loads(msg.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise Rejected(f"malformed JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}")
+        try:
+            kind = kind_of(obj)
+        except ValueError as e:
+            raise Rejected(str(e)) from None
+        model = InferenceEvent if kind == "inference" else LabelEvent
+        try:
+            ev = model.model_validate(obj)
+        except ValidationError as e:
+            raise Rejected("schema violation: " + _explain(e)) from None
     if isinstance(ev, InferenceEvent):
         media = [f"inputs.{m}.{'data_b64' if i.data_b64 is not None else 'uri'}"
                  for m, i in ev.inputs.items() if i.has_raw_media]
