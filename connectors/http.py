@@ -3,7 +3,8 @@
 A request is answered after its events are committed to the store: 200 when every item was
 stored (or was already there), 400 with the reason of each rejected item (the good ones are
 stored all the same), 413 when the body exceeds ``ingest.max_payload_bytes``. ``GET /healthz``
-answers 200, ``GET /v1/status`` the store's counts.
+answers 200, ``GET /v1/status`` the daemon's counters since it started (the HTTP threads never
+touch the store; ``modalwatch status`` reads the store's totals).
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class HttpSource:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="modalwatch-http", daemon=True)
         self.exhausted = False
+        self._closing = False
 
     def start(self) -> None:
         self._thread.start()
@@ -88,9 +90,14 @@ class HttpSource:
             del self._inflight[rid]
 
     def close(self) -> None:
+        """Stop serving; requests not yet committed are answered 503 so that clients retry."""
+        self._closing = True
         self._server.shutdown()
         self._server.server_close()
-        for req in self._inflight.values():
+        pending = list(self._inflight.values())
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+        for req in pending:
             req.done.set()
 
     def _submit(self, messages: list[RawMessage], request_id: str) -> _Request | None:
@@ -147,8 +154,10 @@ class HttpSource:
                 if not msgs:
                     return self._reply(400, {"error": "empty body", "request_id": rid})
                 req = source._submit(msgs, rid)
-                if req is None:
-                    return self._reply(503, {"error": "the daemon did not commit in time; retry", "request_id": rid})
+                if req is None or not req.outcomes:
+                    why = "shutting down" if source._closing else "the daemon did not commit in time"
+                    return self._reply(503, {"error": f"{why}; retry (events are idempotent by event_id)",
+                                             "request_id": rid})
                 rejected = [{"index": i, "position": o.position, "reason": o.reason}
                             for i, o in enumerate(req.outcomes) if o.status == "dead_letter"]
                 accepted = sum(o.status != "dead_letter" for o in req.outcomes)

@@ -39,7 +39,6 @@ def expected_calibration_error(
         nan = float("nan")
         return ECEResult(nan, nan, nan, n, bins, variant, "insufficient_data")
     idx = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
-    count = np.bincount(idx, minlength=bins).astype(float)
     conf_sum = np.bincount(idx, weights=conf, minlength=bins)
     acc_sum = np.bincount(idx, weights=ok.astype(float), minlength=bins)
     ece = float(np.sum(np.abs(acc_sum - conf_sum)) / n)

@@ -68,13 +68,10 @@ def cmd_run(args, cfg) -> int:
     from monitor.wiring import build_senders, build_sources
 
     store = _store(cfg)
-    daemon_box: list = []
-    sources = build_sources(cfg, store, should_stop=lambda: bool(daemon_box) and daemon_box[0].should_exit)
-    for s in sources:
-        if getattr(s, "name", "") == "http":
-            s.status = None  # the HTTP thread never touches the store; status comes from `modalwatch status`
+    daemon: Daemon | None = None
+    sources = build_sources(cfg, should_stop=lambda: daemon is not None and daemon.should_exit,
+                            status=lambda: dict(daemon.stats) if daemon else {})
     daemon = Daemon(cfg, sources, store, build_senders(cfg))
-    daemon_box.append(daemon)
     daemon.install_signal_handlers()
     daemon.run()
     store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -272,17 +272,3 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
             return lines[loc]
         loc = loc[:-1]
     return None
-
-
-def interval_label(iv: timedelta) -> str:
-    s = int(iv.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
-
-
-def as_utc(dt: datetime) -> datetime:
-    from datetime import timezone
-
-    return dt.astimezone(timezone.utc)

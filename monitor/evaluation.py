@@ -7,8 +7,8 @@ backfill of the same window gives the same numbers as the live run.
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -130,8 +130,8 @@ class Evaluator:
             self.apply_rules(rows, key, window_end, now)
             if not force:
                 self.store.finish_run(key, now)
-        log.info("evaluated %s %s/%s %ds window %s: %d rows", key.model_name, key.model_version, "",
-                 key.interval_s, key.window_start.isoformat(), len(rows))
+        log.info("evaluated %s %s, %ds window from %s (lag %ds): %d rows", key.model_name, key.model_version,
+                 key.interval_s, key.window_start.isoformat(), key.lag_s, len(rows))
         return rows
 
     # -- the numbers ---------------------------------------------------------------------------

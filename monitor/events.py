@@ -12,13 +12,11 @@ Raw media (``data_b64`` / ``uri``) is accepted by the schema but rejected by the
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 Modality = Literal["image", "audio", "text"]
-MODALITIES: tuple[Modality, ...] = ("image", "audio", "text")
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -101,14 +99,6 @@ def signal_columns(event: InferenceEvent) -> dict[str, float]:
 
 def json_schemas() -> dict[str, dict]:
     return {"InferenceEvent": InferenceEvent.model_json_schema(), "LabelEvent": LabelEvent.model_json_schema()}
-
-
-def utc(dt: datetime) -> datetime:
-    from datetime import timezone
-
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: modalwatch works on timezone-aware UTC")
-    return dt.astimezone(timezone.utc)
 
 
 def kind_of(obj: dict) -> Literal["inference", "label"]:

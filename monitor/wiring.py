@@ -1,8 +1,9 @@
 """Build the parts a config names: store, sources, senders."""
 from __future__ import annotations
 
+from typing import Callable
+
 from alerts.webhook import WebhookSender
-from connectors.stores import open_store
 
 
 def build_senders(config) -> dict[str, WebhookSender]:
@@ -10,7 +11,9 @@ def build_senders(config) -> dict[str, WebhookSender]:
             for w in config.alerts.webhooks}
 
 
-def build_sources(config, store, should_stop=lambda: False) -> list:
+def build_sources(config, should_stop: Callable[[], bool] = lambda: False,
+                  status: Callable[[], dict] | None = None) -> list:
+    """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters)."""
     ing = config.ingest
     sources: list = []
     if ing.kafka is not None:
@@ -20,7 +23,7 @@ def build_sources(config, store, should_stop=lambda: False) -> list:
     if ing.http.enabled:
         from connectors.http import HttpSource
 
-        sources.append(HttpSource(ing.http.host, ing.http.port, ing.max_payload_bytes, status=None))
+        sources.append(HttpSource(ing.http.host, ing.http.port, ing.max_payload_bytes, status=status))
     if ing.jsonl.paths:
         from connectors.jsonl import JsonlSource
 
@@ -29,5 +32,3 @@ def build_sources(config, store, should_stop=lambda: False) -> list:
         raise ValueError("no source configured: enable ingest.http, or set ingest.kafka or ingest.jsonl.paths")
     return sources
 
-
-__all__ = ["build_senders", "build_sources", "open_store"]

@@ -53,7 +53,7 @@ def pg_server_url():
     env = os.environ.get("MODALWATCH_TEST_PG_URL")
     if env:
         if not _pg_ok(env):
-            _unavailable("PostgreSQL", f"MODALWATCH_TEST_PG_URL does not answer")
+            _unavailable("PostgreSQL", "MODALWATCH_TEST_PG_URL does not answer")
         yield env
         return
     local = "postgresql://postgres@127.0.0.1:5432/test"

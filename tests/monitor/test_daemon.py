@@ -1,0 +1,57 @@
+"""`modalwatch run` on the embedded default: HTTP ingest, a tailed JSONL directory, SIGTERM."""
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+
+from connectors.sqlite import SqliteStore
+from tests.conftest import ROOT, free_port, modalwatch_cmd
+from tests.helpers import inference, label
+
+
+def _wait(pred, timeout_s=30):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if pred():
+                return True
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def test_run_serves_http_tails_jsonl_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n"
+                   f"ingest:\n  http: {{port: {port}}}\n  jsonl: {{paths: [{inbox}], follow: true}}\n")
+    log = open(tmp_path / "daemon.log", "wb")
+    proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait(lambda: urllib.request.urlopen(base + "/healthz", timeout=2).status == 200), \
+            (tmp_path / "daemon.log").read_text()[-2000:]
+        body = json.dumps([inference(i) for i in range(10)]).encode()
+        req = urllib.request.Request(base + "/v1/events", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        assert json.loads(urllib.request.urlopen(req, timeout=10).read())["accepted"] == 10
+        # a file dropped in the watched directory, then a line appended to it, are both picked up
+        f = inbox / "a.jsonl"
+        f.write_text("".join(json.dumps(inference(i)) + "\n" for i in range(10, 15)))
+        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").counts()["events"] == 15)
+        with open(f, "a") as fh:
+            fh.write(json.dumps(label(3)) + "\n")
+        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").counts()["labels_joined"] == 1)
+        status = json.loads(urllib.request.urlopen(base + "/v1/status", timeout=5).read())
+        assert status["stored"] == 16 and status["dead_letter"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
