@@ -29,7 +29,7 @@ class PostgresStore(SqlStore):
         info = self.conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
         self.timescale = False
-        self._stages: set[str] = set()  # temp staging tables made on this connection
+        self._stages: dict[str, tuple[list[str], str]] = {}  # temp staging tables made on this connection
         self._staged_in_tx: set[str] = set()
 
     def describe(self) -> str:
@@ -74,6 +74,18 @@ class PostgresStore(SqlStore):
     def _ts_out(self, v: Any) -> datetime | None:
         return v
 
+    def _make_stage(self, table: str, stage: str, cols: Sequence[str]) -> tuple[list[str], str]:
+        """A temp table for binary COPY into ``table``: json columns arrive as text and are cast on
+        the way in (the store hands JSON over already serialised). Returns (COPY types, SELECT list)."""
+        udt = dict(self.conn.execute(
+            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
+            " AND table_schema = current_schema()", (table,)).fetchall())
+        types = ["text" if udt[c] in ("json", "jsonb") else udt[c] for c in cols]
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
+                          + ", ".join(f"{c} {t}" for c, t in zip(cols, types)) + ") ON COMMIT DELETE ROWS")
+        select = ", ".join(f"{c}::{udt[c]}" if udt[c] in ("json", "jsonb") else c for c in cols)
+        return types, select
+
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
         if not rows:
             return set()
@@ -85,18 +97,17 @@ class PostgresStore(SqlStore):
         with self.tx():
             cur = self.conn.cursor()
             if stage not in self._stages:
-                cur.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                self._stages.add(stage)
+                self._stages[stage] = self._make_stage(table, stage, cols)
             elif stage in self._staged_in_tx:
                 cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
             self._staged_in_tx.add(stage)
-            with cur.copy(f"COPY {stage} ({collist}) FROM STDIN") as copy:
+            types, select = self._stages[stage]
+            with cur.copy(f"COPY {stage} ({collist}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
                 for r in rows:
                     copy.write_row(r)
             cur.execute(
-                f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING RETURNING {key}"
+                f"INSERT INTO {table} ({collist}) SELECT {select} FROM {stage} ON CONFLICT DO NOTHING RETURNING {key}"
             )
             new = {r[0] for r in cur.fetchall()}
         return new

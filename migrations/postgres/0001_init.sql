@@ -17,7 +17,6 @@ CREATE TABLE events (
     ingested_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX events_model_ts ON events (model_name, model_version, ts);
-CREATE INDEX events_ts ON events (ts);
 
 -- One row per model version: when its traffic began and the latest event time seen. The
 -- scheduler reads this instead of scanning events.
