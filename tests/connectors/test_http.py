@@ -22,9 +22,11 @@ def daemon(tmp_path):
     d = Daemon(cfg, [src], store, {})
     t = threading.Thread(target=d.run, daemon=True)
     t.start()
-    yield d, f"http://127.0.0.1:{src.port}", store
+    reader = SqliteStore(tmp_path / "mw.db")  # the daemon's connection belongs to its thread
+    yield d, f"http://127.0.0.1:{src.port}", reader
     d.should_exit = True
     t.join(10)
+    reader.close()
     store.close()
 
 
