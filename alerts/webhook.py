@@ -28,7 +28,7 @@ class DeliveryError(Exception):
 
 
 class WebhookSender:
-    """A generic webhook receiver. The secret is held, never logged or put in an error."""
+    """A generic webhook receiver. The URL and the secret are held, never logged or put in an error."""
 
     def __init__(self, name: str, url: str, secret: str | None = None, timeout_s: float = 5.0):
         self.name = name
@@ -37,7 +37,7 @@ class WebhookSender:
         self.timeout_s = timeout_s
 
     def __repr__(self) -> str:
-        return f"WebhookSender(name={self.name!r}, url={self.url!r})"
+        return f"WebhookSender(name={self.name!r})"  # the URL may hold a token
 
     def send(self, payload: dict, delivery_id: str) -> None:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

@@ -1,11 +1,14 @@
 """JsonlSource: newline-delimited JSON from files, a directory of ``*.jsonl`` files, or stdin."""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import BinaryIO
 
 from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
+
+log = logging.getLogger("modalwatch.jsonl")
 
 
 class JsonlSource:
@@ -20,6 +23,7 @@ class JsonlSource:
         self.max_payload_bytes = max_payload_bytes
         self._open: dict[str, tuple[BinaryIO, int]] = {}
         self._done: set[str] = set()
+        self._missing: set[str] = set()
         self.exhausted = False
 
     def _files(self) -> list[str]:
@@ -33,6 +37,10 @@ class JsonlSource:
                 out.extend(str(f) for f in sorted(path.glob("*.jsonl")))
             elif path.exists():
                 out.append(str(path))
+            elif self.follow:
+                if p not in self._missing:  # a tailed path may appear later; say so once
+                    log.warning("JSONL path %s does not exist (yet); watching for it", p)
+                    self._missing.add(p)
             else:
                 raise FileNotFoundError(f"no such file or directory: {p}")
         return out

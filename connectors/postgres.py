@@ -22,9 +22,12 @@ _HYPERTABLES = {
 
 class PostgresStore(SqlStore):
     dialect = "postgres"
+    transient_errors = (psycopg.OperationalError, psycopg.InterfaceError)
 
     def __init__(self, url: str, connect_timeout_s: float = 10) -> None:
         super().__init__()
+        self._url = url
+        self._connect_timeout_s = connect_timeout_s
         self.conn = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout_s))
         info = self.conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
@@ -34,6 +37,15 @@ class PostgresStore(SqlStore):
 
     def describe(self) -> str:
         return self._where
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        try:
+            self.conn.close()
+        except psycopg.Error:
+            pass
+        self.conn = psycopg.connect(self._url, autocommit=False, connect_timeout=int(self._connect_timeout_s))
+        self._stages.clear()  # temp tables died with the old session
 
     def _begin(self) -> None:
         self._staged_in_tx: set[str] = set()  # psycopg opens the transaction on the first statement

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -12,17 +11,25 @@ from connectors.sqlstore import SqlStore
 
 class SqliteStore(SqlStore):
     dialect = "sqlite"
+    transient_errors = (sqlite3.OperationalError,)  # e.g. "database is locked"
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._connect()
+
+    def _connect(self) -> None:
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self._lock = threading.RLock()
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        self.close()
+        self._connect()
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"

@@ -52,6 +52,8 @@ class RunKey:
 
 class SqlStore:
     dialect = "?"
+    # Errors after which the same work may succeed once the database is back (set per dialect).
+    transient_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
         self._depth = 0
@@ -93,7 +95,10 @@ class SqlStore:
         except BaseException:
             self._depth -= 1
             if self._depth == 0:
-                self.conn.rollback()
+                try:
+                    self.conn.rollback()
+                except self.transient_errors:
+                    pass  # the connection is gone; the error being raised says why
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -113,6 +118,10 @@ class SqlStore:
 
     def _all(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return list(self._exec(sql, params).fetchall())
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (after the database went away)."""
+        self._depth = 0
 
     def close(self) -> None:
         if self.conn is not None:

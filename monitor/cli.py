@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", cmd_evaluate, "evaluate (backfill) the windows in [--from, --to)")
     sp.add_argument("--from", dest="from_", type=_date, required=True)
     sp.add_argument("--to", type=_date, required=True)
-    sp.add_argument("--force", action="store_true", help="re-evaluate windows already evaluated")
+    sp.add_argument("--force", action="store_true",
+                    help="recompute windows already evaluated (keeps stored rows, sends no alerts)")
     sp = add("report", cmd_report, "write report.html and report.json")
     sp.add_argument("--from", dest="from_", type=_date, required=True)
     sp.add_argument("--to", type=_date, required=True)
@@ -258,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     try:
         return args.fn(args, cfg)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except Exception as e:  # noqa: BLE001 - only the expected kinds are turned into a message
+        if isinstance(e, (ValueError, OSError)) or type(e).__module__.split(".")[0] in ("psycopg", "kafka", "sqlite3"):
+            print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ class RuleConfig(_Section):
 
 class WebhookConfig(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
-    url: str
+    url: SecretStr  # receiver URLs often carry a token (Slack, PagerDuty): never logged
     secret: SecretStr | None = None
     timeout_s: float = Field(5.0, gt=0)
 

@@ -109,13 +109,41 @@ class Daemon:
                 return
 
     def ingest(self, src, msgs) -> None:
-        outcomes = self.pipeline.process(msgs)  # commits the store
+        delay = 0.5
+        while True:
+            try:
+                outcomes = self.pipeline.process(msgs)  # commits the store
+                break
+            except self.store.transient_errors as e:
+                # The database went away: keep the batch, reconnect with backoff, never crash.
+                # The source is not committed, so a stop here loses nothing (at least once).
+                log.warning("store %s failed (%s: %s); retrying the batch in %.1fs", self.store.describe(),
+                            type(e).__name__, str(e).splitlines()[0] if str(e) else "", delay)
+                if self.should_exit:
+                    return
+                time.sleep(delay)
+                delay = min(60.0, delay * 2)
+                self._reconnect()
         src.commit(outcomes)  # then the source: at least once, never lost
         self.stats["messages"] += len(msgs)
         for o in outcomes:
             self.stats[o.status] += 1
 
+    def _reconnect(self) -> None:
+        try:
+            self.store.reconnect()
+        except self.store.transient_errors as e:
+            log.warning("reconnecting to %s failed: %s", self.store.describe(), type(e).__name__)
+
     def tick(self) -> None:
+        try:
+            self._tick_once()
+        except self.store.transient_errors as e:
+            log.warning("evaluation tick failed on %s (%s); next tick retries", self.store.describe(),
+                        type(e).__name__)
+            self._reconnect()
+
+    def _tick_once(self) -> None:
         if self.evaluate:
             self.stats["evaluated"] += self.evaluator.run_due(self.store.watermark())
         self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),

@@ -120,15 +120,19 @@ class Evaluator:
         return len(runs)
 
     def run(self, key: RunKey, window_end: datetime, force: bool = False) -> list[dict] | None:
-        """Evaluate one window (if this replica wins its claim); store rows, then alerts."""
+        """Evaluate one window (if this replica wins its claim); store rows, then alerts.
+
+        ``force`` re-computes a window already evaluated (a backfill): the claim is skipped, rows
+        already stored are kept, and alert rules are not applied again, since alert state moves
+        forward in window order and an old window must not re-open or re-resolve a later state."""
         now = self.clock()
         if not force and not self.store.claim_run(key, window_end, self.owner, now, CLAIM_EXPIRY):
             return None
         rows = self.compute(key, window_end)
         with self.store.tx():
             self.store.insert_evaluations(rows)
-            self.apply_rules(rows, key, window_end, now)
             if not force:
+                self.apply_rules(rows, key, window_end, now)
                 self.store.finish_run(key, now)
         log.info("evaluated %s %s, %ds window from %s (lag %ds): %d rows", key.model_name, key.model_version,
                  key.interval_s, key.window_start.isoformat(), key.lag_s, len(rows))

@@ -7,7 +7,8 @@ from alerts.webhook import WebhookSender
 
 
 def build_senders(config) -> dict[str, WebhookSender]:
-    return {w.name: WebhookSender(w.name, w.url, w.secret.get_secret_value() if w.secret else None, w.timeout_s)
+    return {w.name: WebhookSender(w.name, w.url.get_secret_value(),
+                                  w.secret.get_secret_value() if w.secret else None, w.timeout_s)
             for w in config.alerts.webhooks}
 
 

@@ -59,3 +59,31 @@ def test_a_window_is_claimed_once(any_store):
     any_store.finish_run(key, T0 + timedelta(minutes=12))
     assert not any_store.claim_run(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
     assert any_store.finished_runs("m", "1", 86400, 0) == {T0}
+
+
+def test_daemon_rides_out_a_lost_postgres_connection(pg_url, pg_server_url):
+    """The server drops the daemon's session mid-run: the batch is retried on a new connection."""
+    import psycopg
+
+    from connectors.postgres import PostgresStore
+    from monitor.daemon import Daemon
+
+    class Src:
+        name, exhausted, committed = "test", False, []
+
+        def commit(self, outcomes):
+            self.committed.append(len(outcomes))
+
+    store = PostgresStore(pg_url)
+    store.migrate()
+    d = Daemon(Config(), [], store, {})
+    src = Src()
+    d.ingest(src, _msgs([inference(i) for i in range(100)]))
+    pid = store.conn.info.backend_pid
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+    d.ingest(src, _msgs([inference(i) for i in range(100, 250)], "after"))
+    assert store.conn.info.backend_pid != pid
+    assert src.committed == [100, 150]
+    assert store.counts()["events"] == 250
+    store.close()
