@@ -106,7 +106,8 @@ def scrub_payload(payload: bytes | None) -> str | None:
     try:
         obj = json.loads(text)
     except ValueError:
-        return text
+        # Unparseable: the media inside cannot be cut out, so a payload that may hold some is not kept.
+        return None if "data_b64" in text else text
     if isinstance(obj, dict) and isinstance(obj.get("inputs"), dict):
         for inp in obj["inputs"].values():
             if isinstance(inp, dict) and "data_b64" in inp:
