@@ -13,13 +13,17 @@ import signal
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.webhook import deliver_due
 from monitor.evaluation import Evaluator
 from monitor.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from connectors.sqlstore import SqlStore
+    from monitor.protocols import Sender, Source
 
 log = logging.getLogger("modalwatch.daemon")
 
@@ -38,7 +42,8 @@ def tune_gc() -> None:
 
 
 class Daemon:
-    def __init__(self, config, sources: list, store, senders: dict, clock: Callable[[], datetime] = utcnow,
+    def __init__(self, config, sources: list[Source], store: SqlStore, senders: dict[str, Sender],
+                 clock: Callable[[], datetime] = utcnow,
                  owner: str | None = None, stop_when_idle: bool = False, evaluate: bool = True):
         self.config = config
         self.sources = sources
