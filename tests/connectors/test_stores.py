@@ -87,3 +87,25 @@ def test_daemon_rides_out_a_lost_postgres_connection(pg_url, pg_server_url):
     assert src.committed == [100, 150]
     assert store.counts()["events"] == 250
     store.close()
+
+
+def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, tmp_path):
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT, modalwatch_cmd
+
+    cfg = tmp_path / "pg.yaml"
+    cfg.write_text("store:\n  kind: postgres\n  url: ${MW_URL}\n")
+    env = {**os.environ, "MW_URL": pg_url}
+
+    def migrate():
+        out = subprocess.run(modalwatch_cmd() + ["migrate", "--config", str(cfg)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    first, second = migrate(), migrate()
+    assert "applied 1 migration(s): 0001_init" in first.stdout and "applied 0 migration(s)" in second.stdout
+    assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
+    assert "password" not in first.stderr + first.stdout
