@@ -3,6 +3,7 @@
 Nothing in this package does I/O, reads a clock or keeps globals. Arrays and plain data go in,
 frozen dataclasses come out; online detectors expose ``state_dict`` / ``load_state_dict``.
 """
+from detectors.audio import LoudnessResult, loudness, sample_peak_dbfs, true_peak_dbtp
 from detectors.calibration import ECEResult, expected_calibration_error
 from detectors.drift import PSIResult, PSIReference, population_stability_index
 from detectors.intervals import WilsonInterval, wilson_interval
@@ -11,10 +12,14 @@ from detectors.online import ADWINDetector
 __all__ = [
     "ADWINDetector",
     "ECEResult",
+    "LoudnessResult",
     "PSIReference",
     "PSIResult",
     "WilsonInterval",
     "expected_calibration_error",
+    "loudness",
     "population_stability_index",
+    "sample_peak_dbfs",
+    "true_peak_dbtp",
     "wilson_interval",
 ]
