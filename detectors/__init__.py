@@ -6,17 +6,20 @@ frozen dataclasses come out; online detectors expose ``state_dict`` / ``load_sta
 from detectors.audio import LoudnessResult, loudness, sample_peak_dbfs, true_peak_dbtp
 from detectors.calibration import ECEResult, expected_calibration_error
 from detectors.drift import PSIResult, PSIReference, population_stability_index
+from detectors.image import ImageSignals, image_signals
 from detectors.intervals import WilsonInterval, wilson_interval
 from detectors.online import ADWINDetector
 
 __all__ = [
     "ADWINDetector",
     "ECEResult",
+    "ImageSignals",
     "LoudnessResult",
     "PSIReference",
     "PSIResult",
     "WilsonInterval",
     "expected_calibration_error",
+    "image_signals",
     "loudness",
     "population_stability_index",
     "sample_peak_dbfs",
