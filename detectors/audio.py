@@ -183,3 +183,61 @@ def true_peak_dbtp(samples: np.ndarray, oversample: int = 4) -> float:
     up = sps.resample_poly(x, oversample, 1, axis=0)
     peak = max(float(np.max(np.abs(up))), float(np.max(np.abs(x))))
     return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+FRAME_S = 0.02
+
+
+@dataclass(frozen=True)
+class AudioSignals:
+    """Every audio signal of one clip (names are part of the event contract).
+
+    * ``duration_s``, ``sample_rate_hz``, ``channels``;
+    * ``integrated_loudness_lufs``, ``loudness_range_lu``, ``max_momentary_lufs``,
+      ``max_short_term_lufs``: see ``loudness`` (``-inf`` when nothing survives the gates);
+    * ``sample_peak_dbfs``, ``true_peak_dbtp``;
+    * ``clipping_share``: share of sample frames where some channel reaches |x| ≥ 0.999;
+    * ``silence_share``: share of 20 ms frames whose RMS (all channels) is below −60 dBFS;
+    * ``snr_db``: a blind estimate, the level difference between the loud (90th percentile) and
+      the quiet (10th percentile) 20 ms frames; high for speech with pauses in a quiet room, near 0
+      for continuous noise; ``inf`` when the quiet frames are digital silence;
+    * ``dc_offset``: the largest |mean| over channels, in full-scale units.
+    """
+
+    duration_s: float
+    sample_rate_hz: int
+    channels: int
+    integrated_loudness_lufs: float
+    loudness_range_lu: float
+    max_momentary_lufs: float
+    max_short_term_lufs: float
+    sample_peak_dbfs: float
+    true_peak_dbtp: float
+    clipping_share: float
+    silence_share: float
+    snr_db: float
+    dc_offset: float
+
+
+def audio_signals(samples: np.ndarray, sample_rate: int) -> AudioSignals:
+    x = _as_2d(samples)
+    if x.shape[0] == 0:
+        raise ValueError("zero-length audio")
+    loud = loudness(x, sample_rate)
+    frame = max(1, round(FRAME_S * sample_rate))
+    nf = x.shape[0] // frame
+    if nf:
+        power = (x[: nf * frame] ** 2).reshape(nf, frame, x.shape[1]).mean(axis=(1, 2))
+        silent = float(np.mean(power < 10 ** (SILENCE_DBFS / 10)))
+        p10, p90 = np.percentile(power, [10, 90])
+        snr = math.inf if p10 <= 0 else 10 * math.log10(p90 / p10) if p90 > 0 else 0.0
+    else:
+        silent, snr = 0.0, 0.0
+    return AudioSignals(
+        duration_s=x.shape[0] / sample_rate, sample_rate_hz=int(sample_rate), channels=x.shape[1],
+        integrated_loudness_lufs=loud.integrated_lufs, loudness_range_lu=loud.loudness_range_lu,
+        max_momentary_lufs=loud.max_momentary_lufs, max_short_term_lufs=loud.max_short_term_lufs,
+        sample_peak_dbfs=sample_peak_dbfs(x), true_peak_dbtp=true_peak_dbtp(x),
+        clipping_share=float(np.mean(np.any(np.abs(x) >= CLIP_LEVEL, axis=1))),
+        silence_share=silent, snr_db=float(snr), dc_offset=float(np.max(np.abs(x.mean(axis=0)))),
+    )

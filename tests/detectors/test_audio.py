@@ -105,3 +105,25 @@ def test_integrated_loudness_agrees_with_pyloudnorm_deman(fs, channels):
     x[: n // 4] *= 0.01  # a quiet stretch for the gates to drop
     ref = pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(x)
     assert loudness(x, fs).integrated_lufs == pytest.approx(ref, abs=0.01)
+
+
+def test_audio_signals_of_a_clip_with_pauses_clipping_and_offset():
+    from detectors.audio import audio_signals
+
+    rng = np.random.default_rng(1)
+    speechy = tone(-12, 4)
+    speechy[FS:2 * FS] = 0.0  # one second of digital silence
+    s = audio_signals(speechy, FS)
+    assert s.duration_s == 4.0 and s.channels == 2 and s.sample_rate_hz == FS
+    assert s.silence_share == pytest.approx(0.25, abs=0.01) and s.snr_db == math.inf
+    noisy = speechy + rng.normal(0, 10 ** (-40 / 20), speechy.shape)
+    n = audio_signals(noisy, FS)
+    assert n.silence_share == 0.0 and 25 < n.snr_db < 35  # tone RMS -15 dBFS over noise at -40
+    # a 1 kHz tone driven 6 dB into the rails: 48 samples a cycle, every 7.5 degrees; the 34 at
+    # 30..150 and 210..330 degrees (|sin| >= 0.5) sit on the rail
+    c = audio_signals(np.clip(tone(0, 2) * 2, -1, 1), FS)
+    assert c.clipping_share == pytest.approx(34 / 48) and c.sample_peak_dbfs == 0.0
+    d = audio_signals(tone(-20, 2) + 0.01, FS)
+    assert d.dc_offset == pytest.approx(0.01, abs=1e-6) and d.clipping_share == 0.0
+    with pytest.raises(ValueError, match="zero-length"):
+        audio_signals(np.zeros((0, 2)), FS)
