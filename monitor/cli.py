@@ -179,6 +179,17 @@ def cmd_review(args, cfg) -> int:
     return 0
 
 
+def cmd_signals(args, cfg) -> int:
+    from monitor.media import describe_file
+
+    failed = 0
+    for f in args.files:
+        out = describe_file(Path(f))
+        failed += "error" in out
+        print(json.dumps(out, sort_keys=True))
+    return 1 if failed else 0
+
+
 def cmd_demo(args, cfg) -> int:
     from monitor.demo import run_demo
 
@@ -237,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     rx.add_argument("--all", action="store_true", help="include items already exported")
     ri = add("import", None, "read labels back (JSONL of event_id, label)", rsub)
     ri.add_argument("file")
+    sp = add("signals", cmd_signals, "print the quality signals of image, audio or text files (one JSON line each)")
+    sp.add_argument("files", nargs="+")
     sp = add("demo", cmd_demo, "replay a synthetic multimodal stream through the real pipeline")
     sp.add_argument("--out", default="demo-out")
     sp.add_argument("--days", type=int, default=28)

@@ -1,0 +1,118 @@
+"""Decode raw media into what detectors/ measures: uint8 pixels, float samples, text.
+
+Decoding is not I/O (bytes in, arrays out); reading a ``file://`` URI is, and lives with the
+callers. Every failure is a ``MediaError`` whose message names the modality and the reason.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from detectors.audio import audio_signals
+from detectors.image import image_signals
+from detectors.text import text_signals
+
+MAX_PIXELS = 64_000_000  # a decompression bomb is refused before it is decoded
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
+TEXT_SUFFIXES = {".txt", ".text", ".md"}
+
+
+class MediaError(ValueError):
+    def __init__(self, modality: str, reason: str):
+        super().__init__(f"{modality}: {reason}")
+        self.modality = modality
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """uint8 ``(h, w)`` or ``(h, w, 3)``: grey stays grey, RGBA/palette/CMYK become RGB, 16-bit is scaled."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise MediaError("image", f"{w}x{h} exceeds the limit of {max_pixels} pixels")
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+                return np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8)
+            if im.mode == "L":
+                return np.asarray(im, dtype=np.uint8)
+            if im.mode in ("LA",):
+                return np.asarray(im.convert("L"), dtype=np.uint8)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except MediaError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise MediaError("image", f"cannot decode: {e}") from None
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """(float64 samples ``(n, channels)``, sample rate) from WAV, FLAC, OGG … via libsndfile."""
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as e:
+        raise MediaError("audio", f"cannot decode: {e}") from None
+    if samples.shape[0] == 0:
+        raise MediaError("audio", "zero-length audio")
+    if not np.all(np.isfinite(samples)):
+        raise MediaError("audio", "samples hold NaN or infinite values")
+    return samples, int(rate)
+
+
+def decode_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MediaError("text", f"not UTF-8: {e.reason} at byte {e.start}") from None
+
+
+def modality_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    for modality, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("text", TEXT_SUFFIXES)):
+        if suffix in suffixes:
+            return modality
+    raise MediaError("unknown", f"cannot tell the modality of {path.name!r} from its suffix")
+
+
+def signals_of(modality: str, data: bytes) -> dict[str, float]:
+    """The signals of one decoded medium, as plain numbers (``-inf`` loudness stays ``-inf``)."""
+    if modality == "image":
+        return image_signals(decode_image(data)).as_dict()
+    if modality == "audio":
+        samples, rate = decode_audio(data)
+        try:
+            s = audio_signals(samples, rate)
+        except ValueError as e:
+            raise MediaError("audio", str(e)) from None
+        return {k: float(v) for k, v in s.__dict__.items()}
+    if modality == "text":
+        return {k: float(v) for k, v in text_signals(decode_text(data)).__dict__.items()}
+    raise MediaError(modality, "unknown modality")
+
+
+def json_number(x: float) -> float | str:
+    """JSON has no infinities: they are written as the strings "inf" / "-inf"."""
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def describe_file(path: Path) -> dict:
+    """What `modalwatch signals FILE` prints for one file."""
+    try:
+        modality = modality_of(path)
+        sig = signals_of(modality, path.read_bytes())
+        return {"path": str(path), "modality": modality, "signals": {k: json_number(v) for k, v in sig.items()}}
+    except MediaError as e:
+        return {"path": str(path), "modality": e.modality, "error": str(e)}
+    except OSError as e:
+        return {"path": str(path), "error": f"cannot read: {e.strerror or e}"}
+
+
+__all__ = ["MediaError", "decode_audio", "decode_image", "decode_text", "describe_file", "signals_of"]
