@@ -36,7 +36,7 @@ def _unavailable(what: str, why: str):
     if IN_CI:
         pytest.fail(f"{msg} (CI=true: a missing real service is a failure, not a skip)")
     sys.stderr.write(f"\n\n*** SKIPPING {what} TESTS: {why} ***\n\n")
-    pytest.skip(msg)
+    pytest.skip(reason=msg)
 
 
 def _pg_ok(url: str) -> bool:
