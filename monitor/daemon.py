@@ -63,8 +63,9 @@ class Daemon:
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
         def handle(signum, frame):
-            if self.should_exit:
+            if self.should_exit:  # a second signal: stop now; what is not committed is re-read
                 self.force_exit = True
+                raise SystemExit(128 + signum)
             self.should_exit = True
 
         signal.signal(signal.SIGTERM, handle)

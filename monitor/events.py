@@ -88,10 +88,6 @@ class LabelEvent(_Strict):
     ts: AwareDatetime
 
 
-class RawMediaNotSupported(ValueError):
-    """An event carries raw media, which this version cannot turn into signals yet."""
-
-
 def signal_columns(event: InferenceEvent) -> dict[str, float]:
     """The event's signals flattened to ``modality.signal`` names."""
     return {f"{m}.{k}": v for m, inp in event.inputs.items() for k, v in inp.signals.items()}
