@@ -18,6 +18,10 @@ Signals (names are part of the event contract):
 * ``sharpness_normalised``: the Laplacian variance divided by the luma variance — unchanged by a
   linear change of exposure or contrast (not by gamma), so it tracks focus better than
   ``sharpness`` when lighting drifts;
+* JPEG re-compression from quality 75 down to 10 lowers both sharpness signals at every step on
+  all six sample pictures (quantisation removes fine detail; between 95 and 75 they may still
+  rise), while brightness moves by less than 0.5 and colorfulness by less than 2 from their
+  values at quality 75;
 * ``underexposed_share`` / ``overexposed_share``: share of pixels with luma ≤ 10 / ≥ 245;
 * ``colorfulness``: Hasler & Süsstrunk (2003), σ_rgyb + 0.3 μ_rgyb on 8-bit values;
 * ``grayscale``: 1.0 when at least 99.9 % of pixels have all channels within 2 levels, else 0.0.

@@ -68,3 +68,20 @@ def test_colorfulness_exposure_and_bad_input():
         image_signals(np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="shape"):
         image_signals(np.zeros((4, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jpeg_quality_75_to_10_lowers_sharpness_and_keeps_brightness(name):
+    import io
+
+    px = picture(name)
+    runs = []
+    for q in (75, 50, 25, 10):
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, "JPEG", quality=q)
+        runs.append(image_signals(np.asarray(Image.open(buf))))
+    sharp = [s.sharpness for s in runs]
+    norm = [s.sharpness_normalised for s in runs]
+    assert sharp == sorted(sharp, reverse=True) and norm == sorted(norm, reverse=True)
+    assert all(abs(s.brightness - runs[0].brightness) < 0.5 for s in runs)
+    assert all(abs(s.colorfulness - runs[0].colorfulness) < 2 for s in runs)
