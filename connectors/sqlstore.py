@@ -409,6 +409,9 @@ class SqlStore:
         return [{"id": r[0], "dedup_key": r[1], "receiver": r[2], "payload": self._js_out(r[3]), "attempts": r[4]}
                 for r in rows]
 
+    def outbox_pending(self) -> int:
+        return self._all("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
+
     def outbox_delivered(self, outbox_id: int, now: datetime) -> None:
         self._exec(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"

@@ -2,32 +2,39 @@
 
 Nothing in this package does I/O, reads a clock or keeps globals. Arrays and plain data go in,
 frozen dataclasses come out; online detectors expose ``state_dict`` / ``load_state_dict``.
+
+The modality-signal modules (audio, image, text) pull in SciPy; they are imported on first use,
+so that the daemon and every CLI command do not pay for them at start-up.
 """
-from detectors.audio import AudioSignals, LoudnessResult, audio_signals, loudness, sample_peak_dbfs, true_peak_dbtp
+from importlib import import_module
+
 from detectors.calibration import ECEResult, expected_calibration_error
 from detectors.drift import PSIReference, PSIResult, population_stability_index
-from detectors.image import ImageSignals, image_signals
 from detectors.intervals import WilsonInterval, wilson_interval
 from detectors.online import ADWINDetector
-from detectors.text import TextSignals, text_signals
+
+_LAZY = {
+    "AudioSignals": "audio", "LoudnessResult": "audio", "audio_signals": "audio", "loudness": "audio",
+    "sample_peak_dbfs": "audio", "true_peak_dbtp": "audio",
+    "ImageSignals": "image", "image_signals": "image",
+    "TextSignals": "text", "text_signals": "text",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"detectors.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'detectors' has no attribute {name!r}")
+
 
 __all__ = [
     "ADWINDetector",
-    "AudioSignals",
     "ECEResult",
-    "ImageSignals",
-    "LoudnessResult",
     "PSIReference",
     "PSIResult",
-    "TextSignals",
     "WilsonInterval",
-    "audio_signals",
     "expected_calibration_error",
-    "image_signals",
-    "loudness",
     "population_stability_index",
-    "sample_peak_dbfs",
-    "text_signals",
-    "true_peak_dbtp",
     "wilson_interval",
+    *_LAZY,
 ]

@@ -146,7 +146,8 @@ def cmd_dlq(args, cfg) -> int:
                 r.pop("payload")
             print(json.dumps(r) if args.json else f"{r['id']:>6} {r['source']:<8} {r['position']:<40} {r['reason']}")
         return 0
-    rows = [r for r in store.dead_letters(limit=100_000) if not args.id or r["id"] in set(args.id)]
+    wanted = set(args.id or [])
+    rows = [r for r in store.dead_letters(limit=100_000) if not wanted or r["id"] in wanted]
     msgs = [RawMessage(r["source"], r["position"], r["payload"].encode() if r["payload"] is not None else None)
             for r in rows]
     pipeline = Pipeline(cfg, store, _now)

@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
-
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -155,8 +153,21 @@ class WebhookConfig(_Section):
     timeout_s: float = Field(5.0, gt=0)
 
 
+def default_rules() -> list[RuleConfig]:
+    """The rules of the embedded default (config/default.yaml spells them out; a test keeps both equal)."""
+    return [
+        RuleConfig(name="SignalDrift", metric="psi", threshold=0.25,
+                   summary="a modality signal's distribution moved away from the reference (PSI > 0.25)"),
+        RuleConfig(name="SliceErrorRateUp", metric="error_rate", field="ci_low", vs_reference=True, threshold=0.05,
+                   severity="critical",
+                   summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference"),
+        RuleConfig(name="CalibrationDrift", metric="ece", slice="*", vs_reference=True, threshold=0.05,
+                   summary="top-label ECE rose more than 0.05 above the reference"),
+    ]
+
+
 class AlertsConfig(_Section):
-    rules: list[RuleConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=default_rules)  # `rules: []` switches them off
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
@@ -194,8 +205,14 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Read, interpolate and validate a YAML config (the embedded default when ``path`` is None)."""
-    p = Path(path) if path is not None else DEFAULT_CONFIG
+    """Read, interpolate and validate a YAML config; with no ``path``, the embedded default.
+
+    The embedded default is ``Config()`` itself, so it needs no file and works wherever modalwatch
+    is installed; config/default.yaml writes the same tree out for people to copy and edit.
+    """
+    if path is None:
+        return Config()
+    p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:

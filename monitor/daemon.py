@@ -142,12 +142,17 @@ class Daemon:
             log.warning("reconnecting to %s failed: %s", self.store.describe(), type(e).__name__)
 
     def tick(self) -> None:
+        """Evaluate due windows and deliver the outbox. A failure here never stops ingest: the
+        window's claim expires and a later tick (or another replica) evaluates it again."""
         try:
             self._tick_once()
         except self.store.transient_errors as e:
             log.warning("evaluation tick failed on %s (%s); next tick retries", self.store.describe(),
                         type(e).__name__)
             self._reconnect()
+        except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
+            # (the store's transaction was rolled back on the way out of ``tx()``)
+            log.exception("evaluation tick failed; ingest goes on, the window is retried after its claim expires")
 
     def _tick_once(self) -> None:
         if self.evaluate:
@@ -158,7 +163,7 @@ class Daemon:
     def drain_outbox(self, timeout_s: float = 30.0) -> None:
         """Deliver what is pending before a finite run ends (retries with backoff, up to a deadline)."""
         deadline = time.monotonic() + timeout_s
-        while self.store.counts()["outbox"].get("pending", 0) and time.monotonic() < deadline and not self.should_exit:
+        while self.store.outbox_pending() and time.monotonic() < deadline and not self.should_exit:
             self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
                                                    self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
             time.sleep(0.05)

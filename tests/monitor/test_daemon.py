@@ -55,3 +55,28 @@ def test_run_serves_http_tails_jsonl_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+def test_a_failing_evaluation_does_not_stop_ingest(tmp_path, caplog):
+    from monitor.config import Config
+    from monitor.daemon import Daemon
+    from monitor.pipeline import RawMessage
+
+    class Src:
+        name, exhausted = "test", False
+
+        def commit(self, outcomes):
+            pass
+
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    d = Daemon(Config(), [], store, {})
+
+    def broken(watermark):
+        raise RuntimeError("a bug in one evaluation")
+
+    d.evaluator.run_due = broken
+    d.tick()  # logged, not raised
+    assert "a bug in one evaluation" in caplog.text
+    d.ingest(Src(), [RawMessage("t", "t:1", json.dumps(inference(1)).encode())])
+    assert store.counts()["events"] == 1
