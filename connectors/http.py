@@ -161,7 +161,11 @@ class HttpSource:
                 rejected = [{"index": i, "position": o.position, "reason": o.reason}
                             for i, o in enumerate(req.outcomes) if o.status == "dead_letter"]
                 accepted = sum(o.status != "dead_letter" for o in req.outcomes)
-                self._reply(400 if rejected else 200,
-                            {"request_id": rid, "accepted": accepted, "rejected": rejected})
+                body = {"request_id": rid, "accepted": accepted, "rejected": rejected}
+                partial = [{"index": i, "position": o.position, "reason": o.reason}
+                           for i, o in enumerate(req.outcomes) if o.status != "dead_letter" and o.reason]
+                if partial:  # stored without a modality whose media failed (media.keep_partial_events)
+                    body["partial"] = partial
+                self._reply(400 if rejected else 200, body)
 
         return Handler

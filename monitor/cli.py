@@ -88,7 +88,8 @@ def cmd_ingest(args, cfg) -> int:
     daemon.install_signal_handlers()
     daemon.run()
     st = daemon.stats
-    print(f"read {st['messages']}: stored {st['stored']}, already stored {st['duplicate']}, "
+    partial = f" ({st['partial']} without a modality whose media failed)" if st["partial"] else ""
+    print(f"read {st['messages']}: stored {st['stored']}{partial}, already stored {st['duplicate']}, "
           f"dead letters {st['dead_letter']}")
     store.close()
     return 0

@@ -84,6 +84,24 @@ class IngestConfig(_Section):
     kafka: KafkaConfig | None = None
 
 
+class MediaConfig(_Section):
+    """Raw media in events: modalwatch measures it, keeps the signals and drops the bytes.
+
+    Inline media (``data_b64``) is always read. A ``uri`` is read only when its scheme is listed
+    in ``allowed_schemes`` and, for ``file://``, when the file lies under one of ``allowed_roots``
+    (symlinks resolved first); with no roots every ``file://`` URI is refused.
+    """
+
+    allowed_schemes: list[Literal["file"]] = Field(default_factory=lambda: ["file"])
+    allowed_roots: list[str] = Field(default_factory=list)
+    max_file_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(64_000_000, ge=1)
+    max_audio_seconds: float = Field(3600.0, gt=0)
+    keep_partial_events: bool = True
+    expected_modalities: list[Literal["image", "audio", "text"]] = Field(default_factory=list)
+    workers: int = Field(2, ge=1, le=64)
+
+
 class ReferenceConfig(_Section):
     """The reference window: the first ``days`` of each model version, or a fixed range."""
 
@@ -190,6 +208,7 @@ class ReviewConfig(_Section):
 class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -58,7 +58,7 @@ class Daemon:
         self.force_exit = False
         self._tick = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
-        self.stats = {"messages": 0, "stored": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0, "delivered": 0}
+        self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0, "delivered": 0}
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -134,6 +134,8 @@ class Daemon:
         self.stats["messages"] += len(msgs)
         for o in outcomes:
             self.stats[o.status] += 1
+            if o.status == "stored" and o.reason:
+                self.stats["partial"] += 1  # stored without a modality whose media failed
 
     def _reconnect(self) -> None:
         try:
@@ -176,4 +178,5 @@ class Daemon:
                 s.close()
             except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
                 log.exception("closing source %s failed", getattr(s, "name", s))
+        self.pipeline.close()
         log.info("stopped: %s", self.stats)

@@ -5,16 +5,16 @@ Two kinds of event reach modalwatch, from Kafka, HTTP or JSONL:
 * ``InferenceEvent``: one prediction of the deployed model, with per-modality inputs;
 * ``LabelEvent``: the truth for an ``event_id``, usually arriving later.
 
-Raw media (``data_b64`` / ``uri``) is accepted by the schema but rejected by the pipeline with a
-"not supported yet" dead letter until modalwatch computes signals itself; producer-computed
-``signals`` are accepted now.
+A modality carries producer-computed ``signals``, raw media (inline ``data_b64`` or a ``uri``)
+that modalwatch measures itself and then drops, or both (measured signals win on a name clash).
 """
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Modality = Literal["image", "audio", "text"]
 
@@ -34,8 +34,11 @@ class ModalityInput(_Strict):
     """One modality of one event: producer-computed ``signals`` and/or raw media.
 
     ``signals`` maps a signal name (e.g. ``brightness``, ``loudness_lufs``) to a finite number.
-    ``data_b64`` (inline media) and ``uri`` (``file://`` media) are reserved for modalwatch's own
-    signal computation, which is not supported yet.
+    ``data_b64`` (inline media, base64) or ``uri`` (``file://`` media under an allowed root) is
+    decoded and measured by modalwatch; the bytes are never stored. ``media_type`` is informative
+    (formats are recognised from the bytes). ``capture`` is free metadata; two keys have a meaning:
+    ``ts`` (capture time: ISO-8601 with a time zone, or Unix seconds) and, for a video frame sent
+    as an image, ``frame_index``.
     """
 
     signals: dict[NonEmpty, float] = Field(default_factory=dict)
@@ -44,9 +47,42 @@ class ModalityInput(_Strict):
     media_type: str | None = None
     capture: dict[str, str | float | int | bool] = Field(default_factory=dict)
 
+    @field_validator("capture")
+    @classmethod
+    def _capture_ts(cls, v: dict) -> dict:
+        if "ts" in v:
+            _parse_capture_ts(v["ts"])
+        return v
+
+    @model_validator(mode="after")
+    def _one_medium(self) -> "ModalityInput":
+        if self.data_b64 is not None and self.uri is not None:
+            raise ValueError("give data_b64 or uri, not both")
+        return self
+
     @property
     def has_raw_media(self) -> bool:
         return self.data_b64 is not None or self.uri is not None
+
+    @property
+    def capture_ts(self) -> datetime | None:
+        return _parse_capture_ts(self.capture["ts"]) if "ts" in self.capture else None
+
+
+def _parse_capture_ts(v) -> datetime:
+    if isinstance(v, bool):
+        raise ValueError("capture.ts must be an ISO-8601 time with a time zone or Unix seconds")
+    if isinstance(v, (int, float)):
+        if not math.isfinite(v):
+            raise ValueError("capture.ts must be finite")
+        return datetime.fromtimestamp(v, tz=timezone.utc)
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError(f"capture.ts {v!r} is not an ISO-8601 time") from None
+    if t.tzinfo is None:
+        raise ValueError(f"capture.ts {v!r} has no time zone")
+    return t
 
 
 class Output(_Strict):
@@ -86,11 +122,6 @@ class LabelEvent(_Strict):
     label: NonEmpty
     source: Annotated[str, Field(max_length=256)] = "unknown"
     ts: AwareDatetime
-
-
-def signal_columns(event: InferenceEvent) -> dict[str, float]:
-    """The event's signals flattened to ``modality.signal`` names."""
-    return {f"{m}.{k}": v for m, inp in event.inputs.items() for k, v in inp.signals.items()}
 
 
 def json_schemas() -> dict[str, dict]:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from detectors.audio import audio_signals
-from detectors.image import image_signals
-from detectors.text import text_signals
-
 MAX_PIXELS = 64_000_000  # a decompression bomb is refused before it is decoded
+MAX_AUDIO_SECONDS = 3600.0
+# JSON and PostgreSQL's jsonb hold no infinities: a level of digital silence (-inf dB / LUFS) or an
+# SNR over digital silence (+inf dB) is stored as -200 / +200, beyond anything measurable.
+STORED_LEVEL_LIMIT = 200.0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
 TEXT_SUFFIXES = {".txt", ".text", ".md"}
@@ -52,14 +54,26 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise MediaError("image", f"cannot decode: {e}") from None
 
 
-def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
-    """(float64 samples ``(n, channels)``, sample rate) from WAV, FLAC, OGG … via libsndfile."""
+def decode_audio(data: bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[np.ndarray, int]:
+    """(float64 samples ``(n, channels)``, sample rate) from WAV, FLAC, OGG … via libsndfile.
+
+    The length is checked from the header before any sample is decoded, so memory stays bounded."""
     import soundfile
 
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float64", always_2d=True)
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            if f.samplerate <= 0:
+                raise MediaError("audio", f"invalid sample rate {f.samplerate}")
+            seconds = f.frames / f.samplerate
+            if seconds > max_seconds:
+                raise MediaError("audio", f"{seconds:.0f} s exceeds media.max_audio_seconds={max_seconds:g}")
+            samples = f.read(dtype="float64", always_2d=True)
+            rate = f.samplerate
+    except MediaError:
+        raise
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as e:
-        raise MediaError("audio", f"cannot decode: {e}") from None
+        why = re.sub(r"^Error opening <[^>]*>: ", "", str(e))  # drop libsndfile's object repr
+        raise MediaError("audio", f"cannot decode: {why}") from None
     if samples.shape[0] == 0:
         raise MediaError("audio", "zero-length audio")
     if not np.all(np.isfinite(samples)):
@@ -82,20 +96,68 @@ def modality_of(path: Path) -> str:
     raise MediaError("unknown", f"cannot tell the modality of {path.name!r} from its suffix")
 
 
-def signals_of(modality: str, data: bytes) -> dict[str, float]:
+def signals_of(modality: str, data: bytes, max_pixels: int = MAX_PIXELS,
+               max_audio_seconds: float = MAX_AUDIO_SECONDS) -> dict[str, float]:
     """The signals of one decoded medium, as plain numbers (``-inf`` loudness stays ``-inf``)."""
     if modality == "image":
-        return image_signals(decode_image(data)).as_dict()
+        from detectors.image import image_signals
+
+        return image_signals(decode_image(data, max_pixels)).as_dict()
     if modality == "audio":
-        samples, rate = decode_audio(data)
+        from detectors.audio import audio_signals
+
+        samples, rate = decode_audio(data, max_audio_seconds)
         try:
             s = audio_signals(samples, rate)
         except ValueError as e:
             raise MediaError("audio", str(e)) from None
         return {k: float(v) for k, v in s.__dict__.items()}
     if modality == "text":
+        from detectors.text import text_signals
+
         return {k: float(v) for k, v in text_signals(decode_text(data)).__dict__.items()}
     raise MediaError(modality, "unknown modality")
+
+
+def storable(x: float) -> float:
+    """A signal as stored: infinities become ±``STORED_LEVEL_LIMIT`` (see above)."""
+    return x if math.isfinite(x) else math.copysign(STORED_LEVEL_LIMIT, x)
+
+
+class Measured(NamedTuple):
+    """What one event's inputs measured: flat ``modality.signal`` values, the modalities that
+    have signals, and each modality whose raw media failed, with the reason."""
+
+    signals: dict[str, float]
+    present: frozenset[str]
+    failures: tuple[tuple[str, str], ...]
+
+
+def measure_event(event, read, media_cfg) -> Measured:
+    """Measure every raw medium of ``event`` (an InferenceEvent) and add cross-modal signals.
+
+    ``read(modality, data_b64, uri) -> bytes`` fetches the media (connectors.media.MediaReader);
+    decoding and measuring happen here, and the bytes go out of scope when this returns."""
+    from detectors.crossmodal import cross_modal_signals
+
+    signals: dict[str, float] = {}
+    present: set[str] = set()
+    failures: list[tuple[str, str]] = []
+    for modality, inp in event.inputs.items():
+        values = dict(inp.signals)
+        if inp.has_raw_media:
+            try:
+                data = read(modality, inp.data_b64, inp.uri)
+                values.update(signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds))
+            except MediaError as e:
+                failures.append((modality, str(e)))
+                continue
+        signals.update((f"{modality}.{k}", storable(v)) for k, v in values.items())
+        present.add(modality)
+    capture = {m: inp.capture_ts for m, inp in event.inputs.items() if m in present and "ts" in inp.capture}
+    cross = cross_modal_signals(present, media_cfg.expected_modalities, capture)
+    signals.update((f"cross.{k}", v) for k, v in cross.items())
+    return Measured(signals, frozenset(present), tuple(failures))
 
 
 def json_number(x: float) -> float | str:
@@ -115,4 +177,5 @@ def describe_file(path: Path) -> dict:
         return {"path": str(path), "error": f"cannot read: {e.strerror or e}"}
 
 
-__all__ = ["MediaError", "decode_audio", "decode_image", "decode_text", "describe_file", "signals_of"]
+__all__ = ["MediaError", "Measured", "decode_audio", "decode_image", "decode_text", "describe_file", "measure_event",
+           "signals_of", "storable"]

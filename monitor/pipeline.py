@@ -14,7 +14,8 @@ from typing import Callable, Literal, NamedTuple
 from pydantic import ValidationError
 
 from detectors.online import ADWINDetector
-from monitor.events import InferenceEvent, LabelEvent, kind_of, signal_columns
+from monitor.events import InferenceEvent, LabelEvent, kind_of
+from monitor.media import Measured, measure_event
 
 log = logging.getLogger("modalwatch.pipeline")
 
@@ -79,13 +80,6 @@ def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEve
             ev = model.model_validate(obj)
         except ValidationError as e:
             raise Rejected("schema violation: " + _explain(e)) from None
-    if isinstance(ev, InferenceEvent):
-        media = [f"inputs.{m}.{'data_b64' if i.data_b64 is not None else 'uri'}"
-                 for m, i in ev.inputs.items() if i.has_raw_media]
-        if media:
-            raise Rejected(
-                f"raw media is not supported yet ({', '.join(media)}): send producer-computed signals"
-            )
     return ev
 
 
@@ -118,10 +112,10 @@ def scrub_payload(payload: bytes | None) -> str | None:
     return text
 
 
-def event_row(ev: InferenceEvent, position: str, now: datetime) -> dict:
+def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> dict:
     return {
         "event_id": ev.event_id, "ts": ev.ts, "model_name": ev.model.name, "model_version": ev.model.version,
-        "slice": dict(ev.slice), "signals": signal_columns(ev), "modalities": ",".join(sorted(ev.inputs)),
+        "slice": dict(ev.slice), "signals": m.signals, "modalities": ",".join(sorted(m.present)),
         "pred_label": ev.output.label, "confidence": ev.output.confidence,
         "probabilities": ev.output.probabilities, "abstained": ev.output.abstained,
         "embeddings": ev.embeddings, "position": position, "ingested_at": now,
@@ -136,10 +130,35 @@ def slice_keys(model_name: str, sl: dict[str, str]) -> list[str]:
 class Pipeline:
     """Stores batches of raw messages and feeds the per-slice error detectors (ADWIN)."""
 
-    def __init__(self, config, store, clock: Callable[[], datetime]):
+    def __init__(self, config, store, clock: Callable[[], datetime], read_media=None):
         self.config = config
         self.store = store
         self.clock = clock
+        if read_media is None:
+            from connectors.media import MediaReader
+
+            read_media = MediaReader.from_config(config.media).read
+        self.read_media = read_media
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _measure(self, events: list[tuple[str, InferenceEvent]]) -> list[Measured]:
+        """Each event's signals; raw media is decoded on ``media.workers`` threads (Pillow, libsndfile
+        and NumPy release the GIL for the heavy parts)."""
+        media = self.config.media
+        measure = lambda pe: measure_event(pe[1], self.read_media, media)  # noqa: E731
+        n_media = sum(any(i.has_raw_media for i in e.inputs.values()) for _, e in events)
+        if n_media < 2 or media.workers < 2:
+            return [measure(pe) for pe in events]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(media.workers, thread_name_prefix="modalwatch-media")
+        return list(self._pool.map(measure, events))
 
     def process(self, messages: list[RawMessage]) -> list[Outcome]:
         now = self.clock()
@@ -158,8 +177,31 @@ class Pipeline:
                 outcomes[msg.position] = Outcome(msg.position, "dead_letter", reason)
                 continue
             (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
+        partial: dict[str, str] = {}
+        if events:
+            kept, rows = [], []
+            by_position = {m.position: m for m in messages}
+            keep_partial = self.config.media.keep_partial_events
+            for (p, e), m in zip(events, self._measure(events)):
+                if m.failures and not keep_partial:
+                    reason = "; ".join(r for _, r in m.failures) + " (media.keep_partial_events is false)"
+                    dead.append({"source": by_position[p].source, "position": p, "reason": reason,
+                                 "payload": scrub_payload(by_position[p].payload), "received_at": now})
+                    outcomes[p] = Outcome(p, "dead_letter", reason)
+                    continue
+                for modality, reason in m.failures:
+                    dead.append({"source": by_position[p].source, "position": f"{p}#{modality}",
+                                 "reason": f"{reason} (event {e.event_id} kept without it)",
+                                 "payload": scrub_payload(by_position[p].payload), "received_at": now})
+                if m.failures:
+                    partial[p] = "partial: " + "; ".join(r for _, r in m.failures)
+                kept.append((p, e))
+                rows.append(event_row(e, p, now, m))
+            events = kept
+        else:
+            rows = []
         with self.store.tx():
-            new_events = self.store.insert_events([event_row(e, p, now) for p, e in events])
+            new_events = self.store.insert_events(rows)
             new_labels = self.store.insert_labels([
                 {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
                  "ingested_at": now} for p, e in labels])
@@ -177,12 +219,14 @@ class Pipeline:
                  "created_at": now}
                 for _, e in events if e.event_id in new_events and e.output.confidence < threshold])
         for p, e in events:
-            outcomes[p] = Outcome(p, "stored" if e.event_id in new_events else "duplicate")
+            outcomes[p] = Outcome(p, "stored" if e.event_id in new_events else "duplicate", partial.get(p, ""))
         for p, e in labels:
             outcomes[p] = Outcome(p, "stored" if e.event_id in new_labels else "duplicate")
         if dead:
-            log.warning("%d of %d messages went to dead letters (first: %s: %s)", len(dead), len(messages),
-                        dead[0]["position"], dead[0]["reason"][:200])
+            n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
+            log.warning("%d of %d messages went to dead letters, %d events were kept without a modality "
+                        "(first: %s: %s)", n_dead, len(messages), len(partial), dead[0]["position"],
+                        dead[0]["reason"][:200])
         return [outcomes[m.position] for m in messages]
 
     def _feed_detectors(self, events, labels, new_events: set[str], new_labels: set[str], now: datetime) -> None:

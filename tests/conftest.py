@@ -178,3 +178,14 @@ def any_store(request, tmp_path):
     store.migrate()
     yield store
     store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """A migrated SQLite store, for tests of what the pipeline does rather than of a database."""
+    from connectors.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    yield store
+    store.close()

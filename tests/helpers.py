@@ -34,3 +34,38 @@ def write_jsonl(path: Path, objs) -> Path:
         for o in objs:
             fh.write((o if isinstance(o, str) else json.dumps(o)) + "\n")
     return path
+
+
+def tone(dbfs: float, seconds: float, rate: int = 48_000, channels: int = 2, freq: float = 1000.0):
+    """A sine at ``dbfs`` peak level, the same on every channel: ``(n, channels)`` float64."""
+    import numpy as np
+
+    t = np.arange(round(seconds * rate)) / rate
+    x = 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * t)
+    return np.repeat(x[:, None], channels, axis=1)
+
+
+def wav_bytes(samples, rate: int = 48_000, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    import io
+
+    import soundfile
+
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def image_bytes(pixels, fmt: str = "PNG", mode: str | None = None, **save) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()

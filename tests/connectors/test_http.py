@@ -10,7 +10,7 @@ from connectors.http import HttpSource
 from connectors.sqlite import SqliteStore
 from monitor.config import Config
 from monitor.daemon import Daemon
-from tests.helpers import inference, label
+from tests.helpers import b64, inference, label
 
 
 @pytest.fixture
@@ -63,6 +63,19 @@ def test_bad_items_get_400_with_reasons_and_the_good_ones_are_kept(daemon):
     dl = store.dead_letters()
     assert {r["position"] for r in dl} == {f"http:{body['request_id']}#1", f"http:{body['request_id']}#2"}
     assert store.counts()["events"] == 1
+
+
+def test_media_that_fails_is_named_in_a_200_answer_and_the_event_kept(daemon):
+    d, base, store = daemon
+    ok = inference(1, inputs={"text": {"data_b64": b64("hello world".encode())}})
+    bad = inference(2, inputs={"image": {"data_b64": b64(b"GIF89a not really")},
+                               "text": {"data_b64": b64(b"two words")}})
+    code, body = _post(base + "/v1/events", json.dumps([ok, bad]).encode())
+    assert (code, body["accepted"], body["rejected"]) == (200, 2, [])
+    (p,) = body["partial"]
+    assert p["index"] == 1 and p["reason"].startswith("partial: image: cannot decode")
+    assert store.counts()["events"] == 2
+    assert [r["position"] for r in store.dead_letters()] == [f"http:{body['request_id']}#1#image"]
 
 
 def test_malformed_body_and_oversize(daemon):

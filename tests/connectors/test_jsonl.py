@@ -60,7 +60,7 @@ def test_mixed_file_good_stored_bad_dead_lettered_with_line(tmp_path):
         inference(3),                                   # 4 ok
         json.dumps(inference(4)).replace("100.0", "NaN").replace("104.0", "NaN"),  # 5 NaN
         label(99),                                      # 6 label for an unknown event: kept
-        {**inference(5), "inputs": {"image": {"data_b64": "aGk="}}},  # 7 raw media
+        {**inference(5), "inputs": {"image": {"data_b64": "aGk="}}},  # 7 corrupt image: kept without it
         json.dumps(big),                                # 8 too large for the configured limit
         "[1, 2]",                                       # 9 not an object
         {"event_id": "x"},                              # 10 neither kind
@@ -68,21 +68,24 @@ def test_mixed_file_good_stored_bad_dead_lettered_with_line(tmp_path):
     data = write_jsonl(tmp_path / "mixed.jsonl", lines)
     cfg = _config(tmp_path, ingest="ingest:\n  max_payload_bytes: 700\n")
     out = _run("ingest", "--config", str(cfg), str(data))
-    assert "stored 3" in out.stdout and "dead letters 7" in out.stdout  # 2 events and 1 label
+    # 3 events (one without its image) and 1 label
+    assert "stored 4 (1 without a modality whose media failed)" in out.stdout and "dead letters 6" in out.stdout
     listed = [json.loads(x) for x in _run("dlq", "list", "--json", "--config", str(cfg)).stdout.splitlines()]
-    by_line = {int(d["position"].rsplit(":", 1)[1]): d["reason"] for d in listed}
+    by_line = {d["position"].rsplit(":", 1)[1].replace("#image", ""): d["reason"] for d in listed}
+    by_line = {int(k): v for k, v in by_line.items()}
     assert sorted(by_line) == [2, 3, 5, 7, 8, 9, 10]
+    assert listed[[d["reason"] for d in listed].index(by_line[7])]["position"].endswith(":7#image")
     assert by_line[2].startswith("malformed JSON")
     assert "output.confidence" in by_line[3] and "less than or equal to 1" in by_line[3]
     assert "finite" in by_line[5]
-    assert "raw media is not supported yet" in by_line[7]
+    assert by_line[7].startswith("image: cannot decode") and "e0000005 kept without it" in by_line[7]
     assert by_line[8].startswith("payload too large")
     assert "JSON object" in by_line[9]
     assert "cannot tell the event kind" in by_line[10]
     # re-ingesting the same file counts nothing twice, dead letters included
     _run("ingest", "--config", str(cfg), str(data))
     st = json.loads(_run("status", "--json", "--config", str(cfg)).stdout)
-    assert (st["events"], st["labels"], st["dead_letters"]) == (2, 1, 7)
+    assert (st["events"], st["labels"], st["dead_letters"]) == (3, 1, 7)
 
 
 def test_dead_letters_replay_after_the_limit_is_raised(tmp_path):

@@ -3,7 +3,7 @@ from datetime import timedelta
 from connectors.sqlstore import RunKey
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.config import Config
-from tests.helpers import T0, inference, label
+from tests.helpers import T0, b64, inference, label, tone, wav_bytes
 import json
 
 
@@ -40,13 +40,18 @@ def test_label_before_its_event_is_kept_and_joined(any_store):
 
 
 def test_no_raw_media_reaches_any_table(any_store):
-    ev = inference(1)
-    ev["inputs"]["audio"]["data_b64"] = "UklGRiQAAABXQVZFZm10IBAAAAABAAEA" * 10
-    out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([ev]))
-    assert out[0].status == "dead_letter"
+    good, bad = inference(1), inference(2)
+    good["inputs"]["audio"] = {"data_b64": b64(wav_bytes(tone(-20, 0.5)))}
+    bad["inputs"]["audio"] = {"data_b64": b64(wav_bytes(tone(-20, 0.5))[:40])}  # no data chunk: a dead letter
+    out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([good, bad]))
+    assert [o.status for o in out] == ["stored", "stored"] and out[1].reason.startswith("partial: audio:")
+    signals = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))["signals"]
+    assert "audio.integrated_loudness_lufs" in signals[0] and "audio.integrated_loudness_lufs" not in signals[1]
+    assert len(any_store.dead_letters()) == 1
+    prefix = good["inputs"]["audio"]["data_b64"][:40]
     for table in ("events", "dead_letters", "labels"):
         dump = json.dumps(any_store._all(f"SELECT * FROM {table}"), default=str)
-        assert "UklGRiQAAABXQVZF" not in dump
+        assert prefix not in dump
 
 
 def test_a_window_is_claimed_once(any_store):

@@ -25,7 +25,9 @@ def test_valid_events_decode():
     (lambda e: e.pop("event_id"), "event_id: Field required"),
     (lambda e: e.update(colour="red"), "colour: Extra inputs"),
     (lambda e: e["inputs"]["image"]["signals"].update(brightness=float("nan")), "finite"),
-    (lambda e: e["inputs"]["image"].update(data_b64="aGVsbG8="), "raw media is not supported yet"),
+    (lambda e: e["inputs"]["image"].update(data_b64="aGVsbG8=", uri="file:///x.png"), "data_b64 or uri, not both"),
+    (lambda e: e["inputs"]["audio"].update(capture={"ts": "2026-01-05T00:00:00"}), "capture.ts .* no time zone"),
+    (lambda e: e["inputs"]["audio"].update(capture={"ts": "yesterday"}), "not an ISO-8601 time"),
 ])
 def test_schema_violations_are_rejected_with_a_reason(mutate, reason):
     ev = inference(2)

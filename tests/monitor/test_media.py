@@ -7,29 +7,11 @@ import subprocess
 import numpy as np
 import pytest
 import skimage.data
-import soundfile
 from PIL import Image
 
 from monitor.media import MediaError, decode_audio, decode_image, decode_text, signals_of
 from tests.conftest import ROOT, modalwatch_cmd
-
-
-def _png(arr, mode=None, fmt="PNG", **kw):
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode=mode).save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def _wav(samples, rate=48000, fmt="WAV", subtype=None):
-    buf = io.BytesIO()
-    soundfile.write(buf, samples, rate, format=fmt, subtype=subtype)
-    return buf.getvalue()
-
-
-def _tone(dbfs, seconds, rate=48000, channels=2):
-    t = np.arange(round(seconds * rate)) / rate
-    x = 10 ** (dbfs / 20) * np.sin(2 * np.pi * 1000 * t)
-    return np.repeat(x[:, None], channels, axis=1)
+from tests.helpers import image_bytes as _png, tone as _tone, wav_bytes as _wav
 
 
 def test_image_formats_and_modes_decode_to_what_pillow_sees():
