@@ -1,6 +1,10 @@
-"""Signal extraction speed (issue 3), ratios in one run on the same data. Part 1: loudness.
+"""Signal extraction speed (issue 3), ratios in one run on the same data.
 
     python bench/signals.py [--minutes 10]
+
+Part 2, images: decode + every image signal (``monitor.media.signals_of``) against decode alone
+(Pillow open + load + the pixels as a NumPy array) for a 512×512 PNG (scikit-image's astronaut)
+and a 1920×1080 JPEG (the same picture resized, quality 90); best of 30 runs each.
 
 Integrated loudness of N minutes of 48 kHz stereo (noise shaped like programme material) with
 modalwatch's detectors.audio.loudness against pyloudnorm (filter_class="DeMan") — the same value
@@ -51,10 +55,44 @@ def main() -> int:
     print(f"pyloudnorm (DeMan)      : {ref:9.4f} LUFS in {t_ref:6.2f} s (integrated only)")
     print(f"modalwatch loudness     : {res.integrated_lufs:9.4f} LUFS in {t_mw:6.2f} s "
           f"(+ max M {res.max_momentary_lufs:.2f}, max S {res.max_short_term_lufs:.2f}, LRA {res.loudness_range_lu:.2f})")
+    image_goals = bench_images()
     print(f"GOAL loudness_agreement: {diff:.4f} LU vs 0.01 LU {'PASS' if diff <= 0.01 else 'FAIL'}")
     print(f"GOAL loudness_speed_vs_pyloudnorm: {t_ref / t_mw:.2f}x vs 2.5x {'PASS' if t_ref / t_mw >= 2.5 else 'FAIL'}")
     print(f"GOAL loudness_real_time_factor: {rtf:,.0f}x vs 1,000x {'PASS' if rtf >= 1000 else 'FAIL'}")
+    for line in image_goals:
+        print(line)
     return 0
+
+
+def bench_images() -> list[str]:
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from monitor.media import signals_of
+
+    def encoded(px, fmt, **kw):
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    astronaut = skimage.data.astronaut()
+    hd = np.asarray(Image.fromarray(astronaut).resize((1920, 1080), Image.Resampling.BICUBIC))
+    goals = []
+    for name, data in (("png_512", encoded(astronaut, "PNG")), ("jpeg_1080p", encoded(hd, "JPEG", quality=90))):
+        def decode_only():
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                return np.asarray(im)
+
+        t_dec, _ = best_of(decode_only, repeat=30)
+        t_all, sig = best_of(lambda: signals_of("image", data), repeat=30)
+        ratio = t_all / t_dec
+        print(f"{name:11s} decode {t_dec * 1e3:6.2f} ms, decode + all signals {t_all * 1e3:6.2f} ms "
+              f"({ratio:.2f}x; brightness {sig['brightness']:.2f}, sharpness {sig['sharpness']:.1f})")
+        goals.append(f"GOAL image_{name}_vs_decode: {ratio:.2f}x vs 1.3x {'PASS' if ratio <= 1.3 else 'FAIL'}")
+    return goals
 
 
 if __name__ == "__main__":

@@ -66,30 +66,78 @@ def luma601(pixels: np.ndarray) -> np.ndarray:
 
 
 def laplacian_variance(luma: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian with mirrored borders (OpenCV ksize=1)."""
-    return float(ndimage.laplace(luma.astype(np.float64), mode="mirror").var())
+    """Variance of the 4-neighbour Laplacian with mirrored borders (OpenCV ksize=1).
+
+    Exact: the Laplacian of 8-bit luma is an integer in [-1020, 1020] (int16), and the sums of
+    it and of its squares stay below 2**53, so float64 adds them without rounding."""
+    y = _check(luma).astype(np.int16)
+    if min(y.shape) < 2:  # numpy's reflect needs two samples; SciPy's mirror is the same rule
+        return float(ndimage.laplace(y.astype(np.float64), mode="mirror").var())
+    p = np.pad(y, 1, mode="reflect")  # numpy "reflect" = SciPy "mirror" = OpenCV BORDER_REFLECT_101
+    lap = p[:-2, 1:-1] + p[2:, 1:-1]
+    lap += p[1:-1, :-2]
+    lap += p[1:-1, 2:]
+    lap -= 4 * y
+    return _variance(lap)
 
 
-def image_signals(pixels: np.ndarray) -> ImageSignals:
+def _sums(x: np.ndarray) -> tuple[float, float]:
+    """Σx and Σx² of an integer array, exactly (float64 holds every partial sum here)."""
+    f = x.ravel().astype(np.float64)
+    return float(f.sum()), float(f.dot(f))
+
+
+def _variance(x: np.ndarray) -> float:
+    s, ss = _sums(x)
+    n = x.size
+    return max(0.0, ss / n - (s / n) ** 2)
+
+
+# A picture is grey when ≥ 99.9 % of pixels have |R-G| ≤ 2 and |G-B| ≤ 2; then the mean of
+# (R-G)² is at most 0.999·4 + 0.001·255² < 69.03, so a larger mean proves "not grey" without a
+# per-pixel pass.
+_GREY_SHARE = 0.999
+_GREY_MAX_MEAN_SQ = _GREY_SHARE * 4 + (1 - _GREY_SHARE) * 255 ** 2
+
+
+def image_signals(pixels: np.ndarray, luma: np.ndarray | None = None) -> ImageSignals:
+    """All image signals. ``luma`` may be passed when the decoder already has it (Pillow's
+    ``convert("L")`` is bit-identical to ``luma601``); it is computed otherwise."""
     px = _check(pixels)
     h, w = px.shape[:2]
-    y = luma601(px)
-    yf = y.astype(np.float64)
+    n = float(h * w)
+    y = luma601(px) if luma is None else _check(luma)
+    if y.shape != (h, w):
+        raise ValueError(f"luma shape {y.shape} does not match the pixels' {(h, w)}")
+    y_sum, y_sq = _sums(y)
+    y_mean = y_sum / n
+    y_var = max(0.0, y_sq / n - y_mean ** 2)
     lap_var = laplacian_variance(y)
-    y_var = float(yf.var())
     if px.ndim == 3:
-        c = px.astype(np.int16)
-        rg = c[..., 0] - c[..., 1]
-        yb = 0.5 * (c[..., 0] + c[..., 1]) - c[..., 2]
-        colorfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-        spread = np.maximum(np.abs(rg), np.abs(c[..., 1] - c[..., 2]))
-        grey = float(np.mean(spread <= 2) >= 0.999)
+        r, g, b = px[..., 0], px[..., 1], px[..., 2]
+        rg = r.astype(np.int16)
+        rg -= g
+        yb2 = r.astype(np.int16)  # 2·yb = R + G − 2B, an integer
+        yb2 += g
+        yb2 -= b
+        yb2 -= b
+        rg_sum, rg_sq = _sums(rg)
+        yb_sum, yb_sq = (v / k for v, k in zip(_sums(yb2), (2.0, 4.0)))
+        rg_mean, yb_mean = rg_sum / n, yb_sum / n
+        rg_std = np.sqrt(max(0.0, rg_sq / n - rg_mean ** 2))
+        yb_std = np.sqrt(max(0.0, yb_sq / n - yb_mean ** 2))
+        colorfulness = float(np.hypot(rg_std, yb_std) + 0.3 * np.hypot(rg_mean, yb_mean))
+        if rg_sq / n > _GREY_MAX_MEAN_SQ:
+            grey = 0.0
+        else:
+            gb = g.astype(np.int16) - b
+            spread = np.maximum(np.abs(rg), np.abs(gb))
+            grey = float(np.count_nonzero(spread <= 2) >= _GREY_SHARE * n)
     else:
         colorfulness, grey = 0.0, 1.0
-    n = float(h * w)
     return ImageSignals(
         width=w, height=h, megapixels=n / 1e6, aspect_ratio=w / h,
-        brightness=float(yf.mean()), rms_contrast=float(yf.std() / 255.0),
+        brightness=y_mean, rms_contrast=float(np.sqrt(y_var) / 255.0),
         sharpness=lap_var, sharpness_normalised=lap_var / y_var if y_var > 0 else 0.0,
         underexposed_share=float(np.count_nonzero(y <= UNDEREXPOSED_LUMA) / n),
         overexposed_share=float(np.count_nonzero(y >= OVEREXPOSED_LUMA) / n),

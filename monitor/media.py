@@ -31,6 +31,12 @@ class MediaError(ValueError):
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """uint8 ``(h, w)`` or ``(h, w, 3)``: grey stays grey, RGBA/palette/CMYK become RGB, 16-bit is scaled."""
+    return decode_image_and_luma(data, max_pixels)[0]
+
+
+def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (as ``decode_image``) and their 8-bit Rec.601 luma, made by Pillow's C code
+    (``convert("L")``, bit-identical to ``detectors.image.luma601``)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -42,12 +48,13 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float64)
                 top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-                return np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8)
-            if im.mode == "L":
-                return np.asarray(im, dtype=np.uint8)
-            if im.mode in ("LA",):
-                return np.asarray(im.convert("L"), dtype=np.uint8)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+                grey = np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8)
+                return grey, grey
+            if im.mode in ("L", "LA"):
+                grey = np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
+                return grey, grey
+            rgb = im if im.mode == "RGB" else im.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8), np.asarray(rgb.convert("L"), dtype=np.uint8)
     except MediaError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -102,7 +109,7 @@ def signals_of(modality: str, data: bytes, max_pixels: int = MAX_PIXELS,
     if modality == "image":
         from detectors.image import image_signals
 
-        return image_signals(decode_image(data, max_pixels)).as_dict()
+        return image_signals(*decode_image_and_luma(data, max_pixels)).as_dict()
     if modality == "audio":
         from detectors.audio import audio_signals
 

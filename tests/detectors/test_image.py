@@ -70,6 +70,32 @@ def test_colorfulness_exposure_and_bad_input():
         image_signals(np.zeros((4, 4, 4), np.uint8))
 
 
+def test_grayscale_flag_at_the_999_per_mille_boundary():
+    grey = np.repeat(picture("camera")[..., None], 3, axis=2)
+    n = grey.shape[0] * grey.shape[1]
+    tinted = grey.copy().reshape(-1, 3)
+    k = n // 1000  # exactly 0.1 % of pixels get a strong tint: still grey
+    tinted[:k, 0] = np.where(tinted[:k, 1] > 127, 0, 255)
+    assert image_signals(tinted.reshape(grey.shape)).grayscale == 1.0
+    tinted[: k + 1, 0] = np.where(tinted[: k + 1, 1] > 127, 0, 255)  # one pixel more: colour
+    assert image_signals(tinted.reshape(grey.shape)).grayscale == 0.0
+    noisy = grey.astype(np.int16) + np.random.default_rng(0).integers(0, 3, grey.shape)  # channels ≤ 2 apart
+    assert image_signals(np.clip(noisy, 0, 255).astype(np.uint8)).grayscale == 1.0  # within 2 levels
+
+
+def test_signals_with_the_decoders_luma_and_on_thin_images():
+    from PIL import Image
+
+    px = picture("chelsea")
+    pil_luma = np.asarray(Image.fromarray(px).convert("L"))
+    assert image_signals(px, pil_luma) == image_signals(px)
+    for shape in ((1, 7), (7, 1), (2, 2)):
+        y = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+        assert laplacian_variance(y) == pytest.approx(cv2.Laplacian(y, cv2.CV_64F, ksize=1).var(), abs=1e-9)
+    with pytest.raises(ValueError, match="luma shape"):
+        image_signals(px, pil_luma[:-1])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_jpeg_quality_75_to_10_lowers_sharpness_and_keeps_brightness(name):
     import io
