@@ -81,13 +81,13 @@ def bench_images() -> list[str]:
     hd = np.asarray(Image.fromarray(astronaut).resize((1920, 1080), Image.Resampling.BICUBIC))
     goals = []
     for name, data in (("png_512", encoded(astronaut, "PNG")), ("jpeg_1080p", encoded(hd, "JPEG", quality=90))):
-        def decode_only():
+        def decode_only(data=data):
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 return np.asarray(im)
 
         t_dec, _ = best_of(decode_only, repeat=30)
-        t_all, sig = best_of(lambda: signals_of("image", data), repeat=30)
+        t_all, sig = best_of(lambda data=data: signals_of("image", data), repeat=30)
         ratio = t_all / t_dec
         print(f"{name:11s} decode {t_dec * 1e3:6.2f} ms, decode + all signals {t_all * 1e3:6.2f} ms "
               f"({ratio:.2f}x; brightness {sig['brightness']:.2f}, sharpness {sig['sharpness']:.1f})")
