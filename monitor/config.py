@@ -100,6 +100,9 @@ class MediaConfig(_Section):
     keep_partial_events: bool = True
     expected_modalities: list[Literal["image", "audio", "text"]] = Field(default_factory=list)
     workers: int = Field(2, ge=1, le=64)
+    # Image signals of a batch computed at once in torch on this device ("cpu", "cuda", "cuda:1");
+    # unset: one image at a time in NumPy (the same values either way).
+    torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:\d+)?)$")] | None = None
 
 
 class ReferenceConfig(_Section):

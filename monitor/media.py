@@ -58,7 +58,7 @@ def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[np
     except MediaError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise MediaError("image", f"cannot decode: {e}") from None
+        raise MediaError("image", f"cannot decode: {_plain(e)}") from None
 
 
 def decode_audio(data: bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[np.ndarray, int]:
@@ -79,13 +79,17 @@ def decode_audio(data: bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> tuple[n
     except MediaError:
         raise
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as e:
-        why = re.sub(r"^Error opening <[^>]*>: ", "", str(e))  # drop libsndfile's object repr
-        raise MediaError("audio", f"cannot decode: {why}") from None
+        raise MediaError("audio", f"cannot decode: {_plain(e)}") from None
     if samples.shape[0] == 0:
         raise MediaError("audio", "zero-length audio")
     if not np.all(np.isfinite(samples)):
         raise MediaError("audio", "samples hold NaN or infinite values")
     return samples, int(rate)
+
+
+def _plain(e: Exception) -> str:
+    """A decoder's message without the in-memory file's repr (it changes on every call)."""
+    return re.sub(r"^Error opening: ", "", re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(e)))
 
 
 def decode_text(data: bytes) -> str:
@@ -131,6 +135,37 @@ def storable(x: float) -> float:
     return x if math.isfinite(x) else math.copysign(STORED_LEVEL_LIMIT, x)
 
 
+def measure_images_batched(items: list[bytes], device: str, max_pixels: int = MAX_PIXELS,
+                           map_fn=map, batch_pixels: int = 16_000_000) -> list[dict[str, float] | MediaError]:
+    """Image signals of many encoded images at once on a torch ``device`` ("cpu", "cuda" …):
+    decoded with ``map_fn`` (a thread pool's map), grouped by size, measured in batches of at most
+    ``batch_pixels`` pixels by ``detectors.image_torch``. One result per item, in order."""
+    import torch
+
+    from detectors.image_torch import image_signals_batch
+
+    def decode(item):
+        try:
+            return decode_image(item, max_pixels)
+        except MediaError as e:
+            return e
+
+    decoded = list(map_fn(decode, items))
+    out: list[dict[str, float] | MediaError] = [d if isinstance(d, MediaError) else {} for d in decoded]
+    groups: dict[tuple, list[int]] = {}
+    for i, d in enumerate(decoded):
+        if not isinstance(d, MediaError):
+            groups.setdefault(d.shape, []).append(i)
+    for shape, idx in groups.items():
+        per = max(1, batch_pixels // (shape[0] * shape[1]))
+        for k in range(0, len(idx), per):
+            chunk = idx[k:k + per]
+            batch = torch.from_numpy(np.stack([decoded[i] for i in chunk])).to(device, non_blocking=True)
+            for i, sig in zip(chunk, image_signals_batch(batch)):
+                out[i] = sig.as_dict()
+    return out
+
+
 class Measured(NamedTuple):
     """What one event's inputs measured: flat ``modality.signal`` values, the modalities that
     have signals, and each modality whose raw media failed, with the reason."""
@@ -140,11 +175,13 @@ class Measured(NamedTuple):
     failures: tuple[tuple[str, str], ...]
 
 
-def measure_event(event, read, media_cfg) -> Measured:
+def measure_event(event, read, media_cfg, measured: dict | None = None) -> Measured:
     """Measure every raw medium of ``event`` (an InferenceEvent) and add cross-modal signals.
 
     ``read(modality, data_b64, uri) -> bytes`` fetches the media (connectors.media.MediaReader);
-    decoding and measuring happen here, and the bytes go out of scope when this returns."""
+    decoding and measuring happen here, and the bytes go out of scope when this returns.
+    ``measured`` holds modalities already measured elsewhere (the batched image path): their
+    signals, or the ``MediaError`` that stopped them."""
     from detectors.crossmodal import cross_modal_signals
 
     signals: dict[str, float] = {}
@@ -154,8 +191,14 @@ def measure_event(event, read, media_cfg) -> Measured:
         values = dict(inp.signals)
         if inp.has_raw_media:
             try:
-                data = read(modality, inp.data_b64, inp.uri)
-                values.update(signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds))
+                if measured is not None and modality in measured:
+                    done = measured[modality]
+                    if isinstance(done, MediaError):
+                        raise done
+                    values.update(done)
+                else:
+                    data = read(modality, inp.data_b64, inp.uri)
+                    values.update(signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds))
             except MediaError as e:
                 failures.append((modality, str(e)))
                 continue

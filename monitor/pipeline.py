@@ -140,6 +140,14 @@ class Pipeline:
             read_media = MediaReader.from_config(config.media).read
         self.read_media = read_media
         self._pool = None
+        device = config.media.torch_device
+        if device is not None and device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                from monitor.config import ConfigError
+
+                raise ConfigError(f"media.torch_device: {device!r}, but torch sees no CUDA device")
 
     def close(self) -> None:
         if self._pool is not None:
@@ -148,17 +156,42 @@ class Pipeline:
 
     def _measure(self, events: list[tuple[str, InferenceEvent]]) -> list[Measured]:
         """Each event's signals; raw media is decoded on ``media.workers`` threads (Pillow, libsndfile
-        and NumPy release the GIL for the heavy parts)."""
+        and NumPy release the GIL for the heavy parts). With ``media.torch_device`` the images of
+        the batch are measured together in torch first."""
         media = self.config.media
-        measure = lambda pe: measure_event(pe[1], self.read_media, media)  # noqa: E731
         n_media = sum(any(i.has_raw_media for i in e.inputs.values()) for _, e in events)
-        if n_media < 2 or media.workers < 2:
-            return [measure(pe) for pe in events]
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        map_fn = map
+        if n_media >= 2 and media.workers >= 2:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(media.workers, thread_name_prefix="modalwatch-media")
-        return list(self._pool.map(measure, events))
+                self._pool = ThreadPoolExecutor(media.workers, thread_name_prefix="modalwatch-media")
+            map_fn = self._pool.map
+        pre: dict[int, dict] = {}
+        if media.torch_device is not None and n_media:
+            pre = self._measure_images_in_torch(events, map_fn)
+        return list(map_fn(lambda k: measure_event(events[k][1], self.read_media, media, pre.get(k)),
+                           range(len(events))))
+
+    def _measure_images_in_torch(self, events, map_fn) -> dict[int, dict]:
+        from monitor.media import MediaError, measure_images_batched
+
+        media = self.config.media
+        todo = [k for k, (_, e) in enumerate(events) if "image" in e.inputs and e.inputs["image"].has_raw_media]
+
+        def fetch(k):
+            inp = events[k][1].inputs["image"]
+            try:
+                return self.read_media("image", inp.data_b64, inp.uri)
+            except MediaError as e:
+                return e
+
+        fetched = list(map_fn(fetch, todo))
+        ok = [(k, d) for k, d in zip(todo, fetched) if not isinstance(d, MediaError)]
+        results = measure_images_batched([d for _, d in ok], media.torch_device, media.max_pixels, map_fn)
+        pre = {k: {"image": d} for k, d in zip(todo, fetched) if isinstance(d, MediaError)}
+        pre.update((k, {"image": r}) for (k, _), r in zip(ok, results))
+        return pre
 
     def process(self, messages: list[RawMessage]) -> list[Outcome]:
         now = self.clock()

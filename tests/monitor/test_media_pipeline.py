@@ -154,3 +154,25 @@ def test_digital_silence_is_stored_at_the_level_floor(any_store):
     s = _stored_signals(any_store)["e0000001"]
     assert s["audio.integrated_loudness_lufs"] == -200.0 and s["audio.sample_peak_dbfs"] == -200.0
     assert s["audio.silence_share"] == 1.0 and all(math.isfinite(v) for v in s.values())
+
+
+def test_the_torch_image_path_stores_what_the_numpy_path_stores(tmp_path):
+    from connectors.sqlite import SqliteStore
+
+    rng = np.random.default_rng(3)
+    pictures = [skimage.data.astronaut(), skimage.data.camera(), skimage.data.astronaut()[::2, ::2],
+                rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)]
+    events = [_event(i, image={"data_b64": b64(image_bytes(px))}) for i, px in enumerate(pictures)]
+    events.append(_event(9, image={"data_b64": b64(b"broken")}, text={"data_b64": b64(b"still here")}))
+    results = []
+    for device in ("null", "cpu"):
+        store = SqliteStore(tmp_path / f"{device}.db")
+        store.migrate()
+        out = _pipeline(store, f"media:\n  torch_device: {device}\n").process(_msgs(events))
+        results.append((_stored_signals(store), [o.reason for o in out]))
+        store.close()
+    (numpy_signals, numpy_reasons), (torch_signals, torch_reasons) = results
+    assert torch_reasons == numpy_reasons and torch_reasons[-1].startswith("partial: image: cannot decode")
+    assert set(torch_signals) == set(numpy_signals) and len(torch_signals) == 5
+    for eid, sig in numpy_signals.items():
+        assert torch_signals[eid] == pytest.approx(sig, rel=1e-9)
