@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.modalwatch-installed
 DAYS   ?= 28
 
-.PHONY: install demo test services bench clean
+.PHONY: install demo test services system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ services:
 	       && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } \
 	  || echo "note: no local PostgreSQL started; tests use MODALWATCH_TEST_PG_URL or initdb"
 
-test: install services
+# espeak-ng speaks the real speech the loudness tests measure (Debian's package).
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 \
+	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; } \
+	  || echo "note: espeak-ng is missing and could not be installed; the speech loudness test will fail"
+
+test: install services system-deps
 	$(BIN)/python -m pytest -q
 
 bench: install services

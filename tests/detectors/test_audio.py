@@ -107,6 +107,39 @@ def test_integrated_loudness_agrees_with_pyloudnorm_deman(fs, channels):
     assert loudness(x, fs).integrated_lufs == pytest.approx(ref, abs=0.01)
 
 
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """Real synthetic speech from espeak-ng (installed by `make test`), mono at 22,050 Hz."""
+    import shutil
+    import subprocess
+
+    import soundfile
+
+    exe = shutil.which("espeak-ng")
+    assert exe, "espeak-ng is not installed: run `make system-deps` (Debian package espeak-ng)"
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    text = ("The quick brown fox jumps over the lazy dog. Monitoring a model in production means "
+            "watching its inputs, its confidence and its errors, day after day.")
+    subprocess.run([exe, "-w", str(path), "-s", "150", text], check=True, capture_output=True, timeout=60)
+    x, fs = soundfile.read(path, dtype="float64", always_2d=True)
+    assert x.shape[0] > 5 * fs  # several seconds of speech
+    return x, fs
+
+
+@pytest.mark.parametrize("snr_db", [None, 30, 20, 10, 0])
+def test_speech_loudness_with_noise_agrees_with_pyloudnorm_deman(speech, snr_db):
+    import pyloudnorm
+
+    x, fs = speech
+    if snr_db is not None:
+        noise = np.random.default_rng(snr_db).normal(0, 1, x.shape)
+        speech_power = np.mean(x[np.abs(x[:, 0]) > 1e-4] ** 2)  # the power while speaking
+        x = x + noise * np.sqrt(speech_power / 10 ** (snr_db / 10))
+    ref = pyloudnorm.Meter(fs, filter_class="DeMan").integrated_loudness(x)
+    assert np.isfinite(ref)
+    assert loudness(x, fs).integrated_lufs == pytest.approx(ref, abs=0.01)
+
+
 def test_audio_signals_of_a_clip_with_pauses_clipping_and_offset():
     from detectors.audio import audio_signals
 
