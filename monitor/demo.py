@@ -3,11 +3,17 @@ through the real pipeline on the embedded default (SQLite, JSONL), with a local 
 
 Traffic: one model ("scene-tagger" v1) tagging images with audio and a caption; slices by
 device (cam_a/b/c), locale and environment; half the events get a label 0-20 h later.
-Episodes (written to ``episodes.json``), quiet before day 10:
+Most events carry producer-computed signals; one in ``MEDIA_EVERY`` of device=cam_b events sends
+its picture and one in ``MEDIA_EVERY`` of environment=car events its sound as real media
+(``file://`` URIs under ``<out>/media``, see monitor/demo_media.py), which modalwatch decodes and
+measures itself. Episodes (written to ``episodes.json``), quiet before day 10:
 
-* ``mic_change``: from day 10, environment=car audio is 10 LU quieter (a microphone swap);
+* ``mic_change``: from day 10, environment=car audio is 10 dB quieter (a microphone swap);
 * ``confidence_inflation``: from day 11, confidences creep towards 1 while accuracy stays;
-* ``cam_b_darkening``: from day 14, device=cam_b images darken and its error rate rises.
+* ``cam_b_darkening``: from day 14, device=cam_b images darken and blur, its error rate rises.
+
+The real media alone shows the two media episodes: the signals only they carry (e.g.
+``image.underexposed_share``, ``audio.true_peak_dbtp``) drift too.
 """
 from __future__ import annotations
 
@@ -37,21 +43,29 @@ DEVICES = ["cam_a", "cam_b", "cam_c"]
 LOCALES = ["en-US", "de-DE", "ja-JP"]
 ENVS = ["indoor", "outdoor", "car"]
 
+MEDIA_EVERY = 5
+
 EPISODES = [
-    {"name": "mic_change", "start_day": 10, "description": "environment=car audio 10 LU quieter (microphone swap)",
+    {"name": "mic_change", "start_day": 10, "description": "environment=car audio 10 dB quieter (microphone swap)",
      "expect": [{"alertname": "SignalDrift", "slice": "environment=car", "modality": "audio",
-                 "signal": "loudness_lufs"}]},
+                 "signal": "integrated_loudness_lufs"},
+                {"alertname": "SignalDrift", "slice": "environment=car", "modality": "audio",
+                 "signal": "true_peak_dbtp"}]},
     {"name": "confidence_inflation", "start_day": 11,
      "description": "confidence creeps towards 1 while accuracy stays the same",
      "expect": [{"alertname": "CalibrationDrift", "slice": "*"}]},
     {"name": "cam_b_darkening", "start_day": 14, "description": "device=cam_b images darken, its error rate rises",
      "expect": [{"alertname": "SignalDrift", "slice": "device=cam_b", "modality": "image", "signal": "brightness"},
+                {"alertname": "SignalDrift", "slice": "device=cam_b", "modality": "image",
+                 "signal": "underexposed_share"},
                 {"alertname": "SliceErrorRateUp", "slice": "device=cam_b"}]},
 ]
 
 
-def generate(days: int, seed: int, events_per_day: int) -> tuple[list[dict], list[dict]]:
-    """(lines sorted by event time — inferences and labels —, episodes with their start times)."""
+def generate(days: int, seed: int, events_per_day: int, media=None) -> tuple[list[dict], list[dict]]:
+    """(lines sorted by event time — inferences and labels —, episodes with their start times).
+
+    ``media``: a ``demo_media.MediaWriter``; without one every event carries producer signals."""
     rng = np.random.default_rng(seed)
     n = days * events_per_day
     t = np.sort(rng.uniform(0, days * 86400, n))
@@ -66,10 +80,11 @@ def generate(days: int, seed: int, events_per_day: int) -> tuple[list[dict], lis
     dark = np.where(device == "cam_b", np.clip((day - 14) / 3, 0, 1), 0.0)  # ramps over 3 days
     brightness = rng.normal(125, 14, n) - 55 * dark
     sharpness = rng.lognormal(5.5, 0.35, n) * (1 - 0.5 * dark)
-    contrast = rng.normal(52, 7, n) * (1 - 0.3 * dark)
+    contrast = rng.normal(0.2, 0.03, n) * (1 - 0.3 * dark)
     p_correct = p_correct * (1 - 0.45 * dark)
 
-    loudness = rng.normal(-23, 1.8, n) - np.where((env == "car") & (day >= 10), 10.0, 0.0)
+    quieter = np.where((env == "car") & (day >= 10), 10.0, 0.0)
+    loudness = rng.normal(-23, 1.8, n) - quieter
     snr = rng.normal(24, 4, n) - np.where(env == "car", 4.0, 0.0)
     chars = rng.poisson(48, n)
 
@@ -84,18 +99,25 @@ def generate(days: int, seed: int, events_per_day: int) -> tuple[list[dict], lis
     for i in range(n):
         ts = START + timedelta(seconds=float(t[i]))
         eid = f"ev-{seed}-{i:07d}"
+        inputs = {
+            "image": {"signals": {"brightness": round(float(brightness[i]), 3),
+                                  "sharpness": round(float(sharpness[i]), 3),
+                                  "rms_contrast": round(float(contrast[i]), 4)}},
+            "audio": {"signals": {"integrated_loudness_lufs": round(float(loudness[i]), 3),
+                                  "snr_db": round(float(snr[i]), 3)}},
+            "text": {"signals": {"characters": int(chars[i])}},
+        }
+        if media is not None and i % MEDIA_EVERY == 0:
+            if device[i] == "cam_b":
+                inputs["image"] = {"uri": media.image(float(dark[i])),
+                                   "media_type": "image/jpeg"}
+            if env[i] == "car":
+                inputs["audio"] = {"uri": media.speech(float(quieter[i])), "media_type": "audio/flac"}
         lines.append((ts, 0, {
             "type": "inference", "event_id": eid, "ts": ts.isoformat(),
             "model": {"name": "scene-tagger", "version": "1.0.0"},
             "slice": {"device": str(device[i]), "locale": str(locale[i]), "environment": str(env[i])},
-            "inputs": {
-                "image": {"signals": {"brightness": round(float(brightness[i]), 3),
-                                      "sharpness": round(float(sharpness[i]), 3),
-                                      "contrast": round(float(contrast[i]), 3)}},
-                "audio": {"signals": {"loudness_lufs": round(float(loudness[i]), 3),
-                                      "snr_db": round(float(snr[i]), 3)}},
-                "text": {"signals": {"chars": int(chars[i])}},
-            },
+            "inputs": inputs,
             "output": {"label": str(pred[i]), "confidence": float(shown_conf[i])},
         }))
         if labelled[i]:
@@ -115,7 +137,10 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     for name in ("modalwatch.db", "modalwatch.db-wal", "modalwatch.db-shm", "alerts.jsonl", "review.jsonl"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "report", ignore_errors=True)
-    lines, episodes = generate(days, seed, events_per_day)
+    shutil.rmtree(out / "media", ignore_errors=True)
+    from monitor.demo_media import MediaWriter
+
+    lines, episodes = generate(days, seed, events_per_day, MediaWriter(out / "media", seed))
     stream = out / "stream.jsonl"
     with open(stream, "w", encoding="utf-8") as fh:
         for obj in lines:
@@ -127,6 +152,7 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     cfg.store.path = str(out / "modalwatch.db")
     cfg.ingest.http.enabled = False
     cfg.evaluation.tick_s = 0.5
+    cfg.media.allowed_roots = [str((out / "media").resolve())]
     store = SqliteStore(cfg.store.path)
     with WebhookReceiver(secret=secret, out_path=out / "alerts.jsonl") as receiver:
         senders = {"demo": WebhookSender("demo", receiver.url, secret)}
