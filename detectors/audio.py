@@ -45,12 +45,16 @@ RELATIVE_GATE_LU = -10.0
 LRA_RELATIVE_GATE_LU = -20.0
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 0.999
+# K-weighting's shelf sits at ~1.68 kHz: below 4 kHz sampling it would lie at or above Nyquist and
+# the filter would be meaningless (telephone audio, 8 kHz, is the lowest rate seen in practice).
+MIN_SAMPLE_RATE = 4000
 
 
 def k_weighting(sample_rate: int) -> np.ndarray:
     """The K-weighting filter as second-order sections (shelf, then high-pass), for ``sample_rate``."""
-    if sample_rate <= 0:
-        raise ValueError(f"sample rate must be positive, got {sample_rate}")
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise ValueError(f"sample rate {sample_rate} Hz is below {MIN_SAMPLE_RATE} Hz: K-weighting (BS.1770) "
+                         "is not defined there")
     if sample_rate == 48000:
         (b1, a1), (b2, a2) = _SHELF_48K, _HIGHPASS_48K
         return np.array([[*b1, *a1], [*b2, *a2]], dtype=float)

@@ -97,10 +97,11 @@ def test_bad_media_dead_letters_name_the_modality_and_keep_the_rest(sqlite_store
         _event(5, audio={"data_b64": b64(wav_bytes(tone(-20, 3, channels=1)))}),  # too long
         _event(6, audio={"data_b64": "not base64!"}),
         _event(7, image={"data_b64": b64(b"\x00\x00\x00\x18ftypmp42" + bytes(200))}),  # a video container
+        _event(8, audio={"data_b64": b64(wav_bytes(tone(-20, 1, rate=2000, channels=1, freq=200), rate=2000))}),
     ]
     cfg = "media:\n  max_pixels: 100000\n  max_audio_seconds: 2\n"
     out = _pipeline(sqlite_store, cfg).process(_msgs(events))
-    assert [o.status for o in out] == ["stored"] * 7
+    assert [o.status for o in out] == ["stored"] * 8
     reasons = [o.reason for o in out]
     assert reasons[0].startswith("partial: image: cannot decode")
     assert reasons[1] == "partial: audio: samples hold NaN or infinite values"
@@ -109,10 +110,11 @@ def test_bad_media_dead_letters_name_the_modality_and_keep_the_rest(sqlite_store
     assert "audio: 3 s exceeds media.max_audio_seconds=2" in reasons[4]
     assert "audio: data_b64 is not valid base64" in reasons[5]
     assert "image: cannot decode" in reasons[6]
+    assert "audio: sample rate 2000 Hz is below 4000 Hz" in reasons[7]  # a wrong sample rate
     signals = _stored_signals(sqlite_store)
-    assert signals["e0000001"]["text.characters"] == 2 and len(signals) == 7
+    assert signals["e0000001"]["text.characters"] == 2 and len(signals) == 8
     assert signals["e0000002"]["image.width"] == 200
-    assert len(sqlite_store.dead_letters()) == 7
+    assert len(sqlite_store.dead_letters()) == 8
 
 
 def test_without_partial_events_the_whole_event_is_a_dead_letter(sqlite_store):
