@@ -119,20 +119,27 @@ def weighted_power_prefix(samples: np.ndarray, sample_rate: int, unit: int = 1) 
 
     With ``c`` the result, the mean square of units [i, j) is ``(c[j] - c[i]) / ((j - i) * unit)``;
     every BS.1770 measure is read off this one array (a trailing part of a unit is left out, so
-    windows are whole). The filter runs in float32 (3x faster than float64; the difference in
-    loudness is below 1e-6 LU on the EBU cases and programme-like noise); sums are float64.
+    windows are whole). The filter runs in float32 on one contiguous row per channel (3x faster
+    than float64; the difference in loudness is below 1e-6 LU on the EBU cases and programme-like
+    noise); each unit's squares are summed in float32, the running sums in float64.
     """
     x = _as_2d(samples, check_finite=False)
     w = _weights(x.shape[1])
     keep = np.flatnonzero(w > 0)
-    y = sps.sosfilt(k_weighting(sample_rate).astype(np.float32), x[:, keep].astype(np.float32), axis=0)
-    power = np.einsum("ij,ij,j->i", y, y, w[keep].astype(np.float32))
-    units = power.size // unit
-    sums = power[: units * unit].reshape(units, unit).sum(axis=1, dtype=np.float64) if unit > 1 else power
+    kept = x if keep.size == x.shape[1] else x[:, keep]
+    planar = kept.T.astype(np.float32, order="C")  # one row per channel: sosfilt runs along rows
+    y = sps.sosfilt(k_weighting(sample_rate).astype(np.float32), planar, axis=1)
+    units = y.shape[1] // unit
+    sums = np.zeros(units)
+    tail = 0.0
+    for row, weight in zip(y, w[keep]):
+        per_unit = row[: units * unit].reshape(units, unit)
+        sums += weight * np.einsum("ij,ij->i", per_unit, per_unit).astype(np.float64)  # float32 within 10 ms
+        tail += float(np.sum(row[units * unit:] ** 2))
     out = np.empty(units + 1)
     out[0] = 0.0
-    np.cumsum(sums, out=out[1:], dtype=np.float64)
-    if not np.isfinite(out[-1] + power[units * unit:].sum(dtype=np.float64)):
+    np.cumsum(sums, out=out[1:])
+    if not np.isfinite(out[-1] + tail):
         raise ValueError(_NOT_FINITE)  # NaN or inf anywhere in the input ends up here
     return out
 
