@@ -4,13 +4,12 @@ The same definitions as ``detectors.image`` (see there), computed in integer ari
 with Pillow's fixed-point Rec.601 weights, the Laplacian and the colour differences as int32, and
 every sum and sum of squares as int64. Only the final divisions are floating point (float64), so
 the values equal the NumPy path's to the last bits on any device, and no float32 cancellation
-can creep into a variance. Pure: a tensor in, ``ImageSignals`` out; nothing is kept between calls.
+can creep into a variance (``detectors.image.signals_from_sums`` turns the sums into signals for
+every path). Pure: a tensor in, ``ImageSignals`` out; nothing is kept between calls.
 """
 from __future__ import annotations
 
-import math
-
-from detectors.image import _GREY_SHARE, OVEREXPOSED_LUMA, UNDEREXPOSED_LUMA, ImageSignals
+from detectors.image import OVEREXPOSED_LUMA, UNDEREXPOSED_LUMA, ImageSignals, ImageSums, signals_from_sums
 
 
 def image_signals_batch(pixels) -> list[ImageSignals]:
@@ -52,28 +51,8 @@ def image_signals_batch(pixels) -> list[ImageSignals]:
     else:
         colour = None
     stats = torch.stack([y_sum, y_sq, lap_sum, lap_sq, under, over], 1).cpu().tolist()
-    colour = colour.cpu().tolist() if colour is not None else None
-    out = []
-    for i, (ys, yq, ls, lq, u, o) in enumerate(stats):
-        y_mean = ys / n
-        y_var = max(0.0, yq / n - y_mean ** 2)
-        lap_var = max(0.0, lq / n - (ls / n) ** 2)
-        if colour is not None:
-            rgs, rgq, ybs, ybq, grey_px = colour[i]
-            rg_mean, yb_mean = rgs / n, ybs / 2 / n
-            rg_std = math.sqrt(max(0.0, rgq / n - rg_mean ** 2))
-            yb_std = math.sqrt(max(0.0, ybq / 4 / n - yb_mean ** 2))
-            colorfulness = math.hypot(rg_std, yb_std) + 0.3 * math.hypot(rg_mean, yb_mean)
-            grey = float(grey_px >= _GREY_SHARE * n)
-        else:
-            colorfulness, grey = 0.0, 1.0
-        out.append(ImageSignals(
-            width=w, height=h, megapixels=n / 1e6, aspect_ratio=w / h,
-            brightness=y_mean, rms_contrast=math.sqrt(y_var) / 255.0,
-            sharpness=lap_var, sharpness_normalised=lap_var / y_var if y_var > 0 else 0.0,
-            underexposed_share=u / n, overexposed_share=o / n, colorfulness=colorfulness, grayscale=grey,
-        ))
-    return out
+    colour = colour.cpu().tolist() if colour is not None else [[] for _ in stats]
+    return [signals_from_sums(h, w, ImageSums(n, *base, *extra)) for base, extra in zip(stats, colour)]
 
 
 def _laplacian(y):

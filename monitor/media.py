@@ -31,12 +31,13 @@ class MediaError(ValueError):
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """uint8 ``(h, w)`` or ``(h, w, 3)``: grey stays grey, RGBA/palette/CMYK become RGB, 16-bit is scaled."""
-    return decode_image_and_luma(data, max_pixels)[0]
+    return decode_image_and_luma(data, max_pixels, luma=False)[0]
 
 
-def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS,
+                          luma: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels (as ``decode_image``) and their 8-bit Rec.601 luma, made by Pillow's C code
-    (``convert("L")``, bit-identical to ``detectors.image.luma601``)."""
+    (``convert("L")``, bit-identical to ``detectors.image.luma601``); no luma when ``luma`` is False."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -54,7 +55,7 @@ def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[np
                 grey = np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
                 return grey, grey
             rgb = im if im.mode == "RGB" else im.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8), np.asarray(rgb.convert("L"), dtype=np.uint8)
+            return np.asarray(rgb, dtype=np.uint8), np.asarray(rgb.convert("L"), dtype=np.uint8) if luma else None
     except MediaError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -111,8 +112,10 @@ def signals_of(modality: str, data: bytes, max_pixels: int = MAX_PIXELS,
                max_audio_seconds: float = MAX_AUDIO_SECONDS) -> dict[str, float]:
     """The signals of one decoded medium, as plain numbers (``-inf`` loudness stays ``-inf``)."""
     if modality == "image":
-        from detectors.image import image_signals
+        from detectors.image import COMPILED, image_signals
 
+        if COMPILED:  # one compiled pass computes luma itself
+            return image_signals(decode_image(data, max_pixels)).as_dict()
         return image_signals(*decode_image_and_luma(data, max_pixels)).as_dict()
     if modality == "audio":
         from detectors.audio import audio_signals

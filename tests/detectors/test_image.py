@@ -83,6 +83,29 @@ def test_grayscale_flag_at_the_999_per_mille_boundary():
     assert image_signals(np.clip(noisy, 0, 255).astype(np.uint8)).grayscale == 1.0  # within 2 levels
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_the_compiled_pass_equals_the_numpy_path(name):
+    from PIL import Image
+
+    from detectors import image
+    from detectors.image import image_sums_numpy, signals_from_sums
+
+    assert image._imagesums is not None, "detectors._imagesums was not built (pip install needs a C compiler)"
+    rng = np.random.default_rng(4)
+    px = picture(name)
+    for variant in (px, px[::3, ::2], np.ascontiguousarray(px[:, ::-1]), rng.integers(0, 256, (3, 1, 3), np.uint8)
+                    if px.ndim == 3 else rng.integers(0, 256, (1, 3), np.uint8)):
+        pil_luma = np.asarray(Image.fromarray(variant).convert("L"))
+        h, w = variant.shape[:2]
+        assert image_signals(variant) == signals_from_sums(h, w, image_sums_numpy(variant, pil_luma))
+        assert image_signals(variant) == signals_from_sums(h, w, image_sums_numpy(variant))
+    # the extremes of every 32-bit chunk sum: a 0/255 checkerboard (|Laplacian| = 1020 everywhere)
+    board = (np.indices((5, 3000)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    for variant in (board, np.dstack([board, 255 - board, board])):
+        h, w = variant.shape[:2]
+        assert image_signals(variant) == signals_from_sums(h, w, image_sums_numpy(variant))
+
+
 def test_signals_with_the_decoders_luma_and_on_thin_images():
     from PIL import Image
 
