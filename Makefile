@@ -36,11 +36,16 @@ system-deps:
 	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; } \
 	  || echo "note: espeak-ng is missing and could not be installed; the speech loudness test will fail"
 
+# The second run executes the runnable examples in detectors/' docstrings.
 test: install services system-deps
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --doctest-modules detectors
 
 bench: install services
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/signals.py
+	$(BIN)/python bench/media_ingest.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
