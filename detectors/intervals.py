@@ -22,6 +22,11 @@ class WilsonInterval:
 def wilson_interval(successes: int, n: int, z: float = _Z95) -> WilsonInterval:
     """Wilson score interval for ``successes`` out of ``n`` (95 % by default).
 
+    Coverage: over windows whose true rates vary (1–50 %), the 95 % interval covers the rate in
+    ≥ 94 % of windows at n = 50, 200 and 1,000 (tests/detectors/test_statistics.py). At one fixed
+    rate the exact coverage oscillates around 95 %: 0.935 at n = 50 and p = 0.5, 0.92 at n = 50 and
+    p = 0.02, 0.944–0.951 at n = 1,000 — a property of every non-randomised binomial interval.
+
     >>> r = wilson_interval(10, 100)
     >>> round(r.low, 4), round(r.high, 4)
     (0.0552, 0.1744)
