@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from detectors.calibration import expected_calibration_error
+from detectors.calibration import (
+    bin_index,
+    brier_multiclass,
+    calibration,
+    calibration_drift,
+    classwise_ece,
+    expected_calibration_error,
+)
 
 
 def _ece_loop(conf, correct, bins):
@@ -37,3 +44,70 @@ def test_insufficient_and_invalid():
     assert expected_calibration_error([0.5] * 5, [True] * 5, min_n=10).status == "insufficient_data"
     with pytest.raises(ValueError):
         expected_calibration_error([1.5], [True], min_n=1)
+
+
+def _multiclass(n=4000, k=4, seed=0, temperature=1.0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, (n, k))
+    p = np.exp(logits / temperature)
+    p /= p.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(k, p=row) for row in np.exp(logits) / np.exp(logits).sum(1, keepdims=True)])
+    return p, labels
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_top_label_ece_and_mce_equal_torchmetrics_multiclass(temperature):
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    p, labels = _multiclass(temperature=temperature)
+    conf, pred = p.max(axis=1), p.argmax(axis=1)
+    assert not np.any(np.isin(np.round(conf * 15, 9), np.arange(16)))  # no confidence on an edge
+    ours = calibration(conf, pred == labels, bins=15)
+    for norm, value in (("l1", ours.ece), ("max", ours.mce)):
+        theirs = multiclass_calibration_error(torch.tensor(p, dtype=torch.float64), torch.tensor(labels),
+                                              num_classes=4, n_bins=15, norm=norm)
+        assert value == pytest.approx(float(theirs), abs=1e-6)  # torchmetrics works in float32
+
+
+def test_classwise_ece_of_a_binary_task_equals_torchmetrics_binary():
+    import torch
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    rng = np.random.default_rng(3)
+    p1 = rng.uniform(0.01, 0.99, 3000)
+    y = (rng.uniform(size=3000) < p1 ** 1.3).astype(int)
+    theirs = float(binary_calibration_error(torch.tensor(p1, dtype=torch.float64), torch.tensor(y), n_bins=10))
+    assert calibration(p1, y == 1, bins=10).ece == pytest.approx(theirs, abs=1e-6)
+    probs = np.column_stack([1 - p1, p1])
+    both = classwise_ece(probs, y, bins=10)
+    assert both == pytest.approx(np.mean([calibration(1 - p1, y == 0, 10).ece, theirs]), abs=1e-12)
+
+
+def test_edge_conventions_equal_mass_bins_and_brier():
+    conf = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0] * 20)
+    idx, _ = bin_index(conf, 5)
+    assert idx[:6].tolist() == [0, 0, 1, 2, 3, 4]  # (k/B, (k+1)/B]: 0.2 in the first bin, 1.0 in the last
+    ties = np.array([0.9] * 70 + [0.5] * 30)
+    idx, edges = bin_index(ties, 4, "equal_mass")
+    assert len(set(idx[ties == 0.9])) == 1 and len(set(idx[ties == 0.5])) == 1  # ties stay together
+    r = calibration(ties, np.r_[np.ones(63), np.zeros(7), np.ones(15), np.zeros(15)], bins=4, scheme="equal_mass")
+    assert r.ece == pytest.approx(0.0) and r.variant == "top_label_equal_mass_4"
+    assert sum(b.n for b in r.bins) == 100
+    p, labels = _multiclass(n=500)
+    onehot = np.eye(4)[labels]
+    assert brier_multiclass(p, labels) == pytest.approx(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+def test_calibration_drift_is_quiet_when_nothing_changed_and_reproducible():
+    rng = np.random.default_rng(12)
+    false_alarms = 0
+    for _ in range(40):
+        rc = rng.uniform(0.5, 1, 2000)
+        wc = rng.uniform(0.5, 1, 1000)
+        d = calibration_drift(rc, rng.uniform(size=2000) < rc, wc, rng.uniform(size=1000) < wc, n_boot=300)
+        false_alarms += d.drift
+    assert false_alarms <= 4  # a 95 % interval: ~1 in 40 expected at most
+    args = (rc, rc > 0.7, wc, wc > 0.8)
+    assert calibration_drift(*args, seed=5) == calibration_drift(*args, seed=5)
+    assert calibration_drift(rc[:50], rc[:50] > 0.7, wc, wc > 0.8).status == "insufficient_data"
