@@ -20,10 +20,10 @@ against ours:
 =================  =======================  ===============================================
 detector           river's defaults         modalwatch's defaults
 =================  =======================  ===============================================
-ADWIN              delta 0.002: 0–1         the same
-Page-Hinkley       threshold 50: ~620       threshold 400: 0 (a +1 SD step found in ~320)
-KSWIN              alpha 0.005: ~1,300      alpha 1e-4: ~30 (a +1 SD step found in ~35)
-Bernoulli CUSUM    —                        h = ln(1e6): 0 (0.10 → 0.20 found in ~300)
+ADWIN              delta 0.002: 0           the same (a +1 SD step found in ~40)
+Page-Hinkley       threshold 50: ~620       threshold 400: 0 (a +1 SD step found in ~400)
+KSWIN              alpha 0.005: ~1,230      alpha 1e-4: ~60 (a +1 SD step found in ~30)
+Bernoulli CUSUM    —                        h = ln(1e6): 0 (0.10 → 0.20 found in ~290)
 =================  =======================  ===============================================
 
 Page-Hinkley's threshold is in the units of the input: standardise a signal first (the numbers
