@@ -28,8 +28,9 @@ LABEL_COLS = ("event_id", "label", "source", "ts", "position", "ingested_at")
 EVAL_COLS = (
     "model_name", "model_version", "interval_s", "lag_s", "window_start", "window_end", "slice", "detector",
     "metric", "signal", "variant", "status", "value", "reference_value", "ci_low", "ci_high", "n",
-    "n_reference", "evaluated_at",
+    "n_reference", "evaluated_at", "p_value", "p_adjusted", "effect", "decision",
 )
+_EVAL_OPTIONAL = {"p_value", "p_adjusted", "effect", "decision"}  # rows without a test leave them NULL
 _EVENT_JSON = {"slice", "signals", "probabilities", "embeddings"}
 
 
@@ -348,7 +349,8 @@ class SqlStore:
         self._many(
             f"INSERT INTO evaluations ({cols}) VALUES ({marks}) ON CONFLICT"
             " (model_name, model_version, interval_s, lag_s, window_start, slice, metric, signal) DO NOTHING",
-            [tuple(self._ts(r[c]) if c in ts_cols else r[c] for c in EVAL_COLS) for r in rows],
+            [tuple(self._ts(r[c]) if c in ts_cols else r.get(c) if c in _EVAL_OPTIONAL else r[c] for c in EVAL_COLS)
+             for r in rows],
         )
 
     def evaluations(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:

@@ -13,7 +13,9 @@ Conventions (fixed, tested):
 * ECE = Σ_b (n_b / n)·|acc_b − conf_b|; MCE = max_b |acc_b − conf_b|;
 * top-label Brier = mean (conf − correct)²; multiclass Brier = mean Σ_k (p_k − 1[y = k])²
   (needs every class's probability);
-* classwise ECE = the mean over classes k of the equal-width ECE of p_k against 1[y = k].
+* classwise ECE = the mean over classes k of the equal-width ECE of p_k against 1[y = k];
+* calibration drift compares a window's ECE with the reference's at the window's sample size
+  (ECE's small-sample bias would otherwise make every short window look worse).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -146,13 +148,14 @@ def brier_multiclass(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class CalibrationDrift:
-    """ECE of a window minus the reference's, with a percentile bootstrap interval."""
+    """The window's ECE against what the reference's calibration gives at the window's size."""
 
     difference: float
     ci_low: float
     ci_high: float
+    p_value: float
     window_ece: float
-    reference_ece: float
+    reference_ece: float  # the mean ECE of reference samples of the window's size
     drift: bool  # the interval lies wholly above ``margin``
     n: int
     n_reference: int
@@ -163,43 +166,53 @@ class CalibrationDrift:
 def calibration_drift(ref_confidence, ref_correct, confidence, correct, bins: int = 15,
                       scheme: Scheme = "equal_width", margin: float = 0.0, n_boot: int = 1000,
                       level: float = 0.95, seed: int = 0, min_n: int = 100) -> CalibrationDrift:
-    """Has calibration got worse? The window's ECE minus the reference's, each side resampled
-    independently ``n_boot`` times (seeded: the same inputs give the same interval); drift when
-    the lower bound exceeds ``margin``.
+    """Has calibration got worse than the reference's?
+
+    ECE is biased upwards in small samples (by roughly √(bins / n)), so a day's ECE compared with
+    a week's would always look worse. The comparison is therefore size-matched: ``n_boot``
+    samples of the window's size are drawn (with replacement, seeded) from the reference, and
+    their ECEs are what the window's ECE would be if nothing had changed. ``difference`` = window
+    ECE − their mean; the interval is the window's ECE minus their central ``level`` range;
+    ``p_value`` is the share of them at least as large as the window's ECE (one-sided, +1
+    smoothed); drift when the interval lies above ``margin``.
 
     >>> rng = np.random.default_rng(1)
     >>> rc = rng.uniform(0.5, 1, 3000); rok = rng.uniform(size=3000) < rc
+    >>> same_c = rng.uniform(0.5, 1, 500); same_ok = rng.uniform(size=500) < same_c
+    >>> calibration_drift(rc, rok, same_c, same_ok).drift
+    False
     >>> wc = rng.uniform(0.5, 1, 2000); wok = rng.uniform(size=2000) < wc - 0.1
     >>> d = calibration_drift(rc, rok, wc, wok)
-    >>> d.drift, round(d.difference, 2), d.ci_low > 0.03
+    >>> d.drift, round(d.difference, 2), d.p_value < 0.01
     (True, 0.07, True)
     """
     rc, rok = _check(ref_confidence, ref_correct)
     wc, wok = _check(confidence, correct)
-    variant = f"top_label_{scheme}_{bins}_bootstrap_{n_boot}"
+    variant = f"top_label_{scheme}_{bins}_size_matched_bootstrap_{n_boot}"
     if rc.size < min_n or wc.size < min_n:
         nan = math.nan
-        return CalibrationDrift(nan, nan, nan, nan, nan, False, int(wc.size), int(rc.size), variant,
+        return CalibrationDrift(nan, nan, nan, nan, nan, nan, False, int(wc.size), int(rc.size), variant,
                                 "insufficient_data")
     rng = np.random.default_rng(seed)
-    ref_boot = _bootstrap_ece(rc, rok, bins, scheme, n_boot, rng)
-    win_boot = _bootstrap_ece(wc, wok, bins, scheme, n_boot, rng)
-    diffs = win_boot - ref_boot
+    null = _bootstrap_ece(rc, rok, bins, scheme, n_boot, rng, size=wc.size)
+    w = calibration(wc, wok, bins, scheme, 1).ece
     alpha = (1 - level) / 2
-    low, high = (float(q) for q in np.quantile(diffs, [alpha, 1 - alpha]))
-    w, r = calibration(wc, wok, bins, scheme, 1).ece, calibration(rc, rok, bins, scheme, 1).ece
-    return CalibrationDrift(w - r, low, high, w, r, low > margin, int(wc.size), int(rc.size), variant, "ok")
+    q_low, q_high = (float(q) for q in np.quantile(null, [alpha, 1 - alpha]))
+    low, high = w - q_high, w - q_low
+    p = float((1 + np.count_nonzero(null >= w)) / (n_boot + 1))
+    return CalibrationDrift(w - float(null.mean()), low, high, p, w, float(null.mean()), low > margin,
+                            int(wc.size), int(rc.size), variant, "ok")
 
 
-def _bootstrap_ece(conf, ok, bins, scheme, n_boot, rng, chunk: int = 64) -> np.ndarray:
-    """ECE of ``n_boot`` resamples; the bins are those of the sample (fixed edges for equal
-    width; for equal mass, each event keeps its bin)."""
+def _bootstrap_ece(conf, ok, bins, scheme, n_boot, rng, size: int | None = None, chunk: int = 64) -> np.ndarray:
+    """ECE of ``n_boot`` resamples of ``size`` (default: the sample's); the bins are those of the
+    sample (fixed edges for equal width; for equal mass, each event keeps its bin)."""
     idx, _ = bin_index(conf, bins, scheme)
-    n = conf.size
+    n = size or conf.size
     out = np.empty(n_boot)
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
-        pick = rng.integers(0, n, (k, n))
+        pick = rng.integers(0, conf.size, (k, n))
         b = idx[pick] + bins * np.arange(k)[:, None]  # one block of bins per replicate
         conf_sum = np.bincount(b.ravel(), weights=conf[pick].ravel(), minlength=bins * k).reshape(k, bins)
         acc_sum = np.bincount(b.ravel(), weights=ok[pick].ravel(), minlength=bins * k).reshape(k, bins)

@@ -11,8 +11,9 @@ Tests (the decisions follow Evidently's conventions where the definitions coinci
 * ``wasserstein``: first Wasserstein distance over the reference's standard deviation (at least
   0.001); drift when ≥ 0.1. Effect: the normalised distance itself.
 * ``psi``: population stability index over the reference's quantile bins (outer bins open, a
-  bin empty on one side counts as ``PSI_EMPTY_BIN_SHARE``); drift when ≥ 0.1. Evidently bins
-  both samples together with Sturges' rule instead, so values differ while clear decisions agree.
+  bin empty on one side counts as ``PSI_EMPTY_BIN_SHARE``); drift when ≥ 0.1 (and, given
+  ``alpha``, when its approximate χ² p-value is ≤ alpha). Evidently bins both samples together
+  with Sturges' rule instead, so values differ while clear decisions agree.
 * ``chisquare`` (categories): Pearson's goodness of fit of the window's counts against the
   reference's shares; drift when p < alpha. A category the reference never had is a drift with
   p = 0 (its expected count is 0). Effect: Cramér's V.
@@ -243,15 +244,33 @@ def wasserstein_test(ref: NumericReference, window, threshold: float = 0.1, min_
     return DriftResult("wasserstein", value, None, value >= threshold, value, threshold, int(win.size), ref.n, "ok")
 
 
-def psi_test(ref: NumericReference, window, threshold: float = 0.1, min_n: int = 100) -> DriftResult:
-    """PSI over the reference's quantile bins (see the module docstring)."""
+def psi_test(ref: NumericReference, window, threshold: float = 0.1, min_n: int = 100,
+             alpha: float | None = None) -> DriftResult:
+    """PSI over the reference's quantile bins (see the module docstring), with a p-value.
+
+    PSI is the symmetrised Kullback–Leibler divergence of the binned shares; for two samples of
+    one distribution, PSI · n·m/(n+m) is approximately χ² with (bins − 1) degrees of freedom (the
+    same limit as the two-sample chi-square test), which gives ``p_value``. A threshold alone cries
+    wolf on small windows (PSI's expected value without any change is about (bins − 1)·(1/n + 1/m):
+    0.12 for 10 bins, n = 100, m = 300); with ``alpha`` the decision also needs p ≤ alpha.
+
+    >>> r = NumericReference.fit(np.random.default_rng(0).normal(0, 1, 300))
+    >>> small = psi_test(r, np.random.default_rng(9).normal(0, 1, 100), threshold=0.1, alpha=0.05)
+    >>> small.p_value > 0.05 and not small.drift
+    True
+    """
     win = _finite(window)
     if win.size < min_n or ref.n < min_n:
         return _insufficient("psi", threshold, int(win.size), ref.n)
     r = np.maximum(np.asarray(ref.psi_shares), PSI_EMPTY_BIN_SHARE)
     w = np.maximum(_shares(win, np.asarray(ref.psi_edges)), PSI_EMPTY_BIN_SHARE)
     value = float(np.sum((w - r) * np.log(w / r)))
-    return DriftResult("psi", value, None, value >= threshold, value, threshold, int(win.size), ref.n, "ok")
+    from scipy import stats
+
+    dof = max(1, len(r) - 1)
+    p = float(stats.chi2.sf(value * ref.n * win.size / (ref.n + win.size), dof))
+    drift = value >= threshold and (alpha is None or p <= alpha)
+    return DriftResult("psi", value, p, drift, value, threshold, int(win.size), ref.n, "ok")
 
 
 @dataclass(frozen=True)

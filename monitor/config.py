@@ -133,6 +133,16 @@ class EvaluationConfig(_Section):
     ece_min_n: int = Field(100, ge=1)
     error_rate_min_n: int = Field(50, ge=1)
     tick_s: float = Field(5.0, gt=0)
+    # Drift tests run on every signal × slice (psi, ks, wasserstein); ``signal_tests`` overrides
+    # them per signal, e.g. {"audio.snr_db": [wasserstein]}.
+    drift_tests: list[Literal["psi", "ks", "wasserstein"]] = Field(default_factory=lambda: ["psi", "ks"])
+    signal_tests: dict[str, list[Literal["psi", "ks", "wasserstein"]]] = Field(default_factory=dict)
+    psi_threshold: float = Field(0.25, gt=0)
+    ks_min_effect: float = Field(0.1, ge=0, le=1)  # KS drifts when BH-significant AND D ≥ this
+    wasserstein_threshold: float = Field(0.1, gt=0)
+    fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg over all p-values of one window
+    calibration_bootstrap: int = Field(500, ge=0)  # resamples for the ECE-difference interval; 0: off
+    cross: list[tuple[str, str]] = Field(default_factory=list)  # slice attributes crossed in pairs
 
     @model_validator(mode="after")
     def _positive(self) -> "EvaluationConfig":
@@ -156,8 +166,9 @@ class RuleConfig(_Section):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    metric: Literal["psi", "ece", "error_rate"]
-    field: Literal["value", "ci_low", "ci_high"] = "value"
+    metric: Literal["psi", "ks", "wasserstein", "ece", "ece_drift", "error_rate", "error_rate_gap",
+                    "abstention_rate_gap", "mean_confidence_gap"]
+    field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float
@@ -177,13 +188,15 @@ class WebhookConfig(_Section):
 def default_rules() -> list[RuleConfig]:
     """The rules of the embedded default (config/default.yaml spells them out; a test keeps both equal)."""
     return [
-        RuleConfig(name="SignalDrift", metric="psi", threshold=0.25,
-                   summary="a modality signal's distribution moved away from the reference (PSI > 0.25)"),
+        RuleConfig(name="SignalDrift", metric="psi", field="decision", op=">=", threshold=1,
+                   summary="a modality signal's distribution moved away from the reference "
+                           "(PSI ≥ 0.25 and significant after Benjamini–Hochberg)"),
         RuleConfig(name="SliceErrorRateUp", metric="error_rate", field="ci_low", vs_reference=True, threshold=0.05,
                    severity="critical",
                    summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference"),
-        RuleConfig(name="CalibrationDrift", metric="ece", slice="*", vs_reference=True, threshold=0.05,
-                   summary="top-label ECE rose more than 0.05 above the reference"),
+        RuleConfig(name="CalibrationDrift", metric="ece_drift", slice="*", field="decision", op=">=", threshold=1,
+                   summary="top-label ECE is above what the reference's calibration gives at this sample size "
+                           "(bootstrap interval above 0, significant after Benjamini–Hochberg)"),
     ]
 
 

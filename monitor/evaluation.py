@@ -19,9 +19,10 @@ import pandas as pd
 from alerts.payload import webhook_payload
 from alerts.rules import applies, decide, transition
 from connectors.sqlstore import RunKey
-from detectors.calibration import expected_calibration_error
-from detectors.drift import PSIReference, population_stability_index
+from detectors.calibration import calibration_drift, expected_calibration_error
+from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import wilson_interval
+from detectors.slices import benjamini_hochberg, slice_metrics
 from monitor.schedule import floor_to, windows
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -69,14 +70,15 @@ class _Prepared:
 class _Reference:
     data: _Prepared
     masks: dict[str, np.ndarray]
-    psi: dict[tuple[str, str], PSIReference] = field(default_factory=dict)
+    numeric: dict[tuple[str, str], NumericReference] = field(default_factory=dict)
 
 
 def _error_stats(p: _Prepared, mask: np.ndarray):
     f = p.frame
-    labelled = mask & f["label"].notna().to_numpy() & ~f["abstained"].to_numpy()
+    # dtype=bool: an empty window's columns come back as object arrays
+    labelled = mask & f["label"].notna().to_numpy(dtype=bool) & ~f["abstained"].to_numpy(dtype=bool)
     correct = (f["label"].to_numpy()[labelled] == f["pred_label"].to_numpy()[labelled])
-    return f["confidence"].to_numpy()[labelled], correct
+    return f["confidence"].to_numpy(dtype=float)[labelled], correct
 
 
 class Evaluator:
@@ -162,20 +164,18 @@ class Evaluator:
         signals = sorted(set(ref.data.signals.columns) | set(win.signals.columns))
         empty = np.zeros(0, dtype=bool)
         win_masks = win.masks()
+        seed = _seed(key)
         for sl in sorted(set(win_masks) | set(ref.masks)):
             wm = win_masks.get(sl, np.zeros(len(win.frame), dtype=bool))
             rm = ref.masks.get(sl, np.zeros(len(ref.data.frame), dtype=bool))
             for sig in signals:
-                pref = ref.psi.get((sl, sig))
-                if pref is None:
+                summary = ref.numeric.get((sl, sig))
+                if summary is None:
                     vals = ref.data.signals[sig].to_numpy()[rm] if sig in ref.data.signals else empty
-                    pref = ref.psi[(sl, sig)] = PSIReference.fit(vals, ev.psi_bins)
+                    summary = ref.numeric[(sl, sig)] = NumericReference.fit(vals, ev.psi_bins)
                 wv = win.signals[sig].to_numpy()[wm] if sig in win.signals else empty
-                r = population_stability_index(pref, wv, min_n=ev.psi_min_n)
-                rows.append({**base, "slice": sl, "detector": "psi", "metric": "psi", "signal": sig,
-                             "variant": f"quantile_bins_{ev.psi_bins}", "status": r.status, "value": _f(r.psi),
-                             "reference_value": None, "ci_low": None, "ci_high": None, "n": r.n,
-                             "n_reference": r.n_reference})
+                for test in ev.signal_tests.get(sig, ev.drift_tests):
+                    rows.append({**base, "slice": sl, "signal": sig, **self._drift_row(test, summary, wv)})
             wc, wok = _error_stats(win, wm)
             rc, rok = _error_stats(ref.data, rm)
             werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
@@ -190,7 +190,53 @@ class Evaluator:
                          "status": "ok" if we.status == re_.status == "ok" else "insufficient_data",
                          "value": _f(we.ece), "reference_value": _f(re_.ece), "ci_low": None, "ci_high": None,
                          "n": we.n, "n_reference": re_.n})
+            if ev.calibration_bootstrap:
+                d = calibration_drift(rc, rok, wc, wok, bins=ev.ece_bins, n_boot=ev.calibration_bootstrap, seed=seed,
+                                      min_n=ev.ece_min_n)
+                rows.append({**base, "slice": sl, "detector": "bootstrap", "metric": "ece_drift", "signal": "",
+                             "variant": d.variant, "status": d.status, "value": _f(d.difference),
+                             "reference_value": _f(d.reference_ece), "ci_low": _f(d.ci_low), "ci_high": _f(d.ci_high),
+                             "n": d.n, "n_reference": d.n_reference, "effect": _f(d.difference),
+                             "p_value": d.p_value if d.status == "ok" else None, "decision": None})
+        rows += self._slice_gaps(win, base)
+        _control_false_discoveries(rows, ev)
         return rows
+
+    def _drift_row(self, test: str, summary: NumericReference, window: np.ndarray) -> dict:
+        ev = self.config.evaluation
+        if test == "psi":
+            r = psi_test(summary, window, threshold=ev.psi_threshold, min_n=ev.psi_min_n)
+            variant = f"quantile_bins_{ev.psi_bins}"
+        elif test == "ks":
+            r = ks_test(summary, window, alpha=ev.fdr, min_n=ev.psi_min_n)
+            variant = "two_sided_exact_reference" if summary.exact else "two_sided_quantile_summary"
+        else:
+            r = wasserstein_test(summary, window, threshold=ev.wasserstein_threshold, min_n=ev.psi_min_n)
+            variant = "normed_by_reference_std"
+        ok = r.status == "ok"
+        return {"detector": test, "metric": test, "variant": variant, "status": r.status, "value": _f(r.statistic),
+                "reference_value": None, "ci_low": None, "ci_high": None, "n": r.n, "n_reference": r.n_reference,
+                "p_value": r.p_value, "effect": _f(r.effect),
+                # PSI's and KS's decisions wait for Benjamini–Hochberg over the whole window
+                "decision": (int(r.drift) if ok and test == "wasserstein" else None)}
+
+    def _slice_gaps(self, win: _Prepared, base: dict) -> list[dict]:
+        """Each slice against the rest of the window: error rate, abstention rate, mean confidence."""
+        ev = self.config.evaluation
+        f = win.frame
+        if not len(f) or win.slices.empty:
+            return []
+        labelled = f["label"].notna().to_numpy() & ~f["abstained"].to_numpy()
+        errors = np.where(labelled, (f["label"].to_numpy() != f["pred_label"].to_numpy()).astype(float), np.nan)
+        attrs = {c: win.slices[c].fillna("").astype(str).to_numpy(dtype=object) for c in win.slices.columns}
+        cross = [(a, b) for a, b in ev.cross if a in attrs and b in attrs]
+        stats = slice_metrics(attrs, errors, f["abstained"].to_numpy(), f["confidence"].to_numpy(), cross=cross,
+                              min_n=ev.error_rate_min_n, fdr=ev.fdr)
+        return [{**base, "slice": r.slice, "detector": "two_proportion_z" if r.metric != "mean_confidence" else "welch_z",
+                 "metric": f"{r.metric}_gap", "signal": "", "variant": "vs_rest_of_window", "status": r.status,
+                 "value": _f(r.value), "reference_value": _f(r.rest_value), "ci_low": _f(r.ci_low),
+                 "ci_high": _f(r.ci_high), "n": r.n, "n_reference": 0, "p_value": r.p_value, "effect": _f(r.gap),
+                 "decision": None} for r in stats]
 
     # -- alerts and review ---------------------------------------------------------------------
     def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
@@ -236,3 +282,29 @@ class Evaluator:
 
 def _f(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _seed(key: RunKey) -> int:
+    """A seed fixed by the window, so a backfill's bootstrap gives the live run's numbers."""
+    import zlib
+
+    return zlib.crc32(f"{key.model_name}|{key.model_version}|{key.interval_s}|{key.lag_s}|"
+                      f"{key.window_start.isoformat()}".encode())
+
+
+def _control_false_discoveries(rows: list[dict], ev) -> None:
+    """Benjamini–Hochberg over every p-value of the window (drift tests, slice gaps, calibration);
+    then the decisions that depend on it: KS needs an effect of at least ks_min_effect, PSI a value
+    of at least psi_threshold, calibration drift an interval above 0."""
+    tested = [r for r in rows if r.get("p_value") is not None and r["status"] == "ok"]
+    rejected, adjusted = benjamini_hochberg(np.array([r["p_value"] for r in tested]), ev.fdr)
+    for r, rej, adj in zip(tested, rejected, adjusted):
+        r["p_adjusted"] = float(adj)
+        if r["metric"] == "ks":
+            r["decision"] = int(bool(rej) and (r["effect"] or 0.0) >= ev.ks_min_effect)
+        elif r["metric"] == "psi":  # above the threshold, and more than small-sample noise
+            r["decision"] = int(bool(rej) and (r["value"] or 0.0) >= ev.psi_threshold)
+        elif r["metric"].endswith("_gap"):
+            r["decision"] = int(bool(rej))
+        elif r["metric"] == "ece_drift":  # worse than the reference, beyond chance, after BH
+            r["decision"] = int(bool(rej) and (r["ci_low"] or 0.0) > 0)

@@ -14,7 +14,7 @@ def _msgs(objs, source="test"):
 def test_migrations_are_recorded_and_idempotent(any_store):
     assert any_store.migrate() == []
     rows = any_store._all("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_init")]
+    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests")]
 
 
 def test_replayed_events_change_nothing(any_store):
@@ -111,6 +111,7 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
         return out
 
     first, second = migrate(), migrate()
-    assert "applied 1 migration(s): 0001_init" in first.stdout and "applied 0 migration(s)" in second.stdout
+    assert "applied 2 migration(s): 0001_init, 0002_evaluation_tests" in first.stdout
+    assert "applied 0 migration(s)" in second.stdout
     assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
     assert "password" not in first.stderr + first.stdout

@@ -135,3 +135,38 @@ def test_cli_ingest_evaluate_report(tmp_path):
     assert {a["labels"]["slice"] for a in rep["alerts"]} >= {"device=d1"}
     st = json.loads(run("status", "--json"))
     assert st["evaluation_runs"] == 6 and st["alerts"].get("firing", 0) >= 1 and st["events"] == 2100
+
+
+def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
+    """Day 5: device d1's errors jump (a slice gap); brightness shifts on d2 only (KS on that slice);
+    nothing else moves, and BH keeps every other decision at 0."""
+    cfg = parse_config(CFG)
+    rng = np.random.default_rng(4)
+    msgs = []
+    for m in _traffic(seed=4):
+        obj = json.loads(m.payload)
+        if obj.get("type") == "inference":
+            day = (np.datetime64(obj["ts"][:19]) - np.datetime64(T0.isoformat()[:19])) // np.timedelta64(1, "D")
+            shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
+            obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
+            m = RawMessage(m.source, m.position, json.dumps(obj).encode())
+        msgs.append(m)
+    Pipeline(cfg, any_store, lambda: T0).process(msgs)
+    Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(T0 + timedelta(days=9))
+    df = any_store.evaluations()
+    day5 = df[df["window_start"] == T0 + timedelta(days=5)]
+    ks = day5[(day5["metric"] == "ks") & (day5["status"] == "ok")]
+    flagged = set(ks[ks["decision"] == 1][["slice", "signal"]].itertuples(index=False, name=None))
+    # d2's shift shows in d2 and in the slices that contain d2's events (all traffic, each locale);
+    # never in d0 or d1, never in the loudness signal
+    assert ("device=d2", "image.brightness") in flagged
+    assert {sl for sl, _ in flagged} <= {"device=d2", "*", "locale=en-US", "locale=de-DE"}
+    assert {sig for _, sig in flagged} == {"image.brightness"}
+    assert ks["p_adjusted"].notna().all() and (ks["p_adjusted"] >= ks["p_value"]).all()
+    gaps = day5[(day5["metric"] == "error_rate_gap") & (day5["decision"] == 1)]
+    worse = gaps[gaps["effect"] > 0]  # (d0 and d2 are then significantly better than the rest)
+    assert set(worse["slice"]) == {"device=d1"} and (worse["effect"] > 0.2).all()
+    quiet = df[df["window_start"] < T0 + timedelta(days=5)]
+    assert quiet[quiet["metric"].isin(["ks", "error_rate_gap", "ece_drift", "psi"])]["decision"].fillna(0).sum() == 0
+    assert set(df["metric"]) >= {"psi", "ks", "error_rate", "ece", "ece_drift", "error_rate_gap",
+                                 "abstention_rate_gap", "mean_confidence_gap"}

@@ -1,0 +1,7 @@
+-- Issue 4: an evaluation row carries its test's p-value, the Benjamini-Hochberg adjusted p-value
+-- over the whole evaluation, an effect size and the decision (1 drift/significant, 0 not, NULL
+-- when no claim is made).
+ALTER TABLE evaluations ADD COLUMN p_value DOUBLE PRECISION;
+ALTER TABLE evaluations ADD COLUMN p_adjusted DOUBLE PRECISION;
+ALTER TABLE evaluations ADD COLUMN effect DOUBLE PRECISION;
+ALTER TABLE evaluations ADD COLUMN decision INTEGER;
