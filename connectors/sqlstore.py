@@ -252,6 +252,20 @@ class SqlStore:
             columns=["event_id", "ts", "slice", "signals", "pred_label", "confidence", "abstained", "label"],
         )
 
+    def window_embeddings(self, model_name: str, model_version: str, start: datetime, end: datetime
+                          ) -> dict[str, list[list[float]]]:
+        """The embeddings of [start, end), by name (events without embeddings are skipped)."""
+        rows = self._all(
+            "SELECT embeddings FROM events WHERE model_name = ? AND model_version = ? AND ts >= ? AND ts < ?"
+            " AND embeddings IS NOT NULL ORDER BY ts, event_id",
+            (model_name, model_version, self._ts(start), self._ts(end)),
+        )
+        out: dict[str, list[list[float]]] = {}
+        for (raw,) in rows:
+            for name, vec in (self._js_out(raw) or {}).items():
+                out.setdefault(name, []).append(vec)
+        return out
+
     # -- dead letters --------------------------------------------------------------------------
     def insert_dead_letters(self, rows: list[dict]) -> None:
         self._many(

@@ -143,6 +143,10 @@ class EvaluationConfig(_Section):
     fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg over all p-values of one window
     calibration_bootstrap: int = Field(500, ge=0)  # resamples for the ECE-difference interval; 0: off
     cross: list[tuple[str, str]] = Field(default_factory=list)  # slice attributes crossed in pairs
+    performance_estimate: bool = True  # label-free accuracy per slice (detectors/performance.py)
+    embedding_drift: bool = True  # MMD² per embedding name, all traffic (detectors/embedding.py)
+    mmd_permutations: int = Field(100, ge=10, le=10_000)
+    mmd_max_n: int = Field(2000, ge=50)  # per side; larger windows are subsampled (seeded)
 
     @model_validator(mode="after")
     def _positive(self) -> "EvaluationConfig":
@@ -167,7 +171,7 @@ class RuleConfig(_Section):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
     metric: Literal["psi", "ks", "wasserstein", "ece", "ece_drift", "error_rate", "error_rate_gap",
-                    "abstention_rate_gap", "mean_confidence_gap"]
+                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd"]
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"

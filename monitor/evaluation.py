@@ -22,6 +22,7 @@ from connectors.sqlstore import RunKey
 from detectors.calibration import calibration_drift, expected_calibration_error
 from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import wilson_interval
+from detectors.performance import ConfidenceCalibrator, PerformanceSummary
 from detectors.slices import benjamini_hochberg, slice_metrics
 from monitor.schedule import floor_to, windows
 
@@ -71,6 +72,8 @@ class _Reference:
     data: _Prepared
     masks: dict[str, np.ndarray]
     numeric: dict[tuple[str, str], NumericReference] = field(default_factory=dict)
+    calibrator: ConfidenceCalibrator | None = None
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _error_stats(p: _Prepared, mask: np.ndarray):
@@ -148,7 +151,13 @@ class Evaluator:
         if ck not in self._refs:
             frame = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
             data = _Prepared.of(frame)
-            self._refs[ck] = _Reference(data, data.masks())
+            conf, ok = _error_stats(data, np.ones(len(frame), dtype=bool))
+            emb = {}
+            if self.config.evaluation.embedding_drift:
+                emb = {k: np.asarray(v, dtype=float) for k, v in
+                       self.store.window_embeddings(key.model_name, key.model_version, r0, r1).items()}
+            self._refs[ck] = _Reference(data, data.masks(), calibrator=ConfidenceCalibrator.fit(conf, ok),
+                                        embeddings=emb)
         return self._refs[ck]
 
     def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
@@ -198,8 +207,46 @@ class Evaluator:
                              "reference_value": _f(d.reference_ece), "ci_low": _f(d.ci_low), "ci_high": _f(d.ci_high),
                              "n": d.n, "n_reference": d.n_reference, "effect": _f(d.difference),
                              "p_value": d.p_value if d.status == "ok" else None, "decision": None})
+            if ev.performance_estimate:
+                rows.append(self._performance_row(base, sl, ref, win, wm, rok))
         rows += self._slice_gaps(win, base)
+        if ev.embedding_drift and ref.embeddings:
+            rows += self._embedding_rows(key, window_end, base, ref, seed)
         _control_false_discoveries(rows, ev)
+        return rows
+
+    def _performance_row(self, base: dict, sl: str, ref: _Reference, win: _Prepared, wm: np.ndarray,
+                         ref_correct: np.ndarray) -> dict:
+        """Label-free accuracy of the window's answered events, calibrated on the reference."""
+        f = win.frame
+        answered = wm & ~f["abstained"].to_numpy(dtype=bool)
+        est = PerformanceSummary.of(ref.calibrator, f["confidence"].to_numpy(dtype=float)[answered]).estimate(
+            min_n=self.config.evaluation.error_rate_min_n)
+        ref_acc = float(ref_correct.mean()) if len(ref_correct) else None
+        return {**base, "slice": sl, "detector": "cbpe", "metric": "estimated_accuracy", "signal": "",
+                "variant": f"confidence_{ref.calibrator.kind}", "status": est.status, "value": _f(est.accuracy),
+                "reference_value": _f(ref_acc) if ref_acc is not None else None, "ci_low": _f(est.ci_low),
+                "ci_high": _f(est.ci_high), "n": est.n, "n_reference": len(ref_correct),
+                "effect": _f(est.accuracy - ref_acc) if ref_acc is not None else None, "decision": None}
+
+    def _embedding_rows(self, key: RunKey, window_end: datetime, base: dict, ref: _Reference, seed: int) -> list[dict]:
+        from detectors.embedding import mmd_test
+
+        ev = self.config.evaluation
+        window = self.store.window_embeddings(key.model_name, key.model_version, key.window_start, window_end)
+        rows = []
+        for name, ref_emb in sorted(ref.embeddings.items()):
+            vecs = window.get(name, [])
+            win_emb = np.asarray(vecs, dtype=float) if vecs else np.zeros((0, ref_emb.shape[1]))
+            if win_emb.ndim != 2 or win_emb.shape[1] != ref_emb.shape[1]:
+                log.warning("embedding %r changed dimension (%s → %s): not tested", name, ref_emb.shape[1:],
+                            win_emb.shape[1:])
+                continue
+            r = mmd_test(ref_emb, win_emb, permutations=ev.mmd_permutations, max_n=ev.mmd_max_n, seed=seed)
+            rows.append({**base, "slice": ALL, "detector": "mmd", "metric": "mmd", "signal": f"embedding.{name}",
+                         "variant": r.variant, "status": r.status, "value": _f(r.mmd2), "reference_value": None,
+                         "ci_low": None, "ci_high": None, "n": r.n, "n_reference": r.n_reference,
+                         "p_value": r.p_value if r.status == "ok" else None, "effect": _f(r.mmd2), "decision": None})
         return rows
 
     def _drift_row(self, test: str, summary: NumericReference, window: np.ndarray) -> dict:
@@ -292,19 +339,36 @@ def _seed(key: RunKey) -> int:
                       f"{key.window_start.isoformat()}".encode())
 
 
+def _family(metric: str) -> str:
+    """The Benjamini–Hochberg family of a row: one per test across all slices × signals, and the
+    three slice-gap metrics together (every slice × metric of the window)."""
+    return "slice_gaps" if metric.endswith("_gap") else metric
+
+
 def _control_false_discoveries(rows: list[dict], ev) -> None:
-    """Benjamini–Hochberg over every p-value of the window (drift tests, slice gaps, calibration);
-    then the decisions that depend on it: KS needs an effect of at least ks_min_effect, PSI a value
-    of at least psi_threshold, calibration drift an interval above 0."""
-    tested = [r for r in rows if r.get("p_value") is not None and r["status"] == "ok"]
-    rejected, adjusted = benjamini_hochberg(np.array([r["p_value"] for r in tested]), ev.fdr)
-    for r, rej, adj in zip(tested, rejected, adjusted):
-        r["p_adjusted"] = float(adj)
-        if r["metric"] == "ks":
-            r["decision"] = int(bool(rej) and (r["effect"] or 0.0) >= ev.ks_min_effect)
-        elif r["metric"] == "psi":  # above the threshold, and more than small-sample noise
-            r["decision"] = int(bool(rej) and (r["value"] or 0.0) >= ev.psi_threshold)
-        elif r["metric"].endswith("_gap"):
-            r["decision"] = int(bool(rej))
-        elif r["metric"] == "ece_drift":  # worse than the reference, beyond chance, after BH
-            r["decision"] = int(bool(rej) and (r["ci_low"] or 0.0) > 0)
+    """Benjamini–Hochberg within each test family of the window (see ``_family``): a family of
+    few tests (e.g. one embedding's MMD, whose permutation p-value cannot go below
+    1/(permutations + 1)) is not drowned by hundreds of signal tests. Then the decisions that
+    depend on it: KS needs an effect of at least ks_min_effect, PSI a value of at least
+    psi_threshold, calibration drift an interval above 0."""
+    families: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("p_value") is not None and r["status"] == "ok":
+            families.setdefault(_family(r["metric"]), []).append(r)
+    for tested in families.values():
+        rejected, adjusted = benjamini_hochberg(np.array([r["p_value"] for r in tested]), ev.fdr)
+        for r, rej, adj in zip(tested, rejected, adjusted):
+            _decide(r, bool(rej), float(adj), ev)
+
+
+def _decide(r: dict, rejected: bool, adjusted: float, ev) -> None:
+    r["p_adjusted"] = adjusted
+    metric = r["metric"]
+    if metric == "ks":
+        r["decision"] = int(rejected and (r["effect"] or 0.0) >= ev.ks_min_effect)
+    elif metric == "psi":  # above the threshold, and more than small-sample noise
+        r["decision"] = int(rejected and (r["value"] or 0.0) >= ev.psi_threshold)
+    elif metric == "ece_drift":  # worse than the reference, beyond chance
+        r["decision"] = int(rejected and (r["ci_low"] or 0.0) > 0)
+    else:  # slice gaps, MMD
+        r["decision"] = int(rejected)

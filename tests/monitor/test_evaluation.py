@@ -137,23 +137,32 @@ def test_cli_ingest_evaluate_report(tmp_path):
     assert st["evaluation_runs"] == 6 and st["alerts"].get("firing", 0) >= 1 and st["events"] == 2100
 
 
+def _evaluated(store, seed, change):
+    """``_traffic(seed)`` with ``change(event, day, rng)`` applied to every inference event,
+    stored and evaluated up to day 9."""
+    cfg = parse_config(CFG)
+    rng = np.random.default_rng(seed)
+    msgs = []
+    for m in _traffic(seed=seed):
+        obj = json.loads(m.payload)
+        if obj.get("type") == "inference":
+            day = int((np.datetime64(obj["ts"][:19]) - np.datetime64(T0.isoformat()[:19])) // np.timedelta64(1, "D"))
+            change(obj, day, rng)
+            m = RawMessage(m.source, m.position, json.dumps(obj).encode())
+        msgs.append(m)
+    Pipeline(cfg, store, lambda: T0).process(msgs)
+    Evaluator(cfg, store, lambda: T0, owner="a").run_due(T0 + timedelta(days=9))
+    return store.evaluations()
+
+
 def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
     """Day 5: device d1's errors jump (a slice gap); brightness shifts on d2 only (KS on that slice);
     nothing else moves, and BH keeps every other decision at 0."""
-    cfg = parse_config(CFG)
-    rng = np.random.default_rng(4)
-    msgs = []
-    for m in _traffic(seed=4):
-        obj = json.loads(m.payload)
-        if obj.get("type") == "inference":
-            day = (np.datetime64(obj["ts"][:19]) - np.datetime64(T0.isoformat()[:19])) // np.timedelta64(1, "D")
-            shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
-            obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
-            m = RawMessage(m.source, m.position, json.dumps(obj).encode())
-        msgs.append(m)
-    Pipeline(cfg, any_store, lambda: T0).process(msgs)
-    Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(T0 + timedelta(days=9))
-    df = any_store.evaluations()
+    def change(obj, day, rng):
+        shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
+        obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
+
+    df = _evaluated(any_store, 4, change)
     day5 = df[df["window_start"] == T0 + timedelta(days=5)]
     ks = day5[(day5["metric"] == "ks") & (day5["status"] == "ok")]
     flagged = set(ks[ks["decision"] == 1][["slice", "signal"]].itertuples(index=False, name=None))
@@ -170,3 +179,22 @@ def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
     assert quiet[quiet["metric"].isin(["ks", "error_rate_gap", "ece_drift", "psi"])]["decision"].fillna(0).sum() == 0
     assert set(df["metric"]) >= {"psi", "ks", "error_rate", "ece", "ece_drift", "error_rate_gap",
                                  "abstention_rate_gap", "mean_confidence_gap"}
+
+
+def test_embedding_drift_and_label_free_accuracy_rows(any_store):
+    """Day 5's embeddings move (MMD finds it, no other day); every slice gets an accuracy estimate
+    from confidences alone, close to the realised accuracy of its labelled events."""
+    def change(obj, day, rng):
+        obj["embeddings"] = {"clip": rng.normal(0.8 if day == 5 else 0.0, 1, 8).round(4).tolist()}
+
+    df = _evaluated(any_store, 6, change)
+    mmd = df[(df["metric"] == "mmd") & (df["status"] == "ok")]
+    assert set(mmd["signal"]) == {"embedding.clip"} and set(mmd["slice"]) == {"*"}
+    drifted = mmd[mmd["decision"] == 1]["window_start"].tolist()
+    assert drifted == [T0 + timedelta(days=5)], drifted
+    est = df[(df["metric"] == "estimated_accuracy") & (df["status"] == "ok")]
+    assert len(est) and est["value"].between(0, 1).all() and (est["ci_low"] <= est["value"]).all()
+    realised = df[(df["metric"] == "error_rate") & (df["status"] == "ok") & (df["slice"] == "*")]
+    joined = est[est["slice"] == "*"].merge(realised, on="window_start", suffixes=("_est", "_err"))
+    quiet = joined[joined["window_start"] != T0 + timedelta(days=5)]  # day 5 of d1 is the failure
+    assert (abs(quiet["value_est"] - (1 - quiet["value_err"])) < 0.1).all()
