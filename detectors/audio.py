@@ -169,7 +169,15 @@ def _gated_power_mean(loudness: np.ndarray, relative_gate_lu: float) -> tuple[np
 
 
 def loudness(samples: np.ndarray, sample_rate: int) -> LoudnessResult:
-    """Integrated loudness, max momentary / short-term loudness and loudness range."""
+    """Integrated loudness, max momentary / short-term loudness and loudness range.
+
+    >>> fs = 48000
+    >>> t = np.arange(20 * fs) / fs
+    >>> tone = 10 ** (-23 / 20) * np.sin(2 * np.pi * 997 * t)  # EBU Tech 3341 case 1, both channels
+    >>> r = loudness(np.column_stack([tone, tone]), fs)
+    >>> round(r.integrated_lufs, 1), round(r.loudness_range_lu, 1)
+    (-23.0, 0.0)
+    """
     x = _as_2d(samples, check_finite=False)
     unit = _unit(sample_rate)
     prefix = weighted_power_prefix(x, sample_rate, unit)
@@ -273,6 +281,14 @@ class AudioSignals:
 
 
 def audio_signals(samples: np.ndarray, sample_rate: int) -> AudioSignals:
+    """Every audio signal of one clip.
+
+    >>> fs = 16000
+    >>> speech_like = np.sin(2 * np.pi * 200 * np.arange(fs) / fs) * (np.arange(fs) < fs // 2) * 0.5
+    >>> s = audio_signals(speech_like, fs)
+    >>> s.duration_s, round(s.silence_share, 2), round(s.sample_peak_dbfs, 1)
+    (1.0, 0.5, -6.0)
+    """
     x = _as_2d(samples, check_finite=False)  # loudness() refuses NaN/inf
     if x.shape[0] == 0:
         raise ValueError("zero-length audio")

@@ -133,7 +133,12 @@ def expected_calibration_error(confidence, correct, bins: int = 15, min_n: int =
 
 def classwise_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """Mean over classes of the equal-width ECE of each class's probability (columns of
-    ``probabilities``, classes 0..K-1) against whether that class is the label."""
+    ``probabilities``, classes 0..K-1) against whether that class is the label.
+
+    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    >>> round(classwise_ece(p, np.array([0, 0, 1, 1]), bins=10), 3)
+    0.25
+    """
     p = np.asarray(probabilities, dtype=float)
     y = np.asarray(labels)
     return float(np.mean([calibration(p[:, k], y == k, bins, min_n=1).ece for k in range(p.shape[1])]))

@@ -326,7 +326,12 @@ def chi_square_test(ref: CategoricalReference, window, alpha: float = 0.05, min_
 
 
 def jensen_shannon_test(ref: CategoricalReference, window, threshold: float = 0.1, min_n: int = 30) -> DriftResult:
-    """Jensen–Shannon distance (natural logarithm) between the category shares."""
+    """Jensen–Shannon distance (natural logarithm) between the category shares.
+
+    >>> r = CategoricalReference.fit(["car"] * 300 + ["street"] * 700)
+    >>> round(jensen_shannon_test(r, ["car"] * 70 + ["street"] * 30).statistic, 3)
+    0.287
+    """
     n_win = len(window)
     if n_win < min_n or ref.n < min_n:
         return _insufficient("jensenshannon", threshold, n_win, ref.n)

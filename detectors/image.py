@@ -133,7 +133,13 @@ class ImageSums(NamedTuple):
 def image_signals(pixels: np.ndarray, luma: np.ndarray | None = None) -> ImageSignals:
     """All image signals. Computed in one compiled pass when ``detectors._imagesums`` is built
     (``pip install`` builds it), else with NumPy (``luma`` may then be passed when the decoder
-    already has it: Pillow's ``convert("L")`` is bit-identical to ``luma601``). Same values."""
+    already has it: Pillow's ``convert("L")`` is bit-identical to ``luma601``). Same values.
+
+    >>> px = np.zeros((4, 6, 3), np.uint8); px[:, 3:] = 200
+    >>> s = image_signals(px)
+    >>> s.width, s.height, round(s.brightness, 1), s.underexposed_share, s.grayscale
+    (6, 4, 100.0, 0.5, 1.0)
+    """
     px = _check(pixels)
     h, w = px.shape[:2]
     if luma is not None and np.shape(luma) != (h, w):

@@ -124,7 +124,15 @@ class ADWINDetector(_RiverDetector):
 
 class PageHinkleyDetector(_RiverDetector):
     """river's Page-Hinkley test (both directions), with a threshold that keeps unit-variance
-    stationary streams quiet (see the module docstring)."""
+    stationary streams quiet (see the module docstring).
+
+    >>> import numpy as np
+    >>> xs = np.concatenate([np.random.default_rng(1).normal(0, 1, 2000), np.random.default_rng(2).normal(1, 1, 2000)])
+    >>> det = PageHinkleyDetector()
+    >>> hits = [i for i, x in enumerate(xs) if det.update(float(x))]
+    >>> 2000 <= hits[0] < 2600
+    True
+    """
 
     kind = "page_hinkley"
     defaults = {"min_instances": 30, "delta": 0.005, "threshold": 400.0, "alpha": 1 - 0.0001, "mode": "both"}
@@ -137,7 +145,15 @@ class PageHinkleyDetector(_RiverDetector):
 
 class KSWINDetector(_RiverDetector):
     """river's KSWIN (a KS test of the newest values against older ones in a sliding window),
-    with a smaller alpha than river's, as each value runs one more test."""
+    with a smaller alpha than river's, as each value runs one more test.
+
+    >>> import numpy as np
+    >>> xs = np.concatenate([np.random.default_rng(1).normal(0, 1, 500), np.random.default_rng(2).normal(2, 1, 200)])
+    >>> det = KSWINDetector()
+    >>> hits = [i for i, x in enumerate(xs) if det.update(float(x))]
+    >>> 500 <= hits[0] < 560
+    True
+    """
 
     kind = "kswin"
     defaults = {"alpha": 1e-4, "window_size": 100, "stat_size": 30, "seed": 42}
@@ -156,6 +172,10 @@ class BernoulliCUSUM:
     (clamped to [0.001, 0.9]); p1 = min(0.99, p0 + ``shift``) with ``shift`` the smallest rise
     worth finding (absolute, default 0.1). With h = ln(``arl0``), Wald's bound keeps the mean run
     between false alarms above ``arl0`` values.
+
+    >>> det = BernoulliCUSUM(p0=0.05, shift=0.2, arl0=1000)  # h = ln(1000): each error adds ln(0.25/0.05)
+    >>> [i for i, e in enumerate([0] * 50 + [1, 1, 0, 1, 1, 1, 0, 1, 1, 1]) if det.update(e)]
+    [55]
     """
 
     kind = "bernoulli_cusum"

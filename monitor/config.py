@@ -143,6 +143,9 @@ class EvaluationConfig(_Section):
     fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg over all p-values of one window
     calibration_bootstrap: int = Field(500, ge=0)  # resamples for the ECE-difference interval; 0: off
     cross: list[tuple[str, str]] = Field(default_factory=list)  # slice attributes crossed in pairs
+    # Signal bands as slices of the slice-gap tests, e.g. {"image.brightness": [40, 80, 160, 200]}
+    # gives image.brightness=<40, =[40,80) … =>=200 (a band name may be crossed too).
+    bands: dict[str, list[float]] = Field(default_factory=dict)
     performance_estimate: bool = True  # label-free accuracy per slice (detectors/performance.py)
     embedding_drift: bool = True  # MMD² per embedding name, all traffic (detectors/embedding.py)
     mmd_permutations: int = Field(100, ge=10, le=10_000)

@@ -23,7 +23,7 @@ from detectors.calibration import calibration_drift, expected_calibration_error
 from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import wilson_interval
 from detectors.performance import ConfidenceCalibrator, PerformanceSummary
-from detectors.slices import benjamini_hochberg, slice_metrics
+from detectors.slices import band_labels, benjamini_hochberg, slice_metrics
 from monitor.schedule import floor_to, windows
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -276,6 +276,9 @@ class Evaluator:
         labelled = f["label"].notna().to_numpy() & ~f["abstained"].to_numpy()
         errors = np.where(labelled, (f["label"].to_numpy() != f["pred_label"].to_numpy()).astype(float), np.nan)
         attrs = {c: win.slices[c].fillna("").astype(str).to_numpy(dtype=object) for c in win.slices.columns}
+        for sig, edges in ev.bands.items():
+            if sig in win.signals:
+                attrs[sig] = band_labels(sig, win.signals[sig].to_numpy(dtype=float), edges)
         cross = [(a, b) for a, b in ev.cross if a in attrs and b in attrs]
         stats = slice_metrics(attrs, errors, f["abstained"].to_numpy(), f["confidence"].to_numpy(), cross=cross,
                               min_n=ev.error_rate_min_n, fdr=ev.fdr)

@@ -137,10 +137,10 @@ def test_cli_ingest_evaluate_report(tmp_path):
     assert st["evaluation_runs"] == 6 and st["alerts"].get("firing", 0) >= 1 and st["events"] == 2100
 
 
-def _evaluated(store, seed, change):
+def _evaluated(store, seed, change, extra=""):
     """``_traffic(seed)`` with ``change(event, day, rng)`` applied to every inference event,
-    stored and evaluated up to day 9."""
-    cfg = parse_config(CFG)
+    stored and evaluated up to day 9 (``extra``: more evaluation config)."""
+    cfg = parse_config(CFG.replace("evaluation:\n", "evaluation:\n" + extra))
     rng = np.random.default_rng(seed)
     msgs = []
     for m in _traffic(seed=seed):
@@ -198,3 +198,17 @@ def test_embedding_drift_and_label_free_accuracy_rows(any_store):
     joined = est[est["slice"] == "*"].merge(realised, on="window_start", suffixes=("_est", "_err"))
     quiet = joined[joined["window_start"] != T0 + timedelta(days=5)]  # day 5 of d1 is the failure
     assert (abs(quiet["value_est"] - (1 - quiet["value_err"])) < 0.1).all()
+
+
+def test_signal_bands_are_slices_of_the_gap_tests(any_store):
+    """Dark images (brightness < 100) are wrong far more often: the band's error gap is found."""
+    def change(obj, day, rng):
+        b = float(rng.uniform(20, 200))
+        obj["inputs"]["image"]["signals"]["brightness"] = b
+        if b < 100 and rng.uniform() < 0.5:
+            obj["output"]["label"] = "zebra"  # never the truth
+
+    df = _evaluated(any_store, 8, change, extra="  bands: {image.brightness: [100, 150]}\n")
+    gaps = df[(df["metric"] == "error_rate_gap") & (df["decision"] == 1) & (df["effect"] > 0)]
+    assert "image.brightness=<100" in set(gaps["slice"])
+    assert not {"image.brightness=[100,150)", "image.brightness=>=150"} & set(gaps["slice"])
