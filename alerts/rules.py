@@ -32,6 +32,8 @@ def alert_labels(rule, row: Mapping) -> dict[str, str]:
     """The fixed label vocabulary of an alert; the dedup key is derived from it alone."""
     labels = {"alertname": rule.name, "model": row["model_name"], "slice": row["slice"],
               "detector": row["detector"], "severity": rule.severity}
+    if row.get("vintage"):  # several label-maturity lags: each vintage keeps its own alert state
+        labels["vintage"] = row["vintage"]
     if row["signal"]:
         modality, _, signal = row["signal"].partition(".")
         labels.update(modality=modality, signal=signal or modality)

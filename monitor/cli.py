@@ -19,6 +19,15 @@ def _date(s: str) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
+def _duration(s: str):
+    from monitor.config import parse_duration
+
+    try:
+        return parse_duration(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -100,13 +109,88 @@ def cmd_evaluate(args, cfg) -> int:
 
     store = _store(cfg)
     ev = Evaluator(cfg, store, _now)
-    runs = ev.due(store.watermark(), start=args.from_, end=args.to, include_finished=args.force)
+    runs = ev.due(store.watermark(), start=args.from_, end=args.to, include_finished=args.force,
+                  interval=args.interval, lag=args.lag)
     for i, (key, t1) in enumerate(runs):
         ev.run(key, t1, force=args.force)
         _progress(i + 1, len(runs))
     print(f"evaluated {len(runs)} window(s)")
     store.close()
     return 0
+
+
+def cmd_history(args, cfg) -> int:
+    import numpy as np
+
+    from detectors.online import MeanShiftCUSUM
+    from detectors.trend import mann_kendall
+    from monitor.evaluation import duration_text
+
+    ev = cfg.evaluation
+    interval = args.interval or ev.intervals[0]
+    lag = args.lag if args.lag is not None else ev.vintage_lags[0]
+    store = _store(cfg)
+    df = store.evaluations()
+    store.close()
+    models = sorted(set(df["model_name"])) if len(df) else []
+    model = args.model or (models[0] if len(models) == 1 else None)
+    if model is None:
+        raise ValueError(f"several models were evaluated ({', '.join(models)}): say which with --model"
+                         if models else "nothing has been evaluated yet")
+    sel = df[(df["model_name"] == model) & (df["metric"] == args.metric) & (df["slice"] == args.slice)
+             & (df["signal"] == args.signal) & (df["interval_s"] == int(interval.total_seconds()))
+             & (df["lag_s"] == int(lag.total_seconds()))].sort_values("window_start")
+    if sel.empty:
+        raise ValueError(f"no {args.metric} rows for slice {args.slice!r}"
+                         f"{f', signal {args.signal!r}' if args.signal else ''}, interval "
+                         f"{duration_text(int(interval.total_seconds()))}, lag {duration_text(int(lag.total_seconds()))}")
+    values = [v if s == "ok" and v is not None else float("nan") for v, s in zip(sel["value"], sel["status"])]
+    trend = mann_kendall(values)
+    ok = [v for v in values if v == v]
+    change_at = None
+    if len(ok) >= 8 and np.std(ok[:7], ddof=1) > 0:
+        det = MeanShiftCUSUM(mean=float(np.mean(ok[:7])), std=float(np.std(ok[:7], ddof=1)))
+        hit = next((i for i, v in enumerate(values) if v == v and det.update(v)), None)
+        change_at = sel["window_start"].iloc[hit].isoformat() if hit is not None else None
+    points = [{"window_start": w.isoformat(), "model_version": mv, "value": None if v != v else v,
+               "ci_low": lo, "ci_high": hi, "n": int(n), "status": st, "decision": d}
+              for w, mv, v, lo, hi, n, st, d in zip(sel["window_start"], sel["model_version"], values, sel["ci_low"],
+                                                     sel["ci_high"], sel["n"], sel["status"], sel["decision"])]
+    summary = {"metric": args.metric, "slice": args.slice, "signal": args.signal, "model": model,
+               "interval": duration_text(int(interval.total_seconds())), "lag": duration_text(int(lag.total_seconds())),
+               "trend": {"direction": trend.trend, "p_value": _json_num(trend.p_value), "tau": _json_num(trend.tau),
+                         "sens_slope_per_interval": _json_num(trend.slope), "n": trend.n, "status": trend.status},
+               "first_change": change_at}
+    if args.json:
+        print(json.dumps({**summary, "points": points}, default=_json_default))
+        return 0
+    print(f"{args.metric} of {model}, slice {args.slice}{' ' + args.signal if args.signal else ''}, "
+          f"interval {summary['interval']}, lag {summary['lag']}")
+    for pt in points:
+        ci = f" [{pt['ci_low']:.4g}, {pt['ci_high']:.4g}]" if pt["ci_low"] is not None and pt["ci_high"] is not None \
+            and pt["ci_low"] == pt["ci_low"] else ""
+        val = "—" if pt["value"] is None else f"{pt['value']:.4g}"
+        flag = " *" if pt["decision"] == 1 else ""
+        print(f"  {pt['window_start'][:16]}  {val:>10}{ci}  n={pt['n']}{'' if pt['status'] == 'ok' else ' ' + pt['status']}{flag}")
+    if trend.status == "ok":
+        print(f"trend: {trend.trend} (Mann–Kendall p={trend.p_value:.3g}, Sen's slope {trend.slope:+.4g} per interval)")
+    else:
+        print(f"trend: not enough intervals ({trend.n})")
+    if change_at:
+        print(f"first change from the first 7 intervals' level: {change_at} (mean-shift CUSUM)")
+    return 0
+
+
+def _json_num(x):
+    return None if x is None or x != x else float(x)
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer, np.floating)):
+        return _json_num(float(o))
+    return str(o)
 
 
 def cmd_report(args, cfg) -> int:
@@ -228,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", type=_date, required=True)
     sp.add_argument("--force", action="store_true",
                     help="recompute windows already evaluated (keeps stored rows, sends no alerts)")
+    sp.add_argument("--interval", type=_duration, help="only this interval (e.g. 1d)")
+    sp.add_argument("--lag", type=_duration, help="only this label-maturity lag (e.g. 7d)")
+    sp = add("history", cmd_history, "print one metric's series across intervals, with its trend")
+    sp.add_argument("metric", help="e.g. error_rate, ece, psi, ks, estimated_accuracy")
+    sp.add_argument("--slice", default="*", help="K=V, or * for all traffic (default)")
+    sp.add_argument("--signal", default="", help="for drift metrics, e.g. image.brightness")
+    sp.add_argument("--interval", type=_duration, help="default: the first configured interval")
+    sp.add_argument("--lag", type=_duration, help="default: the first configured lag")
+    sp.add_argument("--model", help="model name (default: the only one, else required)")
+    sp.add_argument("--json", action="store_true")
     sp = add("report", cmd_report, "write report.html and report.json")
     sp.add_argument("--from", dest="from_", type=_date, required=True)
     sp.add_argument("--to", type=_date, required=True)

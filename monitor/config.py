@@ -126,6 +126,9 @@ class ReferenceConfig(_Section):
 class EvaluationConfig(_Section):
     intervals: list[Duration] = Field(default_factory=lambda: [timedelta(days=1)], min_length=1)
     lag: Duration = timedelta(days=1)
+    # Label-maturity lags: each (interval, lag) is a vintage, evaluated at window end + lag with the
+    # labels known by then, and stored beside the others. Unset: the single ``lag``.
+    lags: list[Duration] | None = None
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     psi_bins: int = Field(10, ge=2, le=100)
     psi_min_n: int = Field(100, ge=1)
@@ -156,9 +159,15 @@ class EvaluationConfig(_Section):
         for iv in self.intervals:
             if iv <= timedelta(0) or timedelta(days=1) % iv and iv % timedelta(days=1):
                 raise ValueError(f"interval {iv} must divide a day or be a whole number of days")
-        if self.lag < timedelta(0):
-            raise ValueError("lag must not be negative")
+        if self.lag < timedelta(0) or any(lag < timedelta(0) for lag in self.lags or []):
+            raise ValueError("lags must not be negative")
+        if self.lags is not None and (not self.lags or len(set(self.lags)) != len(self.lags)):
+            raise ValueError("lags must be a non-empty list without repeats")
         return self
+
+    @property
+    def vintage_lags(self) -> list[timedelta]:
+        return sorted(self.lags) if self.lags is not None else [self.lag]
 
 
 class OnlineConfig(_Section):

@@ -95,25 +95,32 @@ class Evaluator:
         self._refs: dict[tuple, _Reference] = {}
 
     def due(self, watermark: datetime | None, start: datetime | None = None, end: datetime | None = None,
-            include_finished: bool = False) -> list[tuple[RunKey, datetime]]:
-        """Windows whose end + lag the watermark has passed, not yet evaluated, oldest first."""
+            include_finished: bool = False, interval: timedelta | None = None,
+            lag: timedelta | None = None) -> list[tuple[RunKey, datetime]]:
+        """Vintages whose window end + lag the watermark has passed, not yet evaluated, oldest
+        first (``interval`` / ``lag`` keep only those)."""
         if watermark is None:
             return []
         ev = self.config.evaluation
-        lag = ev.lag
         out = []
         for model_name, version, first_at, _ in self.store.model_versions():
             ref_start, ref_end = reference_range(self.config, first_at)
-            if ref_end + lag > watermark:
-                continue  # the reference itself is not complete yet
-            for iv in ev.intervals:
-                done = set() if include_finished else self.store.finished_runs(
-                    model_name, version, int(iv.total_seconds()), int(lag.total_seconds()))
-                for t0, t1 in windows(iv, first_at, watermark - lag):
-                    if (start and t0 < start) or (end and t1 > end) or t0 in done:
+            for vlag in ev.vintage_lags:
+                if (lag is not None and vlag != lag) or ref_end + vlag > watermark:
+                    continue  # the reference itself is not complete yet at this lag
+                for iv in ev.intervals:
+                    if interval is not None and iv != interval:
                         continue
-                    out.append((RunKey(model_name, version, int(iv.total_seconds()), int(lag.total_seconds()), t0), t1))
-        out.sort(key=lambda kt: (kt[0].window_start, kt[0].interval_s, kt[0].model_name, kt[0].model_version))
+                    done = set() if include_finished else self.store.finished_runs(
+                        model_name, version, int(iv.total_seconds()), int(vlag.total_seconds()))
+                    for t0, t1 in windows(iv, first_at, watermark - vlag):
+                        if (start and t0 < start) or (end and t1 > end) or t0 in done:
+                            continue
+                        out.append((RunKey(model_name, version, int(iv.total_seconds()), int(vlag.total_seconds()),
+                                           t0), t1))
+        # in the order the vintages became due: window end + lag
+        out.sort(key=lambda kt: (kt[1] + timedelta(seconds=kt[0].lag_s), kt[0].interval_s, kt[0].lag_s,
+                                 kt[0].model_name, kt[0].model_version))
         return out
 
     def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
@@ -291,6 +298,8 @@ class Evaluator:
     # -- alerts and review ---------------------------------------------------------------------
     def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
         acfg = self.config.alerts
+        if len(self.config.evaluation.vintage_lags) > 1:
+            rows = [{**r, "vintage": "+" + duration_text(key.lag_s)} for r in rows]
         for rule in acfg.rules:
             for row in rows:
                 if not applies(rule, row):
@@ -328,6 +337,14 @@ class Evaluator:
                                               window_end, limit)
         self.store.enqueue_review([{"event_id": e, "reason": f"alert_slice:{sl}", "priority": round(1 - c, 6) + 1.0,
                                     "created_at": now} for e, c in picked])
+
+
+def duration_text(seconds: int) -> str:
+    """3600 → "1h", 604800 → "7d", 0 → "0s": the config's own duration spelling."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _f(x: float) -> float | None:

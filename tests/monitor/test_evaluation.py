@@ -212,3 +212,52 @@ def test_signal_bands_are_slices_of_the_gap_tests(any_store):
     gaps = df[(df["metric"] == "error_rate_gap") & (df["decision"] == 1) & (df["effect"] > 0)]
     assert "image.brightness=<100" in set(gaps["slice"])
     assert not {"image.brightness=[100,150)", "image.brightness=>=150"} & set(gaps["slice"])
+
+
+def test_vintages_each_lag_is_stored_and_later_labels_do_not_rewrite_earlier_ones(any_store):
+    """Labels arrive 2 h after their event: the +0 vintage of a day knows fewer of them than the
+    +2d vintage; both are kept, and each has its own alert state."""
+    cfg = parse_config(CFG.replace("  lag: 1d\n", "  lags: [0s, 2d]\n"))
+    assert [lag.total_seconds() for lag in cfg.evaluation.vintage_lags] == [0, 172800]
+    Pipeline(cfg, any_store, lambda: T0).process(_traffic())
+    ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
+    due = ev.due(T0 + timedelta(days=9))
+    assert {k.lag_s for k, _ in due} == {0, 172800}
+    ends = [t1 + timedelta(seconds=k.lag_s) for k, t1 in due]
+    assert ends == sorted(ends)  # in the order vintages become due
+    ev.run_due(T0 + timedelta(days=9))
+    df = any_store.evaluations()
+    err = df[(df["metric"] == "error_rate") & (df["slice"] == "*")].set_index(["window_start", "lag_s"])["n"]
+    day4 = T0 + timedelta(days=4)
+    assert err[(day4, 0)] < err[(day4, 172800)]  # the last 2 h of labels were not known at +0
+    assert len(ev.due(T0 + timedelta(days=9))) == 0
+    vintages = {a["labels"].get("vintage") for a in any_store._all("SELECT labels FROM alerts") for a in
+                [{"labels": json.loads(a[0]) if isinstance(a[0], str) else a[0]}]}
+    assert vintages <= {"+0s", "+2d"} and vintages
+
+
+def test_history_prints_a_series_with_its_trend(tmp_path):
+    import subprocess
+
+    from tests.conftest import ROOT, modalwatch_cmd
+
+    data = tmp_path / "traffic.jsonl"
+    data.write_text("".join(m.payload.decode() + "\n" for m in _traffic(days=12, per_day=200, bad_day=99)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store:\n  path: {tmp_path / 'mw.db'}\n" + CFG)
+
+    def run(*a, ok=True):
+        out = subprocess.run(modalwatch_cmd() + list(a) + ["--config", str(cfg)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert (out.returncode == 0) == ok, out.stderr
+        return out
+
+    run("ingest", str(data))
+    run("evaluate", "--from", "2026-01-01", "--to", "2026-02-01", "--interval", "1d", "--lag", "1d")
+    h = json.loads(run("history", "error_rate", "--json").stdout)  # all traffic
+    assert h["interval"] == "1d" and h["lag"] == "1d" and len(h["points"]) == 11
+    assert h["trend"]["status"] == "ok" and h["trend"]["direction"] == "none"  # a flat 10 % error rate
+    text = run("history", "error_rate").stdout
+    assert "trend: none" in text and "2026-01-05T00:00" in text
+    bad = run("history", "error_rate", "--slice", "device=nope", ok=False)
+    assert "no error_rate rows for slice 'device=nope'" in bad.stderr
