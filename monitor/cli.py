@@ -208,6 +208,9 @@ def cmd_status(args, cfg) -> int:
     counts = store.counts()
     wm = store.watermark()
     counts["watermark"] = wm.isoformat() if wm else None
+    from monitor.evaluation import Evaluator
+
+    counts["vintages_due"] = len(Evaluator(cfg, store, _now).due(wm))  # the evaluation backlog
     counts["store"] = store.describe()
     if args.json:
         print(json.dumps(counts, sort_keys=True))

@@ -58,7 +58,8 @@ class Daemon:
         self.force_exit = False
         self._tick = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
-        self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0, "delivered": 0}
+        self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
+                      "evaluation_backlog": 0, "delivered": 0}
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -158,9 +159,18 @@ class Daemon:
 
     def _tick_once(self) -> None:
         if self.evaluate:
-            self.stats["evaluated"] += self.evaluator.run_due(self.store.watermark())
+            self.stats["evaluated"] += self.evaluator.run_due(self.store.watermark(), progress=self._catch_up)
+            self.stats["evaluation_backlog"] = 0
         self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+
+    def _catch_up(self, done: int, total: int) -> None:
+        """The backlog gauge (``GET /v1/status`` answers from another thread meanwhile) and, after
+        downtime, a progress line every tenth of the vintages to catch up."""
+        self.stats["evaluation_backlog"] = total - done
+        step = max(1, total // 10)
+        if total > 1 and (done % step == 0 or done == total):
+            log.info("evaluation catch-up: %d/%d vintages", done, total)
 
     def drain_outbox(self, timeout_s: float = 30.0) -> None:
         """Deliver what is pending before a finite run ends (retries with backoff, up to a deadline)."""

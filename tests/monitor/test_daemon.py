@@ -72,7 +72,7 @@ def test_a_failing_evaluation_does_not_stop_ingest(tmp_path, caplog):
     store.migrate()
     d = Daemon(Config(), [], store, {})
 
-    def broken(watermark):
+    def broken(watermark, progress=None):
         raise RuntimeError("a bug in one evaluation")
 
     d.evaluator.run_due = broken
@@ -80,3 +80,28 @@ def test_a_failing_evaluation_does_not_stop_ingest(tmp_path, caplog):
     assert "a bug in one evaluation" in caplog.text
     d.ingest(Src(), [RawMessage("t", "t:1", json.dumps(inference(1)).encode())])
     assert store.counts()["events"] == 1
+
+
+def test_catch_up_after_downtime_shows_a_backlog_gauge_and_progress(tmp_path, caplog):
+    import logging
+
+    from monitor.config import parse_config
+    from monitor.daemon import Daemon
+    from monitor.pipeline import Pipeline
+    from tests.helpers import T0
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    cfg = parse_config(CFG)
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    Pipeline(cfg, store, lambda: T0).process(_traffic(days=7))  # a week arrived while no daemon ran
+    d = Daemon(cfg, [], store, {})
+    seen = []
+    real = d._catch_up
+    d._catch_up = lambda done, total: (real(done, total), seen.append(d.stats["evaluation_backlog"]))
+    with caplog.at_level(logging.INFO, logger="modalwatch.daemon"):
+        d.tick()
+    assert seen == sorted(seen, reverse=True) and seen[0] > 0 and seen[-1] == 0
+    assert d.stats["evaluated"] == len(seen) and d.stats["evaluation_backlog"] == 0
+    assert f"evaluation catch-up: {len(seen)}/{len(seen)} vintages" in caplog.text
+    store.close()
