@@ -79,6 +79,9 @@ class KafkaConfig(_Section):
 
 class IngestConfig(_Section):
     max_payload_bytes: int = Field(1_048_576, ge=256)
+    # An event or label whose time is further ahead of the daemon's clock than this is a dead
+    # letter (clock skew on the producer); null accepts any time.
+    max_future_skew: Duration | None = timedelta(hours=1)
     http: HttpConfig = Field(default_factory=HttpConfig)
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
     kafka: KafkaConfig | None = None

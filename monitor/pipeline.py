@@ -83,6 +83,11 @@ def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEve
     return ev
 
 
+def _ahead(d) -> str:
+    s = d.total_seconds()
+    return f"{s / 86400:.1f} d" if s >= 86400 else f"{s / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
+
+
 def _explain(e: ValidationError, limit: int = 5) -> str:
     parts = []
     for err in e.errors()[:limit]:
@@ -210,9 +215,14 @@ class Pipeline:
         labels: list[tuple[str, LabelEvent]] = []
         dead: list[dict] = []
         outcomes: dict[str, Outcome] = {}
+        skew = self.config.ingest.max_future_skew
         for msg in messages:
             try:
                 ev = decode(msg, limit)
+                if skew is not None and ev.ts > now + skew:
+                    raise Rejected(f"{'event' if isinstance(ev, InferenceEvent) else 'label'} time {ev.ts.isoformat()} "
+                                   f"is {_ahead(ev.ts - now)} ahead of the clock (ingest.max_future_skew="
+                                   f"{_ahead(skew)}): check the producer's clock")
             except Rejected as e:
                 reason = str(e)
                 dead.append({"source": msg.source, "position": msg.position, "reason": reason,

@@ -6,6 +6,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+# The ingest clock of tests that replay past traffic: after all of it (events ahead of the clock
+# by more than ingest.max_future_skew are dead letters).
+NOW = T0 + timedelta(days=90)
 
 
 def inference(i: int, ts: datetime | None = None, **over) -> dict:

@@ -9,7 +9,7 @@ from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.pipeline import Pipeline, RawMessage
-from tests.helpers import T0, inference
+from tests.helpers import NOW, T0, inference
 
 SECRET = "s3cret-for-tests"
 
@@ -38,7 +38,7 @@ def _load(store, cfg, shifted_day=3, days=6):
         if shifted_day <= day < shifted_day + 1:
             ev["inputs"]["image"]["signals"]["brightness"] += 60
         msgs.append(RawMessage("test", f"t:{i}", json.dumps(ev).encode()))
-    Pipeline(cfg, store, lambda: T0).process(msgs)
+    Pipeline(cfg, store, lambda: NOW).process(msgs)
 
 
 def test_refused_three_times_then_delivered_once_across_a_restart(tmp_path):

@@ -88,13 +88,13 @@ def test_catch_up_after_downtime_shows_a_backlog_gauge_and_progress(tmp_path, ca
     from monitor.config import parse_config
     from monitor.daemon import Daemon
     from monitor.pipeline import Pipeline
-    from tests.helpers import T0
+    from tests.helpers import NOW
     from tests.monitor.test_evaluation import CFG, _traffic
 
     cfg = parse_config(CFG)
     store = SqliteStore(tmp_path / "mw.db")
     store.migrate()
-    Pipeline(cfg, store, lambda: T0).process(_traffic(days=7))  # a week arrived while no daemon ran
+    Pipeline(cfg, store, lambda: NOW).process(_traffic(days=7))  # a week arrived while no daemon ran
     d = Daemon(cfg, [], store, {})
     seen = []
     real = d._catch_up

@@ -8,7 +8,7 @@ from monitor.config import parse_config
 from monitor.evaluation import Evaluator
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.review import export_review, import_labels
-from tests.helpers import T0, inference, label
+from tests.helpers import NOW, T0, inference, label
 
 CFG = """
 evaluation:
@@ -51,7 +51,7 @@ def _numbers(df):
 
 def test_windows_run_when_the_watermark_passes_end_plus_lag(any_store):
     cfg = parse_config(CFG)
-    p = Pipeline(cfg, any_store, lambda: T0)
+    p = Pipeline(cfg, any_store, lambda: NOW)
     msgs = _traffic()
     ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
     cut = (T0 + timedelta(days=3, hours=23)).isoformat()
@@ -81,7 +81,7 @@ def test_windows_run_when_the_watermark_passes_end_plus_lag(any_store):
 
 def test_backfill_gives_the_same_numbers_as_the_scheduled_run(any_store):
     cfg = parse_config(CFG)
-    Pipeline(cfg, any_store, lambda: T0).process(_traffic())
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic())
     Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.watermark())
     live = _numbers(any_store.evaluations())
     any_store._exec("DELETE FROM evaluations")
@@ -95,7 +95,7 @@ def test_backfill_gives_the_same_numbers_as_the_scheduled_run(any_store):
 
 def test_review_export_then_import_joins_labels(any_store, tmp_path):
     cfg = parse_config(CFG)
-    p = Pipeline(cfg, any_store, lambda: T0)
+    p = Pipeline(cfg, any_store, lambda: NOW)
     p.process([RawMessage("t", f"t:{i}", json.dumps(inference(i)).encode()) for i in range(0, 100)])
     n = export_review(any_store, tmp_path / "review.jsonl", T0)
     items = [json.loads(x) for x in (tmp_path / "review.jsonl").read_text().splitlines()]
@@ -150,7 +150,7 @@ def _evaluated(store, seed, change, extra=""):
             change(obj, day, rng)
             m = RawMessage(m.source, m.position, json.dumps(obj).encode())
         msgs.append(m)
-    Pipeline(cfg, store, lambda: T0).process(msgs)
+    Pipeline(cfg, store, lambda: NOW).process(msgs)
     Evaluator(cfg, store, lambda: T0, owner="a").run_due(T0 + timedelta(days=9))
     return store.evaluations()
 
@@ -219,7 +219,7 @@ def test_vintages_each_lag_is_stored_and_later_labels_do_not_rewrite_earlier_one
     +2d vintage; both are kept, and each has its own alert state."""
     cfg = parse_config(CFG.replace("  lag: 1d\n", "  lags: [0s, 2d]\n"))
     assert [lag.total_seconds() for lag in cfg.evaluation.vintage_lags] == [0, 172800]
-    Pipeline(cfg, any_store, lambda: T0).process(_traffic())
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic())
     ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
     due = ev.due(T0 + timedelta(days=9))
     assert {k.lag_s for k, _ in due} == {0, 172800}

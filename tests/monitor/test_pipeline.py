@@ -7,7 +7,7 @@ import numpy as np
 from connectors.sqlite import SqliteStore
 from monitor.config import Config
 from monitor.pipeline import Pipeline, RawMessage
-from tests.helpers import T0, inference, label
+from tests.helpers import NOW, T0, inference, label
 
 
 def _stream(n=6000, change_at=3000, seed=5):
@@ -31,7 +31,7 @@ def _findings(store):
 def test_adwin_flags_the_slice_whose_errors_rose_and_only_after_the_change(tmp_path):
     store = SqliteStore(tmp_path / "a.db")
     store.migrate()
-    p = Pipeline(Config(), store, lambda: T0)
+    p = Pipeline(Config(), store, lambda: NOW)
     msgs = _stream()
     for i in range(0, len(msgs), 500):
         p.process(msgs[i:i + 500])
@@ -48,11 +48,32 @@ def test_detector_state_survives_a_restart_exactly(tmp_path):
     msgs = _stream(n=4000, change_at=2000)
     whole = SqliteStore(tmp_path / "whole.db")
     whole.migrate()
-    p = Pipeline(Config(), whole, lambda: T0)
+    p = Pipeline(Config(), whole, lambda: NOW)
     for i in range(0, len(msgs), 400):
         p.process(msgs[i:i + 400])
     split = SqliteStore(tmp_path / "split.db")
     split.migrate()
     for i in range(0, len(msgs), 400):
-        Pipeline(Config(), split, lambda: T0).process(msgs[i:i + 400])  # a new process each batch
+        Pipeline(Config(), split, lambda: NOW).process(msgs[i:i + 400])  # a new process each batch
     assert _findings(split) == _findings(whole) and _findings(whole)
+
+
+def test_events_and_labels_from_a_clock_ahead_of_ours_are_dead_letters(tmp_path):
+    from datetime import timedelta
+
+    from connectors.sqlite import SqliteStore
+    from monitor.config import parse_config
+
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    now = T0 + timedelta(days=1)
+    ahead = [inference(1, ts=now + timedelta(hours=3)), label(1, ts=now + timedelta(days=2)),
+             inference(2, ts=now + timedelta(minutes=30))]  # within the default hour: fine
+    msgs = [RawMessage("t", f"t:{i}", json.dumps(o).encode()) for i, o in enumerate(ahead)]
+    out = Pipeline(parse_config(""), store, lambda: now).process(msgs)
+    assert [o.status for o in out] == ["dead_letter", "dead_letter", "stored"]
+    assert "event time" in out[0].reason and "3.0 h ahead of the clock (ingest.max_future_skew=1.0 h)" in out[0].reason
+    assert out[1].reason.startswith("label time") and "2.0 d ahead" in out[1].reason
+    lenient = Pipeline(parse_config("ingest:\n  max_future_skew: null\n"), store, lambda: now)
+    assert [o.status for o in lenient.process(msgs[:1])] == ["stored"]
+    store.close()
