@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -129,6 +139,8 @@ class ReferenceConfig(_Section):
 class EvaluationConfig(_Section):
     intervals: list[Duration] = Field(default_factory=lambda: [timedelta(days=1)], min_length=1)
     lag: Duration = timedelta(days=1)
+    # Windows align to calendar boundaries in this IANA time zone (local midnight, Monday for 7d).
+    timezone: str = "UTC"
     # Label-maturity lags: each (interval, lag) is a vintage, evaluated at window end + lag with the
     # labels known by then, and stored beside the others. Unset: the single ``lag``.
     lags: list[Duration] | None = None
@@ -167,6 +179,23 @@ class EvaluationConfig(_Section):
         if self.lags is not None and (not self.lags or len(set(self.lags)) != len(self.lags)):
             raise ValueError("lags must be a non-empty list without repeats")
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+        return v
+
+    @property
+    def tz(self):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
 
     @property
     def vintage_lags(self) -> list[timedelta]:

@@ -40,8 +40,12 @@ def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
     ref = cfg.evaluation.reference
     if ref.from_at is not None:
         return ref.from_at, ref.to_at
-    start = floor_to(first_event_at, timedelta(days=1))
-    return start, start + timedelta(days=ref.days)
+    tz = cfg.evaluation.tz
+    start = floor_to(first_event_at, timedelta(days=1), tz)
+    # whole local days: add days to the local date, not 24-hour steps
+    local = start.astimezone(tz)
+    end = (local.replace(tzinfo=None) + timedelta(days=ref.days)).replace(tzinfo=tz).astimezone(start.tzinfo)
+    return start, end
 
 
 @dataclass
@@ -113,7 +117,7 @@ class Evaluator:
                         continue
                     done = set() if include_finished else self.store.finished_runs(
                         model_name, version, int(iv.total_seconds()), int(vlag.total_seconds()))
-                    for t0, t1 in windows(iv, first_at, watermark - vlag):
+                    for t0, t1 in windows(iv, first_at, watermark - vlag, ev.tz):
                         if (start and t0 < start) or (end and t1 > end) or t0 in done:
                             continue
                         out.append((RunKey(model_name, version, int(iv.total_seconds()), int(vlag.total_seconds()),

@@ -1,43 +1,79 @@
-"""The fixed schedule of evaluation windows, on event time.
+"""The fixed schedule of evaluation windows, on event time, aligned to calendar boundaries in a
+configured time zone (UTC by default).
 
-apscheduler's triggers define the window boundaries (a daily window is a cron trigger at 00:00
-UTC, an hourly one at minute 0); they are asked for fire times with an *event-time* ``now``, so a
-replay of weeks of traffic walks the same schedule as production, in seconds.
+Window boundaries are local wall-clock times: a daily window runs from local midnight to local
+midnight, a weekly (7d) one from Monday 00:00, other whole-day intervals from every N-th local
+midnight counted from 1970-01-01, and an interval that divides a day from local midnight in
+steps of it. Across a daylight-saving change a local day is 23 or 25 hours long, and its window
+is; a boundary that does not exist that day (02:00 when clocks jump to 03:00) is left out.
+Everything is asked with an *event-time* clock, so a replay of weeks of traffic walks the same
+schedule as production, in seconds. (apscheduler drives the daemon's evaluation tick; its 3.x
+cron triggers skip a day at some DST changes — agronholm/apscheduler#606, #529 — so the
+boundaries are computed here with ``zoneinfo``.)
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Iterator
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+EPOCH_DATE = date(1970, 1, 1)
 
 
-def window_trigger(interval: timedelta):
-    """The trigger whose fire times are the window boundaries of ``interval``."""
-    s = int(interval.total_seconds())
-    if s == 86400:
-        return CronTrigger(hour=0, minute=0, second=0, timezone=timezone.utc)
-    if s == 3600:
-        return CronTrigger(minute=0, second=0, timezone=timezone.utc)
-    return IntervalTrigger(seconds=s, start_date=EPOCH, timezone=timezone.utc)
+def _local_midnight(d: date, tz: tzinfo) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=tz).astimezone(timezone.utc)
 
 
-def floor_to(ts: datetime, interval: timedelta) -> datetime:
-    """The start of the window of ``interval`` that holds ``ts``."""
-    s = interval.total_seconds()
-    return EPOCH + timedelta(seconds=((ts - EPOCH).total_seconds() // s) * s)
+def _day_starts(d: date, interval: timedelta) -> bool:
+    """Whether local date ``d`` begins a window of a whole-day ``interval``."""
+    days = interval // DAY
+    if days == 7:
+        return d.weekday() == 0
+    return (d - EPOCH_DATE).days % days == 0
 
 
-def windows(interval: timedelta, first_event_at: datetime, closed_before: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """[start, end) windows from the one holding ``first_event_at`` whose end is <= ``closed_before``."""
-    trigger = window_trigger(interval)
-    start = floor_to(first_event_at, interval)
+def _boundaries(interval: timedelta, tz: tzinfo, from_date: date) -> Iterator[datetime]:
+    """Every window boundary (UTC) from local date ``from_date`` on, increasing."""
+    last = None
+    d = from_date
     while True:
-        end = trigger.get_next_fire_time(None, start + timedelta(microseconds=1))
-        if end is None or end > closed_before:
+        if interval >= DAY:
+            points = [_local_midnight(d, tz)] if _day_starts(d, interval) else []
+        else:
+            steps = int(DAY / interval)
+            points = []
+            for j in range(steps):
+                wall = datetime.combine(d, time(0)) + j * interval
+                aware = wall.replace(tzinfo=tz)
+                if aware.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != wall:
+                    continue  # a wall-clock time that does not exist this day (DST gap)
+                points.append(aware.astimezone(timezone.utc))
+        for p in points:
+            if last is None or p > last:
+                last = p
+                yield p
+        d += DAY
+
+
+def floor_to(ts: datetime, interval: timedelta, tz: tzinfo = timezone.utc) -> datetime:
+    """The start of the window of ``interval`` that holds ``ts``."""
+    back = max(interval, DAY) + DAY * 2
+    start = None
+    for b in _boundaries(interval, tz, (ts - back).astimezone(tz).date() - timedelta(days=7)):
+        if b > ts:
+            return start
+        start = b
+    raise AssertionError("unreachable: boundaries never end")
+
+
+def windows(interval: timedelta, first_event_at: datetime, closed_before: datetime,
+            tz: tzinfo = timezone.utc) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) windows from the one holding ``first_event_at`` whose end is <= ``closed_before``."""
+    start = floor_to(first_event_at, interval, tz)
+    for end in _boundaries(interval, tz, start.astimezone(tz).date()):
+        if end <= start:
+            continue
+        if end > closed_before:
             return
         yield start, end
         start = end
