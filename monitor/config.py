@@ -119,16 +119,21 @@ class MediaConfig(_Section):
 
 
 class ReferenceConfig(_Section):
-    """The reference window: the first ``days`` of each model version, or a fixed range."""
+    """The reference: the first ``days`` of each model version (default 7), a fixed ``from``/``to``
+    range, or a JSONL ``file`` of events and labels in the event contract (e.g. the validation
+    set), whose events of the evaluated model's name are the reference of every version."""
 
     days: float | None = Field(7, gt=0)
     from_at: AwareDatetime | None = Field(None, alias="from")
     to_at: AwareDatetime | None = Field(None, alias="to")
+    file: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ReferenceConfig":
         if (self.from_at is None) != (self.to_at is None):
             raise ValueError("give both 'from' and 'to', or neither")
+        if self.file is not None and self.from_at is not None:
+            raise ValueError("give a reference 'file' or a 'from'/'to' range, not both")
         if self.from_at is not None:
             if self.from_at >= self.to_at:
                 raise ValueError("'from' must be before 'to'")

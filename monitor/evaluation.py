@@ -32,6 +32,49 @@ CLAIM_EXPIRY = timedelta(minutes=10)
 ALL = "*"
 
 
+def reference_from_file(cfg, path: str, model_name: str) -> tuple[pd.DataFrame, dict[str, list]]:
+    """The reference of ``model_name`` from a JSONL file of events and labels: read by the JSONL
+    source, decoded and measured like ingested traffic (raw media included), every label counts."""
+    from connectors.jsonl import JsonlSource
+    from connectors.media import MediaReader
+    from monitor.events import InferenceEvent
+    from monitor.media import measure_event
+    from monitor.pipeline import Rejected, decode
+
+    if not os.path.exists(path):
+        raise ValueError(f"evaluation.reference.file: {path} does not exist")
+    src = JsonlSource([path], follow=False, max_payload_bytes=cfg.ingest.max_payload_bytes)
+    read = MediaReader.from_config(cfg.media).read
+    events, labels, bad = [], {}, 0
+    while not src.exhausted:
+        for msg in src.poll(10_000):
+            try:
+                ev = decode(msg, cfg.ingest.max_payload_bytes)
+            except Rejected:
+                bad += 1
+                continue
+            if isinstance(ev, InferenceEvent):
+                if ev.model.name == model_name:
+                    events.append(ev)
+            else:
+                labels[ev.event_id] = ev.label
+    src.close()
+    if bad:
+        log.warning("reference file %s: %d lines were not valid events and were left out", path, bad)
+    rows, embeddings = [], {}
+    for ev in events:
+        m = measure_event(ev, read, cfg.media)
+        rows.append((ev.event_id, ev.ts, dict(ev.slice), m.signals, ev.output.label, ev.output.confidence,
+                     ev.output.abstained, labels.get(ev.event_id)))
+        for name, vec in (ev.embeddings or {}).items():
+            embeddings.setdefault(name, []).append(vec)
+    if not rows:
+        raise ValueError(f"evaluation.reference.file: {path} holds no event of model {model_name!r}")
+    frame = pd.DataFrame(rows, columns=["event_id", "ts", "slice", "signals", "pred_label", "confidence",
+                                        "abstained", "label"])
+    return frame, embeddings
+
+
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -42,6 +85,8 @@ def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
         return ref.from_at, ref.to_at
     tz = cfg.evaluation.tz
     start = floor_to(first_event_at, timedelta(days=1), tz)
+    if ref.file is not None:  # a file reference is complete from the start: no window waits for it
+        return start, start
     # whole local days: add days to the local date, not 24-hour steps
     local = start.astimezone(tz)
     end = (local.replace(tzinfo=None) + timedelta(days=ref.days)).replace(tzinfo=tz).astimezone(start.tzinfo)
@@ -156,20 +201,29 @@ class Evaluator:
 
     # -- the numbers ---------------------------------------------------------------------------
     def _reference(self, key: RunKey) -> _Reference:
+        file = self.config.evaluation.reference.file
+        if file is not None:
+            ck = ("file", key.model_name)
+            if ck not in self._refs:
+                frame, embeddings = reference_from_file(self.config, file, key.model_name)
+                self._refs[ck] = self._summarise(frame, embeddings)
+            return self._refs[ck]
         first_at = next(v[2] for v in self.store.model_versions() if v[:2] == (key.model_name, key.model_version))
         r0, r1 = reference_range(self.config, first_at)
         ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
         if ck not in self._refs:
             frame = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
-            data = _Prepared.of(frame)
-            conf, ok = _error_stats(data, np.ones(len(frame), dtype=bool))
             emb = {}
             if self.config.evaluation.embedding_drift:
-                emb = {k: np.asarray(v, dtype=float) for k, v in
-                       self.store.window_embeddings(key.model_name, key.model_version, r0, r1).items()}
-            self._refs[ck] = _Reference(data, data.masks(), calibrator=ConfidenceCalibrator.fit(conf, ok),
-                                        embeddings=emb)
+                emb = self.store.window_embeddings(key.model_name, key.model_version, r0, r1)
+            self._refs[ck] = self._summarise(frame, emb)
         return self._refs[ck]
+
+    def _summarise(self, frame: pd.DataFrame, embeddings: dict) -> _Reference:
+        data = _Prepared.of(frame)
+        conf, ok = _error_stats(data, np.ones(len(frame), dtype=bool))
+        emb = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
+        return _Reference(data, data.masks(), calibrator=ConfidenceCalibrator.fit(conf, ok), embeddings=emb)
 
     def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
         ev = self.config.evaluation

@@ -3,6 +3,7 @@ import json
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
 from monitor.config import parse_config
 from monitor.evaluation import Evaluator
@@ -261,3 +262,31 @@ def test_history_prints_a_series_with_its_trend(tmp_path):
     assert "trend: none" in text and "2026-01-05T00:00" in text
     bad = run("history", "error_rate", "--slice", "device=nope", ok=False)
     assert "no error_rate rows for slice 'device=nope'" in bad.stderr
+
+
+def test_a_reference_file_is_the_reference_of_every_version(any_store, tmp_path):
+    """The validation set as a JSONL file: the traffic's brightness sits 30 above it, so every
+    window drifts from day 0, and its error rate is compared with the file's."""
+    rng = np.random.default_rng(11)
+    lines = []
+    for i in range(600):
+        ev = inference(100_000 + i, ts=T0 - timedelta(days=30))
+        ev["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(70, 10))
+        lines.append(json.dumps(ev))
+        lines.append(json.dumps(label(100_000 + i, ts=T0 - timedelta(days=30), value=ev["output"]["label"])))
+    lines.append("{not json")
+    (tmp_path / "ref.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = parse_config(CFG.replace("  reference: {days: 3}\n", f"  reference: {{file: {tmp_path / 'ref.jsonl'}}}\n"))
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=3))
+    ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
+    assert [k.window_start for k, _ in ev.due(T0 + timedelta(days=3))] == [T0, T0 + timedelta(days=1)]
+    ev.run_due(T0 + timedelta(days=3))
+    df = any_store.evaluations()
+    ks = df[(df["metric"] == "ks") & (df["slice"] == "*") & (df["signal"] == "image.brightness")]
+    assert len(ks) == 2 and (ks["decision"] == 1).all() and (ks["n_reference"] == 600).all()
+    err = df[(df["metric"] == "error_rate") & (df["slice"] == "*")]
+    assert (err["reference_value"] == 0.0).all()  # every reference prediction was right
+    missing = parse_config(CFG.replace("  reference: {days: 3}\n", "  reference: {file: /nonexistent.jsonl}\n"))
+    with pytest.raises(ValueError, match="evaluation.reference.file: /nonexistent.jsonl does not exist"):
+        Evaluator(missing, any_store, lambda: T0, owner="b").compute(ev.due(T0 + timedelta(days=9), include_finished=True)[0][0],
+                                                                     T0 + timedelta(days=1))
