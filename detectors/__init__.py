@@ -3,6 +3,12 @@
 Nothing in this package does I/O, reads a clock or keeps globals. Arrays and plain data go in,
 frozen dataclasses come out; online detectors expose ``state_dict`` / ``load_state_dict``.
 
+Modules: drift (two-sample tests on stored reference summaries), embedding (MMD², torch),
+calibration, slices (per-slice rates, gaps, Benjamini–Hochberg), performance (label-free
+estimates), online (change detectors), trend (Mann–Kendall), intervals (Wilson), and the
+modality signals: audio, image (+ image_torch), text, crossmodal. Every public detector's
+docstring has a runnable example (``pytest --doctest-modules detectors``).
+
 The modality-signal modules (audio, image, text) pull in SciPy; they are imported on first use,
 so that the daemon and every CLI command do not pay for them at start-up.
 """
