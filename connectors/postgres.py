@@ -29,6 +29,7 @@ class PostgresStore(SqlStore):
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self.conn = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout_s))
+        _fast_json(self.conn)
         info = self.conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
         self.timescale = False
@@ -45,6 +46,7 @@ class PostgresStore(SqlStore):
         except psycopg.Error:
             pass
         self.conn = psycopg.connect(self._url, autocommit=False, connect_timeout=int(self._connect_timeout_s))
+        _fast_json(self.conn)
         self._stages.clear()  # temp tables died with the old session
 
     def _begin(self) -> None:
@@ -123,3 +125,12 @@ class PostgresStore(SqlStore):
             )
             new = {r[0] for r in cur.fetchall()}
         return new
+
+
+def _fast_json(conn) -> None:
+    """jsonb comes back through pydantic-core's parser (several times faster than the json
+    module on the million-row windows an evaluation reads)."""
+    from psycopg.types.json import set_json_loads
+    from pydantic_core import from_json
+
+    set_json_loads(from_json, conn)

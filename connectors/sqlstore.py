@@ -6,7 +6,6 @@ transaction when called inside ``with store.tx():``, else in a transaction of it
 """
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from migrations import migration_files
 
@@ -74,7 +73,7 @@ class SqlStore:
         return None if v is None else _JSON(v)
 
     def _js_out(self, v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) else v
+        return from_json(v) if isinstance(v, str) else v  # pydantic-core: ~5x the json module
 
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
         raise NotImplementedError

@@ -23,8 +23,9 @@ Tests (the decisions follow Evidently's conventions where the definitions coinci
 Reference summaries keep the sorted values themselves up to ``exact_max`` values, and then KS and
 Wasserstein equal SciPy's (and Evidently's) results; beyond it they keep ``resolution`` + 1
 quantiles, and KS's D and the Wasserstein distance are within 1 / ``resolution`` (resp. the
-quantile grid's interpolation error) of the exact values, with KS's p-value from the asymptotic
-distribution.
+quantile grid's interpolation error) of the exact values. KS's p-value is SciPy's exact one while
+the product of the sample sizes is at most ``KS_EXACT_MAX_PRODUCT`` (20 million), else
+Kolmogorov's limit distribution.
 
 >>> rng = np.random.default_rng(0)
 >>> ref = NumericReference.fit(rng.normal(0, 1, 5000))
@@ -123,6 +124,10 @@ def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 # -- the general tests (issue 4) ------------------------------------------------------------------
 
+# Above this product of the two sample sizes KS's p-value comes from Kolmogorov's limit
+# distribution instead of SciPy's exact computation (which then takes tens of milliseconds).
+KS_EXACT_MAX_PRODUCT = 20_000_000
+
 Status = Literal["ok", "insufficient_data"]
 
 
@@ -209,15 +214,22 @@ def ks_test(ref: NumericReference, window, alpha: float = 0.05, min_n: int = 30)
         return _insufficient("ks", alpha, int(win.size), ref.n)
     from scipy import stats
 
-    if ref.exact:
-        r = stats.ks_2samp(np.asarray(ref.values), win)
+    en = ref.n * win.size / (ref.n + win.size)
+    if ref.exact and ref.n * win.size <= KS_EXACT_MAX_PRODUCT:
+        r = stats.ks_2samp(np.asarray(ref.values), win)  # SciPy's (and Evidently's) exact p where it is
         d, p = float(r.statistic), float(r.pvalue)
     else:
-        grid = np.concatenate([win, np.asarray(ref.values)])
-        f_win = np.searchsorted(win, grid, side="right") / win.size
-        d = float(np.max(np.abs(f_win - ref.cdf(grid))))
-        en = ref.n * win.size / (ref.n + win.size)
-        p = float(stats.kstwo.sf(d, np.round(en)))
+        if ref.exact:
+            d = float(stats.ks_2samp(np.asarray(ref.values), win, method="asymp").statistic)
+        else:
+            grid = np.concatenate([win, np.asarray(ref.values)])
+            f_win = np.searchsorted(win, grid, side="right") / win.size
+            d = float(np.max(np.abs(f_win - ref.cdf(grid))))
+        # Kolmogorov's limit distribution: at these sizes within 1e-3 of the exact p, and
+        # hundreds of times faster than kstwo.sf
+        from scipy import special
+
+        p = float(special.kolmogorov(math.sqrt(en) * d))
     return DriftResult("ks", d, p, p <= alpha, d, alpha, int(win.size), ref.n, "ok")
 
 
