@@ -160,6 +160,10 @@ class EvaluationConfig(_Section):
     # them per signal, e.g. {"audio.snr_db": [wasserstein]}.
     drift_tests: list[Literal["psi", "ks", "wasserstein"]] = Field(default_factory=lambda: ["psi", "ks"])
     signal_tests: dict[str, list[Literal["psi", "ks", "wasserstein"]]] = Field(default_factory=dict)
+    # Per signal, the tests' thresholds instead of the three below, e.g.
+    # {"audio.snr_db": {psi: 0.4, ks: 0.2}} (ks: the minimum D; wasserstein: the normalised distance).
+    signal_thresholds: dict[str, dict[Literal["psi", "ks", "wasserstein"], Annotated[float, Field(gt=0)]]] = Field(
+        default_factory=dict)
     psi_threshold: float = Field(0.25, gt=0)
     ks_min_effect: float = Field(0.1, ge=0, le=1)  # KS drifts when BH-significant AND D ≥ this
     wasserstein_threshold: float = Field(0.1, gt=0)

@@ -249,7 +249,7 @@ class Evaluator:
                     summary = ref.numeric[(sl, sig)] = NumericReference.fit(vals, ev.psi_bins)
                 wv = win.signals[sig].to_numpy()[wm] if sig in win.signals else empty
                 for test in ev.signal_tests.get(sig, ev.drift_tests):
-                    rows.append({**base, "slice": sl, "signal": sig, **self._drift_row(test, summary, wv)})
+                    rows.append({**base, "slice": sl, "signal": sig, **self._drift_row(test, summary, wv, sig)})
             wc, wok = _error_stats(win, wm)
             rc, rok = _error_stats(ref.data, rm)
             werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
@@ -314,21 +314,24 @@ class Evaluator:
                          "p_value": r.p_value if r.status == "ok" else None, "effect": _f(r.mmd2), "decision": None})
         return rows
 
-    def _drift_row(self, test: str, summary: NumericReference, window: np.ndarray) -> dict:
+    def _drift_row(self, test: str, summary: NumericReference, window: np.ndarray, signal: str) -> dict:
         ev = self.config.evaluation
+        default = {"psi": ev.psi_threshold, "ks": ev.ks_min_effect, "wasserstein": ev.wasserstein_threshold}[test]
+        threshold = ev.signal_thresholds.get(signal, {}).get(test, default)
         if test == "psi":
-            r = psi_test(summary, window, threshold=ev.psi_threshold, min_n=ev.psi_min_n)
+            r = psi_test(summary, window, threshold=threshold, min_n=ev.psi_min_n)
             variant = f"quantile_bins_{ev.psi_bins}"
         elif test == "ks":
             r = ks_test(summary, window, alpha=ev.fdr, min_n=ev.psi_min_n)
             variant = "two_sided_exact_reference" if summary.exact else "two_sided_quantile_summary"
         else:
-            r = wasserstein_test(summary, window, threshold=ev.wasserstein_threshold, min_n=ev.psi_min_n)
+            r = wasserstein_test(summary, window, threshold=threshold, min_n=ev.psi_min_n)
             variant = "normed_by_reference_std"
         ok = r.status == "ok"
         return {"detector": test, "metric": test, "variant": variant, "status": r.status, "value": _f(r.statistic),
                 "reference_value": None, "ci_low": None, "ci_high": None, "n": r.n, "n_reference": r.n_reference,
                 "p_value": r.p_value, "effect": _f(r.effect),
+                "threshold": threshold,  # used by the decision below, not stored
                 # PSI's and KS's decisions wait for Benjamini–Hochberg over the whole window
                 "decision": (int(r.drift) if ok and test == "wasserstein" else None)}
 
@@ -443,9 +446,9 @@ def _decide(r: dict, rejected: bool, adjusted: float, ev) -> None:
     r["p_adjusted"] = adjusted
     metric = r["metric"]
     if metric == "ks":
-        r["decision"] = int(rejected and (r["effect"] or 0.0) >= ev.ks_min_effect)
+        r["decision"] = int(rejected and (r["effect"] or 0.0) >= r.get("threshold", ev.ks_min_effect))
     elif metric == "psi":  # above the threshold, and more than small-sample noise
-        r["decision"] = int(rejected and (r["value"] or 0.0) >= ev.psi_threshold)
+        r["decision"] = int(rejected and (r["value"] or 0.0) >= r.get("threshold", ev.psi_threshold))
     elif metric == "ece_drift":  # worse than the reference, beyond chance
         r["decision"] = int(rejected and (r["ci_low"] or 0.0) > 0)
     else:  # slice gaps, MMD

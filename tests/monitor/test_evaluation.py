@@ -290,3 +290,15 @@ def test_a_reference_file_is_the_reference_of_every_version(any_store, tmp_path)
     with pytest.raises(ValueError, match="evaluation.reference.file: /nonexistent.jsonl does not exist"):
         Evaluator(missing, any_store, lambda: T0, owner="b").compute(ev.due(T0 + timedelta(days=9), include_finished=True)[0][0],
                                                                      T0 + timedelta(days=1))
+
+
+def test_a_signal_can_have_its_own_thresholds(any_store):
+    """The same d2 brightness shift, but brightness's KS needs D ≥ 0.9 here: no KS decision for it."""
+    def change(obj, day, rng):
+        shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
+        obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
+
+    df = _evaluated(any_store, 4, change, extra="  signal_thresholds: {image.brightness: {ks: 0.9}}\n")
+    ks = df[(df["metric"] == "ks") & (df["signal"] == "image.brightness") & (df["slice"] == "device=d2")]
+    day5 = ks[ks["window_start"] == T0 + timedelta(days=5)]
+    assert day5["effect"].iloc[0] > 0.5 and day5["decision"].iloc[0] == 0  # big, but under its own bar
