@@ -177,6 +177,11 @@ class EvaluationConfig(_Section):
     embedding_drift: bool = True  # MMD² per embedding name, all traffic (detectors/embedding.py)
     mmd_permutations: int = Field(100, ge=10, le=10_000)
     mmd_max_n: int = Field(2000, ge=50)  # per side; larger windows are subsampled (seeded)
+    # Aging: a Mann–Kendall trend test over the last ``trend_window`` intervals of each slice's
+    # error rate, ECE and estimated accuracy (of the same interval and lag), once there are
+    # ``trend_min_n`` of them; 0 switches it off.
+    trend_window: int = Field(14, ge=0)
+    trend_min_n: int = Field(10, ge=4)
 
     @model_validator(mode="after")
     def _positive(self) -> "EvaluationConfig":
@@ -224,7 +229,7 @@ class RuleConfig(_Section):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
     metric: Literal["psi", "ks", "wasserstein", "ece", "ece_drift", "error_rate", "error_rate_gap",
-                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd"]
+                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd", "trend"]
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"

@@ -277,8 +277,45 @@ class Evaluator:
         rows += self._slice_gaps(win, base)
         if ev.embedding_drift and ref.embeddings:
             rows += self._embedding_rows(key, window_end, base, ref, seed)
+        if ev.trend_window:
+            rows += self._trend_rows(key, base, rows)
         _control_false_discoveries(rows, ev)
         return rows
+
+    # the direction in which each metric gets worse
+    TREND_METRICS = {"error_rate": "increasing", "ece": "increasing", "estimated_accuracy": "decreasing"}
+
+    def _trend_rows(self, key: RunKey, base: dict, rows: list[dict]) -> list[dict]:
+        """Aging: each slice's error rate, ECE and estimated accuracy over the last intervals of
+        this (interval, lag), this window included; a trend in the worse direction is a finding."""
+        from detectors.trend import mann_kendall
+
+        ev = self.config.evaluation
+        span = timedelta(seconds=key.interval_s) * ev.trend_window
+        past = self.store.evaluations(key.window_start - span, key.window_start)
+        if len(past):
+            past = past[(past["model_name"] == key.model_name) & (past["model_version"] == key.model_version)
+                        & (past["interval_s"] == key.interval_s) & (past["lag_s"] == key.lag_s)
+                        & past["metric"].isin(list(self.TREND_METRICS)) & (past["window_start"] < key.window_start)]
+        out = []
+        for r in rows:
+            worse = self.TREND_METRICS.get(r["metric"])
+            if worse is None:
+                continue
+            hist = past[(past["slice"] == r["slice"]) & (past["metric"] == r["metric"])] if len(past) else past
+            values = [v if st == "ok" and v is not None else float("nan")
+                      for v, st in zip(hist["value"] if len(hist) else [], hist["status"] if len(hist) else [])]
+            values = (values + [r["value"] if r["status"] == "ok" and r["value"] is not None else float("nan")])
+            t = mann_kendall(values[-ev.trend_window:], min_n=ev.trend_min_n)
+            out.append({**base, "slice": r["slice"], "detector": "mann_kendall", "metric": "trend",
+                        "signal": r["metric"], "variant": f"last_{ev.trend_window}_intervals_worse_{worse}",
+                        "status": t.status, "value": _f(t.slope), "reference_value": None, "ci_low": None,
+                        "ci_high": None, "n": t.n, "n_reference": 0, "effect": _f(t.tau),
+                        # one-sided: only a trend in the worse direction counts
+                        "p_value": (t.p_value / 2 if (t.s > 0) == (worse == "increasing") else 1.0)
+                        if t.status == "ok" else None,
+                        "decision": None})
+        return out
 
     def _performance_row(self, base: dict, sl: str, ref: _Reference, win: _Prepared, wm: np.ndarray,
                          ref_correct: np.ndarray) -> dict:
@@ -451,5 +488,5 @@ def _decide(r: dict, rejected: bool, adjusted: float, ev) -> None:
         r["decision"] = int(rejected and (r["value"] or 0.0) >= r.get("threshold", ev.psi_threshold))
     elif metric == "ece_drift":  # worse than the reference, beyond chance
         r["decision"] = int(rejected and (r["ci_low"] or 0.0) > 0)
-    else:  # slice gaps, MMD
+    else:  # slice gaps, MMD, trends
         r["decision"] = int(rejected)

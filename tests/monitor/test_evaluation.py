@@ -28,18 +28,21 @@ review:
 """
 
 
-def _traffic(days=7, per_day=300, bad_day=5, seed=0):
-    """Device d1 fails on ``bad_day``; half the events get a label 2 h later."""
+def _traffic(days=7, per_day=300, bad_day=5, seed=0, error_rate=None, label_every=2):
+    """Device d1 fails on ``bad_day`` (or ``error_rate(day, event)`` gives each event's chance of
+    being wrong); every ``label_every``-th event gets a label 2 h later."""
     rng = np.random.default_rng(seed)
+    if error_rate is None:
+        def error_rate(day, ev):
+            return 0.6 if day == bad_day and ev["slice"]["device"] == "d1" else 0.1
     msgs = []
     for i in range(days * per_day):
         day = i // per_day
         ts = T0 + timedelta(days=day, seconds=(i % per_day) * (86400 / per_day))
         ev = inference(i, ts=ts)
-        wrong = rng.uniform() < (0.6 if day == bad_day and ev["slice"]["device"] == "d1" else 0.1)
-        truth = "bird" if wrong else ev["output"]["label"]
+        truth = "bird" if rng.uniform() < error_rate(day, ev) else ev["output"]["label"]
         msgs.append(RawMessage("t", f"t:e{i}", json.dumps(ev).encode()))
-        if i % 2 == 0:
+        if i % label_every == 0:
             msgs.append(RawMessage("t", f"t:l{i}", json.dumps(label(i, ts=ts + timedelta(hours=2), value=truth)).encode()))
     msgs.sort(key=lambda m: json.loads(m.payload)["ts"])
     return msgs
@@ -302,3 +305,24 @@ def test_a_signal_can_have_its_own_thresholds(any_store):
     ks = df[(df["metric"] == "ks") & (df["signal"] == "image.brightness") & (df["slice"] == "device=d2")]
     day5 = ks[ks["window_start"] == T0 + timedelta(days=5)]
     assert day5["effect"].iloc[0] > 0.5 and day5["decision"].iloc[0] == 0  # big, but under its own bar
+
+
+@pytest.mark.parametrize("slope,aging", [(0.006, True), (0.0, False)])
+def test_slow_decay_is_found_as_a_trend_before_any_single_window_alerts(any_store, slope, aging):
+    cfg = parse_config(CFG)
+    # every event labelled; the error rate creeps by ``slope`` a day from 10 %
+    msgs = _traffic(18, 400, seed=21, error_rate=lambda day, ev: 0.10 + slope * day, label_every=1)
+    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
+    Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(T0 + timedelta(days=20))
+    df = any_store.evaluations()
+    trend = df[(df["metric"] == "trend") & (df["signal"] == "error_rate") & (df["slice"] == "*")]
+    assert (trend[trend["status"] == "ok"]["n"] >= 10).all()
+    found = trend[trend["decision"] == 1]["window_start"]
+    if aging:
+        assert len(found) and found.min() <= T0 + timedelta(days=14)
+        # the threshold rule on single windows (ErrUp) fires later, if at all
+        err_up = [any_store._ts_out(start) for labels, start in any_store._all("SELECT labels, starts_at FROM alerts")
+                  if (json.loads(labels) if isinstance(labels, str) else labels)["slice"] == "*"]
+        assert all(start > found.min() for start in err_up)
+    else:
+        assert found.empty
