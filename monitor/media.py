@@ -185,6 +185,11 @@ def measure_event(event, read, media_cfg, measured: dict | None = None) -> Measu
     decoding and measuring happen here, and the bytes go out of scope when this returns.
     ``measured`` holds modalities already measured elsewhere (the batched image path): their
     signals, or the ``MediaError`` that stopped them."""
+    inputs = event.inputs
+    if not media_cfg.expected_modalities and not any(i.has_raw_media or "ts" in i.capture for i in inputs.values()):
+        # the hot path of producer-computed signals: validated finite numbers, nothing to measure
+        return Measured({f"{m}.{k}": v for m, i in inputs.items() for k, v in i.signals.items()},
+                        frozenset(inputs), ())
     from detectors.crossmodal import cross_modal_signals
 
     signals: dict[str, float] = {}
