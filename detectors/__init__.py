@@ -14,8 +14,8 @@ so that the daemon and every CLI command do not pay for them at start-up.
 """
 from importlib import import_module
 
-from detectors.calibration import ECEResult, expected_calibration_error
-from detectors.drift import PSIReference, PSIResult, population_stability_index
+from detectors.calibration import CalibrationResult, calibration
+from detectors.drift import DriftResult, NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import WilsonInterval, wilson_interval
 from detectors.online import ADWINDetector
 
@@ -35,12 +35,14 @@ def __getattr__(name: str):
 
 __all__ = [
     "ADWINDetector",
-    "ECEResult",
-    "PSIReference",
-    "PSIResult",
+    "CalibrationResult",
+    "DriftResult",
+    "NumericReference",
     "WilsonInterval",
-    "expected_calibration_error",
-    "population_stability_index",
+    "calibration",
+    "ks_test",
+    "psi_test",
+    "wasserstein_test",
     "wilson_interval",
     *_LAZY,
 ]

@@ -57,18 +57,6 @@ class CalibrationResult:
     status: Literal["ok", "insufficient_data"]
 
 
-# Kept for the evaluation's existing rows: the same numbers as CalibrationResult's equal-width ECE.
-@dataclass(frozen=True)
-class ECEResult:
-    ece: float
-    accuracy: float
-    mean_confidence: float
-    n: int
-    bins: int
-    variant: str
-    status: str
-
-
 def _check(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     conf = np.asarray(confidence, dtype=float).ravel()
     ok = np.asarray(correct, dtype=float).ravel()
@@ -123,12 +111,6 @@ def calibration(confidence, correct, bins: int = 15, scheme: Scheme = "equal_wid
                                    float(acc_sum[b] / count[b]) if count[b] else math.nan) for b in range(bins))
     return CalibrationResult(ece, mce, float(np.mean((conf - ok) ** 2)), float(ok.mean()), float(conf.mean()), n,
                              variant, rel, "ok")
-
-
-def expected_calibration_error(confidence, correct, bins: int = 15, min_n: int = 100) -> ECEResult:
-    """ECE = sum_b (n_b / n) * |acc_b - conf_b| (top-label, ``bins`` equal-width bins)."""
-    r = calibration(confidence, correct, bins, "equal_width", min_n)
-    return ECEResult(r.ece, r.accuracy, r.mean_confidence, r.n, bins, r.variant, r.status)
 
 
 def classwise_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:

@@ -167,7 +167,7 @@ class EvaluationConfig(_Section):
     psi_threshold: float = Field(0.25, gt=0)
     ks_min_effect: float = Field(0.1, ge=0, le=1)  # KS drifts when BH-significant AND D ≥ this
     wasserstein_threshold: float = Field(0.1, gt=0)
-    fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg over all p-values of one window
+    fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg within each test family of one window
     calibration_bootstrap: int = Field(500, ge=0)  # resamples for the ECE-difference interval; 0: off
     cross: list[tuple[str, str]] = Field(default_factory=list)  # slice attributes crossed in pairs
     # Signal bands as slices of the slice-gap tests, e.g. {"image.brightness": [40, 80, 160, 200]}

@@ -19,7 +19,7 @@ import pandas as pd
 from alerts.payload import webhook_payload
 from alerts.rules import applies, decide, transition
 from connectors.sqlstore import RunKey
-from detectors.calibration import calibration_drift, expected_calibration_error
+from detectors.calibration import calibration, calibration_drift
 from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import wilson_interval
 from detectors.performance import ConfidenceCalibrator, PerformanceSummary
@@ -125,10 +125,15 @@ class _Reference:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _labelled_answers(f: pd.DataFrame) -> np.ndarray:
+    """Events with a label whose model did not abstain: the ones an error rate counts.
+    (dtype=bool: an empty window's columns come back as object arrays.)"""
+    return f["label"].notna().to_numpy(dtype=bool) & ~f["abstained"].to_numpy(dtype=bool)
+
+
 def _error_stats(p: _Prepared, mask: np.ndarray):
     f = p.frame
-    # dtype=bool: an empty window's columns come back as object arrays
-    labelled = mask & f["label"].notna().to_numpy(dtype=bool) & ~f["abstained"].to_numpy(dtype=bool)
+    labelled = mask & _labelled_answers(f)
     correct = (f["label"].to_numpy()[labelled] == f["pred_label"].to_numpy()[labelled])
     return f["confidence"].to_numpy(dtype=float)[labelled], correct
 
@@ -258,8 +263,8 @@ class Evaluator:
                          "variant": "wilson_95", "status": "ok" if enough else "insufficient_data",
                          "value": _f(werr.estimate), "reference_value": _f(rerr.estimate),
                          "ci_low": _f(werr.low), "ci_high": _f(werr.high), "n": werr.n, "n_reference": rerr.n})
-            we = expected_calibration_error(wc, wok, bins=ev.ece_bins, min_n=ev.ece_min_n)
-            re_ = expected_calibration_error(rc, rok, bins=ev.ece_bins, min_n=ev.ece_min_n)
+            we = calibration(wc, wok, bins=ev.ece_bins, min_n=ev.ece_min_n)
+            re_ = calibration(rc, rok, bins=ev.ece_bins, min_n=ev.ece_min_n)
             rows.append({**base, "slice": sl, "detector": "ece", "metric": "ece", "signal": "", "variant": we.variant,
                          "status": "ok" if we.status == re_.status == "ok" else "insufficient_data",
                          "value": _f(we.ece), "reference_value": _f(re_.ece), "ci_low": None, "ci_high": None,
@@ -378,7 +383,7 @@ class Evaluator:
         f = win.frame
         if not len(f) or win.slices.empty:
             return []
-        labelled = f["label"].notna().to_numpy() & ~f["abstained"].to_numpy()
+        labelled = _labelled_answers(f)
         errors = np.where(labelled, (f["label"].to_numpy() != f["pred_label"].to_numpy()).astype(float), np.nan)
         attrs = {c: win.slices[c].fillna("").astype(str).to_numpy(dtype=object) for c in win.slices.columns}
         for sig, edges in ev.bands.items():
@@ -391,7 +396,9 @@ class Evaluator:
                  "metric": f"{r.metric}_gap", "signal": "", "variant": "vs_rest_of_window", "status": r.status,
                  "value": _f(r.value), "reference_value": _f(r.rest_value), "ci_low": _f(r.ci_low),
                  "ci_high": _f(r.ci_high), "n": r.n, "n_reference": 0, "p_value": r.p_value, "effect": _f(r.gap),
-                 "decision": None} for r in stats]
+                 # slice_metrics controlled false discoveries over every slice × metric already
+                 "p_adjusted": r.p_adjusted, "decision": int(r.significant) if r.status == "ok" else None}
+                for r in stats]
 
     # -- alerts and review ---------------------------------------------------------------------
     def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
@@ -457,22 +464,18 @@ def _seed(key: RunKey) -> int:
                       f"{key.window_start.isoformat()}".encode())
 
 
-def _family(metric: str) -> str:
-    """The Benjamini–Hochberg family of a row: one per test across all slices × signals, and the
-    three slice-gap metrics together (every slice × metric of the window)."""
-    return "slice_gaps" if metric.endswith("_gap") else metric
-
-
 def _control_false_discoveries(rows: list[dict], ev) -> None:
-    """Benjamini–Hochberg within each test family of the window (see ``_family``): a family of
-    few tests (e.g. one embedding's MMD, whose permutation p-value cannot go below
-    1/(permutations + 1)) is not drowned by hundreds of signal tests. Then the decisions that
-    depend on it: KS needs an effect of at least ks_min_effect, PSI a value of at least
-    psi_threshold, calibration drift an interval above 0."""
+    """Benjamini–Hochberg within each test family of the window — one per metric across all
+    slices × signals — so that a family of few tests (e.g. one embedding's MMD, whose permutation
+    p-value cannot go below 1/(permutations + 1)) is not drowned by hundreds of signal tests.
+    Rows that arrive adjusted (the slice gaps: ``slice_metrics`` controls every slice × metric
+    together) are left as they are. Then the decisions that depend on it: KS needs an effect of
+    at least ks_min_effect, PSI a value of at least psi_threshold, calibration drift an interval
+    above 0."""
     families: dict[str, list[dict]] = {}
     for r in rows:
-        if r.get("p_value") is not None and r["status"] == "ok":
-            families.setdefault(_family(r["metric"]), []).append(r)
+        if r.get("p_value") is not None and r.get("p_adjusted") is None and r["status"] == "ok":
+            families.setdefault(r["metric"], []).append(r)
     for tested in families.values():
         rejected, adjusted = benjamini_hochberg(np.array([r["p_value"] for r in tested]), ev.fdr)
         for r, rej, adj in zip(tested, rejected, adjusted):
@@ -488,5 +491,5 @@ def _decide(r: dict, rejected: bool, adjusted: float, ev) -> None:
         r["decision"] = int(rejected and (r["value"] or 0.0) >= r.get("threshold", ev.psi_threshold))
     elif metric == "ece_drift":  # worse than the reference, beyond chance
         r["decision"] = int(rejected and (r["ci_low"] or 0.0) > 0)
-    else:  # slice gaps, MMD, trends
+    else:  # MMD, trends
         r["decision"] = int(rejected)

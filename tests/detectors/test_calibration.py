@@ -7,7 +7,6 @@ from detectors.calibration import (
     calibration,
     calibration_drift,
     classwise_ece,
-    expected_calibration_error,
 )
 
 
@@ -27,7 +26,7 @@ def _ece_loop(conf, correct, bins):
 def test_overconfident_model():
     conf = np.full(1000, 0.9)
     correct = np.arange(1000) < 800
-    r = expected_calibration_error(conf, correct, min_n=10)
+    r = calibration(conf, correct, min_n=10)
     assert r.ece == pytest.approx(0.1)
     assert r.accuracy == pytest.approx(0.8) and r.variant == "top_label_equal_width_15"
 
@@ -36,14 +35,14 @@ def test_matches_the_definition_including_bin_edges():
     rng = np.random.default_rng(3)
     conf = np.concatenate([rng.uniform(0, 1, 500), np.array([0.0, 1.0, 1 / 15, 2 / 15, 0.5])])
     correct = rng.uniform(0, 1, conf.size) < conf
-    r = expected_calibration_error(conf, correct, bins=15, min_n=1)
+    r = calibration(conf, correct, bins=15, min_n=1)
     assert r.ece == pytest.approx(_ece_loop(list(conf), list(correct), 15), abs=1e-12)
 
 
 def test_insufficient_and_invalid():
-    assert expected_calibration_error([0.5] * 5, [True] * 5, min_n=10).status == "insufficient_data"
+    assert calibration([0.5] * 5, [True] * 5, min_n=10).status == "insufficient_data"
     with pytest.raises(ValueError):
-        expected_calibration_error([1.5], [True], min_n=1)
+        calibration([1.5], [True], min_n=1)
 
 
 def _multiclass(n=4000, k=4, seed=0, temperature=1.0):
