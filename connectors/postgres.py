@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 import psycopg
@@ -35,6 +35,11 @@ class PostgresStore(SqlStore):
         self.timescale = False
         self._stages: dict[str, tuple[list[str], str]] = {}  # temp staging tables made on this connection
         self._staged_in_tx: set[str] = set()
+
+    def sibling(self) -> "PostgresStore":
+        other = PostgresStore(self._url, self._connect_timeout_s)
+        other.timescale = self.timescale
+        return other
 
     def describe(self) -> str:
         return self._where
@@ -84,6 +89,25 @@ class PostgresStore(SqlStore):
                 cur.execute("SELECT create_hypertable(%s, %s, migrate_data => TRUE)", (table, col))
         self.timescale = True
         log.info("timescaledb is available on %s: events and evaluations are hypertables", self._where)
+
+    def set_compression(self, compress_after: timedelta | None) -> None:
+        """On timescaledb: compress event chunks older than ``compress_after`` (segmented by model
+        version, ordered by time), or remove the policy when None. Deletion is not a timescaledb
+        retention policy: that drops whole chunks, the reference's among them, so the daemon
+        deletes old rows itself (monitor/housekeeping.py). Nothing to do on plain PostgreSQL."""
+        if not self.timescale:
+            return
+        with self.tx():
+            cur = self.conn.cursor()
+            if compress_after is None:
+                cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
+                return
+            cur.execute("ALTER TABLE events SET (timescaledb.compress,"
+                        " timescaledb.compress_segmentby = 'model_name, model_version',"
+                        " timescaledb.compress_orderby = 'ts')")
+            cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
+            cur.execute("SELECT add_compression_policy('events', compress_after => %s)", (compress_after,))
+        log.info("timescaledb compresses events older than %s on %s", compress_after, self._where)
 
     def _ts_out(self, v: Any) -> datetime | None:
         return v

@@ -26,6 +26,11 @@ class SqliteStore(SqlStore):
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
+    def sibling(self) -> "SqliteStore":
+        if self.path == ":memory:":
+            raise ValueError("an in-memory SQLite store has no second connection; use a file")
+        return SqliteStore(self.path)
+
     def reconnect(self) -> None:
         super().reconnect()
         self.close()

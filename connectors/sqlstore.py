@@ -123,6 +123,11 @@ class SqlStore:
         """Drop the connection and open a new one (after the database went away)."""
         self._depth = 0
 
+    def sibling(self) -> "SqlStore":
+        """Another connection to the same database, for another thread (the evaluation job, the
+        scheduler's job store): one connection is never shared between threads."""
+        raise NotImplementedError
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
@@ -266,6 +271,43 @@ class SqlStore:
         return out
 
     # -- dead letters --------------------------------------------------------------------------
+    # -- retention -----------------------------------------------------------------------------
+    def purge_events(self, model_name: str, model_version: str, before: datetime, keep_from: datetime,
+                     keep_to: datetime) -> int:
+        """Delete one model version's events with ``ts < before`` except those in
+        [``keep_from``, ``keep_to``) (its reference), with their labels and review items, in one
+        transaction. Evaluations are never deleted. Returns the number of events deleted."""
+        cond = "model_name = ? AND model_version = ? AND ts < ? AND NOT (ts >= ? AND ts < ?)"
+        params = (model_name, model_version, self._ts(before), self._ts(keep_from), self._ts(keep_to))
+        with self.tx():
+            for table in ("labels", "review_items"):
+                self._exec(f"DELETE FROM {table} WHERE event_id IN (SELECT event_id FROM events WHERE {cond})",
+                           params)
+            return self._exec(f"DELETE FROM events WHERE {cond}", params).rowcount
+
+    def expire_orphan_labels(self, ingested_before: datetime, now: datetime, reason: str) -> int:
+        """Labels ingested before ``ingested_before`` whose event is not stored become dead letters
+        (source ``labels``, their own position, ``reason``), in one transaction."""
+        with self.tx():
+            rows = self._all(
+                "SELECT event_id, label, source, ts, position FROM labels l WHERE ingested_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)",
+                (self._ts(ingested_before),))
+            if not rows:
+                return 0
+            self.insert_dead_letters([
+                {"source": "labels", "position": position, "reason": reason, "received_at": now,
+                 "payload": _JSON({"type": "label", "event_id": event_id, "label": label, "source": source,
+                                   "ts": self._ts_out(ts).isoformat()})}
+                for event_id, label, source, ts, position in rows])
+            for chunk in self._chunks([r[0] for r in rows]):
+                cond, params = self._in("event_id", chunk)
+                self._exec(f"DELETE FROM labels WHERE {cond}", params)
+        return len(rows)
+
+    def set_compression(self, compress_after: timedelta | None) -> None:
+        """Compress raw event rows older than ``compress_after`` where the database can (timescaledb)."""
+
     def insert_dead_letters(self, rows: list[dict]) -> None:
         self._many(
             "INSERT INTO dead_letters (source, position, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)"
@@ -341,12 +383,15 @@ class SqlStore:
     def _for_update(self) -> str:
         return ""
 
-    def finish_run(self, key: RunKey, now: datetime) -> None:
-        self._exec(
+    def finish_run(self, key: RunKey, owner: str, now: datetime) -> bool:
+        """Mark ``key`` finished if ``owner`` still holds its claim; False if another replica took
+        it over (the claim expired) or finished it — the caller then rolls its result back."""
+        return self._exec(
             "UPDATE eval_runs SET finished_at = ? WHERE model_name = ? AND model_version = ? AND interval_s = ?"
-            " AND lag_s = ? AND window_start = ?",
-            (self._ts(now), key.model_name, key.model_version, key.interval_s, key.lag_s, self._ts(key.window_start)),
-        )
+            " AND lag_s = ? AND window_start = ? AND claimed_by = ? AND finished_at IS NULL",
+            (self._ts(now), key.model_name, key.model_version, key.interval_s, key.lag_s, self._ts(key.window_start),
+             owner),
+        ).rowcount == 1
 
     def finished_runs(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
         return {self._ts_out(r[0]) for r in self._all(

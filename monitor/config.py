@@ -52,6 +52,16 @@ class StoreConfig(_Section):
     path: str = "modalwatch.db"
     url: SecretStr | None = None
     batch_size: int = Field(1000, ge=1, le=100_000)
+    # Raw event rows (events, their labels and review items) older than this — event time, against
+    # the ingest clock — are deleted every ``purge_every``; evaluations are kept, and so are the
+    # events of each model version's reference. Unset: kept for ever.
+    retention: Duration | None = None
+    purge_every: Duration = timedelta(hours=1)
+    # A label whose event has not been stored this long after the label arrived (its event is
+    # older than the retention, or never came) becomes a dead letter saying so.
+    label_wait: Duration = timedelta(days=1)
+    # timescaledb only: event chunks older than this are compressed; unset: not compressed.
+    compress_after: Duration | None = timedelta(days=7)
 
     @model_validator(mode="after")
     def _url_for_postgres(self) -> "StoreConfig":
@@ -156,6 +166,9 @@ class EvaluationConfig(_Section):
     ece_min_n: int = Field(100, ge=1)
     error_rate_min_n: int = Field(50, ge=1)
     tick_s: float = Field(5.0, gt=0)
+    # A replica claims a vintage before evaluating it; a claim not finished this long after it was
+    # taken (its replica died) is taken over by another.
+    claim_expiry: Duration = timedelta(minutes=10)
     # Drift tests run on every signal × slice (psi, ks, wasserstein); ``signal_tests`` overrides
     # them per signal, e.g. {"audio.snr_db": [wasserstein]}.
     drift_tests: list[Literal["psi", "ks", "wasserstein"]] = Field(default_factory=lambda: ["psi", "ks"])
@@ -292,6 +305,18 @@ class Config(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+    @model_validator(mode="after")
+    def _retention_outlives_the_vintages(self) -> "Config":
+        ret = self.store.retention
+        if ret is not None:
+            ev = self.evaluation
+            need = max(ev.intervals) + max(ev.lags or [ev.lag]) + timedelta(days=1)
+            if ret < need:
+                raise ValueError(f"store.retention {ret} is shorter than the longest interval plus the longest lag"
+                                 f" plus a day ({need}): the last vintages would miss their events")
+        return self
 
 
 class ConfigError(ValueError):

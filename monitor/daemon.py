@@ -1,9 +1,14 @@
 """The daemon: ``startup()`` → ``main_loop()`` → ``shutdown()``.
 
-The main loop owns the store: it polls the sources, runs the pipeline on each batch, commits the
-store and then the sources (at least once), and on each tick evaluates the windows the event-time
-watermark has closed and delivers the outbox. apscheduler's background scheduler only raises the
-tick flag; signal handlers only set ``should_exit``.
+The main loop owns the ingest connection: it polls the sources, runs the pipeline on each batch,
+commits the store and then the sources (at least once). Evaluation never runs on that thread:
+apscheduler's background scheduler runs the evaluation job (``EVALUATION_JOB``: evaluate the
+windows the event-time watermark has closed, then deliver the outbox) in its own worker thread
+on a second connection, so a long catch-up never stalls ingest (nor a Kafka consumer's poll
+loop). The job lives in the modalwatch database (connectors/jobstore.py): the schedule survives
+a restart — a run missed while no daemon was up runs once at start-up — and the replicas of one
+database share it; which replica evaluates a window is still decided by its claim row. Signal
+handlers only set ``should_exit``; an evaluation in progress stops after the vintage it is on.
 """
 from __future__ import annotations
 
@@ -15,10 +20,13 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.webhook import deliver_due
+from connectors.jobstore import SqlJobStore
 from monitor.evaluation import Evaluator
+from monitor.housekeeping import purge
 from monitor.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -26,6 +34,28 @@ if TYPE_CHECKING:
     from monitor.protocols import Sender, Source
 
 log = logging.getLogger("modalwatch.daemon")
+
+EVALUATION_JOB = "modalwatch-evaluation"
+
+
+class _QuietSkips(logging.Filter):
+    """apscheduler warns each time a run is skipped because the previous one is still going: with
+    a catch-up of many vintages that is every tick, and expected (max_instances=1 by design)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
+
+
+def evaluation_job() -> None:
+    """What the stored evaluation job names; a daemon's job store binds it to that daemon's tick."""
+    log.warning("evaluation job run without a daemon bound to it; nothing done")
+
+
+class _Stopping(Exception):
+    """Raised between vintages when the daemon is asked to stop."""
 
 
 def utcnow() -> datetime:
@@ -56,10 +86,12 @@ class Daemon:
         self.evaluator = Evaluator(config, store, clock, owner)
         self.should_exit = False
         self.force_exit = False
-        self._tick = threading.Event()
+        self._tick_lock = threading.Lock()  # one evaluation at a time: the job, or the final one
+        self._eval_store: SqlStore | None = None  # the evaluation thread's connection, from startup()
         self._scheduler: BackgroundScheduler | None = None
         self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
-                      "evaluation_backlog": 0, "delivered": 0}
+                      "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0}
+        self._purged_at: datetime | None = None
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -88,11 +120,29 @@ class Daemon:
             start = getattr(s, "start", None)
             if start:
                 start()
-        self._scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self._scheduler.add_job(self._tick.set, "interval", seconds=self.config.evaluation.tick_s,
-                                id="modalwatch-tick", max_instances=1, coalesce=True)
-        self._scheduler.start()
-        self._tick.set()  # catch up on start-up
+        self.store.set_compression(self.config.store.compress_after)
+        self._eval_store = self.store.sibling()
+        self.evaluator.store = self._eval_store
+        jobs = SqlJobStore(self.store.sibling(), bind={EVALUATION_JOB: self.tick})
+        self._scheduler = BackgroundScheduler(jobstores={"default": jobs},
+                                              executors={"default": ThreadPoolExecutor(1)},
+                                              job_defaults={"coalesce": True, "max_instances": 1,
+                                                            "misfire_grace_time": None},
+                                              timezone=timezone.utc)
+        self._scheduler.start(paused=True)
+        every = self.config.evaluation.tick_s
+        job = self._scheduler.get_job(EVALUATION_JOB)
+        if job is None:
+            self._scheduler.add_job(f"{__name__}:evaluation_job", "interval", seconds=every, id=EVALUATION_JOB,
+                                    next_run_time=datetime.now(timezone.utc))  # catch up at once
+            log.info("evaluation job scheduled every %gs (new in %s)", every, self.store.describe())
+        else:
+            if job.trigger.interval.total_seconds() != every:
+                self._scheduler.reschedule_job(EVALUATION_JOB, trigger="interval", seconds=every)
+            # a run due while no daemon was up runs once now (coalesced, no grace limit)
+            log.info("evaluation job resumed from %s: every %gs, next run was due at %s", self.store.describe(),
+                     every, job.next_run_time.isoformat() if job.next_run_time else "never (paused)")
+        self._scheduler.resume()
 
     def main_loop(self) -> None:
         max_records = self.config.store.batch_size
@@ -107,11 +157,8 @@ class Daemon:
                     break
             if self.should_exit:
                 break
-            idle = self.stop_when_idle and not busy and all(s.exhausted for s in self.sources)
-            if self._tick.is_set() or idle:
-                self._tick.clear()
-                self.tick()
-            if idle:
+            if self.stop_when_idle and not busy and all(s.exhausted for s in self.sources):
+                self.tick()  # a finite run: evaluate what the input closed before it ends
                 self.drain_outbox()
                 return
 
@@ -138,31 +185,43 @@ class Daemon:
             if o.status == "stored" and o.reason:
                 self.stats["partial"] += 1  # stored without a modality whose media failed
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, store: SqlStore | None = None) -> None:
+        store = store or self.store
         try:
-            self.store.reconnect()
-        except self.store.transient_errors as e:
-            log.warning("reconnecting to %s failed: %s", self.store.describe(), type(e).__name__)
+            store.reconnect()
+        except store.transient_errors as e:
+            log.warning("reconnecting to %s failed: %s", store.describe(), type(e).__name__)
 
     def tick(self) -> None:
-        """Evaluate due windows and deliver the outbox. A failure here never stops ingest: the
-        window's claim expires and a later tick (or another replica) evaluates it again."""
-        try:
-            self._tick_once()
-        except self.store.transient_errors as e:
-            log.warning("evaluation tick failed on %s (%s); next tick retries", self.store.describe(),
-                        type(e).__name__)
-            self._reconnect()
-        except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
-            # (the store's transaction was rolled back on the way out of ``tx()``)
-            log.exception("evaluation tick failed; ingest goes on, the window is retried after its claim expires")
+        """Evaluate due windows and deliver the outbox (the evaluation job; on the evaluation
+        connection once started). A failure here never stops ingest: the window's claim expires
+        and a later run (or another replica) evaluates it again."""
+        store = self._eval_store or self.store
+        with self._tick_lock:
+            try:
+                self._tick_once(store)
+            except _Stopping:
+                log.info("evaluation stopped between vintages: the daemon is stopping")
+            except store.transient_errors as e:
+                log.warning("evaluation failed on %s (%s: %s); the next run retries", store.describe(),
+                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                self._reconnect(store)
+            except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
+                # (the store's transaction was rolled back on the way out of ``tx()``)
+                log.exception("evaluation failed; ingest goes on, the window is retried after its claim expires")
 
-    def _tick_once(self) -> None:
+    def _tick_once(self, store: SqlStore) -> None:
         if self.evaluate:
-            self.stats["evaluated"] += self.evaluator.run_due(self.store.watermark(), progress=self._catch_up)
+            self.stats["evaluated"] += self.evaluator.run_due(store.watermark(), progress=self._catch_up)
             self.stats["evaluation_backlog"] = 0
-        self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
+        self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+        now = self.clock()
+        if self._purged_at is None or now - self._purged_at >= self.config.store.purge_every:
+            done = purge(self.config, store, now)
+            self.stats["purged_events"] += done.events
+            self.stats["orphan_labels"] += done.orphan_labels
+            self._purged_at = now
 
     def _catch_up(self, done: int, total: int) -> None:
         """The backlog gauge (``GET /v1/status`` answers from another thread meanwhile) and, after
@@ -171,18 +230,28 @@ class Daemon:
         step = max(1, total // 10)
         if total > 1 and (done % step == 0 or done == total):
             log.info("evaluation catch-up: %d/%d vintages", done, total)
+        if self.should_exit and done < total:
+            raise _Stopping
 
     def drain_outbox(self, timeout_s: float = 30.0) -> None:
         """Deliver what is pending before a finite run ends (retries with backoff, up to a deadline)."""
         deadline = time.monotonic() + timeout_s
-        while self.store.outbox_pending() and time.monotonic() < deadline and not self.should_exit:
-            self.stats["delivered"] += deliver_due(self.store, self.senders, self.clock(),
-                                                   self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+        store = self._eval_store or self.store
+        while time.monotonic() < deadline and not self.should_exit:
+            with self._tick_lock:  # the evaluation connection is the job's too: one thread at a time
+                if not store.outbox_pending():
+                    return
+                self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
+                                                       self.config.alerts.retry_initial_s,
+                                                       self.config.alerts.retry_max_s)
             time.sleep(0.05)
 
     def shutdown(self) -> None:
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            # waits for an evaluation in progress, which stops after its current vintage
+            self._scheduler.shutdown(wait=True)
+        if self._eval_store is not None:
+            self._eval_store.close()
         for s in self.sources:
             try:
                 s.close()

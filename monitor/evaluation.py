@@ -28,7 +28,6 @@ from monitor.schedule import floor_to, windows
 
 log = logging.getLogger("modalwatch.evaluation")
 
-CLAIM_EXPIRY = timedelta(minutes=10)
 ALL = "*"
 
 
@@ -192,14 +191,21 @@ class Evaluator:
         already stored are kept, and alert rules are not applied again, since alert state moves
         forward in window order and an old window must not re-open or re-resolve a later state."""
         now = self.clock()
-        if not force and not self.store.claim_run(key, window_end, self.owner, now, CLAIM_EXPIRY):
+        if not force and not self.store.claim_run(key, window_end, self.owner, now, self.config.evaluation.claim_expiry):
             return None
         rows = self.compute(key, window_end)
         with self.store.tx():
+            # One transaction per vintage: finished, its rows and its alerts, or nothing. A replica
+            # so slow that its claim expired and another took the vintage keeps none of its work.
+            if not force and not self.store.finish_run(key, self.owner, self.clock()):  # changed nothing
+                log.warning("vintage %s %s, %ds window from %s (lag %ds) was taken over by another replica while"
+                            " this one evaluated it (evaluation.claim_expiry %s); its result is discarded",
+                            key.model_name, key.model_version, key.interval_s, key.window_start.isoformat(),
+                            key.lag_s, self.config.evaluation.claim_expiry)
+                return None
             self.store.insert_evaluations(rows)
             if not force:
                 self.apply_rules(rows, key, window_end, now)
-                self.store.finish_run(key, now)
         log.info("evaluated %s %s, %ds window from %s (lag %ds): %d rows", key.model_name, key.model_version,
                  key.interval_s, key.window_start.isoformat(), key.lag_s, len(rows))
         return rows

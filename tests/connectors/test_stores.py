@@ -14,7 +14,7 @@ def _msgs(objs, source="test"):
 def test_migrations_are_recorded_and_idempotent(any_store):
     assert any_store.migrate() == []
     rows = any_store._all("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests")]
+    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests"), (3, "0003_scheduler_jobs")]
 
 
 def test_replayed_events_change_nothing(any_store):
@@ -61,7 +61,9 @@ def test_a_window_is_claimed_once(any_store):
     assert not any_store.claim_run(key, end, "b", T0 + timedelta(minutes=1), timedelta(minutes=10))
     # a claimant that died: its claim expires and another replica takes the window
     assert any_store.claim_run(key, end, "b", T0 + timedelta(minutes=11), timedelta(minutes=10))
-    any_store.finish_run(key, T0 + timedelta(minutes=12))
+    assert not any_store.finish_run(key, "a", T0 + timedelta(minutes=12))  # a was slow, not dead: b's now
+    assert any_store.finish_run(key, "b", T0 + timedelta(minutes=12))
+    assert not any_store.finish_run(key, "b", T0 + timedelta(minutes=13))  # finished once
     assert not any_store.claim_run(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
     assert any_store.finished_runs("m", "1", 86400, 0) == {T0}
 
@@ -111,7 +113,7 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
         return out
 
     first, second = migrate(), migrate()
-    assert "applied 2 migration(s): 0001_init, 0002_evaluation_tests" in first.stdout
+    assert "applied 3 migration(s): 0001_init, 0002_evaluation_tests, 0003_scheduler_jobs" in first.stdout
     assert "applied 0 migration(s)" in second.stdout
     assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
     assert "password" not in first.stderr + first.stdout

@@ -1,5 +1,6 @@
 """`modalwatch run` on the embedded default: HTTP ingest, a tailed JSONL directory, SIGTERM."""
 import json
+from datetime import timedelta
 import signal
 import subprocess
 import time
@@ -104,4 +105,79 @@ def test_catch_up_after_downtime_shows_a_backlog_gauge_and_progress(tmp_path, ca
     assert seen == sorted(seen, reverse=True) and seen[0] > 0 and seen[-1] == 0
     assert d.stats["evaluated"] == len(seen) and d.stats["evaluation_backlog"] == 0
     assert f"evaluation catch-up: {len(seen)}/{len(seen)} vintages" in caplog.text
+    store.close()
+
+
+class _Trickle:
+    """A source that never runs dry: a few new events on every poll, as production traffic."""
+    name, exhausted = "trickle", False
+
+    def __init__(self):
+        self.i = 0
+
+    def poll(self, max_records, timeout_s=0.0):
+        from monitor.pipeline import RawMessage
+        from tests.helpers import T0
+
+        time.sleep(0.01)
+        msgs = []
+        for _ in range(5):
+            self.i += 1
+            ev = inference(100_000 + self.i, ts=T0 + timedelta(days=1, seconds=self.i))
+            msgs.append(RawMessage("trickle", f"trickle:{self.i}", json.dumps(ev).encode()))
+        return msgs
+
+    def commit(self, outcomes):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tmp_path, caplog):
+    """A catch-up of slow vintages does not stall ingest (it runs in the scheduler's worker, on its
+    own connection); the evaluation job is a row of the database, resumed by the next daemon."""
+    import logging
+    import threading
+
+    from monitor.config import parse_config
+    from monitor.daemon import EVALUATION_JOB, Daemon
+    from monitor.pipeline import Pipeline
+    from tests.helpers import NOW
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    cfg = parse_config(CFG)
+    cfg.evaluation.tick_s = 0.2
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    Pipeline(cfg, store, lambda: NOW).process(_traffic(days=7))
+    d = Daemon(cfg, [_Trickle()], store, {}, clock=lambda: NOW)
+    real, ingested_meanwhile = d.evaluator.compute, []
+
+    def slow(key, window_end):  # a vintage that takes as long as a big window would
+        before = d.stats["messages"]
+        time.sleep(0.3)
+        rows = real(key, window_end)
+        ingested_meanwhile.append(d.stats["messages"] - before)
+        return rows
+
+    d.evaluator.compute = slow
+    worker = threading.Thread(target=d.run)
+    with caplog.at_level(logging.INFO, logger="modalwatch.daemon"):
+        worker.start()
+        assert _wait(lambda: d.stats["evaluated"] >= 4, timeout_s=60), d.stats
+        d.should_exit = True
+        worker.join(30)
+    assert not worker.is_alive()
+    assert len(ingested_meanwhile) >= 4 and min(ingested_meanwhile) > 0  # ingest went on during each vintage
+    assert "evaluation job scheduled every 0.2s (new in sqlite:" in caplog.text
+    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [EVALUATION_JOB]
+
+    caplog.clear()
+    again = Daemon(cfg, [], store, {}, clock=lambda: NOW)
+    with caplog.at_level(logging.INFO, logger="modalwatch.daemon"):
+        again.startup()
+        again.shutdown()
+    assert "evaluation job resumed from sqlite:" in caplog.text
+    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [EVALUATION_JOB]
     store.close()

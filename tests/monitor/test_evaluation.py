@@ -326,3 +326,29 @@ def test_slow_decay_is_found_as_a_trend_before_any_single_window_alerts(any_stor
         assert all(start > found.min() for start in err_up)
     else:
         assert found.empty
+
+
+def test_a_replica_whose_claim_was_taken_over_keeps_none_of_its_work(any_store, caplog):
+    """Replica a is so slow that its claim expires; b takes the vintage and finishes it first.
+    a's result is discarded: the vintage is evaluated, and alerted on, once."""
+    cfg = parse_config(CFG)
+    cfg.evaluation.claim_expiry = timedelta(minutes=1)
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=5))
+    a = Evaluator(cfg, any_store, lambda: NOW, owner="a")
+    b = Evaluator(cfg, any_store, lambda: NOW + timedelta(minutes=2), owner="b")
+    key, end = a.due(any_store.watermark())[0]
+    real, b_rows = a.compute, []
+
+    def slow(k, e):
+        rows = real(k, e)
+        b_rows.extend(b.run(k, e) or [])  # meanwhile a's claim expired and b took the vintage
+        return rows
+
+    a.compute = slow
+    assert a.run(key, end) is None
+    assert b_rows
+    assert "was taken over by another replica" in caplog.text
+    stored = any_store.evaluations()
+    assert len(stored[stored.window_start == key.window_start]) == len(b_rows)
+    assert any_store._all("SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
+                          (any_store._ts(key.window_start),)) == [("b",)]

@@ -1,0 +1,132 @@
+"""apscheduler 3's job store in the modalwatch database (SQLite or PostgreSQL).
+
+apscheduler's own SQL job store needs SQLAlchemy; this one keeps the same table shape and
+semantics (``id``, ``next_run_time`` as UTC epoch seconds — NULL while paused — and the pickled
+job state) on a connection of our own stores, so the evaluation schedule survives a restart and
+the replicas of one database share it. It owns its connection (apscheduler calls a job store
+from its scheduler thread and from the thread that adds jobs), serialised by a lock.
+
+``bind`` maps a job id to the callable to run in this process: the table keeps the job's textual
+function reference, and the job, when read back, runs the bound callable instead — so a job
+stored by one daemon runs the evaluation of whichever daemon reads it.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
+from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
+
+if TYPE_CHECKING:
+    from connectors.sqlstore import SqlStore
+
+log = logging.getLogger("modalwatch.scheduler")
+
+
+class SqlJobStore(BaseJobStore):
+    def __init__(self, store: SqlStore, bind: dict[str, Callable] | None = None,
+                 pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        super().__init__()
+        self.store = store
+        self.bind = dict(bind or {})
+        self.pickle_protocol = pickle_protocol
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _db(self) -> Iterator[SqlStore]:
+        """One transaction under the lock; after a lost connection, a new one for the next call
+        (apscheduler logs the error and asks again after ``jobstore_retry_interval``)."""
+        with self._lock:
+            try:
+                with self.store.tx():
+                    yield self.store
+            except self.store.transient_errors:
+                try:
+                    self.store.reconnect()
+                except self.store.transient_errors:
+                    pass
+                raise
+
+    # -- reading -------------------------------------------------------------------------------
+    def _reconstitute(self, blob: bytes) -> Job:
+        state = pickle.loads(bytes(blob))
+        state["jobstore"] = self
+        job = Job.__new__(Job)
+        job.__setstate__(state)
+        job._scheduler = self._scheduler
+        job._jobstore_alias = self._alias
+        if job.id in self.bind:
+            job.func = self.bind[job.id]  # func_ref (what is stored) stays the textual reference
+        return job
+
+    def _jobs(self, where: str = "", params: tuple = ()) -> list[Job]:
+        with self._db() as db:
+            rows = db._all(f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
+                                   params)
+            jobs, failed = [], []
+            for job_id, blob in rows:
+                try:
+                    jobs.append(self._reconstitute(blob))
+                except Exception:  # noqa: BLE001 - apscheduler's rule: a job that cannot be restored is dropped
+                    log.exception("unable to restore scheduled job %r; removing it", job_id)
+                    failed.append(job_id)
+            for job_id in failed:
+                db._exec("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,))
+        return jobs
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        jobs = self._jobs("WHERE id = ?", (job_id,))
+        return jobs[0] if jobs else None
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        return self._jobs("WHERE next_run_time <= ?", (datetime_to_utc_timestamp(now),))
+
+    def get_next_run_time(self) -> datetime | None:
+        with self._db() as db:
+            rows = db._all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL")
+        return utc_timestamp_to_datetime(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def get_all_jobs(self) -> list[Job]:
+        jobs = self._jobs()
+        self._fix_paused_jobs_sorting(jobs)
+        return jobs
+
+    # -- writing -------------------------------------------------------------------------------
+    def _state(self, job: Job) -> tuple[float | None, bytes]:
+        return datetime_to_utc_timestamp(job.next_run_time), pickle.dumps(job.__getstate__(), self.pickle_protocol)
+
+    def add_job(self, job: Job) -> None:
+        with self._db() as db:
+            if db._all("SELECT 1 FROM scheduler_jobs WHERE id = ?", (job.id,)):
+                raise ConflictingIdError(job.id)
+            db._exec("INSERT INTO scheduler_jobs (id, next_run_time, job_state) VALUES (?, ?, ?)",
+                             (job.id, *self._state(job)))
+
+    def update_job(self, job: Job) -> None:
+        with self._db() as db:
+            cur = db._exec("UPDATE scheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
+                                   (*self._state(job), job.id))
+            if cur.rowcount == 0:
+                raise JobLookupError(job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._db() as db:
+            if db._exec("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,)).rowcount == 0:
+                raise JobLookupError(job_id)
+
+    def remove_all_jobs(self) -> None:
+        with self._db() as db:
+            db._exec("DELETE FROM scheduler_jobs")
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self.store.close()
+
+    def __repr__(self) -> str:
+        return f"<SqlJobStore ({self.store.describe()})>"

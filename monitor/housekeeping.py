@@ -1,0 +1,43 @@
+"""Retention of raw event rows, run by the evaluation job every ``store.purge_every``.
+
+- Events older than ``store.retention`` (event time against the ingest clock) are deleted with
+  their labels and review items, one model version at a time, one transaction each. The events
+  of a model version's reference window are kept: a restarted daemon summarises its reference
+  from them again. Evaluations are never deleted (they are the long-term record).
+- A label whose event is still not stored ``store.label_wait`` after the label arrived becomes a
+  dead letter whose reason says so: its event is older than the retention (deleted, or dropped
+  upstream) or never came. It is not silently kept for ever, nor silently dropped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.evaluation import reference_range
+
+log = logging.getLogger("modalwatch.housekeeping")
+
+
+@dataclass
+class Purged:
+    events: int = 0
+    orphan_labels: int = 0
+
+
+def purge(config, store, now: datetime) -> Purged:
+    out = Purged()
+    retention = config.store.retention
+    if retention is not None:
+        cutoff = now - retention
+        for name, version, first_ts, _last in store.model_versions():
+            keep_from, keep_to = reference_range(config, first_ts)
+            out.events += store.purge_events(name, version, cutoff, keep_from, keep_to)
+    wait = config.store.label_wait
+    reason = (f"no event with this event_id was stored within {wait} of the label: the event is older than the"
+              f" retention ({retention or 'none set'}) or never arrived")
+    out.orphan_labels = store.expire_orphan_labels(now - wait, now, reason)
+    if out.events or out.orphan_labels:
+        log.info("retention: %d events older than %s deleted (reference windows kept); %d labels without an"
+                 " event dead-lettered", out.events, retention, out.orphan_labels)
+    return out
