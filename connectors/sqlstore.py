@@ -354,7 +354,9 @@ class SqlStore:
 
     # -- scheduled evaluations -----------------------------------------------------------------
     def claim_run(self, key: RunKey, window_end: datetime, owner: str, now: datetime, expire: timedelta) -> bool:
-        """Claim ``key`` for ``owner``; True if it is ours to evaluate (new, or an expired claim)."""
+        """Claim ``key`` for ``owner``; True if it is ours to evaluate: new, an expired claim, or
+        an unfinished claim of ``owner``'s own (its run failed, e.g. the database went away, and
+        is retried at once rather than after the expiry)."""
         with self.tx():
             row = self._all(
                 "SELECT claimed_by, claimed_at, finished_at FROM eval_runs WHERE model_name = ? AND model_version = ?"
@@ -370,7 +372,7 @@ class SqlStore:
                 )
                 return cur.rowcount == 1
             claimed_by, claimed_at, finished_at = row[0]
-            if finished_at is not None or self._ts_out(claimed_at) + expire > now:
+            if finished_at is not None or (claimed_by != owner and self._ts_out(claimed_at) + expire > now):
                 return False
             self._exec(
                 "UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE model_name = ? AND model_version = ?"

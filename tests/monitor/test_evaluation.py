@@ -352,3 +352,37 @@ def test_a_replica_whose_claim_was_taken_over_keeps_none_of_its_work(any_store, 
     assert len(stored[stored.window_start == key.window_start]) == len(b_rows)
     assert any_store._all("SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
                           (any_store._ts(key.window_start),)) == [("b",)]
+
+
+def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server_url):
+    """The server drops the evaluation's session as it writes: nothing of the vintage is kept, and
+    the same replica evaluates it again at once (its own unfinished claim), completely."""
+    import psycopg
+
+    from connectors.postgres import PostgresStore
+
+    cfg = parse_config(CFG)
+    store = PostgresStore(pg_url)
+    store.migrate()
+    Pipeline(cfg, store, lambda: NOW).process(_traffic(days=5))
+    ev = Evaluator(cfg, store, lambda: NOW, owner="a")
+    key, end = ev.due(store.watermark())[0]
+    real = ev.compute
+
+    def cut_off(k, e):
+        rows = real(k, e)
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store.conn.info.backend_pid,))
+        return rows
+
+    ev.compute = cut_off
+    with pytest.raises(store.transient_errors):
+        ev.run(key, end)
+    store.reconnect()
+    assert store.counts()["evaluations"] == 0 and store.finished_runs("m", "1", key.interval_s, key.lag_s) == set()
+    assert not Evaluator(cfg, store, lambda: NOW, owner="b").run(key, end)  # a's claim still holds for others
+    ev.compute = real
+    rows = ev.run(key, end)
+    assert rows and store.counts()["evaluations"] == len(rows)
+    assert store.finished_runs("m", "1", key.interval_s, key.lag_s) == {key.window_start}
+    store.close()
