@@ -37,6 +37,7 @@ class SqlJobStore(BaseJobStore):
         self.bind = dict(bind or {})
         self.pickle_protocol = pickle_protocol
         self._lock = threading.RLock()
+        self._closed = False
 
     @contextmanager
     def _db(self) -> Iterator[SqlStore]:
@@ -85,9 +86,13 @@ class SqlJobStore(BaseJobStore):
         return jobs[0] if jobs else None
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
+        if self._closed:  # the scheduler thread's last wake-up can come after shutdown()
+            return []
         return self._jobs("WHERE next_run_time <= ?", (datetime_to_utc_timestamp(now),))
 
     def get_next_run_time(self) -> datetime | None:
+        if self._closed:
+            return None
         with self._db() as db:
             rows = db._all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL")
         return utc_timestamp_to_datetime(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -126,6 +131,7 @@ class SqlJobStore(BaseJobStore):
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closed = True
             self.store.close()
 
     def __repr__(self) -> str:

@@ -137,11 +137,13 @@ class SqlStore:
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded; return their names. Idempotent."""
         with self.tx():
+            # the lock first: two replicas starting on an empty database would otherwise race even
+            # on CREATE TABLE IF NOT EXISTS (PostgreSQL raises a unique violation on pg_type)
+            self._lock_migrations()
             self._exec(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                 " applied_at TEXT NOT NULL)"
             )
-            self._lock_migrations()
             done = {r[0] for r in self._all("SELECT version FROM schema_migrations")}
             applied = []
             for version, name, sql in migration_files(self.dialect):

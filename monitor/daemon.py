@@ -47,6 +47,7 @@ class _QuietSkips(logging.Filter):
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # not a line per run; failures still log
 
 
 def evaluation_job() -> None:

@@ -177,12 +177,15 @@ class Evaluator:
         return out
 
     def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
+        """Evaluate the due vintages in order; returns how many this replica evaluated (the others
+        were claimed by another replica)."""
         runs = self.due(watermark)
+        done = 0
         for i, (key, t1) in enumerate(runs):
-            self.run(key, t1)
+            done += self.run(key, t1) is not None
             if progress:
                 progress(i + 1, len(runs))
-        return len(runs)
+        return done
 
     def run(self, key: RunKey, window_end: datetime, force: bool = False) -> list[dict] | None:
         """Evaluate one window (if this replica wins its claim); store rows, then alerts.
