@@ -85,7 +85,9 @@ def mmd_test(reference, window, permutations: int = 100, alpha: float = 0.05, si
         y = y[rng.choice(n_win, max_n, replace=False)]
         if "subsample" not in variant:
             variant += f"_subsample_{max_n}"
-    dev = torch.device(device or "cpu")
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     xt = torch.as_tensor(x, dtype=dtype, device=dev)
     yt = torch.as_tensor(y, dtype=dtype, device=dev)
     s = sigma if sigma is not None else median_sigma(xt, seed=seed)

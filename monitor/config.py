@@ -190,6 +190,8 @@ class EvaluationConfig(_Section):
     embedding_drift: bool = True  # MMD² per embedding name, all traffic (detectors/embedding.py)
     mmd_permutations: int = Field(100, ge=10, le=10_000)
     mmd_max_n: int = Field(2000, ge=50)  # per side; larger windows are subsampled (seeded)
+    # Where the MMD kernel is computed: auto = the first CUDA device when torch sees one, else cpu.
+    mmd_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     # Aging: a Mann–Kendall trend test over the last ``trend_window`` intervals of each slice's
     # error rate, ECE and estimated accuracy (of the same interval and lag), once there are
     # ``trend_min_n`` of them; 0 switches it off.

@@ -358,7 +358,8 @@ class Evaluator:
                 log.warning("embedding %r changed dimension (%s → %s): not tested", name, ref_emb.shape[1:],
                             win_emb.shape[1:])
                 continue
-            r = mmd_test(ref_emb, win_emb, permutations=ev.mmd_permutations, max_n=ev.mmd_max_n, seed=seed)
+            r = mmd_test(ref_emb, win_emb, permutations=ev.mmd_permutations, max_n=ev.mmd_max_n, seed=seed,
+                         device=ev.mmd_device)
             rows.append({**base, "slice": ALL, "detector": "mmd", "metric": "mmd", "signal": f"embedding.{name}",
                          "variant": r.variant, "status": r.status, "value": _f(r.mmd2), "reference_value": None,
                          "ci_low": None, "ci_high": None, "n": r.n, "n_reference": r.n_reference,

@@ -54,3 +54,12 @@ def test_subsampling_insufficient_data_and_bad_shapes():
         mmd_test(np.zeros((30, 4)), np.zeros((30, 5)))
     x, y = rng.normal(0, 1, (100, 4)), rng.normal(0, 1, (100, 4))
     assert mmd_test(x, y, permutations=30, seed=5) == mmd_test(x, y, permutations=30, seed=5)  # seeded
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: this check runs where torch sees one")
+def test_cuda_gives_the_cpu_answer():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0, 1, (3000, 64)), rng.normal(0.03, 1, (3000, 64))
+    cpu, gpu = mmd_test(x, y, device="cpu"), mmd_test(x, y, device="cuda")
+    assert gpu.p_value == cpu.p_value and gpu.sigma == pytest.approx(cpu.sigma, rel=1e-5)
+    assert gpu.mmd2 == pytest.approx(cpu.mmd2, rel=1e-3, abs=1e-7)
