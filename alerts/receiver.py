@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from alerts.webhook import SIGNATURE_HEADER, verify
+from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 class WebhookReceiver:
@@ -51,7 +51,8 @@ class WebhookReceiver:
                         entry = {
                             "delivery": self.headers.get("X-Modalwatch-Delivery"),
                             "signature_valid": recv._secret is not None
-                            and verify(recv._secret, body, self.headers.get(SIGNATURE_HEADER)),
+                            and verify(recv._secret, body, self.headers.get(TIMESTAMP_HEADER),
+                                       self.headers.get(SIGNATURE_HEADER)),
                             "payload": json.loads(body),
                         }
                         recv.received.append(entry)

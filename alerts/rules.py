@@ -6,6 +6,7 @@ import json
 import math
 import operator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, Mapping
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -29,9 +30,10 @@ def applies(rule, row: Mapping) -> bool:
 
 
 def alert_labels(rule, row: Mapping) -> dict[str, str]:
-    """The fixed label vocabulary of an alert; the dedup key is derived from it alone."""
-    labels = {"alertname": rule.name, "model": row["model_name"], "slice": row["slice"],
-              "detector": row["detector"], "severity": rule.severity}
+    """The fixed label vocabulary of an alert, plus the rule's own ``labels`` (e.g. team); the
+    dedup key (the fingerprint) is derived from them alone."""
+    labels = {**getattr(rule, "labels", {}), "alertname": rule.name, "model": row["model_name"],
+              "slice": row["slice"], "detector": row["detector"], "severity": rule.severity}
     if row.get("vintage"):  # several label-maturity lags: each vintage keeps its own alert state
         labels["vintage"] = row["vintage"]
     if row["signal"]:
@@ -58,12 +60,30 @@ def decide(rule, row: Mapping) -> RuleDecision:
     return RuleDecision(rule.name, labels, dedup_key(labels), bool(_OPS[rule.op](value, rule.threshold)), value)
 
 
-def transition(current_state: str | None, breached: bool | None) -> Literal["fire", "resolve"] | None:
-    """The state change an alert makes: fire when a breach starts, resolve when it clears."""
+Change = Literal["pending", "fire", "resolve", "clear"]
+
+
+def transition(current_state: str | None, breached: bool | None, pending_for: timedelta | None = None,
+               hold: timedelta = timedelta(0)) -> Change | None:
+    """The state change an alert makes on one window's row.
+
+    With ``hold`` (the rule's ``for``) 0, a breach fires at once and its end resolves. Otherwise a
+    breach first makes the alert ``pending``; it fires once the breach has held for ``hold``
+    (``pending_for``: from the first breached window's start to this window's end), and a pending
+    alert whose breach ends before that is cleared without ever notifying. No claim (None) changes
+    nothing."""
     if breached is None:
         return None
-    if breached and current_state != "firing":
-        return "fire"
-    if not breached and current_state == "firing":
+    if breached:
+        if current_state == "firing":
+            return None
+        if current_state == "pending" and pending_for is not None and pending_for >= hold:
+            return "fire"
+        if current_state != "pending":
+            return "fire" if hold <= timedelta(0) else "pending"
+        return None
+    if current_state == "firing":
         return "resolve"
+    if current_state == "pending":
+        return "clear"
     return None

@@ -69,6 +69,9 @@ class PostgresStore(SqlStore):
     def _for_update(self) -> str:
         return " FOR UPDATE"
 
+    def lock_notifications(self) -> None:
+        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727275)")
+
     def _lock_migrations(self) -> None:
         # Several replicas may start at once: one applies, the others wait and find nothing to do.
         self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727274)")

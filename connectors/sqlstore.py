@@ -426,7 +426,7 @@ class SqlStore:
     # -- alerts and the outbox -----------------------------------------------------------------
     def get_alert(self, dedup_key: str) -> dict | None:
         rows = self._all(
-            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value FROM alerts"
+            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at FROM alerts"
             " WHERE dedup_key = ?",
             (dedup_key,),
         )
@@ -436,6 +436,7 @@ class SqlStore:
         return {
             "dedup_key": r[0], "rule": r[1], "labels": self._js_out(r[2]), "annotations": self._js_out(r[3]),
             "state": r[4], "starts_at": self._ts_out(r[5]), "ends_at": self._ts_out(r[6]), "value": r[7],
+            "changed_at": self._ts_out(r[8]),
         }
 
     def put_alert(self, a: dict, now: datetime) -> None:
@@ -451,8 +452,51 @@ class SqlStore:
     def alerts(self, state: str | None = None) -> list[dict]:
         where, params = (" WHERE state = ?", (state,)) if state else ("", ())
         return [self._alert(r) for r in self._all(
-            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value FROM alerts"
+            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at FROM alerts"
             f"{where} ORDER BY starts_at, dedup_key", params)]
+
+    # -- notification groups and silences ------------------------------------------------------
+    def lock_notifications(self) -> None:
+        """Within a transaction: one notification pass at a time across replicas (SQLite's
+        BEGIN IMMEDIATE already serialises writers)."""
+
+    def alert_groups(self) -> list[dict]:
+        keys = ("group_key", "route", "receiver", "group_labels", "notified", "created_at", "last_flush_at")
+        return [dict(zip(keys, (r[0], r[1], r[2], self._js_out(r[3]), self._js_out(r[4]), self._ts_out(r[5]),
+                                self._ts_out(r[6]))))
+                for r in self._all("SELECT group_key, route, receiver, group_labels, notified, created_at, last_flush_at"
+                                   " FROM alert_groups")]
+
+    def put_alert_group(self, g: dict) -> None:
+        self._exec(
+            "INSERT INTO alert_groups (group_key, route, receiver, group_labels, notified, created_at, last_flush_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_key) DO UPDATE SET notified = excluded.notified,"
+            " last_flush_at = excluded.last_flush_at",
+            (g["group_key"], g["route"], g["receiver"], self._js(g["group_labels"]), self._js(g["notified"]),
+             self._ts(g["created_at"]), self._ts(g["last_flush_at"])))
+
+    def add_silence(self, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str,
+                    comment: str, now: datetime) -> int:
+        with self.tx():
+            self._exec("INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (self._js(matchers), self._ts(starts_at), self._ts(ends_at), created_by, comment, self._ts(now)))
+            return int(self._all("SELECT MAX(id) FROM silences")[0][0])
+
+    def silences(self, active_at: datetime | None = None) -> list[dict]:
+        """Every silence, or those in force at ``active_at``."""
+        where, params = ("", ()) if active_at is None else (" WHERE starts_at <= ? AND ends_at > ?",
+                                                           (self._ts(active_at), self._ts(active_at)))
+        keys = ("id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at")
+        return [dict(zip(keys, (r[0], self._js_out(r[1]), self._ts_out(r[2]), self._ts_out(r[3]), r[4], r[5],
+                                self._ts_out(r[6]))))
+                for r in self._all("SELECT id, matchers, starts_at, ends_at, created_by, comment, created_at"
+                                   f" FROM silences{where} ORDER BY id", params)]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End a silence now; False if there is none in force with that id."""
+        return self._exec("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?",
+                          (self._ts(now), silence_id, self._ts(now))).rowcount == 1
 
     def add_outbox(self, dedup_key: str, receiver: str, payload: dict, now: datetime) -> None:
         self._exec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -250,6 +251,63 @@ def cmd_dlq(args, cfg) -> int:
     return 0
 
 
+def _matcher(text: str) -> tuple[str, str]:
+    """``label=value`` or ``label=~regex`` (a value may itself hold '=', e.g. slice=device=cam_b)."""
+    k, sep, v = text.partition("=")
+    if not sep or not k:
+        raise argparse.ArgumentTypeError(f"matcher {text!r}: expected label=value or label=~regex")
+    if v.startswith("~"):
+        import re
+
+        try:
+            re.compile(v[1:])
+        except re.error as e:
+            raise argparse.ArgumentTypeError(f"matcher {text!r}: bad regex: {e}") from None
+    return k, v
+
+
+def cmd_silence(args, cfg) -> int:
+    store = _store(cfg)
+    now = _now()
+    if args.silence_cmd == "add":
+        matchers = dict(args.matcher)
+        sid = store.add_silence(matchers, now, now + args.duration, args.author, args.comment, now)
+        print(f"silence {sid}: {matchers} until {(now + args.duration).isoformat()}")
+    elif args.silence_cmd == "expire":
+        if not store.expire_silence(args.id, now):
+            print(f"error: no silence {args.id} in force", file=sys.stderr)
+            store.close()
+            return 1
+        print(f"silence {args.id} expired")
+    else:
+        for si in store.silences(active_at=None if args.all else now):
+            state = "active" if si["starts_at"] <= now < si["ends_at"] else "expired"
+            row = {**si, "state": state, **{k: si[k].isoformat() for k in ("starts_at", "ends_at", "created_at")}}
+            print(json.dumps(row, sort_keys=True) if args.json else
+                  f"{si['id']:>5} {state:<8} until {row['ends_at']}  {si['matchers']}  {si['created_by']}: "
+                  f"{si['comment']}")
+    store.close()
+    return 0
+
+
+def cmd_alerts(args, cfg) -> int:
+    store = _store(cfg)
+    for a in store.alerts(state=args.state):
+        row = {"fingerprint": a["dedup_key"], "state": a["state"], "labels": a["labels"],
+               "starts_at": a["starts_at"].isoformat(), "ends_at": a["ends_at"].isoformat() if a["ends_at"] else None,
+               "changed_at": a["changed_at"].isoformat(), "value": a["value"],
+               "summary": a["annotations"].get("summary", "")}
+        if args.json:
+            print(json.dumps(row, sort_keys=True))
+        else:
+            lab = a["labels"]
+            what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
+            print(f"{a['dedup_key']} {a['state']:<9} {row['starts_at']} .. {row['ends_at'] or 'now':<25} "
+                  f"{lab['alertname']} {lab.get('model', '')} [{lab.get('slice', '*')}]{what} value={a['value']}")
+    store.close()
+    return 0
+
+
 def cmd_review(args, cfg) -> int:
     from monitor.pipeline import Pipeline
     from monitor.review import export_review, import_labels
@@ -340,6 +398,24 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--limit", type=int, default=1000)
     dr = add("replay", None, "decode dead letters again; store those that now pass", dsub)
     dr.add_argument("--id", type=int, action="append", help="only these ids (repeatable)")
+    sp = add("silence", cmd_silence, "silences: add, list, expire")
+    ssub = sp.add_subparsers(dest="silence_cmd", required=True)
+    sa = add("add", None, "mute alerts matching every matcher for a while", ssub)
+    sa.add_argument("--matcher", "-m", type=_matcher, action="append", required=True,
+                    help="label=value or label=~regex (repeatable), e.g. -m alertname=SignalDrift -m slice=device=cam_b")
+    sa.add_argument("--duration", "-d", type=_duration, required=True, help="e.g. 2h, 1d")
+    sa.add_argument("--comment", required=True)
+    sa.add_argument("--author", default=os.environ.get("USER", "unknown"))
+    sl = add("list", None, "list silences in force (--all: expired ones too)", ssub)
+    sl.add_argument("--all", action="store_true")
+    sl.add_argument("--json", action="store_true")
+    se = add("expire", None, "end a silence now", ssub)
+    se.add_argument("id", type=int)
+    sp = add("alerts", cmd_alerts, "alert history")
+    asub = sp.add_subparsers(dest="alerts_cmd", required=True)
+    al = add("list", None, "list alerts (all states unless --state)", asub)
+    al.add_argument("--state", choices=["pending", "firing", "resolved", "cleared"])
+    al.add_argument("--json", action="store_true")
     sp = add("review", cmd_review, "review queue: export items, import labels")
     rsub = sp.add_subparsers(dest="review_cmd", required=True)
     rx = add("export", None, "write queued items as JSONL", rsub)

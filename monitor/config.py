@@ -253,13 +253,67 @@ class RuleConfig(_Section):
     signal: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
     summary: str = ""
+    # A breach must hold this long (event time, from the first breached window's start to the
+    # current window's end) before the alert fires; until then it is pending and notifies nobody.
+    for_: Duration = Field(timedelta(0), alias="for")
+    labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class WebhookConfig(_Section):
+    """A receiver. ``kind``: ``webhook`` (generic JSON, Alertmanager v4 shape, HMAC-signed when
+    ``secret`` is set), ``alertmanager`` (the Alertmanager webhook v4 payload, unsigned, for
+    existing Alertmanager tooling), ``slack`` (an incoming-webhook URL; Block Kit message) or
+    ``pagerduty`` (Events API v2; ``routing_key``; ``url`` defaults to PagerDuty's endpoint).
+    URLs, secrets and routing keys come from the environment and are never logged."""
+
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
-    url: SecretStr  # receiver URLs often carry a token (Slack, PagerDuty): never logged
+    kind: Literal["webhook", "alertmanager", "slack", "pagerduty"] = "webhook"
+    url: SecretStr | None = None
     secret: SecretStr | None = None
+    routing_key: SecretStr | None = None
     timeout_s: float = Field(5.0, gt=0)
+    max_per_minute: int = Field(60, ge=1)  # rate limit: beyond it, notifications wait in the outbox
+    send_resolved: bool = True
+
+    @model_validator(mode="after")
+    def _needs(self) -> "WebhookConfig":
+        if self.kind == "pagerduty":
+            if self.routing_key is None:
+                raise ValueError(f"receiver {self.name!r}: routing_key is required for pagerduty")
+            if self.url is None:
+                self.url = SecretStr("https://events.pagerduty.com/v2/enqueue")
+        elif self.url is None:
+            raise ValueError(f"receiver {self.name!r}: url is required for {self.kind}")
+        return self
+
+
+class RouteConfig(_Section):
+    """A node of the routing tree (Alertmanager's model). An alert goes down the first child whose
+    ``matchers`` all hold (``label: value``, or ``label: "~regex"`` for a full-match regex), or
+    every matching child where a child says ``continue: true``; where no child matches, the node
+    itself takes it. Unset fields are inherited from the parent."""
+
+    receiver: str | None = None
+    matchers: dict[str, str] = Field(default_factory=dict)
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    continue_: bool = Field(False, alias="continue")
+    routes: list["RouteConfig"] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class InhibitConfig(_Section):
+    """While an alert matching ``source`` fires, alerts matching ``target`` with the same values
+    of the ``equal`` labels are not notified (e.g. a stalled stream inhibits drift alerts)."""
+
+    source: dict[str, str]
+    target: dict[str, str]
+    equal: list[str] = Field(default_factory=lambda: ["model"])
 
 
 def default_rules() -> list[RuleConfig]:
@@ -279,7 +333,11 @@ def default_rules() -> list[RuleConfig]:
 
 class AlertsConfig(_Section):
     rules: list[RuleConfig] = Field(default_factory=default_rules)  # `rules: []` switches them off
-    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)  # the receivers
+    # Unset: every receiver gets every group; group_by alertname + model, group_wait 30s,
+    # group_interval 5m, repeat_interval 4h unless the root route says otherwise.
+    route: RouteConfig | None = None
+    inhibit: list[InhibitConfig] = Field(default_factory=list)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     external_url: str = "http://127.0.0.1:8787"
@@ -290,6 +348,16 @@ class AlertsConfig(_Section):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{what} names must be unique: {sorted(dup)}")
+        known = {w.name for w in self.webhooks}
+
+        def walk(r: RouteConfig, where: str) -> None:
+            if r.receiver is not None and r.receiver not in known:
+                raise ValueError(f"{where}.receiver: no receiver named {r.receiver!r} in alerts.webhooks")
+            for i, child in enumerate(r.routes):
+                walk(child, f"{where}.routes[{i}]")
+
+        if self.route is not None:
+            walk(self.route, "alerts.route")
         return self
 
 

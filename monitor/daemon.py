@@ -27,6 +27,7 @@ from alerts.webhook import deliver_due
 from connectors.jobstore import SqlJobStore
 from monitor.evaluation import Evaluator
 from monitor.housekeeping import purge
+from monitor.notify import run_notifications
 from monitor.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -215,6 +216,7 @@ class Daemon:
         if self.evaluate:
             self.stats["evaluated"] += self.evaluator.run_due(store.watermark(), progress=self._catch_up)
             self.stats["evaluation_backlog"] = 0
+        run_notifications(self.config, store, self.clock())  # group timers that came due between vintages
         self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
         now = self.clock()

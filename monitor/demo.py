@@ -160,6 +160,11 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
         from monitor.config import WebhookConfig
 
         cfg.alerts.webhooks.append(WebhookConfig(name="demo", url=receiver.url))
+        # weeks replay in seconds: no wall-clock group_wait or group_interval; each vintage's
+        # changes are one notification per alert name and model
+        from monitor.config import RouteConfig
+
+        cfg.alerts.route = RouteConfig(receiver="demo", group_wait=timedelta(0), group_interval=timedelta(0))
         source = JsonlSource([str(stream)], follow=False, max_payload_bytes=cfg.ingest.max_payload_bytes)
         daemon = Daemon(cfg, [source], store, senders, stop_when_idle=True)
         daemon.run()
@@ -170,10 +175,10 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     n_review = export_review(store, out / "review.jsonl", now)
     counts = store.counts()
     store.close()
-    firing = [r["payload"]["alerts"][0] for r in received if r["payload"]["status"] == "firing"]
+    firing = [a for r in received for a in r["payload"]["alerts"] if a["status"] == "firing"]
     return {
         "out": str(out), "days": days, "events": counts["events"], "labels": counts["labels"],
-        "evaluations": counts["evaluations"], "alerts_received": len(received),
+        "evaluations": counts["evaluations"], "notifications_received": len(received),
         "alerts_firing": sorted({(a["labels"]["alertname"] + " " + a["labels"]["slice"] +
                                   (" " + a["labels"].get("modality", "") + "." + a["labels"]["signal"]
                                    if "signal" in a["labels"] else "")) for a in firing}),

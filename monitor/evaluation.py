@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from alerts.payload import webhook_payload
 from alerts.rules import applies, decide, transition
 from connectors.sqlstore import RunKey
 from detectors.calibration import calibration, calibration_drift
@@ -24,6 +23,7 @@ from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_tes
 from detectors.intervals import wilson_interval
 from detectors.performance import ConfidenceCalibrator, PerformanceSummary
 from detectors.slices import band_labels, benjamini_hochberg, slice_metrics
+from monitor.notify import run_notifications
 from monitor.schedule import floor_to, windows
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -412,6 +412,8 @@ class Evaluator:
 
     # -- alerts and review ---------------------------------------------------------------------
     def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
+        """Move each rule's alerts on this window's rows (pending → firing → resolved, with the
+        rule's ``for``), then run the notification pass in the same transaction."""
         acfg = self.config.alerts
         if len(self.config.evaluation.vintage_lags) > 1:
             rows = [{**r, "vintage": "+" + duration_text(key.lag_s)} for r in rows]
@@ -421,7 +423,9 @@ class Evaluator:
                     continue
                 d = decide(rule, row)
                 current = self.store.get_alert(d.dedup_key)
-                change = transition(current["state"] if current else None, d.breached)
+                state = current["state"] if current else None
+                pending_for = window_end - current["starts_at"] if state == "pending" else None
+                change = transition(state, d.breached, pending_for, rule.for_)
                 if change is None:
                     continue
                 annotations = {
@@ -430,18 +434,19 @@ class Evaluator:
                     "value": f"{d.value:.4g}", "window_start": key.window_start.isoformat(),
                     "window_end": window_end.isoformat(), "n": str(row["n"]),
                 }
+                starts = {"pending": key.window_start, "fire": current["starts_at"] if state == "pending"
+                          else key.window_start}.get(change, current["starts_at"] if current else key.window_start)
                 alert = {"dedup_key": d.dedup_key, "rule": rule.name, "labels": d.labels, "annotations": annotations,
                          "value": d.value,
-                         "state": "firing" if change == "fire" else "resolved",
-                         "starts_at": key.window_start if change == "fire" else current["starts_at"],
-                         "ends_at": None if change == "fire" else window_end}
+                         "state": {"pending": "pending", "fire": "firing", "resolve": "resolved",
+                                   "clear": "cleared"}[change],
+                         "starts_at": starts, "ends_at": window_end if change in ("resolve", "clear") else None}
                 self.store.put_alert(alert, now)
-                for hook in acfg.webhooks:
-                    self.store.add_outbox(d.dedup_key, hook.name, webhook_payload(alert, hook.name, acfg.external_url),
-                                          now)
-                log.warning("alert %s %s %s", alert["state"], rule.name, d.labels)
+                if change in ("fire", "resolve"):
+                    log.warning("alert %s %s %s", alert["state"], rule.name, d.labels)
                 if change == "fire":
                     self._queue_slice(key, window_end, row["slice"], now)
+        run_notifications(self.config, self.store, now)
 
     def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime) -> None:
         limit = self.config.review.events_per_alert

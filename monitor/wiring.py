@@ -8,7 +8,9 @@ from alerts.webhook import WebhookSender
 
 def build_senders(config) -> dict[str, WebhookSender]:
     return {w.name: WebhookSender(w.name, w.url.get_secret_value(),
-                                  w.secret.get_secret_value() if w.secret else None, w.timeout_s)
+                                  w.secret.get_secret_value() if w.secret else None, w.timeout_s, kind=w.kind,
+                                  routing_key=w.routing_key.get_secret_value() if w.routing_key else None,
+                                  max_per_minute=w.max_per_minute)
             for w in config.alerts.webhooks}
 
 

@@ -3,6 +3,8 @@ import json
 import time
 from datetime import timedelta
 
+import pytest
+
 from alerts.receiver import WebhookReceiver
 from alerts.webhook import WebhookSender, backoff, sign, verify
 from connectors.sqlite import SqliteStore
@@ -14,17 +16,17 @@ from tests.helpers import NOW, T0, inference
 SECRET = "s3cret-for-tests"
 
 
+# daily windows evaluated at once (no lag), two reference days: what _load's traffic needs
+EVALUATION = "evaluation: {intervals: [1d], lag: 0s, reference: {days: 2}, psi_min_n: 50}\n"
+
+
 def _config(url):
-    return parse_config(f"""
-evaluation:
-  intervals: [1d]
-  lag: 0s
-  reference: {{days: 2}}
-  psi_min_n: 50
+    return parse_config(EVALUATION + f"""
 alerts:
   retry_initial_s: 0.05
   retry_max_s: 0.2
   webhooks: [{{name: oncall, url: "{url}", secret: "{SECRET}"}}]
+  route: {{receiver: oncall, group_wait: 0s, group_interval: 0s}}
   rules:
     - {{name: BrightnessDrift, metric: psi, slice: "*", signal: image.brightness, threshold: 0.25}}
 """)
@@ -77,15 +79,22 @@ def test_refused_three_times_then_delivered_once_across_a_restart(tmp_path):
         store.close()
 
 
-def test_signature_is_hmac_sha256_of_the_body():
+def test_signature_is_hmac_sha256_of_timestamp_and_body_and_the_documented_check_refuses_tampering():
     import hashlib
     import hmac
 
-    body = b'{"a":1}'
-    expected = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
-    assert sign(b"k", body) == expected
-    assert verify(b"k", body, expected) and not verify(b"k", body + b" ", expected) and not verify(b"k", body, None)
+    body, now = b'{"a":1}', 1_800_000_000
+    ts = str(now)
+    expected = "sha256=" + hmac.new(b"k", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert sign(b"k", body, ts) == expected
+    assert verify(b"k", body, ts, expected, now=now + 299)
+    assert not verify(b"k", body + b" ", ts, expected, now=now)  # a tampered body
+    assert not verify(b"k", body, str(now + 1), expected, now=now)  # a tampered timestamp
+    assert not verify(b"k", body, ts, expected, now=now + 301)  # replayed after the 300 s window
+    assert not verify(b"k", body, ts, None, now=now) and not verify(b"k", body, None, expected, now=now)
+    assert not verify(b"other", body, ts, expected, now=now)
 
 
-def test_backoff_doubles_and_is_capped():
+def test_backoff_doubles_is_capped_and_jitter_only_shortens():
     assert [backoff(a, 1, 10).total_seconds() for a in range(6)] == [1, 2, 4, 8, 10, 10]
+    assert backoff(3, 1, 10, jitter=0.999).total_seconds() == pytest.approx(4.004, abs=1e-3)

@@ -14,7 +14,8 @@ def _msgs(objs, source="test"):
 def test_migrations_are_recorded_and_idempotent(any_store):
     assert any_store.migrate() == []
     rows = any_store._all("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests"), (3, "0003_scheduler_jobs")]
+    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests"), (3, "0003_scheduler_jobs"),
+                    (4, "0004_alert_groups_silences")]
 
 
 def test_replayed_events_change_nothing(any_store):
@@ -113,7 +114,8 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
         return out
 
     first, second = migrate(), migrate()
-    assert "applied 3 migration(s): 0001_init, 0002_evaluation_tests, 0003_scheduler_jobs" in first.stdout
+    assert ("applied 4 migration(s): 0001_init, 0002_evaluation_tests, 0003_scheduler_jobs,"
+            " 0004_alert_groups_silences") in first.stdout
     assert "applied 0 migration(s)" in second.stdout
     assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
     assert "password" not in first.stderr + first.stdout
