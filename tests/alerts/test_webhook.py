@@ -98,3 +98,21 @@ def test_signature_is_hmac_sha256_of_timestamp_and_body_and_the_documented_check
 def test_backoff_doubles_is_capped_and_jitter_only_shortens():
     assert [backoff(a, 1, 10).total_seconds() for a in range(6)] == [1, 2, 4, 8, 10, 10]
     assert backoff(3, 1, 10, jitter=0.999).total_seconds() == pytest.approx(4.004, abs=1e-3)
+
+
+def test_a_receiver_is_sent_at_most_max_per_minute_and_the_rest_waits_in_the_outbox(tmp_path):
+    from alerts.webhook import deliver_due
+
+    with WebhookReceiver() as recv:
+        store = SqliteStore(tmp_path / "mw.db")
+        store.migrate()
+        for i in range(5):
+            store.add_outbox(f"k{i}", "oncall", {"n": i}, NOW)
+        sender = WebhookSender("oncall", recv.url, max_per_minute=3)
+        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 3
+        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 0  # the minute is used up
+        assert store.counts()["outbox"] == {"delivered": 3, "pending": 2}
+        sender._sent.clear()  # a minute later
+        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 2
+        assert [r["payload"]["n"] for r in recv.received] == [0, 1, 2, 3, 4]
+        store.close()
