@@ -11,15 +11,7 @@ from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
 from tests.alerts.test_webhook import EVALUATION, SECRET, _load
 from tests.conftest import ROOT, modalwatch_cmd
-
-
-def _wait(pred, timeout_s):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.monitor.test_daemon import _wait
 
 
 def test_receiver_down_for_300_attempts_and_two_sigkills_then_each_notification_once(tmp_path):
@@ -52,7 +44,7 @@ alerts:
         proc = start()
         try:
             for kill_at in (100, 200):
-                assert _wait(lambda: recv.attempts >= kill_at, 120), (tmp_path / "daemon.log").read_text()[-3000:]
+                assert _wait(lambda k=kill_at: recv.attempts >= k, 120), (tmp_path / "daemon.log").read_text()[-3000:]
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 proc = start()
