@@ -21,7 +21,7 @@ log = logging.getLogger("modalwatch.store")
 
 EVENT_COLS = (
     "event_id", "ts", "model_name", "model_version", "slice", "signals", "modalities", "pred_label",
-    "confidence", "probabilities", "abstained", "embeddings", "position", "ingested_at",
+    "confidence", "probabilities", "abstained", "embeddings", "position", "ingested_at", "media_uris",
 )
 LABEL_COLS = ("event_id", "label", "source", "ts", "position", "ingested_at")
 EVAL_COLS = (
@@ -177,7 +177,7 @@ class SqlStore:
         tuples = [
             (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), js(r["signals"]),
              r["modalities"], r["pred_label"], r["confidence"], js(r["probabilities"]), r["abstained"],
-             js(r["embeddings"]), r["position"], ts(r["ingested_at"]))
+             js(r["embeddings"]), r["position"], ts(r["ingested_at"]), js(r.get("media_uris")))
             for r in rows
         ]
         return self._insert_new("events", EVENT_COLS, "event_id", tuples)
@@ -533,15 +533,45 @@ class SqlStore:
 
     # -- review queue --------------------------------------------------------------------------
     def enqueue_review(self, rows: list[dict]) -> None:
+        """Queue items not queued before (an event is never queued twice, whatever the reason)."""
         self._many(
-            "INSERT INTO review_items (event_id, reason, priority, state, created_at) VALUES (?, ?, ?, 'queued', ?)"
-            " ON CONFLICT (event_id) DO NOTHING",
-            [(r["event_id"], r["reason"], r["priority"], self._ts(r["created_at"])) for r in rows],
+            "INSERT INTO review_items (event_id, reason, priority, state, created_at, stratum)"
+            " VALUES (?, ?, ?, 'queued', ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            [(r["event_id"], r["reason"], r["priority"], self._ts(r["created_at"]), r.get("stratum", ""))
+             for r in rows],
         )
 
+    def close_review_items(self, event_ids: Iterable[str]) -> None:
+        """Labels arrived for these events (by any route): their open review items are done."""
+        for chunk in self._chunks(list(event_ids)):
+            cond, params = self._in("event_id", chunk)
+            self._exec(f"UPDATE review_items SET state = 'labelled' WHERE {cond} AND state IN ('queued', 'exported')",
+                       params)
+
+    def review_counts_since(self, since: datetime) -> dict[str, int]:
+        """Items queued since ``since``, by stratum (what today's budget has used)."""
+        return dict(self._all("SELECT stratum, COUNT(*) FROM review_items WHERE created_at >= ? GROUP BY stratum",
+                              (self._ts(since),)))
+
+    def expire_review_items(self, created_before: datetime, now: datetime) -> int:
+        """Queued or exported items older than ``created_before`` nobody labelled: expired."""
+        return self._exec("UPDATE review_items SET state = 'expired', exported_at = COALESCE(exported_at, ?)"
+                          " WHERE state IN ('queued', 'exported') AND created_at < ?",
+                          (self._ts(now), self._ts(created_before))).rowcount
+
+    def review_stats(self) -> dict[str, Any]:
+        """Review throughput and the reviewers' agreement with the model."""
+        by_state = dict(self._all("SELECT state, COUNT(*) FROM review_items GROUP BY state"))
+        agree, total = self._all(
+            "SELECT COALESCE(SUM(CASE WHEN l.label = e.pred_label THEN 1 ELSE 0 END), 0), COUNT(*)"
+            " FROM review_items r JOIN labels l ON l.event_id = r.event_id JOIN events e ON e.event_id = r.event_id"
+            " WHERE r.state = 'labelled'")[0]
+        return {"by_state": by_state, "labelled": int(total), "agreement": (agree / total) if total else None}
+
     def unlabelled_events(self, model_name: str, slice_key: str, slice_value: str | None, start: datetime,
-                          end: datetime, limit: int) -> list[tuple[str, float]]:
-        """(event_id, confidence) of unlabelled events of a slice in [start, end), least confident first."""
+                          end: datetime, limit: int) -> list[tuple[str, float, dict]]:
+        """(event_id, confidence, slice) of unlabelled events of a slice in [start, end), least confident
+        first."""
         rows = self._all(
             "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id = e.event_id"
             " WHERE l.event_id IS NULL AND e.model_name = ? AND e.ts >= ? AND e.ts < ? ORDER BY e.confidence, e.event_id",
@@ -549,8 +579,9 @@ class SqlStore:
         )
         out = []
         for eid, conf, sl in rows:
-            if slice_value is None or self._js_out(sl).get(slice_key) == slice_value:
-                out.append((eid, float(conf)))
+            sl = self._js_out(sl)
+            if slice_value is None or sl.get(slice_key) == slice_value:
+                out.append((eid, float(conf), sl))
                 if len(out) >= limit:
                     break
         return out
@@ -558,14 +589,16 @@ class SqlStore:
     def review_queue(self, state: str = "queued") -> list[dict]:
         rows = self._all(
             "SELECT r.event_id, r.reason, r.priority, r.created_at, e.ts, e.model_name, e.model_version, e.slice,"
-            " e.pred_label, e.confidence, e.signals FROM review_items r JOIN events e ON e.event_id = r.event_id"
+            " e.pred_label, e.confidence, e.signals, e.media_uris, e.probabilities, r.stratum"
+            " FROM review_items r JOIN events e ON e.event_id = r.event_id"
             " WHERE r.state = ? ORDER BY r.priority DESC, r.event_id",
             (state,),
         )
         return [
             {"event_id": r[0], "reason": r[1], "priority": r[2], "queued_at": self._ts_out(r[3]),
              "ts": self._ts_out(r[4]), "model": {"name": r[5], "version": r[6]}, "slice": self._js_out(r[7]),
-             "output": {"label": r[8], "confidence": r[9]}, "signals": self._js_out(r[10])}
+             "output": {"label": r[8], "confidence": r[9], "probabilities": self._js_out(r[12])},
+             "signals": self._js_out(r[10]), "media_uris": self._js_out(r[11]) or {}, "stratum": r[13]}
             for r in rows
         ]
 

@@ -314,7 +314,7 @@ def cmd_review(args, cfg) -> int:
 
     store = _store(cfg)
     if args.review_cmd == "export":
-        n = export_review(store, Path(args.out), _now(), include_exported=args.all)
+        n = export_review(store, Path(args.out), _now(), include_exported=args.all, fmt=args.format)
         print(f"exported {n} review item(s) to {args.out}")
     else:
         outcomes = import_labels(Pipeline(cfg, store, _now), Path(args.file), _now())
@@ -421,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     rx = add("export", None, "write queued items as JSONL", rsub)
     rx.add_argument("--out", required=True)
     rx.add_argument("--all", action="store_true", help="include items already exported")
-    ri = add("import", None, "read labels back (JSONL of event_id, label)", rsub)
+    rx.add_argument("--format", choices=["jsonl", "labelstudio"], default="jsonl",
+                    help="jsonl (one item a line) or a Label Studio task list (JSON)")
+    ri = add("import", None, "read labels back: JSONL of event_id, label; or Label Studio's JSON export", rsub)
     ri.add_argument("file")
     sp = add("signals", cmd_signals, "print the quality signals of image, audio or text files (one JSON line each)")
     sp.add_argument("files", nargs="+")

@@ -362,8 +362,16 @@ class AlertsConfig(_Section):
 
 
 class ReviewConfig(_Section):
+    """Which events go to human review, and how many (monitor/review.py)."""
+
     confidence_below: float = Field(0.35, ge=0, le=1)
-    events_per_alert: int = Field(50, ge=0)
+    abstained: bool = True  # abstentions are candidates too
+    events_per_alert: int = Field(50, ge=0)  # unlabelled events of a slice whose alert fired
+    # a slice whose label-free accuracy estimate is below this sends its unlabelled events too
+    estimated_accuracy_below: float | None = Field(None, ge=0, le=1)
+    daily_budget_per_stratum: int = Field(200, ge=0)
+    stratify_by: list[str] | None = None  # slice attributes; None: all of them
+    item_ttl: Duration = timedelta(days=7)
 
 
 class Config(_Section):

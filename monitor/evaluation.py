@@ -24,6 +24,7 @@ from detectors.intervals import wilson_interval
 from detectors.performance import ConfidenceCalibrator, PerformanceSummary
 from detectors.slices import band_labels, benjamini_hochberg, slice_metrics
 from monitor.notify import run_notifications
+from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -445,18 +446,29 @@ class Evaluator:
                 if change in ("fire", "resolve"):
                     log.warning("alert %s %s %s", alert["state"], rule.name, d.labels)
                 if change == "fire":
-                    self._queue_slice(key, window_end, row["slice"], now)
+                    self._queue_slice(key, window_end, row["slice"], now, "alert_slice")
+        low = self.config.review.estimated_accuracy_below
+        if low is not None:
+            for row in rows:
+                if row["metric"] == "estimated_accuracy" and row["status"] == "ok" and row["value"] is not None \
+                        and row["value"] < low:
+                    self._queue_slice(key, window_end, row["slice"], now, "low_estimated_accuracy")
         run_notifications(self.config, self.store, now)
 
-    def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime) -> None:
-        limit = self.config.review.events_per_alert
-        if limit <= 0:
+    def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime, reason: str) -> None:
+        """The least confident unlabelled events of slice ``sl`` in the window, within the strata's
+        daily budgets (monitor/review.py)."""
+        rc = self.config.review
+        if rc.events_per_alert <= 0:
             return
         k, _, v = sl.partition("=")
         picked = self.store.unlabelled_events(key.model_name, k, v if sl != ALL else None, key.window_start,
-                                              window_end, limit)
-        self.store.enqueue_review([{"event_id": e, "reason": f"alert_slice:{sl}", "priority": round(1 - c, 6) + 1.0,
-                                    "created_at": now} for e, c in picked])
+                                              window_end, rc.events_per_alert)
+        candidates = [{"event_id": e, "reason": f"{reason}:{sl}", "priority": round(1 - c, 6) + 1.0,
+                       "created_at": now, "stratum": stratum_of(s, rc.stratify_by)} for e, c, s in picked]
+        day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
+        self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
+                                                rc.daily_budget_per_stratum))
 
 
 def duration_text(seconds: int) -> str:

@@ -4,6 +4,7 @@
   their labels and review items, one model version at a time, one transaction each. The events
   of a model version's reference window are kept: a restarted daemon summarises its reference
   from them again. Evaluations are never deleted (they are the long-term record).
+- Review items nobody labelled within ``review.item_ttl`` expire.
 - A label whose event is still not stored ``store.label_wait`` after the label arrived becomes a
   dead letter whose reason says so: its event is older than the retention (deleted, or dropped
   upstream) or never came. It is not silently kept for ever, nor silently dropped.
@@ -23,6 +24,7 @@ log = logging.getLogger("modalwatch.housekeeping")
 class Purged:
     events: int = 0
     orphan_labels: int = 0
+    review_expired: int = 0
 
 
 def purge(config, store, now: datetime) -> Purged:
@@ -37,6 +39,7 @@ def purge(config, store, now: datetime) -> Purged:
     reason = (f"no event with this event_id was stored within {wait} of the label: the event is older than the"
               f" retention ({retention or 'none set'}) or never arrived")
     out.orphan_labels = store.expire_orphan_labels(now - wait, now, reason)
+    out.review_expired = store.expire_review_items(now - config.review.item_ttl, now)
     if out.events or out.orphan_labels:
         log.info("retention: %d events older than %s deleted (reference windows kept); %d labels without an"
                  " event dead-lettered", out.events, retention, out.orphan_labels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Literal, NamedTuple
 
 from pydantic import ValidationError
@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from detectors.online import ADWINDetector
 from monitor.events import InferenceEvent, LabelEvent, kind_of
 from monitor.media import Measured, measure_event
+from monitor.review import stratum_of, within_budget
+from monitor.schedule import floor_to
 
 log = logging.getLogger("modalwatch.pipeline")
 
@@ -124,6 +126,8 @@ def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> 
         "pred_label": ev.output.label, "confidence": ev.output.confidence,
         "probabilities": ev.output.probabilities, "abstained": ev.output.abstained,
         "embeddings": ev.embeddings, "position": position, "ingested_at": now,
+        # where the media came from (never the media): a review task points the reviewer there
+        "media_uris": {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None,
     }
 
 
@@ -259,6 +263,8 @@ class Pipeline:
                 {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
                  "ingested_at": now} for p, e in labels])
             self.store.insert_dead_letters(dead)
+            if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
+                self.store.close_review_items(new_labels)
             spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
             for _, e in events:
                 k = (e.model.name, e.model.version)
@@ -266,11 +272,17 @@ class Pipeline:
                 spans[k] = (min(a, e.ts), max(b, e.ts))
             self.store.note_model_versions(spans)
             self._feed_detectors(events, labels, new_events, new_labels, now)
-            threshold = self.config.review.confidence_below
-            self.store.enqueue_review([
-                {"event_id": e.event_id, "reason": "low_confidence", "priority": round(1 - e.output.confidence, 6),
-                 "created_at": now}
-                for _, e in events if e.event_id in new_events and e.output.confidence < threshold])
+            rc = self.config.review
+            candidates = [
+                {"event_id": e.event_id, "reason": "abstained" if e.output.abstained else "low_confidence",
+                 "priority": round(1 - e.output.confidence, 6), "created_at": now,
+                 "stratum": stratum_of(e.slice, rc.stratify_by)}
+                for _, e in events if e.event_id in new_events
+                and (e.output.confidence < rc.confidence_below or (rc.abstained and e.output.abstained))]
+            if candidates:
+                day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
+                self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
+                                                        rc.daily_budget_per_stratum))
         for p, e in events:
             outcomes[p] = Outcome(p, "stored" if e.event_id in new_events else "duplicate", partial.get(p, ""))
         for p, e in labels:

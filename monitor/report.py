@@ -32,7 +32,7 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
                               "psi": pick("psi"), "ece": pick("ece"), "error_rate": pick("error_rate")})
     return {
         "generated_at": generated_at.isoformat(), "from": start.isoformat(), "to": end.isoformat(),
-        "counts": store.counts(), "intervals": intervals,
+        "counts": store.counts(), "intervals": intervals, "review": store.review_stats(),
         "alerts": [{"dedup_key": a["dedup_key"], "rule": a["rule"], "state": a["state"], "labels": a["labels"],
                     "annotations": a["annotations"], "starts_at": _iso(a["starts_at"]), "ends_at": _iso(a["ends_at"]),
                     "value": a["value"]} for a in alerts],
@@ -86,6 +86,10 @@ def render_html(report: dict) -> str:
         f"<td>{e(a['annotations'].get('summary', ''))} (value {e(a['annotations'].get('value', ''))})</td></tr>"
         for a in report["alerts"]) or '<tr><td colspan="7">no alerts in this period</td></tr>'
     counts = "".join(f"<li>{e(k)}: {e(json.dumps(v))}</li>" for k, v in report["counts"].items())
+    rv = report.get("review") or {"by_state": {}, "labelled": 0, "agreement": None}
+    agreement = "no reviewed items yet" if rv["agreement"] is None else (
+        f"reviewers agreed with the model on {rv['agreement']:.1%} of {rv['labelled']} labelled items")
+    review = "".join(f"<li>{e(k)}: {v}</li>" for k, v in sorted(rv["by_state"].items())) + f"<li>{e(agreement)}</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>modalwatch report {e(report['from'])} to {e(report['to'])}</title>
 <style>
@@ -101,6 +105,8 @@ h1{{font-size:20px}} h2{{font-size:16px;margin-top:2em}}
 <p>Error rate (Wilson 95 % interval in report.json), top-label ECE and PSI of each signal against the
 reference, per slice; one point per window, gaps where the sample was too small to say.</p>
 <table><tr><th>metric</th><th>slice</th><th>signal</th><th>last</th><th>max</th><th>series</th></tr>{''.join(rows)}</table>
+<h2>Human review</h2><p>Items by state (queued, exported, labelled, expired) and agreement with the model:</p>
+<ul>{review}</ul>
 <h2>Counts</h2><ul>{counts}</ul>
 </body></html>
 """

@@ -1,35 +1,127 @@
-"""The review queue: export what humans should label; import their labels as LabelEvents."""
+"""The review queue: what humans should label, within a budget; exported as JSONL or Label Studio
+tasks; their labels imported back as LabelEvents, closing the items.
+
+Candidates: events less confident than ``review.confidence_below`` or abstained (at ingest), the
+unlabelled events of a slice whose alert fired or whose label-free accuracy estimate fell below
+``review.estimated_accuracy_below`` (at evaluation). Each day (of the ingest clock, in
+``evaluation.timezone``) each stratum — the values of ``review.stratify_by`` (default: every
+slice attribute) — takes at most ``review.daily_budget_per_stratum`` items, the most uncertain
+first, so one loud slice cannot use up everyone's budget. An event is queued once; an item nobody
+labels within ``review.item_ttl`` expires.
+"""
 from __future__ import annotations
 
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
-from monitor.pipeline import Outcome, Pipeline, RawMessage
+if TYPE_CHECKING:
+    from monitor.pipeline import Outcome, Pipeline
 
 
-def export_review(store, out: Path, now: datetime, include_exported: bool = False) -> int:
+def stratum_of(slice_: Mapping[str, str], by: list[str] | None) -> str:
+    """``k=v`` of the stratifying attributes, comma-joined (``*`` when the event has none)."""
+    keys = sorted(slice_) if by is None else by
+    return ",".join(f"{k}={slice_.get(k, '')}" for k in keys) or "*"
+
+
+def within_budget(candidates: list[dict], used: Mapping[str, int], budget: int) -> list[dict]:
+    """The candidates to queue: most uncertain first (highest ``priority``), at most ``budget`` per
+    stratum counting what ``used`` says is queued already today."""
+    taken = dict(used)
+    out = []
+    for c in sorted(candidates, key=lambda c: (-c["priority"], c["event_id"])):
+        if taken.get(c["stratum"], 0) < budget:
+            taken[c["stratum"]] = taken.get(c["stratum"], 0) + 1
+            out.append(c)
+    return out
+
+
+def labelstudio_task(item: dict) -> dict:
+    """One Label Studio task: media by the URI the event named (never bytes), the model's answer as
+    a pre-filled prediction (a ``choices`` result named ``label``), and the event id to come back."""
+    data = {"event_id": item["event_id"], "model": item["model"]["name"], "model_version": item["model"]["version"],
+            "ts": item["ts"].isoformat(), "reason": item["reason"], **{f"slice_{k}": v for k, v in item["slice"].items()}}
+    data.update(item["media_uris"])  # image / audio / text: file:// URIs (map them to your storage)
+    to_name = next((m for m in ("image", "audio", "text") if m in item["media_uris"]), "image")
+    return {
+        "data": data,
+        "predictions": [{"model_version": item["model"]["version"], "score": item["output"]["confidence"],
+                         "result": [{"from_name": "label", "to_name": to_name, "type": "choices",
+                                     "value": {"choices": [item["output"]["label"]]}}]}],
+        "meta": {"modalwatch_event_id": item["event_id"], "priority": item["priority"]},
+    }
+
+
+def export_review(store, out: Path, now: datetime, include_exported: bool = False, fmt: str = "jsonl") -> int:
+    """Write the queue as JSONL (one item a line, ``label`` to fill in) or as a Label Studio task
+    list (``fmt="labelstudio"``); the items become ``exported``."""
     items = store.review_queue("queued") + (store.review_queue("exported") if include_exported else [])
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as fh:
-        for it in items:
-            fh.write(json.dumps({**it, "ts": it["ts"].isoformat(), "queued_at": it["queued_at"].isoformat(),
-                                 "label": None}, sort_keys=True) + "\n")
+        if fmt == "labelstudio":
+            json.dump([labelstudio_task(it) for it in items], fh, indent=1, sort_keys=True)
+        else:
+            for it in items:
+                fh.write(json.dumps({**it, "ts": it["ts"].isoformat(), "queued_at": it["queued_at"].isoformat(),
+                                     "label": None}, sort_keys=True) + "\n")
     store.set_review_state([it["event_id"] for it in items], "exported", now)
     return len(items)
 
 
+def _labelstudio_labels(tasks, source: str, now: datetime) -> list[dict | str]:
+    """Label Studio's JSON export → label dicts (the newest annotation that was not cancelled and
+    holds a ``choices`` result); a task that cannot be read becomes a string saying why."""
+    out: list[dict | str] = []
+    for i, task in enumerate(tasks if isinstance(tasks, list) else []):
+        if not isinstance(task, dict):
+            out.append(f"task {i}: not an object")
+            continue
+        eid = (task.get("data") or {}).get("event_id") or (task.get("meta") or {}).get("modalwatch_event_id")
+        anns = [a for a in (task.get("annotations") or []) if not a.get("was_cancelled")]
+        anns.sort(key=lambda a: a.get("updated_at") or a.get("created_at") or "")
+        choice, when = None, None
+        for a in reversed(anns):
+            for r in a.get("result", []):
+                if r.get("type") == "choices" and r.get("value", {}).get("choices"):
+                    choice, when = r["value"]["choices"][0], a.get("updated_at") or a.get("created_at")
+                    break
+            if choice is not None:
+                break
+        if eid is None:
+            out.append(f"task {i}: no data.event_id")
+        elif choice is not None:
+            out.append({"type": "label", "event_id": eid, "label": choice, "source": source,
+                        "ts": when or now.isoformat()})
+    return out
+
+
 def import_labels(pipeline: Pipeline, path: Path, now: datetime, source: str = "review") -> list[Outcome]:
-    """Each line ``{"event_id": ..., "label": ...}`` (``ts``/``source`` optional) becomes a LabelEvent."""
+    """Labels back from reviewers: JSONL lines ``{"event_id": ..., "label": ...}`` (``labelled_at``
+    and ``source`` optional), or Label Studio's JSON export (a list of tasks with annotations).
+    Each becomes a LabelEvent through the pipeline (bad ones are dead letters with the reason);
+    the review items of the stored labels are closed."""
+    from monitor.pipeline import RawMessage
+
+    raw = Path(path).read_bytes()
     msgs = []
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
+    if raw.lstrip()[:1] == b"[":  # Label Studio's JSON export
+        try:
+            tasks = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
+        for i, obj in enumerate(_labelstudio_labels(tasks, "labelstudio", now)):
+            payload = obj.encode() if isinstance(obj, str) else json.dumps(obj).encode()
+            msgs.append(RawMessage("review-import", f"{path}#{i}", payload, "label"))
+    else:
+        for lineno, line in enumerate(raw.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError:
-                msgs.append(RawMessage("review-import", f"{path}:{lineno}", line.rstrip(b"\n"), "label"))
+                msgs.append(RawMessage("review-import", f"{path}:{lineno}", line, "label"))
                 continue
             if isinstance(obj, dict) and obj.get("label") is None and "event_id" in obj:
                 continue  # exported but not labelled yet

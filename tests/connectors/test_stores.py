@@ -3,6 +3,7 @@ from datetime import timedelta
 from connectors.sqlstore import RunKey
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.config import Config
+from tests.conftest import ROOT
 from tests.helpers import T0, b64, inference, label, tone, wav_bytes
 import json
 
@@ -11,11 +12,15 @@ def _msgs(objs, source="test"):
     return [RawMessage(source, f"{source}:{i}", json.dumps(o).encode()) for i, o in enumerate(objs)]
 
 
+def _on_disk(dialect):
+    """(version, name) of every migration file of a dialect, as the directory lists them."""
+    return [(int(p.stem[:4]), p.stem) for p in sorted((ROOT / "migrations" / dialect).glob("*.sql"))]
+
+
 def test_migrations_are_recorded_and_idempotent(any_store):
     assert any_store.migrate() == []
     rows = any_store._all("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "0001_init"), (2, "0002_evaluation_tests"), (3, "0003_scheduler_jobs"),
-                    (4, "0004_alert_groups_silences")]
+    assert rows == _on_disk(any_store.dialect) and len(rows) >= 5
 
 
 def test_replayed_events_change_nothing(any_store):
@@ -114,8 +119,8 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
         return out
 
     first, second = migrate(), migrate()
-    assert ("applied 4 migration(s): 0001_init, 0002_evaluation_tests, 0003_scheduler_jobs,"
-            " 0004_alert_groups_silences") in first.stdout
+    names = [n for _, n in _on_disk("postgres")]
+    assert f"applied {len(names)} migration(s): {', '.join(names)}" in first.stdout
     assert "applied 0 migration(s)" in second.stdout
     assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
     assert "password" not in first.stderr + first.stdout

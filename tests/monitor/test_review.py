@@ -1,0 +1,112 @@
+"""Review routing (issue 6): candidates within a per-stratum daily budget, most uncertain first,
+never twice, expiring; Label Studio export (URIs, predictions, no bytes) and import back."""
+import json
+from datetime import timedelta
+
+import skimage
+
+from monitor.config import parse_config
+from monitor.housekeeping import purge
+from monitor.pipeline import Pipeline, RawMessage
+from monitor.review import export_review, import_labels
+from tests.helpers import T0, image_bytes, inference
+
+CFG = """
+review: {confidence_below: 0.5, daily_budget_per_stratum: 50, stratify_by: [device], item_ttl: 7d}
+"""
+
+
+def _msgs(objs, tag="t"):
+    return [RawMessage("test", f"{tag}:{i}", json.dumps(o).encode()) for i, o in enumerate(objs)]
+
+
+def _uncertain(i, device, conf, **over):
+    return inference(i, slice={"device": device}, output={"label": "cat", "confidence": conf}, **over)
+
+
+def test_a_loud_slice_cannot_use_up_the_budget_most_uncertain_first_never_twice(any_store):
+    cfg = parse_config(CFG)
+    day0 = T0 + timedelta(hours=12)
+    loud = [_uncertain(i, "cam_a", 0.10 + (i % 300) / 1000) for i in range(1000)]
+    quiet = [_uncertain(5000 + i, "cam_b", 0.3) for i in range(20)]
+    Pipeline(cfg, any_store, lambda: day0).process(_msgs(loud + quiet))
+    queued = any_store.review_queue("queued")
+    by = {}
+    for it in queued:
+        by.setdefault(it["stratum"], []).append(it)
+    assert {k: len(v) for k, v in by.items()} == {"device=cam_a": 50, "device=cam_b": 20}
+    assert max(it["output"]["confidence"] for it in by["device=cam_a"]) <= 0.112 + 1e-9  # the 50 least confident (each value 4x)
+    Pipeline(cfg, any_store, lambda: day0).process(_msgs(loud, "again"))  # replayed: nothing new
+    more = [_uncertain(9000 + i, "cam_a", 0.01) for i in range(10)]
+    Pipeline(cfg, any_store, lambda: day0 + timedelta(hours=1)).process(_msgs(more))
+    assert len(any_store.review_queue("queued")) == 70  # cam_a's budget for today is spent
+    Pipeline(cfg, any_store, lambda: day0 + timedelta(days=1)).process(_msgs(more, "tomorrow"))
+    assert len(any_store.review_queue("queued")) == 70  # the same events are never queued twice
+    fresh = [_uncertain(9100 + i, "cam_a", 0.2) for i in range(60)]
+    Pipeline(cfg, any_store, lambda: day0 + timedelta(days=1)).process(_msgs(fresh))
+    assert len(any_store.review_queue("queued")) == 120  # a new day, a new budget of 50
+
+    abst = inference(9999, slice={"device": "cam_c"}, output={"label": "cat", "confidence": 0.9, "abstained": True})
+    Pipeline(cfg, any_store, lambda: day0).process(_msgs([abst], "abst"))
+    assert [it["reason"] for it in any_store.review_queue("queued") if it["event_id"] == "e0009999"] == ["abstained"]
+
+    assert purge(cfg, any_store, day0 + timedelta(days=7, hours=1)).review_expired == 71  # day 0's items
+    assert len(any_store.review_queue("expired")) == 71 and len(any_store.review_queue("queued")) == 50
+
+
+def test_label_studio_export_points_at_media_and_import_closes_items(any_store, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.png").write_bytes(image_bytes(skimage.data.camera()))
+    uri = (media / "a.png").as_uri()
+    cfg = parse_config(CFG + f"media: {{allowed_roots: [{media}]}}\n")
+    events = [_uncertain(i, "cam_a", 0.2 + i / 100, inputs={"image": {"uri": uri}}) for i in range(3)]
+    p = Pipeline(cfg, any_store, lambda: T0 + timedelta(hours=1))
+    assert [o.status for o in p.process(_msgs(events))] == ["stored"] * 3
+
+    out = tmp_path / "tasks.json"
+    assert export_review(any_store, out, T0 + timedelta(hours=2), fmt="labelstudio") == 3
+    tasks = json.loads(out.read_text())
+    assert [t["data"]["event_id"] for t in tasks] == ["e0000000", "e0000001", "e0000002"]
+    for t in tasks:
+        assert t["data"]["image"] == uri and t["data"]["slice_device"] == "cam_a"
+        (pred,) = t["predictions"]
+        assert pred["result"][0] == {"from_name": "label", "to_name": "image", "type": "choices",
+                                     "value": {"choices": ["cat"]}}
+        assert 0 < pred["score"] < 1
+    assert "data_b64" not in out.read_text() and "iVBOR" not in out.read_text()  # no bytes, only the URI
+    assert len(any_store.review_queue("exported")) == 3
+
+    # what Label Studio exports after review: the tasks with annotations (one cancelled, one task skipped)
+    tasks[0]["annotations"] = [{"result": [{"type": "choices", "value": {"choices": ["dog"]}}],
+                                "updated_at": "2026-01-05T10:00:00Z", "was_cancelled": False}]
+    tasks[1]["annotations"] = [
+        {"result": [{"type": "choices", "value": {"choices": ["dog"]}}], "updated_at": "2026-01-05T10:00:00Z"},
+        {"result": [{"type": "choices", "value": {"choices": ["cat"]}}], "updated_at": "2026-01-05T11:00:00Z"},
+        {"result": [{"type": "choices", "value": {"choices": ["bird"]}}], "updated_at": "2026-01-05T12:00:00Z",
+         "was_cancelled": True}]
+    back = tmp_path / "export.json"
+    back.write_text(json.dumps(tasks))
+    later = T0 + timedelta(days=1)
+    outcomes = import_labels(Pipeline(cfg, any_store, lambda: later), back, later)
+    assert [o.status for o in outcomes] == ["stored", "stored"]
+    labels = dict(any_store._all("SELECT event_id, label FROM labels ORDER BY event_id"))
+    assert labels == {"e0000000": "dog", "e0000001": "cat"}  # the newest annotation that was not cancelled
+    stats = any_store.review_stats()
+    assert stats["by_state"] == {"labelled": 2, "exported": 1} and stats["labelled"] == 2
+    assert stats["agreement"] == 0.5  # the model said cat to both
+    from monitor.report import build_report, render_html
+
+    report = build_report(any_store, T0, T0 + timedelta(days=1), later)
+    assert report["review"] == stats
+    assert "reviewers agreed with the model on 50.0% of 2 labelled items" in render_html(report)
+
+
+def test_a_label_from_the_ordinary_labels_stream_closes_its_review_item(any_store):
+    from tests.helpers import label
+
+    cfg = parse_config(CFG)
+    p = Pipeline(cfg, any_store, lambda: T0 + timedelta(days=1))
+    p.process(_msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)]))
+    p.process(_msgs([label(1, ts=T0 + timedelta(hours=2))], "labels"))  # as from Kafka or POST /v1/labels
+    assert any_store.review_stats()["by_state"] == {"queued": 2, "labelled": 1}
