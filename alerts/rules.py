@@ -36,7 +36,9 @@ def alert_labels(rule, row: Mapping) -> dict[str, str]:
               "slice": row["slice"], "detector": row["detector"], "severity": rule.severity}
     if row.get("vintage"):  # several label-maturity lags: each vintage keeps its own alert state
         labels["vintage"] = row["vintage"]
-    if row["signal"]:
+    if row.get("source"):  # data health of one source (kafka, http, a JSONL path)
+        labels["source"] = row["source"]
+    elif row["signal"]:
         modality, _, signal = row["signal"].partition(".")
         labels.update(modality=modality, signal=signal or modality)
     return labels

@@ -230,6 +230,24 @@ class SqlStore:
             [(mn, mv, self._ts(a), self._ts(b)) for (mn, mv), (a, b) in sorted(spans.items())],
         )
 
+    def count_ingest(self, minute: datetime, counts: dict[str, tuple[int, int]]) -> None:
+        """Add a batch's (messages, dead letters) per source to ``minute``'s row."""
+        self._many(
+            "INSERT INTO ingest_minutes (minute, source, messages, dead_letters) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (minute, source) DO UPDATE SET messages = ingest_minutes.messages + excluded.messages,"
+            " dead_letters = ingest_minutes.dead_letters + excluded.dead_letters",
+            [(self._ts(minute), src, n, d) for src, (n, d) in sorted(counts.items())])
+
+    def ingest_by_source(self, since: datetime, recent: datetime) -> list[tuple[str, datetime, int, int]]:
+        """Per source seen since ``since``: its last minute with messages, and its messages and dead
+        letters since ``recent``."""
+        rows = self._all(
+            "SELECT source, MAX(minute), SUM(CASE WHEN minute >= ? THEN messages ELSE 0 END),"
+            " SUM(CASE WHEN minute >= ? THEN dead_letters ELSE 0 END) FROM ingest_minutes WHERE minute >= ?"
+            " AND messages > 0 GROUP BY source ORDER BY source",
+            (self._ts(recent), self._ts(recent), self._ts(since)))
+        return [(src, self._ts_out(last), int(n), int(d)) for src, last, n, d in rows]
+
     def model_versions(self) -> list[tuple[str, str, datetime, datetime]]:
         rows = self._all("SELECT model_name, model_version, first_ts, last_ts FROM model_versions ORDER BY first_ts,"
                          " model_name, model_version")

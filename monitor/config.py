@@ -244,7 +244,10 @@ class RuleConfig(_Section):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
     metric: Literal["psi", "ks", "wasserstein", "ece", "ece_drift", "error_rate", "error_rate_gap",
-                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd", "trend"]
+                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd", "trend",
+                    "missing_modality_share",
+                    # data health, measured on every evaluation job run (monitor/health.py)
+                    "dead_letter_rate", "source_silence_s", "ingest_lag_s"]
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"
@@ -338,6 +341,10 @@ class AlertsConfig(_Section):
     # group_interval 5m, repeat_interval 4h unless the root route says otherwise.
     route: RouteConfig | None = None
     inhibit: list[InhibitConfig] = Field(default_factory=list)
+    # Data health: the dead-letter rate over the last ``health_window``; a source that sent within
+    # ``silence_lookback`` is measured for how long it has been silent.
+    health_window: Duration = timedelta(minutes=15)
+    silence_lookback: Duration = timedelta(days=1)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     external_url: str = "http://127.0.0.1:8787"

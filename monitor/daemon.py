@@ -216,6 +216,8 @@ class Daemon:
         if self.evaluate:
             self.stats["evaluated"] += self.evaluator.run_due(store.watermark(), progress=self._catch_up)
             self.stats["evaluation_backlog"] = 0
+        if self.evaluate:
+            self.evaluator.apply_health(self.clock())  # data health on the ingest clock, with its notifications
         run_notifications(self.config, store, self.clock())  # group timers that came due between vintages
         self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)

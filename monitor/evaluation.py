@@ -290,6 +290,7 @@ class Evaluator:
             if ev.performance_estimate:
                 rows.append(self._performance_row(base, sl, ref, win, wm, rok))
         rows += self._slice_gaps(win, base)
+        rows += self._missing_rows(win, ref, base)
         if ev.embedding_drift and ref.embeddings:
             rows += self._embedding_rows(key, window_end, base, ref, seed)
         if ev.trend_window:
@@ -411,14 +412,62 @@ class Evaluator:
                  "p_adjusted": r.p_adjusted, "decision": int(r.significant) if r.status == "ok" else None}
                 for r in stats]
 
+    def _missing_rows(self, win: _Prepared, ref: _Reference, base: dict) -> list[dict]:
+        """Per expected modality (media.expected_modalities), the share of the window's events that
+        came without it, with a Wilson interval, next to the reference's share."""
+        rows = []
+        for m in self.config.media.expected_modalities:
+            col = f"cross.missing_{m}"
+            if col not in win.signals:
+                continue
+            flags = win.signals[col].to_numpy(dtype=float)
+            flags = flags[np.isfinite(flags)]
+            rflags = ref.data.signals[col].to_numpy(dtype=float) if col in ref.data.signals else np.zeros(0)
+            rflags = rflags[np.isfinite(rflags)]
+            ok = len(flags) >= self.config.evaluation.error_rate_min_n
+            w = wilson_interval(int(flags.sum()), len(flags)) if len(flags) else None
+            rows.append({**base, "slice": ALL, "detector": "wilson", "metric": "missing_modality_share", "signal": m,
+                         "variant": "share_of_events", "status": "ok" if ok else "insufficient_data",
+                         "value": _f(w.estimate) if w else None,
+                         "reference_value": _f(rflags.mean()) if len(rflags) else None,
+                         "ci_low": _f(w.low) if w else None, "ci_high": _f(w.high) if w else None, "n": len(flags),
+                         "n_reference": len(rflags), "p_value": None, "effect": None, "decision": None})
+        return rows
+
     # -- alerts and review ---------------------------------------------------------------------
     def apply_rules(self, rows: list[dict], key: RunKey, window_end: datetime, now: datetime) -> None:
         """Move each rule's alerts on this window's rows (pending → firing → resolved, with the
         rule's ``for``), then run the notification pass in the same transaction."""
-        acfg = self.config.alerts
         if len(self.config.evaluation.vintage_lags) > 1:
             rows = [{**r, "vintage": "+" + duration_text(key.lag_s)} for r in rows]
-        for rule in acfg.rules:
+        for row, change in self._move_alerts(rows, key.window_start, window_end, now):
+            if change == "fire":
+                self._queue_slice(key, window_end, row["slice"], now, "alert_slice")
+        low = self.config.review.estimated_accuracy_below
+        if low is not None:
+            for row in rows:
+                if row["metric"] == "estimated_accuracy" and row["status"] == "ok" and row["value"] is not None \
+                        and row["value"] < low:
+                    self._queue_slice(key, window_end, row["slice"], now, "low_estimated_accuracy")
+        run_notifications(self.config, self.store, now)
+
+    def apply_health(self, now: datetime) -> int:
+        """Data-health rows of the ingest clock (monitor/health.py) through the same rules, in one
+        transaction with their notification pass. Returns the alert changes made."""
+        from monitor.health import health_rows
+
+        if not any(r.metric in HEALTH_METRICS for r in self.config.alerts.rules):
+            return 0
+        with self.store.tx():
+            self.store.lock_notifications()  # replicas measure alike; one of them moves the alerts
+            changes = self._move_alerts(health_rows(self.config, self.store, now), now, now, now)
+            run_notifications(self.config, self.store, now)
+        return len(changes)
+
+    def _move_alerts(self, rows: list[dict], window_start: datetime, window_end: datetime,
+                     now: datetime) -> list[tuple[dict, str]]:
+        changes = []
+        for rule in self.config.alerts.rules:
             for row in rows:
                 if not applies(rule, row):
                     continue
@@ -432,11 +481,11 @@ class Evaluator:
                 annotations = {
                     "summary": rule.summary or f"{rule.metric} {rule.field}{' - reference' if rule.vs_reference else ''}"
                                f" {rule.op} {rule.threshold}",
-                    "value": f"{d.value:.4g}", "window_start": key.window_start.isoformat(),
+                    "value": f"{d.value:.4g}", "window_start": window_start.isoformat(),
                     "window_end": window_end.isoformat(), "n": str(row["n"]),
                 }
-                starts = {"pending": key.window_start, "fire": current["starts_at"] if state == "pending"
-                          else key.window_start}.get(change, current["starts_at"] if current else key.window_start)
+                starts = {"pending": window_start, "fire": current["starts_at"] if state == "pending"
+                          else window_start}.get(change, current["starts_at"] if current else window_start)
                 alert = {"dedup_key": d.dedup_key, "rule": rule.name, "labels": d.labels, "annotations": annotations,
                          "value": d.value,
                          "state": {"pending": "pending", "fire": "firing", "resolve": "resolved",
@@ -445,15 +494,8 @@ class Evaluator:
                 self.store.put_alert(alert, now)
                 if change in ("fire", "resolve"):
                     log.warning("alert %s %s %s", alert["state"], rule.name, d.labels)
-                if change == "fire":
-                    self._queue_slice(key, window_end, row["slice"], now, "alert_slice")
-        low = self.config.review.estimated_accuracy_below
-        if low is not None:
-            for row in rows:
-                if row["metric"] == "estimated_accuracy" and row["status"] == "ok" and row["value"] is not None \
-                        and row["value"] < low:
-                    self._queue_slice(key, window_end, row["slice"], now, "low_estimated_accuracy")
-        run_notifications(self.config, self.store, now)
+                changes.append((row, change))
+        return changes
 
     def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime, reason: str) -> None:
         """The least confident unlabelled events of slice ``sl`` in the window, within the strata's
@@ -469,6 +511,9 @@ class Evaluator:
         day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
         self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
                                                 rc.daily_budget_per_stratum))
+
+
+HEALTH_METRICS = ("dead_letter_rate", "source_silence_s", "ingest_lag_s")
 
 
 def duration_text(seconds: int) -> str:

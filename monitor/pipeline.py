@@ -263,6 +263,14 @@ class Pipeline:
                 {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
                  "ingested_at": now} for p, e in labels])
             self.store.insert_dead_letters(dead)
+            positions = {m.position for m in messages}
+            dead_at = {d["position"] for d in dead} & positions  # whole messages, not a lost modality
+            tally: dict[str, list[int]] = {}
+            for m in messages:
+                t = tally.setdefault(m.source, [0, 0])
+                t[0] += 1
+                t[1] += m.position in dead_at
+            self.store.count_ingest(now.replace(second=0, microsecond=0), {k: (a, b) for k, (a, b) in tally.items()})
             if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
                 self.store.close_review_items(new_labels)
             spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
