@@ -54,11 +54,11 @@ def decide(rule, row: Mapping) -> RuleDecision:
     value = row.get(rule.field)
     if row["status"] != "ok" or value is None or not math.isfinite(value):
         return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
-    if rule.vs_reference:
-        ref = row.get("reference_value")
-        if ref is None or not math.isfinite(ref):
+    if rule.vs_reference or getattr(rule, "vs_previous", False):
+        base = row.get("reference_value" if rule.vs_reference else "previous_value")
+        if base is None or not math.isfinite(base):
             return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
-        value = value - ref
+        value = value - base
     return RuleDecision(rule.name, labels, dedup_key(labels), bool(_OPS[rule.op](value, rule.threshold)), value)
 
 

@@ -433,6 +433,18 @@ class SqlStore:
              for r in rows],
         )
 
+    def previous_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
+                        before: datetime) -> dict[tuple[str, str, str], float | None]:
+        """The values of the latest window before ``before`` of the same model version, interval and
+        lag, by (slice, metric, signal)."""
+        key = (model_name, model_version, interval_s, lag_s)
+        rows = self._all(
+            "SELECT slice, metric, signal, value FROM evaluations WHERE model_name = ? AND model_version = ?"
+            " AND interval_s = ? AND lag_s = ? AND window_start = (SELECT MAX(window_start) FROM evaluations"
+            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start < ?)",
+            (*key, *key, self._ts(before)))
+        return {(sl, m, sig): v for sl, m, sig, v in rows}
+
     def evaluations(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         where, params = _range("window_start", start, end, self._ts)
         rows = self._all(f"SELECT {', '.join(EVAL_COLS)} FROM evaluations{where} ORDER BY window_start, id", params)

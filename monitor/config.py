@@ -250,6 +250,8 @@ class RuleConfig(_Section):
                     "dead_letter_rate", "source_silence_s", "ingest_lag_s"]
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
+    # the previous window's value (same interval, lag and slice) is subtracted first: a jump
+    vs_previous: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float
     slice: str | None = None
@@ -262,6 +264,12 @@ class RuleConfig(_Section):
     labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_baseline(self) -> "RuleConfig":
+        if self.vs_reference and self.vs_previous:
+            raise ValueError(f"rule {self.name!r}: vs_reference and vs_previous exclude each other")
+        return self
 
 
 class WebhookConfig(_Section):
@@ -373,6 +381,7 @@ class ReviewConfig(_Section):
 
     confidence_below: float = Field(0.35, ge=0, le=1)
     abstained: bool = True  # abstentions are candidates too
+    modalities_disagree: bool = True  # and events whose output.per_modality labels differ
     events_per_alert: int = Field(50, ge=0)  # unlabelled events of a slice whose alert fired
     # a slice whose label-free accuracy estimate is below this sends its unlabelled events too
     estimated_accuracy_below: float | None = Field(None, ge=0, le=1)

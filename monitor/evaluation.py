@@ -440,6 +440,10 @@ class Evaluator:
         rule's ``for``), then run the notification pass in the same transaction."""
         if len(self.config.evaluation.vintage_lags) > 1:
             rows = [{**r, "vintage": "+" + duration_text(key.lag_s)} for r in rows]
+        if any(r.vs_previous for r in self.config.alerts.rules):
+            prev = self.store.previous_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
+                                              key.window_start)
+            rows = [{**r, "previous_value": prev.get((r["slice"], r["metric"], r["signal"]))} for r in rows]
         for row, change in self._move_alerts(rows, key.window_start, window_end, now):
             if change == "fire":
                 self._queue_slice(key, window_end, row["slice"], now, "alert_slice")

@@ -85,11 +85,24 @@ def _parse_capture_ts(v) -> datetime:
     return t
 
 
+class ModalityAnswer(_Strict):
+    """What a modality's own head (or a unimodal model) answered, where the model has one."""
+
+    label: NonEmpty
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+
+
 class Output(_Strict):
     label: NonEmpty
     confidence: float = Field(ge=0.0, le=1.0)
     probabilities: dict[NonEmpty, Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
     abstained: bool = False
+    # optional per-modality answers: when they disagree, the event is a review candidate
+    per_modality: dict[Modality, ModalityAnswer] | None = None
+
+    @property
+    def modalities_disagree(self) -> bool:
+        return self.per_modality is not None and len({a.label for a in self.per_modality.values()}) > 1
 
 
 class InferenceEvent(_Strict):

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from detectors.online import ADWINDetector
 from monitor.events import InferenceEvent, LabelEvent, kind_of
 from monitor.media import Measured, measure_event
-from monitor.review import stratum_of, within_budget
+from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
 
 log = logging.getLogger("modalwatch.pipeline")
@@ -282,11 +282,10 @@ class Pipeline:
             self._feed_detectors(events, labels, new_events, new_labels, now)
             rc = self.config.review
             candidates = [
-                {"event_id": e.event_id, "reason": "abstained" if e.output.abstained else "low_confidence",
-                 "priority": round(1 - e.output.confidence, 6), "created_at": now,
-                 "stratum": stratum_of(e.slice, rc.stratify_by)}
+                {"event_id": e.event_id, "reason": reason, "priority": round(1 - e.output.confidence, 6),
+                 "created_at": now, "stratum": stratum_of(e.slice, rc.stratify_by)}
                 for _, e in events if e.event_id in new_events
-                and (e.output.confidence < rc.confidence_below or (rc.abstained and e.output.abstained))]
+                for reason in [review_reason(e.output, rc)] if reason]
             if candidates:
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
                 self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),

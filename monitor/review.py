@@ -1,7 +1,8 @@
 """The review queue: what humans should label, within a budget; exported as JSONL or Label Studio
 tasks; their labels imported back as LabelEvents, closing the items.
 
-Candidates: events less confident than ``review.confidence_below`` or abstained (at ingest), the
+Candidates: events less confident than ``review.confidence_below``, abstained, or whose
+per-modality answers (``output.per_modality``) disagree (at ingest), the
 unlabelled events of a slice whose alert fired or whose label-free accuracy estimate fell below
 ``review.estimated_accuracy_below`` (at evaluation). Each day (of the ingest clock, in
 ``evaluation.timezone``) each stratum — the values of ``review.stratify_by`` (default: every
@@ -24,6 +25,17 @@ def stratum_of(slice_: Mapping[str, str], by: list[str] | None) -> str:
     """``k=v`` of the stratifying attributes, comma-joined (``*`` when the event has none)."""
     keys = sorted(slice_) if by is None else by
     return ",".join(f"{k}={slice_.get(k, '')}" for k in keys) or "*"
+
+
+def review_reason(output, rc) -> str | None:
+    """Why an event's own answer makes it a review candidate, or None."""
+    if rc.abstained and output.abstained:
+        return "abstained"
+    if rc.modalities_disagree and output.modalities_disagree:
+        return "modalities_disagree"
+    if output.confidence < rc.confidence_below:
+        return "low_confidence"
+    return None
 
 
 def within_budget(candidates: list[dict], used: Mapping[str, int], budget: int) -> list[dict]:

@@ -386,3 +386,18 @@ def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server
     assert rows and store.counts()["evaluations"] == len(rows)
     assert store.finished_runs("m", "1", key.interval_s, key.lag_s) == {key.window_start}
     store.close()
+
+
+def test_a_rule_against_the_previous_window_fires_on_a_jump_not_on_a_level(any_store):
+    cfg = parse_config(CFG.replace(
+        "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
+        "    - {name: ErrJump, metric: error_rate, vs_previous: true, threshold: 0.25}"))
+    # device d1 fails from day 4 on and stays failed: one jump, then a high but steady level
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=8, error_rate=lambda day, ev: (
+        0.6 if day >= 4 and ev["slice"]["device"] == "d1" else 0.1)))
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
+    (a,) = [a for a in any_store.alerts() if a["labels"]["slice"] == "device=d1"]
+    assert a["starts_at"] == T0 + timedelta(days=4) and a["ends_at"] == T0 + timedelta(days=6)
+    assert a["state"] == "resolved"  # day 5 is as bad as day 4: no jump, the alert resolves
+    with pytest.raises(Exception, match="exclude each other"):
+        parse_config("alerts: {rules: [{name: X, metric: ece, threshold: 1, vs_previous: true, vs_reference: true}]}")

@@ -110,3 +110,17 @@ def test_a_label_from_the_ordinary_labels_stream_closes_its_review_item(any_stor
     p.process(_msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)]))
     p.process(_msgs([label(1, ts=T0 + timedelta(hours=2))], "labels"))  # as from Kafka or POST /v1/labels
     assert any_store.review_stats()["by_state"] == {"queued": 2, "labelled": 1}
+
+
+def test_modalities_that_disagree_make_a_confident_event_a_candidate(any_store):
+    cfg = parse_config(CFG)
+    agree = inference(1, output={"label": "cat", "confidence": 0.95,
+                                 "per_modality": {"image": {"label": "cat"}, "audio": {"label": "cat", "confidence": 0.9}}})
+    differ = inference(2, output={"label": "cat", "confidence": 0.95,
+                                  "per_modality": {"image": {"label": "cat"}, "audio": {"label": "dog"}}})
+    Pipeline(cfg, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([agree, differ]))
+    assert [(it["event_id"], it["reason"]) for it in any_store.review_queue()] == [("e0000002", "modalities_disagree")]
+    off = parse_config(CFG.replace("item_ttl: 7d}", "item_ttl: 7d, modalities_disagree: false}"))
+    differ["event_id"] = "e0000003"
+    Pipeline(off, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([differ], "off"))
+    assert len(any_store.review_queue()) == 1
