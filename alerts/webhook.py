@@ -42,7 +42,7 @@ def verify(secret: bytes, body: bytes, timestamp: str | None, signature: str | N
     return hmac.compare_digest(sign(secret, body, timestamp), signature)
 
 
-class DeliveryError(Exception):
+class DeliveryError(OSError):
     pass
 
 

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Callable
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 
 from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
@@ -116,3 +116,20 @@ class KafkaSource:
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
             self._consumer = None
+
+
+def produce_json(bootstrap_servers: list[str], topic: str, items: list[dict], key_field: str | None = None,
+                 timeout_s: float = 30.0) -> None:
+    """Send each item as one JSON message (keyed by ``key_field``) and wait until the broker has
+    acknowledged every one; raises KafkaError if it does not (the caller then keeps the items)."""
+    import json
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20)
+    try:
+        futures = [producer.send(topic, json.dumps(it, sort_keys=True).encode(),
+                                 key=str(it[key_field]).encode() if key_field else None) for it in items]
+        producer.flush(timeout=timeout_s)
+        for f in futures:
+            f.get(timeout=timeout_s)
+    finally:
+        producer.close(timeout=timeout_s)

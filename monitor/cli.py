@@ -310,12 +310,38 @@ def cmd_alerts(args, cfg) -> int:
 
 def cmd_review(args, cfg) -> int:
     from monitor.pipeline import Pipeline
-    from monitor.review import export_review, import_labels
+    from monitor.review import export_review, import_labels, send_review
 
     store = _store(cfg)
     if args.review_cmd == "export":
-        n = export_review(store, Path(args.out), _now(), include_exported=args.all, fmt=args.format)
-        print(f"exported {n} review item(s) to {args.out}")
+        if args.to == "file":
+            if not args.out:
+                raise ValueError("review export --to file needs --out FILE")
+            n = export_review(store, Path(args.out), _now(), include_exported=args.all, fmt=args.format)
+            where = args.out
+        elif args.to == "kafka":
+            from connectors.kafka import produce_json
+
+            if cfg.ingest.kafka is None:
+                raise ValueError("review export --to kafka needs ingest.kafka (its brokers) in the config")
+            brokers, topic = cfg.ingest.kafka.bootstrap_servers, cfg.review.export_topic
+            n = send_review(store, lambda recs: produce_json(brokers, topic, recs), _now(),
+                            include_exported=args.all, fmt=args.format)
+            where = f"Kafka topic {topic}"
+        else:
+            from alerts.webhook import WebhookSender
+
+            rc = cfg.review
+            if rc.export_url is None:
+                raise ValueError("review export --to webhook needs review.export_url in the config")
+            sender = WebhookSender("review-export", rc.export_url.get_secret_value(),
+                                   rc.export_secret.get_secret_value() if rc.export_secret else None)
+            now = _now()
+            n = send_review(store, lambda recs: sender.send({"format": args.format, "items": recs},
+                                                            f"review-{now.strftime('%Y%m%dT%H%M%S')}"),
+                            now, include_exported=args.all, fmt=args.format)
+            where = "the review webhook"
+        print(f"exported {n} review item(s) to {where}")
     else:
         outcomes = import_labels(Pipeline(cfg, store, _now), Path(args.file), _now())
         bad = [o for o in outcomes if o.status == "dead_letter"]
@@ -418,8 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--json", action="store_true")
     sp = add("review", cmd_review, "review queue: export items, import labels")
     rsub = sp.add_subparsers(dest="review_cmd", required=True)
-    rx = add("export", None, "write queued items as JSONL", rsub)
-    rx.add_argument("--out", required=True)
+    rx = add("export", None, "hand queued items to reviewers: a file, a Kafka topic or a webhook", rsub)
+    rx.add_argument("--to", choices=["file", "kafka", "webhook"], default="file",
+                    help="file (--out), kafka (review.export_topic), webhook (review.export_url)")
+    rx.add_argument("--out")
     rx.add_argument("--all", action="store_true", help="include items already exported")
     rx.add_argument("--format", choices=["jsonl", "labelstudio"], default="jsonl",
                     help="jsonl (one item a line) or a Label Studio task list (JSON)")

@@ -388,6 +388,11 @@ class ReviewConfig(_Section):
     daily_budget_per_stratum: int = Field(200, ge=0)
     stratify_by: list[str] | None = None  # slice attributes; None: all of them
     item_ttl: Duration = timedelta(days=7)
+    # `review export --to kafka`: this topic on ingest.kafka's brokers; `--to webhook`: POST here
+    # (signed like the alert webhooks when export_secret is set)
+    export_topic: str = "review-tasks"
+    export_url: SecretStr | None = None
+    export_secret: SecretStr | None = None
 
 
 class Config(_Section):

@@ -66,20 +66,42 @@ def labelstudio_task(item: dict) -> dict:
     }
 
 
+def review_items(store, include_exported: bool = False, fmt: str = "jsonl") -> list[dict]:
+    """The queue as export records: JSONL items (``label`` to fill in) or Label Studio tasks."""
+    items = store.review_queue("queued") + (store.review_queue("exported") if include_exported else [])
+    if fmt == "labelstudio":
+        return [labelstudio_task(it) for it in items]
+    return [{**it, "ts": it["ts"].isoformat(), "queued_at": it["queued_at"].isoformat(), "label": None}
+            for it in items]
+
+
+def _event_id(record: dict) -> str:
+    return record.get("event_id") or record["data"]["event_id"]
+
+
 def export_review(store, out: Path, now: datetime, include_exported: bool = False, fmt: str = "jsonl") -> int:
     """Write the queue as JSONL (one item a line, ``label`` to fill in) or as a Label Studio task
     list (``fmt="labelstudio"``); the items become ``exported``."""
-    items = store.review_queue("queued") + (store.review_queue("exported") if include_exported else [])
+    records = review_items(store, include_exported, fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as fh:
         if fmt == "labelstudio":
-            json.dump([labelstudio_task(it) for it in items], fh, indent=1, sort_keys=True)
+            json.dump(records, fh, indent=1, sort_keys=True)
         else:
-            for it in items:
-                fh.write(json.dumps({**it, "ts": it["ts"].isoformat(), "queued_at": it["queued_at"].isoformat(),
-                                     "label": None}, sort_keys=True) + "\n")
-    store.set_review_state([it["event_id"] for it in items], "exported", now)
-    return len(items)
+            for r in records:
+                fh.write(json.dumps(r, sort_keys=True) + "\n")
+    store.set_review_state([_event_id(r) for r in records], "exported", now)
+    return len(records)
+
+
+def send_review(store, send, now: datetime, include_exported: bool = False, fmt: str = "jsonl") -> int:
+    """Hand the queue to ``send(records)`` (a Kafka topic, a webhook); the items become
+    ``exported`` only once it returned, so a failed send loses nothing."""
+    records = review_items(store, include_exported, fmt)
+    if records:
+        send(records)
+        store.set_review_state([_event_id(r) for r in records], "exported", now)
+    return len(records)
 
 
 def _labelstudio_labels(tasks, source: str, now: datetime) -> list[dict | str]:

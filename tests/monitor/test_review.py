@@ -124,3 +124,67 @@ def test_modalities_that_disagree_make_a_confident_event_a_candidate(any_store):
     differ["event_id"] = "e0000003"
     Pipeline(off, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([differ], "off"))
     assert len(any_store.review_queue()) == 1
+
+
+def _review_cli(tmp_path, extra_yaml, *args):
+    import subprocess
+
+    from tests.conftest import ROOT, modalwatch_cmd
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n" + extra_yaml)
+    return subprocess.run(modalwatch_cmd() + ["review", "export", *args, "--config", str(cfg)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _queue_three(tmp_path):
+    from connectors.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "mw.db")
+    store.migrate()
+    Pipeline(parse_config(CFG), store, lambda: T0 + timedelta(days=1)).process(
+        _msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)]))
+    return store
+
+
+def test_review_export_to_a_webhook_and_nothing_lost_when_it_refuses(tmp_path):
+    from alerts.receiver import WebhookReceiver
+
+    store = _queue_three(tmp_path)
+    with WebhookReceiver(secret="k", refuse_first=1) as recv:
+        yaml = f"review: {{export_url: '{recv.url}', export_secret: k}}\n"
+        refused = _review_cli(tmp_path, yaml, "--to", "webhook", "--format", "labelstudio")
+        assert refused.returncode == 1 and "HTTP 503" in refused.stderr and recv.url not in refused.stderr
+        assert len(store.review_queue("queued")) == 3  # still queued: nothing lost
+        ok = _review_cli(tmp_path, yaml, "--to", "webhook", "--format", "labelstudio")
+        assert ok.returncode == 0, ok.stderr
+    (got,) = recv.received
+    assert got["signature_valid"] and got["payload"]["format"] == "labelstudio"
+    assert [t["data"]["event_id"] for t in got["payload"]["items"]] == ["e0000000", "e0000001", "e0000002"]
+    assert len(store.review_queue("exported")) == 3
+    store.close()
+
+
+def test_review_export_to_a_kafka_topic(tmp_path, kafka_bootstrap):
+    import uuid
+
+    from kafka import KafkaConsumer
+
+    from tests.conftest import make_topics
+
+    topic = f"review-{uuid.uuid4().hex[:8]}"
+    make_topics(kafka_bootstrap, [topic])
+    store = _queue_three(tmp_path)
+    yaml = (f"ingest: {{kafka: {{bootstrap_servers: ['{kafka_bootstrap}']}}}}\n"
+            f"review: {{export_topic: {topic}}}\n")
+    out = _review_cli(tmp_path, yaml, "--to", "kafka")
+    assert out.returncode == 0, out.stderr
+    assert "exported 3 review item(s) to Kafka topic" in out.stdout
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10_000)
+    got = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert sorted(g["event_id"] for g in got) == ["e0000000", "e0000001", "e0000002"]
+    assert all(g["label"] is None and g["reason"] == "low_confidence" for g in got)
+    assert len(store.review_queue("exported")) == 3
+    store.close()
