@@ -385,6 +385,7 @@ class ReviewConfig(_Section):
     events_per_alert: int = Field(50, ge=0)  # unlabelled events of a slice whose alert fired
     # a slice whose label-free accuracy estimate is below this sends its unlabelled events too
     estimated_accuracy_below: float | None = Field(None, ge=0, le=1)
+    mean_confidence_below: float | None = Field(None, ge=0, le=1)  # likewise, a slice's mean confidence
     daily_budget_per_stratum: int = Field(200, ge=0)
     stratify_by: list[str] | None = None  # slice attributes; None: all of them
     item_ttl: Duration = timedelta(days=7)

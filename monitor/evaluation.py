@@ -447,12 +447,15 @@ class Evaluator:
         for row, change in self._move_alerts(rows, key.window_start, window_end, now):
             if change == "fire":
                 self._queue_slice(key, window_end, row["slice"], now, "alert_slice")
-        low = self.config.review.estimated_accuracy_below
-        if low is not None:
-            for row in rows:
-                if row["metric"] == "estimated_accuracy" and row["status"] == "ok" and row["value"] is not None \
+        rc = self.config.review
+        for metric, low, reason in (("estimated_accuracy", rc.estimated_accuracy_below, "low_estimated_accuracy"),
+                                    ("mean_confidence_gap", rc.mean_confidence_below, "low_mean_confidence")):
+            if low is None:
+                continue
+            for row in rows:  # the gap rows' value is the slice's own mean confidence
+                if row["metric"] == metric and row["status"] == "ok" and row["value"] is not None \
                         and row["value"] < low:
-                    self._queue_slice(key, window_end, row["slice"], now, "low_estimated_accuracy")
+                    self._queue_slice(key, window_end, row["slice"], now, reason)
         run_notifications(self.config, self.store, now)
 
     def apply_health(self, now: datetime) -> int:

@@ -60,6 +60,8 @@ alerts:
             log.close()
 
     assert recv.attempts >= 302
+    logged = (tmp_path / "daemon.log").read_text()
+    assert "HTTP 503" in logged and SECRET not in logged and recv.url not in logged  # secrets never logged
     by_key = Counter(r["delivery"] for r in recv.received)
     assert len(by_key) == 2  # two notifications, each under one idempotency key across retries and restarts
     firsts = list(dict.fromkeys(r["delivery"] for r in recv.received))

@@ -45,6 +45,8 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)
+        stored = json.dumps(store._all("SELECT * FROM outbox"), default=str)
+        assert ROUTING_KEY not in stored and pd.url not in stored  # added when sending, never stored
         store.close()
 
     # every alert matched the slack child (no matchers, continue); critical ones also pd; a child

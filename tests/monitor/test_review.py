@@ -188,3 +188,19 @@ def test_review_export_to_a_kafka_topic(tmp_path, kafka_bootstrap):
     assert all(g["label"] is None and g["reason"] == "low_confidence" for g in got)
     assert len(store.review_queue("exported")) == 3
     store.close()
+
+
+def test_slices_with_low_mean_confidence_send_their_unlabelled_events(any_store):
+    from monitor.evaluation import Evaluator
+    from tests.helpers import NOW
+    from tests.monitor.test_evaluation import CFG as EVAL_CFG, _traffic
+
+    for threshold, expect in ((0.5, 0), (0.8, 1)):  # every slice's mean confidence here is about 0.745
+        cfg = parse_config(EVAL_CFG.replace("  events_per_alert: 10", f"  events_per_alert: 10\n"
+                                            f"  mean_confidence_below: {threshold}"))
+        any_store._exec("DELETE FROM eval_runs")
+        if threshold == 0.5:
+            Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=6, label_every=1000))
+        Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
+        reasons = {it["reason"] for it in any_store.review_queue()}
+        assert bool({r for r in reasons if r.startswith("low_mean_confidence:device=")}) == bool(expect), reasons

@@ -1,0 +1,57 @@
+"""The grouping promise end to end: 100 firing alerts of one problem in a real store, the
+notification pass and the outbox, a real HTTP receiver — one notification within group_wait, one
+when they resolve, a repeat only after repeat_interval."""
+from datetime import datetime, timedelta, timezone
+
+from alerts.receiver import WebhookReceiver
+from alerts.rules import dedup_key
+from alerts.webhook import WebhookSender, deliver_due
+from connectors.sqlite import SqliteStore
+from monitor.config import parse_config
+from monitor.notify import run_notifications
+
+T = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+
+
+def _put(store, i, state, at):
+    labels = {"alertname": "SignalDrift", "model": "m", "slice": f"device=d{i:03d}", "severity": "warning",
+              "modality": "image", "signal": "brightness"}
+    store.put_alert({"dedup_key": dedup_key(labels), "rule": "SignalDrift", "labels": labels,
+                     "annotations": {"summary": "brightness moved", "value": "0.4"}, "value": 0.4, "state": state,
+                     "starts_at": T, "ends_at": at if state == "resolved" else None}, at)
+
+
+def test_a_hundred_alerts_one_notification_one_resolved_repeat_on_schedule(tmp_path):
+    with WebhookReceiver() as recv:
+        cfg = parse_config(f"""
+alerts:
+  webhooks: [{{name: oncall, kind: alertmanager, url: "{recv.url}"}}]
+  route: {{receiver: oncall, group_wait: 30s, group_interval: 5m, repeat_interval: 4h}}
+""")
+        store = SqliteStore(tmp_path / "mw.db")
+        store.migrate()
+        senders = {"oncall": WebhookSender("oncall", recv.url, max_per_minute=1000)}
+
+        def step(at):
+            run_notifications(cfg, store, at)
+            deliver_due(store, senders, at, 0.01, 0.01)
+            return [r["payload"] for r in recv.received]
+
+        for i in range(100):  # a burst of findings within group_wait
+            _put(store, i, "firing", T + timedelta(seconds=i * 0.25))
+            assert step(T + timedelta(seconds=i * 0.25)) == []
+        (first,) = step(T + timedelta(seconds=30))
+        assert first["status"] == "firing" and len(first["alerts"]) == 100
+        assert first["groupLabels"] == {"alertname": "SignalDrift", "model": "m"}
+        for minutes in (1, 10, 60, 239):
+            assert len(step(T + timedelta(minutes=minutes))) == 1  # unchanged: quiet
+        sent = step(T + timedelta(hours=4, seconds=30))
+        assert len(sent) == 2 and len(sent[1]["alerts"]) == 100  # the repeat
+        later = T + timedelta(hours=5)
+        for i in range(100):
+            _put(store, i, "resolved", later)
+        sent = step(later)
+        assert len(sent) == 3 and sent[2]["status"] == "resolved" and len(sent[2]["alerts"]) == 100
+        assert {a["status"] for a in sent[2]["alerts"]} == {"resolved"}
+        assert len(step(later + timedelta(days=1))) == 3  # told once
+        store.close()
