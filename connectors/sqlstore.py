@@ -596,7 +596,13 @@ class SqlStore:
             "SELECT COALESCE(SUM(CASE WHEN l.label = e.pred_label THEN 1 ELSE 0 END), 0), COUNT(*)"
             " FROM review_items r JOIN labels l ON l.event_id = r.event_id JOIN events e ON e.event_id = r.event_id"
             " WHERE r.state = 'labelled'")[0]
-        return {"by_state": by_state, "labelled": int(total), "agreement": (agree / total) if total else None}
+        per_day: dict[str, int] = {}
+        for (at,) in self._all("SELECT l.ingested_at FROM review_items r JOIN labels l ON l.event_id = r.event_id"
+                               " WHERE r.state = 'labelled'"):
+            day = self._ts_out(at).date().isoformat()
+            per_day[day] = per_day.get(day, 0) + 1
+        return {"by_state": by_state, "labelled": int(total), "agreement": (agree / total) if total else None,
+                "labelled_per_day": dict(sorted(per_day.items()))}
 
     def unlabelled_events(self, model_name: str, slice_key: str, slice_value: str | None, start: datetime,
                           end: datetime, limit: int) -> list[tuple[str, float, dict]]:

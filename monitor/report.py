@@ -90,6 +90,9 @@ def render_html(report: dict) -> str:
     agreement = "no reviewed items yet" if rv["agreement"] is None else (
         f"reviewers agreed with the model on {rv['agreement']:.1%} of {rv['labelled']} labelled items")
     review = "".join(f"<li>{e(k)}: {v}</li>" for k, v in sorted(rv["by_state"].items())) + f"<li>{e(agreement)}</li>"
+    per_day = rv.get("labelled_per_day") or {}
+    if per_day:
+        review += "<li>labelled per day: " + e(", ".join(f"{d} {n}" for d, n in per_day.items())) + "</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>modalwatch report {e(report['from'])} to {e(report['to'])}</title>
 <style>

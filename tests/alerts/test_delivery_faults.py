@@ -68,6 +68,10 @@ alerts:
     statuses = [next(r["payload"]["status"] for r in recv.received if r["delivery"] == k) for k in firsts]
     assert statuses == ["firing", "resolved"]
     assert all(r["signature_valid"] for r in recv.received)
+    # a receiver deduplicating on (fingerprint, status) counts each alert's firing and resolution once
+    firsts_by_key = {r["delivery"]: r for r in reversed(recv.received)}
+    per_alert = Counter((a["fingerprint"], a["status"]) for r in firsts_by_key.values() for a in r["payload"]["alerts"])
+    assert sorted(s for _, s in per_alert) == ["firing", "resolved"] and set(per_alert.values()) == {1}
     store = SqliteStore(tmp_path / "mw.db")
     assert store.counts()["outbox"] == {"delivered": 2}
     store.close()

@@ -116,3 +116,24 @@ def test_a_receiver_is_sent_at_most_max_per_minute_and_the_rest_waits_in_the_out
         assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 2
         assert [r["payload"]["n"] for r in recv.received] == [0, 1, 2, 3, 4]
         store.close()
+
+
+def test_the_readme_verification_snippet_refuses_a_tampered_body_and_a_stale_timestamp():
+    """The snippet on-call teams copy from the README, run as written, against what the sender signs."""
+    import re
+    import time as _time
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def verify(" in b]
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102 - the documented code itself is under test
+    verify_doc = scope["verify"]
+    body, ts = b'{"status":"firing"}', str(int(_time.time()))
+    good = sign(b"k", body, ts)
+    assert verify_doc(b"k", body, ts, good)
+    assert not verify_doc(b"k", body + b" ", ts, good)  # tampered body
+    stale = str(int(_time.time()) - 301)
+    assert not verify_doc(b"k", body, stale, sign(b"k", body, stale))  # replayed outside the window
+    assert not verify_doc(b"k", body, ts, sign(b"other", body, ts))

@@ -95,6 +95,7 @@ def test_label_studio_export_points_at_media_and_import_closes_items(any_store, 
     stats = any_store.review_stats()
     assert stats["by_state"] == {"labelled": 2, "exported": 1} and stats["labelled"] == 2
     assert stats["agreement"] == 0.5  # the model said cat to both
+    assert stats["labelled_per_day"] == {later.date().isoformat(): 2}  # throughput
     from monitor.report import build_report, render_html
 
     report = build_report(any_store, T0, T0 + timedelta(days=1), later)
