@@ -238,6 +238,9 @@ class SqlStore:
             " dead_letters = ingest_minutes.dead_letters + excluded.dead_letters",
             [(self._ts(minute), src, n, d) for src, (n, d) in sorted(counts.items())])
 
+    def forget_ingest_before(self, before: datetime) -> int:
+        return self._exec("DELETE FROM ingest_minutes WHERE minute < ?", (self._ts(before),)).rowcount
+
     def ingest_by_source(self, since: datetime, recent: datetime) -> list[tuple[str, datetime, int, int]]:
         """Per source seen since ``since``: its last minute with messages, and its messages and dead
         letters since ``recent``."""

@@ -4,7 +4,8 @@
   their labels and review items, one model version at a time, one transaction each. The events
   of a model version's reference window are kept: a restarted daemon summarises its reference
   from them again. Evaluations are never deleted (they are the long-term record).
-- Review items nobody labelled within ``review.item_ttl`` expire.
+- Review items nobody labelled within ``review.item_ttl`` expire; per-minute ingest counters older
+  than ``alerts.silence_lookback`` plus a day are dropped.
 - A label whose event is still not stored ``store.label_wait`` after the label arrived becomes a
   dead letter whose reason says so: its event is older than the retention (deleted, or dropped
   upstream) or never came. It is not silently kept for ever, nor silently dropped.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.evaluation import reference_range
 
@@ -40,6 +41,8 @@ def purge(config, store, now: datetime) -> Purged:
               f" retention ({retention or 'none set'}) or never arrived")
     out.orphan_labels = store.expire_orphan_labels(now - wait, now, reason)
     out.review_expired = store.expire_review_items(now - config.review.item_ttl, now)
+    # the health counters are needed only as far back as the silence lookback
+    store.forget_ingest_before(now - config.alerts.silence_lookback - timedelta(days=1))
     if out.events or out.orphan_labels:
         log.info("retention: %d events older than %s deleted (reference windows kept); %d labels without an"
                  " event dead-lettered", out.events, retention, out.orphan_labels)

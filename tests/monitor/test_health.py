@@ -44,6 +44,12 @@ def test_health_rows_measure_dead_letters_silence_and_lag(any_store):
     assert later[("dead_letter_rate", "kafka")]["status"] == "insufficient_data"  # nothing in the last 15 min
     assert later[("source_silence_s", "kafka")]["value"] == 29 * 60
     assert not [r for r in health_rows(cfg, any_store, t + timedelta(days=2)) if r["source"]]  # out of lookback
+    from monitor.housekeeping import purge
+
+    purge(cfg, any_store, t + timedelta(days=1, hours=23))
+    assert any_store._all("SELECT COUNT(*) FROM ingest_minutes") == [(2,)]  # kept: within lookback + a day
+    purge(cfg, any_store, t + timedelta(days=2, minutes=1))
+    assert any_store._all("SELECT COUNT(*) FROM ingest_minutes") == [(0,)]
 
 
 def test_a_silent_source_fires_and_resolves_and_a_dead_letter_burst_must_hold_for_its_for(any_store):
