@@ -54,8 +54,10 @@ def decide(rule, row: Mapping) -> RuleDecision:
     value = row.get(rule.field)
     if row["status"] != "ok" or value is None or not math.isfinite(value):
         return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
-    if rule.vs_reference or getattr(rule, "vs_previous", False):
-        base = row.get("reference_value" if rule.vs_reference else "previous_value")
+    baseline = ("reference_value" if rule.vs_reference else "previous_value" if getattr(rule, "vs_previous", False)
+                else "earlier_lag_value" if getattr(rule, "vs_earlier_lag", False) else None)
+    if baseline:
+        base = row.get(baseline)
         if base is None or not math.isfinite(base):
             return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
         value = value - base

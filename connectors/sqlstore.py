@@ -448,6 +448,19 @@ class SqlStore:
             (*key, *key, self._ts(before)))
         return {(sl, m, sig): v for sl, m, sig, v in rows}
 
+    def earlier_lag_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
+                           window_start: datetime) -> dict[tuple[str, str, str], float | None]:
+        """The same window's values at the next shorter lag (its previous vintage), by (slice, metric,
+        signal)."""
+        key = (model_name, model_version, interval_s)
+        ws = self._ts(window_start)
+        rows = self._all(
+            "SELECT slice, metric, signal, value FROM evaluations WHERE model_name = ? AND model_version = ?"
+            " AND interval_s = ? AND window_start = ? AND lag_s = (SELECT MAX(lag_s) FROM evaluations"
+            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND window_start = ? AND lag_s < ?)",
+            (*key, ws, *key, ws, lag_s))
+        return {(sl, m, sig): v for sl, m, sig, v in rows}
+
     def evaluations(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         where, params = _range("window_start", start, end, self._ts)
         rows = self._all(f"SELECT {', '.join(EVAL_COLS)} FROM evaluations{where} ORDER BY window_start, id", params)

@@ -252,6 +252,9 @@ class RuleConfig(_Section):
     vs_reference: bool = False
     # the previous window's value (same interval, lag and slice) is subtracted first: a jump
     vs_previous: bool = False
+    # the same window's value at the next shorter lag (its previous vintage) is subtracted first:
+    # what the labels that arrived since changed
+    vs_earlier_lag: bool = False
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float
     slice: str | None = None
@@ -267,8 +270,8 @@ class RuleConfig(_Section):
 
     @model_validator(mode="after")
     def _one_baseline(self) -> "RuleConfig":
-        if self.vs_reference and self.vs_previous:
-            raise ValueError(f"rule {self.name!r}: vs_reference and vs_previous exclude each other")
+        if self.vs_reference + self.vs_previous + self.vs_earlier_lag > 1:
+            raise ValueError(f"rule {self.name!r}: vs_reference, vs_previous and vs_earlier_lag exclude each other")
         return self
 
 

@@ -444,6 +444,10 @@ class Evaluator:
             prev = self.store.previous_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
                                               key.window_start)
             rows = [{**r, "previous_value": prev.get((r["slice"], r["metric"], r["signal"]))} for r in rows]
+        if any(r.vs_earlier_lag for r in self.config.alerts.rules):
+            earlier = self.store.earlier_lag_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
+                                                    key.window_start)
+            rows = [{**r, "earlier_lag_value": earlier.get((r["slice"], r["metric"], r["signal"]))} for r in rows]
         for row, change in self._move_alerts(rows, key.window_start, window_end, now):
             if change == "fire":
                 self._queue_slice(key, window_end, row["slice"], now, "alert_slice")

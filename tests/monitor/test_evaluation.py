@@ -401,3 +401,17 @@ def test_a_rule_against_the_previous_window_fires_on_a_jump_not_on_a_level(any_s
     assert a["state"] == "resolved"  # day 5 is as bad as day 4: no jump, the alert resolves
     with pytest.raises(Exception, match="exclude each other"):
         parse_config("alerts: {rules: [{name: X, metric: ece, threshold: 1, vs_previous: true, vs_reference: true}]}")
+
+
+def test_a_rule_against_the_earlier_vintage_fires_when_late_labels_change_a_window(any_store):
+    cfg = parse_config(CFG.replace("  lag: 1d\n", "  lags: [0s, 2d]\n").replace(
+        "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
+        "    - {name: ErrRevised, metric: error_rate, slice: '*', vs_earlier_lag: true, threshold: 0.04}"))
+
+    def late_errors(day, ev):  # day 4's last two hours go wrong; their labels come after midnight
+        return 0.95 if day == 4 and ev["ts"][11:13] in ("22", "23") else 0.05
+
+    Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=8, error_rate=late_errors))
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
+    fired = [(a["labels"]["vintage"], a["starts_at"]) for a in any_store.alerts()]
+    assert (("+2d", T0 + timedelta(days=4)) in fired) and not [v for v, _ in fired if v == "+0s"]
