@@ -217,8 +217,9 @@ class Daemon:
             self.stats["evaluated"] += self.evaluator.run_due(store.watermark(), progress=self._catch_up)
             self.stats["evaluation_backlog"] = 0
         if self.evaluate:
-            self.evaluator.apply_health(self.clock())  # data health on the ingest clock, with its notifications
-        run_notifications(self.config, store, self.clock())  # group timers that came due between vintages
+            self.evaluator.apply_health(self.clock())  # data health on the ingest clock
+        # what data health changed, and group timers that came due between vintages
+        run_notifications(self.config, store, self.clock())
         self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
         now = self.clock()

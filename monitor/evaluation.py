@@ -464,7 +464,7 @@ class Evaluator:
 
     def apply_health(self, now: datetime) -> int:
         """Data-health rows of the ingest clock (monitor/health.py) through the same rules, in one
-        transaction with their notification pass. Returns the alert changes made."""
+        transaction; the caller's notification pass then tells. Returns the alert changes made."""
         from monitor.health import health_rows
 
         if not any(r.metric in HEALTH_METRICS for r in self.config.alerts.rules):
@@ -472,7 +472,6 @@ class Evaluator:
         with self.store.tx():
             self.store.lock_notifications()  # replicas measure alike; one of them moves the alerts
             changes = self._move_alerts(health_rows(self.config, self.store, now), now, now, now)
-            run_notifications(self.config, self.store, now)
         return len(changes)
 
     def _move_alerts(self, rows: list[dict], window_start: datetime, window_end: datetime,

@@ -92,3 +92,21 @@ def test_missing_modality_share_is_an_evaluation_row(any_store):
     day4 = miss[miss.window_start == T0 + timedelta(days=4)].iloc[0]
     assert abs(day4["value"] - 1 / 3) < 0.01 and day4["ci_low"] < day4["value"] < day4["ci_high"]
     assert day4["reference_value"] == 0.0
+
+
+def test_the_daemon_tells_on_call_about_a_silent_source(any_store):
+    from alerts.receiver import WebhookReceiver
+    from monitor.daemon import Daemon
+    from monitor.wiring import build_senders
+
+    t = T0 + timedelta(days=1)
+    with WebhookReceiver() as recv:
+        cfg = parse_config(HEALTH + f"""  webhooks: [{{name: oncall, kind: alertmanager, url: "{recv.url}"}}]
+  route: {{receiver: oncall, group_wait: 0s, group_by: [alertname, source]}}
+""")
+        _feed(any_store, cfg, t, 50, 0)
+        d = Daemon(cfg, [], any_store, build_senders(cfg), clock=lambda: t + timedelta(minutes=12))
+        d.tick()
+        d.drain_outbox(timeout_s=10)
+    (got,) = [r["payload"] for r in recv.received]
+    assert got["groupLabels"] == {"alertname": "SourceSilent", "source": "kafka"} and got["status"] == "firing"
