@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 import urllib.error
 import urllib.request
@@ -108,8 +109,6 @@ def backoff(attempts: int, initial_s: float, max_s: float, jitter: float = 0.0) 
 def deliver_due(store, senders: dict[str, WebhookSender], now: datetime, initial_s: float, max_s: float) -> int:
     """Send every due outbox entry once; return how many were accepted. Failures are rescheduled
     with exponential backoff and jitter; a rate-limited receiver's entries wait untouched."""
-    import random
-
     delivered = 0
     for item in store.due_outbox(now):
         sender = senders.get(item["receiver"])

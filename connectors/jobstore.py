@@ -2,13 +2,17 @@
 
 apscheduler's own SQL job store needs SQLAlchemy; this one keeps the same table shape and
 semantics (``id``, ``next_run_time`` as UTC epoch seconds — NULL while paused — and the pickled
-job state) on a connection of our own stores, so the evaluation schedule survives a restart and
-the replicas of one database share it. It owns its connection (apscheduler calls a job store
-from its scheduler thread and from the thread that adds jobs), serialised by a lock.
+job state) on a connection of our own stores, so the evaluation schedule survives a restart. It
+owns its connection (apscheduler calls a job store from its scheduler thread and from the thread
+that adds jobs), serialised by a lock.
+
+``scope``: the store sees only the rows whose id starts with it — each replica keeps its own
+schedule in the shared table. (One job shared by every replica was tried: a replica busy with a
+long catch-up kept advancing the shared next run time, so the others never ran it and could not
+take over an expired claim.)
 
 ``bind`` maps a job id to the callable to run in this process: the table keeps the job's textual
-function reference, and the job, when read back, runs the bound callable instead — so a job
-stored by one daemon runs the evaluation of whichever daemon reads it.
+function reference, and the job, when read back, runs the bound callable instead.
 """
 from __future__ import annotations
 
@@ -30,10 +34,12 @@ log = logging.getLogger("modalwatch.scheduler")
 
 
 class SqlJobStore(BaseJobStore):
-    def __init__(self, store: SqlStore, bind: dict[str, Callable] | None = None,
+    def __init__(self, store: SqlStore, bind: dict[str, Callable] | None = None, scope: str = "",
                  pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         super().__init__()
         self.store = store
+        self.scope = scope
+        self._in_scope = ("substr(id, 1, ?) = ?", (len(scope), scope))
         self.bind = dict(bind or {})
         self.pickle_protocol = pickle_protocol
         self._lock = threading.RLock()
@@ -66,10 +72,12 @@ class SqlJobStore(BaseJobStore):
             job.func = self.bind[job.id]  # func_ref (what is stored) stays the textual reference
         return job
 
-    def _jobs(self, where: str = "", params: tuple = ()) -> list[Job]:
+    def _jobs(self, cond: str = "", params: tuple = ()) -> list[Job]:
+        scope_cond, scope_params = self._in_scope
+        where = f"WHERE {scope_cond}" + (f" AND {cond}" if cond else "")
         with self._db() as db:
             rows = db._all(f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
-                                   params)
+                           scope_params + params)
             jobs, failed = [], []
             for job_id, blob in rows:
                 try:
@@ -82,19 +90,20 @@ class SqlJobStore(BaseJobStore):
         return jobs
 
     def lookup_job(self, job_id: str) -> Job | None:
-        jobs = self._jobs("WHERE id = ?", (job_id,))
+        jobs = self._jobs("id = ?", (job_id,))
         return jobs[0] if jobs else None
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         if self._closed:  # the scheduler thread's last wake-up can come after shutdown()
             return []
-        return self._jobs("WHERE next_run_time <= ?", (datetime_to_utc_timestamp(now),))
+        return self._jobs("next_run_time <= ?", (datetime_to_utc_timestamp(now),))
 
     def get_next_run_time(self) -> datetime | None:
         if self._closed:
             return None
         with self._db() as db:
-            rows = db._all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL")
+            rows = db._all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL"
+                           f" AND {self._in_scope[0]}", self._in_scope[1])
         return utc_timestamp_to_datetime(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def get_all_jobs(self) -> list[Job]:
@@ -127,7 +136,7 @@ class SqlJobStore(BaseJobStore):
 
     def remove_all_jobs(self) -> None:
         with self._db() as db:
-            db._exec("DELETE FROM scheduler_jobs")
+            db._exec(f"DELETE FROM scheduler_jobs WHERE {self._in_scope[0]}", self._in_scope[1])
 
     def shutdown(self) -> None:
         with self._lock:

@@ -293,7 +293,6 @@ class SqlStore:
                 out.setdefault(name, []).append(vec)
         return out
 
-    # -- dead letters --------------------------------------------------------------------------
     # -- retention -----------------------------------------------------------------------------
     def purge_events(self, model_name: str, model_version: str, before: datetime, keep_from: datetime,
                      keep_to: datetime) -> int:
@@ -331,6 +330,7 @@ class SqlStore:
     def set_compression(self, compress_after: timedelta | None) -> None:
         """Compress raw event rows older than ``compress_after`` where the database can (timescaledb)."""
 
+    # -- dead letters --------------------------------------------------------------------------
     def insert_dead_letters(self, rows: list[dict]) -> None:
         self._many(
             "INSERT INTO dead_letters (source, position, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)"
@@ -471,11 +471,7 @@ class SqlStore:
 
     # -- alerts and the outbox -----------------------------------------------------------------
     def get_alert(self, dedup_key: str) -> dict | None:
-        rows = self._all(
-            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at FROM alerts"
-            " WHERE dedup_key = ?",
-            (dedup_key,),
-        )
+        rows = self._all(f"SELECT {self._ALERT_COLS} FROM alerts WHERE dedup_key = ?", (dedup_key,))
         return self._alert(rows[0]) if rows else None
 
     def _alert(self, r: tuple) -> dict:
@@ -495,11 +491,22 @@ class SqlStore:
              self._ts(a["starts_at"]), self._ts(a["ends_at"]), a["value"], self._ts(now)),
         )
 
+    _ALERT_COLS = "dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at"
+
     def alerts(self, state: str | None = None) -> list[dict]:
         where, params = (" WHERE state = ?", (state,)) if state else ("", ())
         return [self._alert(r) for r in self._all(
-            "SELECT dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at FROM alerts"
-            f"{where} ORDER BY starts_at, dedup_key", params)]
+            f"SELECT {self._ALERT_COLS} FROM alerts{where} ORDER BY starts_at, dedup_key", params)]
+
+    def alerts_to_notify(self, told: Iterable[str]) -> list[dict]:
+        """What a notification pass needs, not the whole history: the firing alerts, and those of
+        ``told`` (fingerprints some group last told as firing) that have resolved since."""
+        out = self.alerts("firing")
+        for chunk in self._chunks(list(told)):
+            cond, params = self._in("dedup_key", chunk)
+            out += [self._alert(r) for r in self._all(
+                f"SELECT {self._ALERT_COLS} FROM alerts WHERE state = 'resolved' AND {cond}", params)]
+        return out
 
     # -- notification groups and silences ------------------------------------------------------
     def lock_notifications(self) -> None:
@@ -523,11 +530,11 @@ class SqlStore:
 
     def add_silence(self, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str,
                     comment: str, now: datetime) -> int:
-        with self.tx():
-            self._exec("INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment, created_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
-                       (self._js(matchers), self._ts(starts_at), self._ts(ends_at), created_by, comment, self._ts(now)))
-            return int(self._all("SELECT MAX(id) FROM silences")[0][0])
+        with self.tx():  # the returned id is read before the commit
+            return int(self._all("INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment,"
+                                 " created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",  # not MAX(id): races
+                                 (self._js(matchers), self._ts(starts_at), self._ts(ends_at), created_by, comment,
+                                  self._ts(now)))[0][0])
 
     def silences(self, active_at: datetime | None = None) -> list[dict]:
         """Every silence, or those in force at ``active_at``."""
@@ -608,35 +615,28 @@ class SqlStore:
     def review_stats(self) -> dict[str, Any]:
         """Review throughput and the reviewers' agreement with the model."""
         by_state = dict(self._all("SELECT state, COUNT(*) FROM review_items GROUP BY state"))
-        agree, total = self._all(
-            "SELECT COALESCE(SUM(CASE WHEN l.label = e.pred_label THEN 1 ELSE 0 END), 0), COUNT(*)"
-            " FROM review_items r JOIN labels l ON l.event_id = r.event_id JOIN events e ON e.event_id = r.event_id"
-            " WHERE r.state = 'labelled'")[0]
+        rows = self._all("SELECT l.ingested_at, l.label = e.pred_label FROM review_items r"
+                         " JOIN labels l ON l.event_id = r.event_id JOIN events e ON e.event_id = r.event_id"
+                         " WHERE r.state = 'labelled'")
         per_day: dict[str, int] = {}
-        for (at,) in self._all("SELECT l.ingested_at FROM review_items r JOIN labels l ON l.event_id = r.event_id"
-                               " WHERE r.state = 'labelled'"):
+        for at, _ in rows:
             day = self._ts_out(at).date().isoformat()
             per_day[day] = per_day.get(day, 0) + 1
-        return {"by_state": by_state, "labelled": int(total), "agreement": (agree / total) if total else None,
+        agree = sum(bool(same) for _, same in rows)
+        return {"by_state": by_state, "labelled": len(rows), "agreement": agree / len(rows) if rows else None,
                 "labelled_per_day": dict(sorted(per_day.items()))}
 
-    def unlabelled_events(self, model_name: str, slice_key: str, slice_value: str | None, start: datetime,
-                          end: datetime, limit: int) -> list[tuple[str, float, dict]]:
-        """(event_id, confidence, slice) of unlabelled events of a slice in [start, end), least confident
-        first."""
+    def unlabelled_events(self, model_name: str, model_version: str, start: datetime,
+                          end: datetime) -> list[tuple[str, float, dict]]:
+        """(event_id, confidence, slice) of the unlabelled events of a model version in [start, end),
+        least confident first."""
         rows = self._all(
             "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id = e.event_id"
-            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.ts >= ? AND e.ts < ? ORDER BY e.confidence, e.event_id",
-            (model_name, self._ts(start), self._ts(end)),
+            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            " ORDER BY e.confidence, e.event_id",
+            (model_name, model_version, self._ts(start), self._ts(end)),
         )
-        out = []
-        for eid, conf, sl in rows:
-            sl = self._js_out(sl)
-            if slice_value is None or sl.get(slice_key) == slice_value:
-                out.append((eid, float(conf), sl))
-                if len(out) >= limit:
-                    break
-        return out
+        return [(eid, float(conf), self._js_out(sl)) for eid, conf, sl in rows]
 
     def review_queue(self, state: str = "queued") -> list[dict]:
         rows = self._all(

@@ -5,16 +5,19 @@ commits the store and then the sources (at least once). Evaluation never runs on
 apscheduler's background scheduler runs the evaluation job (``EVALUATION_JOB``: evaluate the
 windows the event-time watermark has closed, then deliver the outbox) in its own worker thread
 on a second connection, so a long catch-up never stalls ingest (nor a Kafka consumer's poll
-loop). The job lives in the modalwatch database (connectors/jobstore.py): the schedule survives
-a restart — a run missed while no daemon was up runs once at start-up — and the replicas of one
-database share it; which replica evaluates a window is still decided by its claim row. Signal
+loop). The job lives in the modalwatch database (connectors/jobstore.py), one per replica
+(``MODALWATCH_REPLICA``, else this host and process): a replica restarted under the same name
+resumes its schedule — a run missed while it was down runs once at start-up. Which replica
+evaluates a window is decided by its claim row. Signal
 handlers only set ``should_exit``; an evaluation in progress stops after the vintage it is on.
 """
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from datetime import datetime, timezone
@@ -37,6 +40,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("modalwatch.daemon")
 
 EVALUATION_JOB = "modalwatch-evaluation"
+
+
+def replica_name() -> str:
+    """This replica's name in the scheduler table: ``MODALWATCH_REPLICA`` (e.g. a StatefulSet pod
+    name, stable across restarts), else host and process id (a new schedule per process)."""
+    return os.environ.get("MODALWATCH_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _QuietSkips(logging.Filter):
@@ -92,7 +101,7 @@ class Daemon:
         self._eval_store: SqlStore | None = None  # the evaluation thread's connection, from startup()
         self._scheduler: BackgroundScheduler | None = None
         self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
-                      "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0}
+                      "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0, "review_expired": 0}
         self._purged_at: datetime | None = None
 
     # -- signals -------------------------------------------------------------------------------
@@ -125,7 +134,9 @@ class Daemon:
         self.store.set_compression(self.config.store.compress_after)
         self._eval_store = self.store.sibling()
         self.evaluator.store = self._eval_store
-        jobs = SqlJobStore(self.store.sibling(), bind={EVALUATION_JOB: self.tick})
+        scope = f"{EVALUATION_JOB}@{replica_name()}/"  # '/' ends the name: no replica's scope prefixes another's
+        self._job_id = scope + "tick"
+        jobs = SqlJobStore(self.store.sibling(), bind={self._job_id: self.tick}, scope=scope)
         self._scheduler = BackgroundScheduler(jobstores={"default": jobs},
                                               executors={"default": ThreadPoolExecutor(1)},
                                               job_defaults={"coalesce": True, "max_instances": 1,
@@ -133,14 +144,14 @@ class Daemon:
                                               timezone=timezone.utc)
         self._scheduler.start(paused=True)
         every = self.config.evaluation.tick_s
-        job = self._scheduler.get_job(EVALUATION_JOB)
+        job = self._scheduler.get_job(self._job_id)
         if job is None:
-            self._scheduler.add_job(f"{__name__}:evaluation_job", "interval", seconds=every, id=EVALUATION_JOB,
+            self._scheduler.add_job(f"{__name__}:evaluation_job", "interval", seconds=every, id=self._job_id,
                                     next_run_time=datetime.now(timezone.utc))  # catch up at once
             log.info("evaluation job scheduled every %gs (new in %s)", every, self.store.describe())
         else:
             if job.trigger.interval.total_seconds() != every:
-                self._scheduler.reschedule_job(EVALUATION_JOB, trigger="interval", seconds=every)
+                self._scheduler.reschedule_job(self._job_id, trigger="interval", seconds=every)
             # a run due while no daemon was up runs once now (coalesced, no grace limit)
             log.info("evaluation job resumed from %s: every %gs, next run was due at %s", self.store.describe(),
                      every, job.next_run_time.isoformat() if job.next_run_time else "never (paused)")
@@ -227,6 +238,7 @@ class Daemon:
             done = purge(self.config, store, now)
             self.stats["purged_events"] += done.events
             self.stats["orphan_labels"] += done.orphan_labels
+            self.stats["review_expired"] += done.review_expired
             self._purged_at = now
 
     def _catch_up(self, done: int, total: int) -> None:
@@ -254,6 +266,9 @@ class Daemon:
 
     def shutdown(self) -> None:
         if self._scheduler is not None:
+            if "MODALWATCH_REPLICA" not in os.environ:  # a per-process schedule nobody will resume
+                self._scheduler.pause()
+                self._scheduler.remove_job(self._job_id)
             # waits for an evaluation in progress, which stops after its current vintage
             self._scheduler.shutdown(wait=True)
         if self._eval_store is not None:

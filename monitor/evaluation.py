@@ -425,12 +425,11 @@ class Evaluator:
             rflags = ref.data.signals[col].to_numpy(dtype=float) if col in ref.data.signals else np.zeros(0)
             rflags = rflags[np.isfinite(rflags)]
             ok = len(flags) >= self.config.evaluation.error_rate_min_n
-            w = wilson_interval(int(flags.sum()), len(flags)) if len(flags) else None
+            w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
             rows.append({**base, "slice": ALL, "detector": "wilson", "metric": "missing_modality_share", "signal": m,
                          "variant": "share_of_events", "status": "ok" if ok else "insufficient_data",
-                         "value": _f(w.estimate) if w else None,
-                         "reference_value": _f(rflags.mean()) if len(rflags) else None,
-                         "ci_low": _f(w.low) if w else None, "ci_high": _f(w.high) if w else None, "n": len(flags),
+                         "value": _f(w.estimate), "reference_value": _f(rflags.mean()) if len(rflags) else None,
+                         "ci_low": _f(w.low), "ci_high": _f(w.high), "n": len(flags),
                          "n_reference": len(rflags), "p_value": None, "effect": None, "decision": None})
         return rows
 
@@ -448,18 +447,15 @@ class Evaluator:
             earlier = self.store.earlier_lag_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
                                                     key.window_start)
             rows = [{**r, "earlier_lag_value": earlier.get((r["slice"], r["metric"], r["signal"]))} for r in rows]
-        for row, change in self._move_alerts(rows, key.window_start, window_end, now):
-            if change == "fire":
-                self._queue_slice(key, window_end, row["slice"], now, "alert_slice")
+        wanted = [(row["slice"], "alert_slice")
+                  for row, change in self._move_alerts(rows, key.window_start, window_end, now) if change == "fire"]
         rc = self.config.review
         for metric, low, reason in (("estimated_accuracy", rc.estimated_accuracy_below, "low_estimated_accuracy"),
                                     ("mean_confidence_gap", rc.mean_confidence_below, "low_mean_confidence")):
-            if low is None:
-                continue
-            for row in rows:  # the gap rows' value is the slice's own mean confidence
-                if row["metric"] == metric and row["status"] == "ok" and row["value"] is not None \
-                        and row["value"] < low:
-                    self._queue_slice(key, window_end, row["slice"], now, reason)
+            if low is not None:  # the gap rows' value is the slice's own mean confidence
+                wanted += [(row["slice"], reason) for row in rows if row["metric"] == metric and row["status"] == "ok"
+                           and row["value"] is not None and row["value"] < low]
+        self._queue_slices(key, window_end, wanted, now)
         run_notifications(self.config, self.store, now)
 
     def apply_health(self, now: datetime) -> int:
@@ -488,9 +484,10 @@ class Evaluator:
                 change = transition(state, d.breached, pending_for, rule.for_)
                 if change is None:
                     continue
+                baseline = (" - reference" if rule.vs_reference else " - previous window" if rule.vs_previous
+                            else " - earlier vintage" if rule.vs_earlier_lag else "")
                 annotations = {
-                    "summary": rule.summary or f"{rule.metric} {rule.field}{' - reference' if rule.vs_reference else ''}"
-                               f" {rule.op} {rule.threshold}",
+                    "summary": rule.summary or f"{rule.metric} {rule.field}{baseline} {rule.op} {rule.threshold}",
                     "value": f"{d.value:.4g}", "window_start": window_start.isoformat(),
                     "window_end": window_end.isoformat(), "n": str(row["n"]),
                 }
@@ -507,20 +504,33 @@ class Evaluator:
                 changes.append((row, change))
         return changes
 
-    def _queue_slice(self, key: RunKey, window_end: datetime, sl: str, now: datetime, reason: str) -> None:
-        """The least confident unlabelled events of slice ``sl`` in the window, within the strata's
-        daily budgets (monitor/review.py)."""
+    def _queue_slices(self, key: RunKey, window_end: datetime, wanted: list[tuple[str, str]], now: datetime) -> None:
+        """For each (slice, reason): the slice's least confident unlabelled events of the window, all
+        within the strata's daily budgets (monitor/review.py). The window is read once."""
         rc = self.config.review
-        if rc.events_per_alert <= 0:
+        if not wanted or rc.events_per_alert <= 0:
             return
-        k, _, v = sl.partition("=")
-        picked = self.store.unlabelled_events(key.model_name, k, v if sl != ALL else None, key.window_start,
-                                              window_end, rc.events_per_alert)
-        candidates = [{"event_id": e, "reason": f"{reason}:{sl}", "priority": round(1 - c, 6) + 1.0,
-                       "created_at": now, "stratum": stratum_of(s, rc.stratify_by)} for e, c, s in picked]
+        pool = self.store.unlabelled_events(key.model_name, key.model_version, key.window_start, window_end)
+        candidates, seen = [], set()
+        for sl, reason in wanted:
+            inside = _slice_predicate(sl)
+            picked = [(e, c, s) for e, c, s in pool if inside(s)][:rc.events_per_alert]
+            candidates += [{"event_id": e, "reason": f"{reason}:{sl}", "priority": round(1 - c, 6) + 1.0,
+                            "created_at": now, "stratum": stratum_of(s, rc.stratify_by)}
+                           for e, c, s in picked if not (e in seen or seen.add(e))]
         day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
         self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
                                                 rc.daily_budget_per_stratum))
+
+
+def _slice_predicate(sl: str) -> Callable[[dict], bool]:
+    """Whether an event's slice attributes put it in slice ``sl``: ``*``, ``k=v`` or a crossed
+    ``k=v&k2=v2``. (A signal band such as ``image.brightness=[40,80)`` is not an attribute: no
+    event matches it here.)"""
+    if sl == ALL:
+        return lambda s: True
+    pairs = [part.partition("=")[::2] for part in sl.split("&")]
+    return lambda s: all(s.get(k) == v for k, v in pairs)
 
 
 HEALTH_METRICS = ("dead_letter_rate", "source_silence_s", "ingest_lag_s")

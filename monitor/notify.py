@@ -25,7 +25,8 @@ def run_notifications(config, store, now: datetime) -> int:
     with store.tx():
         store.lock_notifications()
         states = {g["group_key"]: GroupState(**g) for g in store.alert_groups()}
-        p = plan(root, store.alerts(), states, store.silences(active_at=now), acfg.inhibit, now)
+        told = {fp for st in states.values() for fp in st.notified}
+        p = plan(root, store.alerts_to_notify(told), states, store.silences(active_at=now), acfg.inhibit, now)
         for n in p.notifications:
             rc = receivers[n.receiver]
             if n.status == "resolved" and not rc.send_resolved:

@@ -67,3 +67,22 @@ def test_job_store_contract(any_store):
         assert store.get_all_jobs() == [] and store.get_next_run_time() is None
     finally:
         sched.shutdown()
+
+
+def test_each_replica_sees_only_its_own_scope(any_store):
+    from connectors.jobstore import SqlJobStore
+
+    a = BackgroundScheduler(jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:1/")},
+                            timezone=timezone.utc)
+    b = BackgroundScheduler(jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:12/")},
+                            timezone=timezone.utc)
+    for sched, name in ((a, "r:1/tick"), (b, "r:12/tick")):
+        sched.start(paused=True)
+        sched.add_job("monitor.daemon:evaluation_job", "interval", minutes=1, id=name)
+    try:
+        assert [j.id for j in a.get_jobs()] == ["r:1/tick"] and [j.id for j in b.get_jobs()] == ["r:12/tick"]
+        a.remove_all_jobs()
+        assert [r[0] for r in any_store._all("SELECT id FROM scheduler_jobs")] == ["r:12/tick"]
+    finally:
+        a.shutdown()
+        b.shutdown()

@@ -134,7 +134,7 @@ class _Trickle:
         pass
 
 
-def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tmp_path, caplog):
+def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tmp_path, caplog, monkeypatch):
     """A catch-up of slow vintages does not stall ingest (it runs in the scheduler's worker, on its
     own connection); the evaluation job is a row of the database, resumed by the next daemon."""
     import logging
@@ -146,6 +146,7 @@ def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tm
     from tests.helpers import NOW
     from tests.monitor.test_evaluation import CFG, _traffic
 
+    monkeypatch.setenv("MODALWATCH_REPLICA", "replica-a")  # a stable name: the schedule is resumed
     cfg = parse_config(CFG)
     cfg.evaluation.tick_s = 0.2
     store = SqliteStore(tmp_path / "mw.db")
@@ -171,7 +172,8 @@ def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tm
     assert not worker.is_alive()
     assert len(ingested_meanwhile) >= 4 and min(ingested_meanwhile) > 0  # ingest went on during each vintage
     assert "evaluation job scheduled every 0.2s (new in sqlite:" in caplog.text
-    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [EVALUATION_JOB]
+    job = f"{EVALUATION_JOB}@replica-a/tick"
+    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
 
     caplog.clear()
     again = Daemon(cfg, [], store, {}, clock=lambda: NOW)
@@ -179,5 +181,13 @@ def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tm
         again.startup()
         again.shutdown()
     assert "evaluation job resumed from sqlite:" in caplog.text
-    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [EVALUATION_JOB]
+    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
+
+    # each replica keeps its own schedule; one without a stable name removes its own when it stops
+    monkeypatch.delenv("MODALWATCH_REPLICA")
+    other = Daemon(cfg, [], store, {}, clock=lambda: NOW)
+    other.startup()
+    assert len(store._all("SELECT id FROM scheduler_jobs")) == 2
+    other.shutdown()
+    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
     store.close()
