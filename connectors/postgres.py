@@ -5,9 +5,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
+import numpy as np
 import psycopg
 
-from connectors.sqlstore import SqlStore
+from connectors.sqlstore import SqlStore, Window
 
 log = logging.getLogger("modalwatch.store")
 
@@ -18,6 +19,20 @@ _HYPERTABLES = {
     "evaluations": ("window_start", "ALTER TABLE evaluations DROP CONSTRAINT evaluations_pkey,"
                     " ADD PRIMARY KEY (id, window_start)"),
 }
+
+
+# A window is read in chunks of event time (6 h: fewer scans of labels than hourly, measured), each aggregated by the server into a few rows per
+# (slice, signal layout, predicted label, abstained): the chunk's packed signals and confidences
+# concatenated, its labels as an array. The chunk bounds the server's memory for the aggregation
+# (and keeps each value far below PostgreSQL's 1 GB limit).
+WINDOW_CHUNK = timedelta(hours=6)
+_WINDOW_GROUPS = (
+    "SELECT e.slice::text, e.signal_layout, e.pred_label, e.abstained, count(*),"
+    " string_agg(e.signal_values, ''::bytea), string_agg(float8send(e.confidence), ''::bytea), array_agg(l.label)"
+    " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < %s"
+    " WHERE e.model_name = %s AND e.model_version = %s AND e.ts >= %s AND e.ts < %s AND e.signal_values IS NOT NULL"
+    " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+)
 
 
 class PostgresStore(SqlStore):
@@ -63,8 +78,41 @@ class PostgresStore(SqlStore):
     def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
         return f"{col} = ANY(?)", [list(ids)]
 
-    def _chunks(self, ids, size: int = 50_000):
-        return super()._chunks(ids, size)
+    def _json_text(self, col: str) -> str:
+        return f"{col}::text"
+
+    def load_window(self, model_name: str, model_version: str, start: datetime, end: datetime,
+                    labels_before: datetime) -> Window:
+        groups = []
+        with self.tx():
+            cur = self.conn.cursor(binary=True)
+            # one big scan: compiling its expressions (JIT) costs more than it saves, and the labels'
+            # hash table should not spill to disk
+            cur.execute("SET LOCAL jit = off")
+            cur.execute("SET LOCAL work_mem = '64MB'")
+            t = start
+            while t < end:
+                t_next = min(end, t + WINDOW_CHUNK)
+                cur.execute(_WINDOW_GROUPS, (labels_before, model_name, model_version, t, t_next))
+                groups += cur.fetchall()
+                t = t_next
+            counts = [g[4] for g in groups]
+            n = sum(counts)
+            # rows stored before packing (an index holds only those): one row each, after the groups
+            slice_text, pred, conf, abstained, label, blocks, legacy = self._row_parts(self._window_rows(
+                model_name, model_version, start, end, labels_before, legacy_only=True), offset=n)
+        at = np.concatenate(([0], np.cumsum(counts))).astype(int)
+        blocks += [(slice(at[i], at[i + 1]), g[1], g[5]) for i, g in enumerate(groups)]
+        return self._window(
+            np.concatenate([np.repeat(np.array([g[0] for g in groups], dtype=object), counts),
+                            np.array(slice_text, dtype=object)]),
+            np.concatenate([np.repeat(np.array([g[2] for g in groups], dtype=object), counts),
+                            np.array(pred, dtype=object)]),
+            np.concatenate([np.frombuffer(b"".join(g[6] for g in groups), dtype=">f8").astype(float),
+                            np.array(conf, dtype=float)]),
+            np.concatenate([np.repeat(np.array([g[3] for g in groups], dtype=bool), counts),
+                            np.array(abstained, dtype=bool)]),
+            [x for g in groups for x in g[7]] + label, blocks, legacy)
 
     def _for_update(self) -> str:
         return " FOR UPDATE"

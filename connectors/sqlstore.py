@@ -6,12 +6,15 @@ transaction when called inside ``with store.tx():``, else in a transaction of it
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 from pydantic_core import from_json, to_json
 
@@ -22,6 +25,7 @@ log = logging.getLogger("modalwatch.store")
 EVENT_COLS = (
     "event_id", "ts", "model_name", "model_version", "slice", "signals", "modalities", "pred_label",
     "confidence", "probabilities", "abstained", "embeddings", "position", "ingested_at", "media_uris",
+    "signal_layout", "signal_values",
 )
 LABEL_COLS = ("event_id", "label", "source", "ts", "position", "ingested_at")
 EVAL_COLS = (
@@ -37,6 +41,62 @@ _EVENT_JSON = {"slice", "signals", "probabilities", "embeddings"}
 def _JSON(v: Any) -> str:
     # pydantic-core's serializer: ~8x faster than the json module on the hot path
     return to_json(v).decode()
+
+
+class SignalPacker:
+    """Signals as packed float64 values (little-endian) in the order of a layout: the sorted signal
+    names, named by a 64-bit hash of them so that every writer derives the same id without asking
+    the database (migration 0007). Layouts are cached by the names in the order an event gave them."""
+
+    def __init__(self) -> None:
+        self._by_keys: dict[tuple[str, ...], tuple[int, tuple[str, ...], struct.Struct]] = {}
+
+    @staticmethod
+    def layout_id(names: tuple[str, ...]) -> int:
+        digest = hashlib.blake2b("\n".join(names).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little", signed=True)
+
+    def pack(self, signals: dict[str, float]) -> tuple[int, tuple[str, ...], bytes]:
+        """(layout id, layout names, packed values) of one event's signals."""
+        keys = tuple(signals)
+        hit = self._by_keys.get(keys)
+        if hit is None:
+            names = tuple(sorted(keys))
+            hit = self._by_keys[keys] = (self.layout_id(names), names, struct.Struct(f"<{len(names)}d"))
+        lid, names, st = hit
+        return lid, names, st.pack(*[signals[n] for n in names])
+
+
+@dataclass
+class Window:
+    """A window's events in columns, in event-time order: ``frame`` (pred_label, confidence,
+    abstained, label: None where no label was known), ``slices`` (a column per slice attribute,
+    None where an event lacks it) and ``signals`` (a float column per signal, NaN where absent)."""
+
+    frame: pd.DataFrame
+    slices: pd.DataFrame
+    signals: pd.DataFrame
+
+    @classmethod
+    def of(cls, slices: Sequence[dict], signals: Sequence[dict], pred_label: Sequence[str],
+           confidence: Sequence[float], abstained: Sequence[bool], label: Sequence[str | None]) -> "Window":
+        """From per-event values (a reference file, rows stored before packed signals)."""
+        n = len(pred_label)
+        index = pd.RangeIndex(n)
+        return cls(_outputs(pred_label, confidence, abstained, label),
+                   pd.DataFrame.from_records(list(slices), index=index) if n else pd.DataFrame(index=index),
+                   pd.DataFrame.from_records(list(signals), index=index).astype(float) if n
+                   else pd.DataFrame(index=index))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _outputs(pred_label, confidence, abstained, label) -> pd.DataFrame:
+    return pd.DataFrame({"pred_label": np.asarray(pred_label, dtype=object),
+                         "confidence": np.asarray(confidence, dtype=float),
+                         "abstained": np.asarray(abstained, dtype=bool),
+                         "label": np.asarray(label, dtype=object)})
 
 
 @dataclass(frozen=True)
@@ -58,6 +118,7 @@ class SqlStore:
     def __init__(self) -> None:
         self._depth = 0
         self.conn: Any = None
+        self._packer = SignalPacker()
 
     # -- dialect hooks -------------------------------------------------------------------------
     def _q(self, sql: str) -> str:
@@ -74,6 +135,10 @@ class SqlStore:
 
     def _js_out(self, v: Any) -> Any:
         return from_json(v) if isinstance(v, str) else v  # pydantic-core: ~5x the json module
+
+    def _json_text(self, col: str) -> str:
+        """A JSON column read as its text (parsed by the caller, once per distinct value)."""
+        return col
 
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
         raise NotImplementedError
@@ -172,15 +237,22 @@ class SqlStore:
 
     # -- events and labels ---------------------------------------------------------------------
     def insert_events(self, rows: list[dict]) -> set[str]:
-        """Insert events not yet stored; return the ids that were new."""
-        js, ts = self._js, self._ts
-        tuples = [
-            (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), js(r["signals"]),
-             r["modalities"], r["pred_label"], r["confidence"], js(r["probabilities"]), r["abstained"],
-             js(r["embeddings"]), r["position"], ts(r["ingested_at"]), js(r.get("media_uris")))
-            for r in rows
-        ]
-        return self._insert_new("events", EVENT_COLS, "event_id", tuples)
+        """Insert events not yet stored; return the ids that were new. Signals are stored as JSON
+        and packed (``SignalPacker``); the batch's layouts are added in the same transaction."""
+        js, ts, pack = self._js, self._ts, self._packer.pack
+        tuples, layouts = [], {}
+        for r in rows:
+            lid, names, packed = pack(r["signals"])
+            layouts[lid] = names
+            tuples.append(
+                (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), js(r["signals"]),
+                 r["modalities"], r["pred_label"], r["confidence"], js(r["probabilities"]), r["abstained"],
+                 js(r["embeddings"]), r["position"], ts(r["ingested_at"]), js(r.get("media_uris")), lid, packed))
+        with self.tx():
+            if layouts:  # in id order: two writers adding the same new layouts never deadlock
+                self._many("INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           [(lid, _JSON(list(names))) for lid, names in sorted(layouts.items())])
+            return self._insert_new("events", EVENT_COLS, "event_id", tuples)
 
     def insert_labels(self, rows: list[dict]) -> set[str]:
         tuples = [
@@ -265,19 +337,80 @@ class SqlStore:
 
     def load_window(
         self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
-    ) -> pd.DataFrame:
-        """Events of [start, end) with the labels known before ``labels_before`` (else None)."""
-        rows = self._all(
-            "SELECT e.event_id, e.ts, e.slice, e.signals, e.pred_label, e.confidence, e.abstained, l.label"
+    ) -> Window:
+        """Events of [start, end) in columns, with the labels known before ``labels_before``.
+
+        Built for windows of millions of events: signals come packed and are read as arrays, each
+        distinct slice is parsed once, and no event id or timestamp becomes a Python object. The
+        order of the events is the store's: every computation on a window is order-free (or, like
+        the calibration bootstrap, puts its input in a canonical order first)."""
+        return self._window(*self._row_parts(self._window_rows(model_name, model_version, start, end, labels_before)))
+
+    def _window_rows(self, model_name: str, model_version: str, start: datetime, end: datetime,
+                     labels_before: datetime, legacy_only: bool = False) -> list[tuple]:
+        """The window's events one row each (``legacy_only``: those stored before packing)."""
+        return self._all(
+            f"SELECT {self._json_text('e.slice')}, e.signal_layout, e.signal_values,"
+            f" CASE WHEN e.signal_values IS NULL THEN {self._json_text('e.signals')} END,"
+            " e.pred_label, e.confidence, e.abstained, l.label"
             " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
-            " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ? ORDER BY e.ts, e.event_id",
+            " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            + (" AND e.signal_values IS NULL" if legacy_only else ""),
             (self._ts(labels_before), model_name, model_version, self._ts(start), self._ts(end)),
         )
-        return pd.DataFrame(
-            [(r[0], self._ts_out(r[1]), self._js_out(r[2]), self._js_out(r[3]), r[4], float(r[5]), bool(r[6]), r[7])
-             for r in rows],
-            columns=["event_id", "ts", "slice", "signals", "pred_label", "confidence", "abstained", "label"],
-        )
+
+    @staticmethod
+    def _row_parts(rows: list[tuple], offset: int = 0) -> tuple:
+        """``_window``'s arguments from ``_window_rows`` (row numbers start at ``offset``)."""
+        if not rows:
+            return [], [], [], [], [], [], []
+        slice_text, layout, packed, legacy_json, pred, conf, abstained, label = zip(*rows)
+        is_legacy = np.fromiter((p is None for p in packed), dtype=bool, count=len(rows))
+        codes, ids = pd.factorize(pd.Series(layout, dtype=object).where(~is_legacy), sort=False)
+        blocks = []
+        for code, lid in enumerate(ids):
+            idx = np.flatnonzero(codes == code)
+            blocks.append((idx + offset, int(lid), b"".join([packed[i] for i in idx])))
+        legacy = [(i + offset, legacy_json[i]) for i in np.flatnonzero(is_legacy)]
+        return list(slice_text), list(pred), list(conf), list(abstained), list(label), blocks, legacy
+
+    def _window(self, slice_text: Sequence[str], pred_label: Sequence[str], confidence: Any, abstained: Sequence,
+                label: Sequence, blocks: list[tuple[Any, int, bytes]], legacy: list[tuple[int, Any]]) -> Window:
+        """A Window from per-event columns (slices as JSON text) and the signals as ``blocks`` —
+        (rows: an index array or a slice, layout id, the rows' packed values in row order) — plus
+        ``legacy`` (row, JSON signals) for rows stored before packing."""
+        n = len(pred_label)
+        codes, distinct = pd.factorize(pd.Series(slice_text, dtype=object), sort=False)
+        slices = (pd.DataFrame.from_records([self._js_out(t) for t in distinct]).take(codes).reset_index(drop=True)
+                  if n else pd.DataFrame(index=pd.RangeIndex(0)))
+        names_of = self.signal_layouts({lid for _, lid, _ in blocks})
+        legacy = [(i, self._js_out(text) or {}) for i, text in legacy]
+        columns = sorted({c for names in names_of.values() for c in names} | {c for _, d in legacy for c in d})
+        where = {c: j for j, c in enumerate(columns)}
+        mat = np.full((n, len(columns)), np.nan)
+        for rows, lid, packed in blocks:
+            names = names_of[lid]
+            if names:
+                cols = [where[c] for c in names]
+                at = (rows, cols) if isinstance(rows, slice) else np.ix_(rows, cols)
+                mat[at] = np.frombuffer(packed, dtype="<f8").reshape(-1, len(names))
+        for i, d in legacy:
+            for c, v in d.items():
+                mat[i, where[c]] = v
+        return Window(_outputs(pred_label, confidence, abstained, label), slices, pd.DataFrame(mat, columns=columns))
+
+    def signal_layouts(self, ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+        """The signal names of each packed layout id."""
+        ids = list(ids)
+        out: dict[int, tuple[str, ...]] = {}
+        for chunk in self._chunks(ids):
+            cond, params = self._in("id", chunk)
+            out.update((int(i), tuple(self._js_out(names))) for i, names in
+                       self._all(f"SELECT id, names FROM signal_layouts WHERE {cond}", params))
+        missing = set(ids) - set(out)
+        if missing:
+            raise RuntimeError(f"signal layouts {sorted(missing)} are referenced by events but not stored")
+        return out
 
     def window_embeddings(self, model_name: str, model_version: str, start: datetime, end: datetime
                           ) -> dict[str, list[list[float]]]:

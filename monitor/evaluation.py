@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.rules import applies, decide, transition
-from connectors.sqlstore import RunKey
+from connectors.sqlstore import RunKey, Window
 from detectors.calibration import calibration, calibration_drift
 from detectors.drift import NumericReference, ks_test, psi_test, wasserstein_test
 from detectors.intervals import wilson_interval
@@ -32,7 +32,7 @@ log = logging.getLogger("modalwatch.evaluation")
 ALL = "*"
 
 
-def reference_from_file(cfg, path: str, model_name: str) -> tuple[pd.DataFrame, dict[str, list]]:
+def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[str, list]]:
     """The reference of ``model_name`` from a JSONL file of events and labels: read by the JSONL
     source, decoded and measured like ingested traffic (raw media included), every label counts."""
     from connectors.jsonl import JsonlSource
@@ -61,18 +61,17 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[pd.DataFrame, 
     src.close()
     if bad:
         log.warning("reference file %s: %d lines were not valid events and were left out", path, bad)
-    rows, embeddings = [], {}
+    if not events:
+        raise ValueError(f"evaluation.reference.file: {path} holds no event of model {model_name!r}")
+    measured, embeddings = [], {}
     for ev in events:
-        m = measure_event(ev, read, cfg.media)
-        rows.append((ev.event_id, ev.ts, dict(ev.slice), m.signals, ev.output.label, ev.output.confidence,
-                     ev.output.abstained, labels.get(ev.event_id)))
+        measured.append(measure_event(ev, read, cfg.media).signals)
         for name, vec in (ev.embeddings or {}).items():
             embeddings.setdefault(name, []).append(vec)
-    if not rows:
-        raise ValueError(f"evaluation.reference.file: {path} holds no event of model {model_name!r}")
-    frame = pd.DataFrame(rows, columns=["event_id", "ts", "slice", "signals", "pred_label", "confidence",
-                                        "abstained", "label"])
-    return frame, embeddings
+    window = Window.of([dict(ev.slice) for ev in events], measured, [ev.output.label for ev in events],
+                       [ev.output.confidence for ev in events], [ev.output.abstained for ev in events],
+                       [labels.get(ev.event_id) for ev in events])
+    return window, embeddings
 
 
 def owner_id() -> str:
@@ -93,33 +92,48 @@ def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-@dataclass
-class _Prepared:
-    """A window's events in columns: slice attributes, signals, labels."""
+def _groups(w: Window) -> dict[str, tuple[np.ndarray, list]]:
+    """Per slice attribute, each event's code (-1 where the event lacks the attribute) and the
+    attribute's values in code order."""
+    out = {}
+    for col in sorted(w.slices.columns):
+        codes, values = pd.factorize(w.slices[col], sort=True)
+        out[col] = (codes.astype(np.int16 if len(values) < 2**15 - 1 else np.int64), list(values))
+    return out
 
-    frame: pd.DataFrame
-    slices: pd.DataFrame
-    signals: pd.DataFrame
 
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> "_Prepared":
-        slices = pd.DataFrame.from_records(list(frame["slice"]), index=frame.index) if len(frame) else pd.DataFrame()
-        signals = (pd.DataFrame.from_records(list(frame["signals"]), index=frame.index).astype(float)
-                   if len(frame) else pd.DataFrame())
-        return cls(frame, slices, signals)
+def _masks(groups: dict[str, tuple[np.ndarray, list]], n: int) -> dict[str, np.ndarray]:
+    """Each slice's rows: every event (``*``) and each value of each slice attribute."""
+    out = {ALL: np.ones(n, dtype=bool)}
+    for col, (codes, values) in groups.items():
+        for i, val in enumerate(values):
+            out[f"{col}={val}"] = codes == i
+    return out
 
-    def masks(self) -> dict[str, np.ndarray]:
-        out = {ALL: np.ones(len(self.frame), dtype=bool)}
-        for col in sorted(self.slices.columns):
-            for val in sorted(self.slices[col].dropna().unique()):
-                out[f"{col}={val}"] = (self.slices[col] == val).to_numpy()
-        return out
+
+def _sorted_by_slice(values: np.ndarray, groups: dict[str, tuple[np.ndarray, list]]) -> dict[str, np.ndarray]:
+    """Each slice's finite values of one signal, sorted, from one sort of the whole column (and
+    per attribute a stable radix sort of the small integer codes, which keeps values in order)."""
+    order = np.argsort(values)  # NaN last; equal values need no stable order
+    ordered = values[order]
+    keep = np.isfinite(ordered)
+    finite = ordered[keep]
+    out = {ALL: finite}
+    for col, (codes, names) in groups.items():
+        by_value = codes[order][keep]
+        grouped = finite[np.argsort(by_value, kind="stable")]
+        counts = np.bincount(by_value.astype(np.int64) + 1, minlength=len(names) + 1)
+        for name, part in zip(names, np.split(grouped, np.cumsum(counts)[:-1])[1:]):
+            out[f"{col}={name}"] = part
+    return out
 
 
 @dataclass
 class _Reference:
-    data: _Prepared
+    data: Window
+    groups: dict[str, tuple[np.ndarray, list]]
     masks: dict[str, np.ndarray]
+    answers: _Answers
     numeric: dict[tuple[str, str], NumericReference] = field(default_factory=dict)
     calibrator: ConfidenceCalibrator | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -131,11 +145,24 @@ def _labelled_answers(f: pd.DataFrame) -> np.ndarray:
     return f["label"].notna().to_numpy(dtype=bool) & ~f["abstained"].to_numpy(dtype=bool)
 
 
-def _error_stats(p: _Prepared, mask: np.ndarray):
-    f = p.frame
-    labelled = mask & _labelled_answers(f)
-    correct = (f["label"].to_numpy()[labelled] == f["pred_label"].to_numpy()[labelled])
-    return f["confidence"].to_numpy(dtype=float)[labelled], correct
+@dataclass
+class _Answers:
+    """A window's labelled answers (see ``_labelled_answers``): their confidence and correctness."""
+
+    labelled: np.ndarray
+    confidence: np.ndarray
+    correct: np.ndarray
+
+    @classmethod
+    def of(cls, p: Window) -> "_Answers":
+        f = p.frame
+        labelled = _labelled_answers(f)
+        return cls(labelled, f["confidence"].to_numpy(dtype=float),
+                   np.asarray(f["label"].to_numpy() == f["pred_label"].to_numpy(), dtype=bool))
+
+    def within(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = mask & self.labelled
+        return self.confidence[m], self.correct[m]
 
 
 class Evaluator:
@@ -220,53 +247,65 @@ class Evaluator:
         if file is not None:
             ck = ("file", key.model_name)
             if ck not in self._refs:
-                frame, embeddings = reference_from_file(self.config, file, key.model_name)
-                self._refs[ck] = self._summarise(frame, embeddings)
+                data, embeddings = reference_from_file(self.config, file, key.model_name)
+                self._refs[ck] = self._summarise(data, embeddings)
             return self._refs[ck]
         first_at = next(v[2] for v in self.store.model_versions() if v[:2] == (key.model_name, key.model_version))
         r0, r1 = reference_range(self.config, first_at)
         ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
         if ck not in self._refs:
-            frame = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
+            data = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
             emb = {}
             if self.config.evaluation.embedding_drift:
                 emb = self.store.window_embeddings(key.model_name, key.model_version, r0, r1)
-            self._refs[ck] = self._summarise(frame, emb)
+            self._refs[ck] = self._summarise(data, emb)
         return self._refs[ck]
 
-    def _summarise(self, frame: pd.DataFrame, embeddings: dict) -> _Reference:
-        data = _Prepared.of(frame)
-        conf, ok = _error_stats(data, np.ones(len(frame), dtype=bool))
+    def _summarise(self, data: Window, embeddings: dict) -> _Reference:
+        answers = _Answers.of(data)
+        conf, ok = answers.within(np.ones(len(data), dtype=bool))
         emb = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
-        return _Reference(data, data.masks(), calibrator=ConfidenceCalibrator.fit(conf, ok), embeddings=emb)
+        groups = _groups(data)
+        return _Reference(data, groups, _masks(groups, len(data)), answers, calibrator=ConfidenceCalibrator.fit(conf, ok),
+                          embeddings=emb)
 
     def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
         ev = self.config.evaluation
         ref = self._reference(key)
         lag = timedelta(seconds=key.lag_s)
-        win = _Prepared.of(self.store.load_window(key.model_name, key.model_version, key.window_start, window_end,
-                                                  window_end + lag))
+        win = self.store.load_window(key.model_name, key.model_version, key.window_start, window_end, window_end + lag)
         now = self.clock()
         base = {"model_name": key.model_name, "model_version": key.model_version, "interval_s": key.interval_s,
                 "lag_s": key.lag_s, "window_start": key.window_start, "window_end": window_end, "evaluated_at": now}
         rows: list[dict] = []
         signals = sorted(set(ref.data.signals.columns) | set(win.signals.columns))
-        empty = np.zeros(0, dtype=bool)
-        win_masks = win.masks()
+        win_groups = _groups(win)
+        win_answers = _Answers.of(win)
+        win_masks = _masks(win_groups, len(win))
+        slices = sorted(set(win_masks) | set(ref.masks))
+        # Each signal is sorted once per window (and once per reference): a slice's values come out
+        # of that sort already in order for KS, Wasserstein and PSI.
+        win_sorted = {sig: _sorted_by_slice(win.signals[sig].to_numpy(dtype=float), win_groups)
+                      for sig in signals if sig in win.signals}
+        ref_sorted: dict[str, dict[str, np.ndarray]] = {}
         seed = _seed(key)
-        for sl in sorted(set(win_masks) | set(ref.masks)):
-            wm = win_masks.get(sl, np.zeros(len(win.frame), dtype=bool))
-            rm = ref.masks.get(sl, np.zeros(len(ref.data.frame), dtype=bool))
+        empty = np.zeros(0)
+        for sl in slices:
+            wm = win_masks.get(sl, np.zeros(len(win), dtype=bool))
+            rm = ref.masks.get(sl, np.zeros(len(ref.data), dtype=bool))
             for sig in signals:
                 summary = ref.numeric.get((sl, sig))
                 if summary is None:
-                    vals = ref.data.signals[sig].to_numpy()[rm] if sig in ref.data.signals else empty
-                    summary = ref.numeric[(sl, sig)] = NumericReference.fit(vals, ev.psi_bins)
-                wv = win.signals[sig].to_numpy()[wm] if sig in win.signals else empty
+                    if sig not in ref_sorted:
+                        ref_sorted[sig] = (_sorted_by_slice(ref.data.signals[sig].to_numpy(dtype=float), ref.groups)
+                                           if sig in ref.data.signals else {})
+                    summary = ref.numeric[(sl, sig)] = NumericReference.fit(ref_sorted[sig].get(sl, empty),
+                                                                            ev.psi_bins)
+                wv = win_sorted[sig].get(sl, empty) if sig in win_sorted else empty
                 for test in ev.signal_tests.get(sig, ev.drift_tests):
                     rows.append({**base, "slice": sl, "signal": sig, **self._drift_row(test, summary, wv, sig)})
-            wc, wok = _error_stats(win, wm)
-            rc, rok = _error_stats(ref.data, rm)
+            wc, wok = win_answers.within(wm)
+            rc, rok = ref.answers.within(rm)
             werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
             enough = len(wok) >= ev.error_rate_min_n and len(rok) >= ev.error_rate_min_n
             rows.append({**base, "slice": sl, "detector": "wilson", "metric": "error_rate", "signal": "",
@@ -333,7 +372,7 @@ class Evaluator:
                         "decision": None})
         return out
 
-    def _performance_row(self, base: dict, sl: str, ref: _Reference, win: _Prepared, wm: np.ndarray,
+    def _performance_row(self, base: dict, sl: str, ref: _Reference, win: Window, wm: np.ndarray,
                          ref_correct: np.ndarray) -> dict:
         """Label-free accuracy of the window's answered events, calibrated on the reference."""
         f = win.frame
@@ -389,7 +428,7 @@ class Evaluator:
                 # PSI's and KS's decisions wait for Benjamini–Hochberg over the whole window
                 "decision": (int(r.drift) if ok and test == "wasserstein" else None)}
 
-    def _slice_gaps(self, win: _Prepared, base: dict) -> list[dict]:
+    def _slice_gaps(self, win: Window, base: dict) -> list[dict]:
         """Each slice against the rest of the window: error rate, abstention rate, mean confidence."""
         ev = self.config.evaluation
         f = win.frame
@@ -412,7 +451,7 @@ class Evaluator:
                  "p_adjusted": r.p_adjusted, "decision": int(r.significant) if r.status == "ok" else None}
                 for r in stats]
 
-    def _missing_rows(self, win: _Prepared, ref: _Reference, base: dict) -> list[dict]:
+    def _missing_rows(self, win: Window, ref: _Reference, base: dict) -> list[dict]:
         """Per expected modality (media.expected_modalities), the share of the window's events that
         came without it, with a Wilson interval, next to the reference's share."""
         rows = []

@@ -7,6 +7,9 @@ from tests.conftest import ROOT
 from tests.helpers import T0, b64, inference, label, tone, wav_bytes
 import json
 
+import numpy as np
+import pandas as pd
+
 
 def _msgs(objs, source="test"):
     return [RawMessage(source, f"{source}:{i}", json.dumps(o).encode()) for i, o in enumerate(objs)]
@@ -40,9 +43,9 @@ def test_label_before_its_event_is_kept_and_joined(any_store):
     assert any_store.counts()["labels_joined"] == 0
     p.process(_msgs([inference(7)]))
     assert any_store.counts()["labels_joined"] == 1
-    df = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))
-    assert list(df["label"]) == ["cat"] and df["signals"][0] == {"image.brightness": 107.0,
-                                                                 "audio.loudness_lufs": -23.0}
+    w = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))
+    assert list(w.frame["label"]) == ["cat"]
+    assert w.signals.iloc[0].to_dict() == {"audio.loudness_lufs": -23.0, "image.brightness": 107.0}
 
 
 def test_no_raw_media_reaches_any_table(any_store):
@@ -51,8 +54,9 @@ def test_no_raw_media_reaches_any_table(any_store):
     bad["inputs"]["audio"] = {"data_b64": b64(wav_bytes(tone(-20, 0.5))[:40])}  # no data chunk: a dead letter
     out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([good, bad]))
     assert [o.status for o in out] == ["stored", "stored"] and out[1].reason.startswith("partial: audio:")
-    signals = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))["signals"]
-    assert "audio.integrated_loudness_lufs" in signals[0] and "audio.integrated_loudness_lufs" not in signals[1]
+    loudness = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2)).signals[
+        "audio.integrated_loudness_lufs"]
+    assert np.isfinite(loudness[0]) and np.isnan(loudness[1])
     assert len(any_store.dead_letters()) == 1
     prefix = good["inputs"]["audio"]["data_b64"][:40]
     for table in ("events", "dead_letters", "labels"):
@@ -124,3 +128,42 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
     assert "applied 0 migration(s)" in second.stdout
     assert "timescaledb is not available" in first.stderr or "hypertables" in first.stderr
     assert "password" not in first.stderr + first.stdout
+
+
+def _row(eid, minutes, sl, signals):
+    # 40 minutes apart: PostgreSQL reads a window hour by hour
+    return {"event_id": eid, "ts": T0 + timedelta(minutes=40 * minutes), "model_name": "m", "model_version": "1",
+            "slice": sl, "signals": signals, "modalities": "image", "pred_label": "cat", "confidence": 0.5 + minutes / 10,
+            "probabilities": None, "abstained": minutes == 3, "embeddings": None, "position": eid, "ingested_at": T0}
+
+
+def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_packing(any_store):
+    any_store.insert_events([_row("a", 1, {"device": "a"}, {"x": 1.5, "y": -2.0}),
+                             _row("b", 2, {"locale": "fr", "device": "b"}, {"z": 0.25, "y": 3.0}),
+                             _row("c", 3, {}, {"x": 7.0}),
+                             _row("d", 4, {"device": "a"}, {})])
+    any_store.insert_labels([{"event_id": "b", "label": "dog", "source": "t", "ts": T0 + timedelta(minutes=5),
+                              "position": "l", "ingested_at": T0}])
+    # "c" as a row stored before migration 0007: JSON only
+    any_store._exec("UPDATE events SET signal_layout = NULL, signal_values = NULL WHERE event_id = 'c'")
+    w = any_store.load_window("m", "1", T0, T0 + timedelta(hours=3), T0 + timedelta(hours=1))
+    # a window's rows come in the store's order: matched here by their confidence (one per event)
+    assert _rows(w) == [
+        {"confidence": 0.6, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
+         "x": 1.5, "y": -2.0, "z": None},
+        {"confidence": 0.7, "pred_label": "cat", "abstained": False, "label": "dog", "device": "b", "locale": "fr",
+         "x": None, "y": 3.0, "z": 0.25},
+        {"confidence": 0.8, "pred_label": "cat", "abstained": True, "label": None, "device": None, "locale": None,
+         "x": 7.0, "y": None, "z": None},
+        {"confidence": 0.9, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
+         "x": None, "y": None, "z": None}]
+    assert list(w.signals.columns) == ["x", "y", "z"] and list(w.slices.columns) == ["device", "locale"]
+    # a label known only later is not in a vintage evaluated before it arrived
+    early = any_store.load_window("m", "1", T0, T0 + timedelta(hours=3), T0 + timedelta(minutes=5))
+    assert [r["label"] for r in _rows(early)] == [None, None, None, None]
+
+
+def _rows(w):
+    frame = pd.concat([w.frame, w.slices, w.signals], axis=1).sort_values("confidence")
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else round(v, 9) if isinstance(v, float) else v)
+             for k, v in r.items()} for r in frame.astype(object).to_dict("records")]

@@ -30,8 +30,7 @@ def _event(i, **inputs):
 
 
 def _stored_signals(store):
-    df = store.load_window("m", "1", T0 - timedelta(days=1), T0 + timedelta(days=1), T0 + timedelta(days=2))
-    return dict(zip(df["event_id"], df["signals"]))
+    return {eid: store._js_out(sig) for eid, sig in store._all("SELECT event_id, signals FROM events")}
 
 
 def test_inline_media_of_every_modality_is_measured_and_not_kept(sqlite_store):
