@@ -119,6 +119,7 @@ def main() -> int:
                 cold, warm, n_rows = time_one_window(store, cfg)
                 if n_slices == args.slices:
                     results[(kind, n)] = cold
+                    results[(kind, n, "warm")] = warm
                 print(f"{kind:8s} {n:>9,} events per window, {n_slices} slice values: evaluation {cold:7.1f} s cold, {warm:7.1f} s with the "
                       f"reference summarised ({n_rows} rows; loading took {t_fill:.0f} s)", flush=True)
             finally:
@@ -129,7 +130,8 @@ def main() -> int:
     t_pg = results[("postgres", args.events)]
     what = "1M" if args.events == 1_000_000 else f"{args.events:,}_events_(the_goal_is_for_1M)"
     print(f"GOAL evaluate_{what}_postgres: {t_pg:.1f} s vs 10 s {'PASS' if t_pg <= 10 else 'FAIL'} "
-          f"(sqlite {results[('sqlite', args.events)]:.1f} s)")
+          f"(cold: the reference summarised too; {results[('postgres', args.events, 'warm')]:.1f} s with it cached;"
+          f" sqlite {results[('sqlite', args.events)]:.1f} s)")
     return 0
 
 
