@@ -21,10 +21,11 @@ _HYPERTABLES = {
 }
 
 
-# A window is read in chunks of event time (6 h: fewer scans of labels than hourly, measured), each aggregated by the server into a few rows per
-# (slice, signal layout, predicted label, abstained): the chunk's packed signals and confidences
-# concatenated, its labels as an array. The chunk bounds the server's memory for the aggregation
-# (and keeps each value far below PostgreSQL's 1 GB limit).
+# A window is read in chunks of event time (6 h: fewer scans of labels than hourly, measured),
+# each aggregated by the server into a few rows per (slice, signal layout, predicted label,
+# abstained): the chunk's packed signals and confidences concatenated, its labels as an array.
+# The chunk bounds the server's memory for the aggregation (and keeps each value far below
+# PostgreSQL's 1 GB limit).
 WINDOW_CHUNK = timedelta(hours=6)
 _WINDOW_GROUPS = (
     "SELECT e.slice::text, e.signal_layout, e.pred_label, e.abstained, count(*),"

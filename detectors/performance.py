@@ -57,7 +57,9 @@ class ConfidenceCalibrator:
         ok = np.asarray(correct, dtype=float)
         if conf.size < min_n:
             return cls("identity")
-        half = np.arange(conf.size) % 2 == 0
+        order = np.lexsort((ok, conf))  # a canonical order: the fit does not depend on the rows' order
+        conf, ok = conf[order], ok[order]
+        half = np.arange(conf.size) % 2 == 0  # every other event by confidence: both halves span it
         iso_scores = []
         for train, test in ((half, ~half), (~half, half)):
             xs, ys = _isotonic(conf[train], ok[train])

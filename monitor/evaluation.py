@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,16 @@ def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
     local = start.astimezone(tz)
     end = (local.replace(tzinfo=None) + timedelta(days=ref.days)).replace(tzinfo=tz).astimezone(start.tzinfo)
     return start, end
+
+
+def _parallel(fn: Callable[[str], Any], items: list[str]) -> list[Any]:
+    """``[fn(x) for x in items]`` in a few threads: the work is NumPy's (sorts, searches), which
+    releases the GIL, so the machine's cores share it."""
+    workers = min(len(items), os.cpu_count() or 1, 8)
+    if workers <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _groups(w: Window) -> dict[str, tuple[np.ndarray, list]]:
@@ -242,38 +253,54 @@ class Evaluator:
         return rows
 
     # -- the numbers ---------------------------------------------------------------------------
-    def _reference(self, key: RunKey) -> _Reference:
+    def _reference(self, key: RunKey, meanwhile: Callable[[], Any] | None = None) -> tuple[_Reference, Any]:
+        """The reference of ``key``'s model version, summarised once and kept; and the result of
+        ``meanwhile`` (the window's read), which runs in a second thread while a reference just
+        read is summarised: the database works while we compute."""
         file = self.config.evaluation.reference.file
         if file is not None:
-            ck = ("file", key.model_name)
-            if ck not in self._refs:
-                data, embeddings = reference_from_file(self.config, file, key.model_name)
-                self._refs[ck] = self._summarise(data, embeddings)
-            return self._refs[ck]
-        first_at = next(v[2] for v in self.store.model_versions() if v[:2] == (key.model_name, key.model_version))
-        r0, r1 = reference_range(self.config, first_at)
-        ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
-        if ck not in self._refs:
-            data = self.store.load_window(key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s))
-            emb = {}
-            if self.config.evaluation.embedding_drift:
-                emb = self.store.window_embeddings(key.model_name, key.model_version, r0, r1)
+            ck: tuple = ("file", key.model_name)
+            read = lambda: reference_from_file(self.config, file, key.model_name)  # noqa: E731
+        else:
+            first_at = next(v[2] for v in self.store.model_versions() if v[:2] == (key.model_name, key.model_version))
+            r0, r1 = reference_range(self.config, first_at)
+            ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
+
+            def read():
+                data = self.store.load_window(key.model_name, key.model_version, r0, r1,
+                                              r1 + timedelta(seconds=key.lag_s))
+                emb = (self.store.window_embeddings(key.model_name, key.model_version, r0, r1)
+                       if self.config.evaluation.embedding_drift else {})
+                return data, emb
+        if ck in self._refs:
+            return self._refs[ck], meanwhile() if meanwhile else None
+        data, emb = read()
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(meanwhile) if meanwhile else None
             self._refs[ck] = self._summarise(data, emb)
-        return self._refs[ck]
+            return self._refs[ck], other.result() if other else None
 
     def _summarise(self, data: Window, embeddings: dict) -> _Reference:
         answers = _Answers.of(data)
         conf, ok = answers.within(np.ones(len(data), dtype=bool))
         emb = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
         groups = _groups(data)
-        return _Reference(data, groups, _masks(groups, len(data)), answers, calibrator=ConfidenceCalibrator.fit(conf, ok),
-                          embeddings=emb)
+        ref = _Reference(data, groups, _masks(groups, len(data)), answers,
+                         calibrator=ConfidenceCalibrator.fit(conf, ok), embeddings=emb)
+        bins = self.config.evaluation.psi_bins
+
+        def fit(sig: str) -> dict[str, NumericReference]:
+            by_slice = _sorted_by_slice(data.signals[sig].to_numpy(dtype=float), groups)
+            return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in ref.masks}
+        for sig, fitted in zip(data.signals.columns, _parallel(fit, list(data.signals.columns))):
+            ref.numeric.update({(sl, sig): f for sl, f in fitted.items()})
+        return ref
 
     def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
         ev = self.config.evaluation
-        ref = self._reference(key)
         lag = timedelta(seconds=key.lag_s)
-        win = self.store.load_window(key.model_name, key.model_version, key.window_start, window_end, window_end + lag)
+        ref, win = self._reference(key, lambda: self.store.load_window(
+            key.model_name, key.model_version, key.window_start, window_end, window_end + lag))
         now = self.clock()
         base = {"model_name": key.model_name, "model_version": key.model_version, "interval_s": key.interval_s,
                 "lag_s": key.lag_s, "window_start": key.window_start, "window_end": window_end, "evaluated_at": now}
@@ -283,27 +310,23 @@ class Evaluator:
         win_answers = _Answers.of(win)
         win_masks = _masks(win_groups, len(win))
         slices = sorted(set(win_masks) | set(ref.masks))
-        # Each signal is sorted once per window (and once per reference): a slice's values come out
-        # of that sort already in order for KS, Wasserstein and PSI.
-        win_sorted = {sig: _sorted_by_slice(win.signals[sig].to_numpy(dtype=float), win_groups)
-                      for sig in signals if sig in win.signals}
-        ref_sorted: dict[str, dict[str, np.ndarray]] = {}
         seed = _seed(key)
         empty = np.zeros(0)
+        no_reference = NumericReference.fit(empty, ev.psi_bins)
+
+        def drift(sig: str) -> dict[str, list[dict]]:
+            # Each signal is sorted once per window: a slice's values come out of that sort
+            # already in order for KS, Wasserstein and PSI. Signals run in parallel threads.
+            by_slice = (_sorted_by_slice(win.signals[sig].to_numpy(dtype=float), win_groups)
+                        if sig in win.signals else {})
+            return {sl: [self._drift_row(test, ref.numeric.get((sl, sig), no_reference), by_slice.get(sl, empty), sig)
+                         for test in ev.signal_tests.get(sig, ev.drift_tests)] for sl in slices}
+        drift_rows = dict(zip(signals, _parallel(drift, signals)))
         for sl in slices:
             wm = win_masks.get(sl, np.zeros(len(win), dtype=bool))
             rm = ref.masks.get(sl, np.zeros(len(ref.data), dtype=bool))
             for sig in signals:
-                summary = ref.numeric.get((sl, sig))
-                if summary is None:
-                    if sig not in ref_sorted:
-                        ref_sorted[sig] = (_sorted_by_slice(ref.data.signals[sig].to_numpy(dtype=float), ref.groups)
-                                           if sig in ref.data.signals else {})
-                    summary = ref.numeric[(sl, sig)] = NumericReference.fit(ref_sorted[sig].get(sl, empty),
-                                                                            ev.psi_bins)
-                wv = win_sorted[sig].get(sl, empty) if sig in win_sorted else empty
-                for test in ev.signal_tests.get(sig, ev.drift_tests):
-                    rows.append({**base, "slice": sl, "signal": sig, **self._drift_row(test, summary, wv, sig)})
+                rows += [{**base, "slice": sl, "signal": sig, **r} for r in drift_rows[sig][sl]]
             wc, wok = win_answers.within(wm)
             rc, rok = ref.answers.within(rm)
             werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))

@@ -131,9 +131,10 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
 
 
 def _row(eid, minutes, sl, signals):
-    # 40 minutes apart: PostgreSQL reads a window hour by hour
-    return {"event_id": eid, "ts": T0 + timedelta(minutes=40 * minutes), "model_name": "m", "model_version": "1",
-            "slice": sl, "signals": signals, "modalities": "image", "pred_label": "cat", "confidence": 0.5 + minutes / 10,
+    # two hours apart: PostgreSQL reads a window 6 hours at a time
+    return {"event_id": eid, "ts": T0 + timedelta(hours=2 * minutes), "model_name": "m", "model_version": "1",
+            "slice": sl, "signals": signals, "modalities": "image", "pred_label": "cat",
+            "confidence": 0.5 + minutes / 10,
             "probabilities": None, "abstained": minutes == 3, "embeddings": None, "position": eid, "ingested_at": T0}
 
 
@@ -146,7 +147,7 @@ def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_pack
                               "position": "l", "ingested_at": T0}])
     # "c" as a row stored before migration 0007: JSON only
     any_store._exec("UPDATE events SET signal_layout = NULL, signal_values = NULL WHERE event_id = 'c'")
-    w = any_store.load_window("m", "1", T0, T0 + timedelta(hours=3), T0 + timedelta(hours=1))
+    w = any_store.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=1))
     # a window's rows come in the store's order: matched here by their confidence (one per event)
     assert _rows(w) == [
         {"confidence": 0.6, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
@@ -159,7 +160,7 @@ def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_pack
          "x": None, "y": None, "z": None}]
     assert list(w.signals.columns) == ["x", "y", "z"] and list(w.slices.columns) == ["device", "locale"]
     # a label known only later is not in a vintage evaluated before it arrived
-    early = any_store.load_window("m", "1", T0, T0 + timedelta(hours=3), T0 + timedelta(minutes=5))
+    early = any_store.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(minutes=5))
     assert [r["label"] for r in _rows(early)] == [None, None, None, None]
 
 
