@@ -185,6 +185,9 @@ class Evaluator:
         self.clock = clock
         self.owner = owner or owner_id()
         self._refs: dict[tuple, _Reference] = {}
+        # scikit-learn (the calibrator's isotonic fit) takes a second to import: once, when the
+        # daemon starts, not inside the first evaluation
+        import sklearn.isotonic  # noqa: F401
 
     def due(self, watermark: datetime | None, start: datetime | None = None, end: datetime | None = None,
             include_finished: bool = False, interval: timedelta | None = None,
@@ -253,10 +256,11 @@ class Evaluator:
         return rows
 
     # -- the numbers ---------------------------------------------------------------------------
-    def _reference(self, key: RunKey, meanwhile: Callable[[], Any] | None = None) -> tuple[_Reference, Any]:
-        """The reference of ``key``'s model version, summarised once and kept; and the result of
-        ``meanwhile`` (the window's read), which runs in a second thread while a reference just
-        read is summarised: the database works while we compute."""
+    def _reference(self, key: RunKey, meanwhile: Callable[[Any], Any]) -> tuple[_Reference, Any]:
+        """The reference of ``key``'s model version, summarised once and kept; and
+        ``meanwhile(store)`` (the window's read). When the reference must be read first, the two
+        reads run at once on two connections (the database's work on two cores), and the
+        reference is summarised while the window's read finishes."""
         file = self.config.evaluation.reference.file
         if file is not None:
             ck: tuple = ("file", key.model_name)
@@ -273,12 +277,23 @@ class Evaluator:
                        if self.config.evaluation.embedding_drift else {})
                 return data, emb
         if ck in self._refs:
-            return self._refs[ck], meanwhile() if meanwhile else None
-        data, emb = read()
-        with ThreadPoolExecutor(1) as pool:
-            other = pool.submit(meanwhile) if meanwhile else None
-            self._refs[ck] = self._summarise(data, emb)
-            return self._refs[ck], other.result() if other else None
+            return self._refs[ck], meanwhile(self.store)
+        try:
+            second = self.store.sibling()
+        except (ValueError, *self.store.transient_errors) as e:  # an in-memory SQLite store has no second
+            log.debug("no second connection (%s): the window is read after the reference", e)
+            second = None
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                other = pool.submit(meanwhile, second) if second is not None else None
+                data, emb = read()
+                if other is None:
+                    other = pool.submit(meanwhile, self.store)  # the main connection is free again
+                self._refs[ck] = self._summarise(data, emb)
+                return self._refs[ck], other.result()
+        finally:
+            if second is not None:
+                second.close()
 
     def _summarise(self, data: Window, embeddings: dict) -> _Reference:
         answers = _Answers.of(data)
@@ -299,7 +314,7 @@ class Evaluator:
     def compute(self, key: RunKey, window_end: datetime) -> list[dict]:
         ev = self.config.evaluation
         lag = timedelta(seconds=key.lag_s)
-        ref, win = self._reference(key, lambda: self.store.load_window(
+        ref, win = self._reference(key, lambda store: store.load_window(
             key.model_name, key.model_version, key.window_start, window_end, window_end + lag))
         now = self.clock()
         base = {"model_name": key.model_name, "model_version": key.model_version, "interval_s": key.interval_s,
