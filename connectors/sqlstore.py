@@ -34,7 +34,9 @@ EVAL_COLS = (
     "n_reference", "evaluated_at", "p_value", "p_adjusted", "effect", "decision",
 )
 _EVAL_OPTIONAL = {"p_value", "p_adjusted", "effect", "decision"}  # rows without a test leave them NULL
-_EVENT_JSON = {"slice", "signals", "probabilities", "embeddings"}
+# What the JSON ``signals`` column holds for events stored since migration 0007: their signals are
+# packed (``signal_layout``, ``signal_values``); the column keeps the signals of older rows.
+PACKED_SIGNALS_JSON = "{}"
 
 
 
@@ -237,15 +239,15 @@ class SqlStore:
 
     # -- events and labels ---------------------------------------------------------------------
     def insert_events(self, rows: list[dict]) -> set[str]:
-        """Insert events not yet stored; return the ids that were new. Signals are stored as JSON
-        and packed (``SignalPacker``); the batch's layouts are added in the same transaction."""
+        """Insert events not yet stored; return the ids that were new. Signals are stored packed
+        (``SignalPacker``); the batch's layouts are added in the same transaction."""
         js, ts, pack = self._js, self._ts, self._packer.pack
         tuples, layouts = [], {}
         for r in rows:
             lid, names, packed = pack(r["signals"])
             layouts[lid] = names
             tuples.append(
-                (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), js(r["signals"]),
+                (r["event_id"], ts(r["ts"]), r["model_name"], r["model_version"], js(r["slice"]), PACKED_SIGNALS_JSON,
                  r["modalities"], r["pred_label"], r["confidence"], js(r["probabilities"]), r["abstained"],
                  js(r["embeddings"]), r["position"], ts(r["ingested_at"]), js(r.get("media_uris")), lid, packed))
         with self.tx():
@@ -774,18 +776,34 @@ class SqlStore:
     def review_queue(self, state: str = "queued") -> list[dict]:
         rows = self._all(
             "SELECT r.event_id, r.reason, r.priority, r.created_at, e.ts, e.model_name, e.model_version, e.slice,"
-            " e.pred_label, e.confidence, e.signals, e.media_uris, e.probabilities, r.stratum"
-            " FROM review_items r JOIN events e ON e.event_id = r.event_id"
+            " e.pred_label, e.confidence, e.signals, e.media_uris, e.probabilities, r.stratum, e.signal_layout,"
+            " e.signal_values FROM review_items r JOIN events e ON e.event_id = r.event_id"
             " WHERE r.state = ? ORDER BY r.priority DESC, r.event_id",
             (state,),
         )
+        signals = self._signal_dicts([(r[10], r[14], r[15]) for r in rows])
         return [
             {"event_id": r[0], "reason": r[1], "priority": r[2], "queued_at": self._ts_out(r[3]),
              "ts": self._ts_out(r[4]), "model": {"name": r[5], "version": r[6]}, "slice": self._js_out(r[7]),
              "output": {"label": r[8], "confidence": r[9], "probabilities": self._js_out(r[12])},
-             "signals": self._js_out(r[10]), "media_uris": self._js_out(r[11]) or {}, "stratum": r[13]}
-            for r in rows
+             "signals": sig, "media_uris": self._js_out(r[11]) or {}, "stratum": r[13]}
+            for r, sig in zip(rows, signals)
         ]
+
+    def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Each stored event's signals, by id."""
+        out: dict[str, dict[str, float]] = {}
+        for chunk in self._chunks(event_ids):
+            cond, params = self._in("event_id", chunk)
+            rows = self._all(f"SELECT event_id, signals, signal_layout, signal_values FROM events WHERE {cond}", params)
+            out.update(zip([r[0] for r in rows], self._signal_dicts([r[1:] for r in rows])))
+        return out
+
+    def _signal_dicts(self, rows: list[tuple]) -> list[dict[str, float]]:
+        """Signals as dicts from (JSON, layout, packed values): packed where the row has them."""
+        names_of = self.signal_layouts({lid for _, lid, packed in rows if packed is not None})
+        return [self._js_out(js) or {} if packed is None else
+                dict(zip(names_of[lid], np.frombuffer(packed, dtype="<f8").tolist())) for js, lid, packed in rows]
 
     def set_review_state(self, event_ids: Iterable[str], state: str, at: datetime) -> None:
         col = ", exported_at = ?" if state == "exported" else ""

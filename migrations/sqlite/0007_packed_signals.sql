@@ -1,8 +1,8 @@
--- Issue 5: evaluation speed. Each event's signals also as packed little-endian float64 values in
--- the order of a layout (the sorted signal names, stored once in signal_layouts under a 64-bit
+-- Issue 5: evaluation speed. An event's signals are stored as packed little-endian float64 values
+-- in the order of a layout (the sorted signal names, stored once in signal_layouts under a 64-bit
 -- hash of the names), so an evaluation reads a window's signals as arrays instead of parsing
--- JSON. The JSON column stays the event's record; rows stored before this migration have no
--- packed values and are read from their JSON.
+-- JSON, and rows are narrower. The JSON column signals keeps the signals of rows stored before
+-- this migration (which have no packed values); later rows hold an empty object there.
 CREATE TABLE signal_layouts (
     id    INTEGER PRIMARY KEY,
     names TEXT NOT NULL

@@ -86,12 +86,7 @@ alerts:
 """)
         store = SqliteStore(tmp_path / "mw.db")
         store.migrate()
-        _load(store, cfg, shifted_day=3, days=7)
-        store.conn.execute("UPDATE events SET signals = json_set(signals, '$.\"image.brightness\"',"
-                           " json_extract(signals, '$.\"image.brightness\"') + 60),"
-                           # edited as JSON: drop the packed copy, so the rows are read from their JSON
-                           " signal_layout = NULL, signal_values = NULL"
-                           " WHERE ts >= ? AND ts < ?", (store._ts(_day(4)), store._ts(_day(5))))
+        _load(store, cfg, shifted_day=3, days=7, shifted_days=2)  # firing for days 3 and 4, resolved on 5
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)

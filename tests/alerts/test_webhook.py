@@ -32,12 +32,12 @@ alerts:
 """)
 
 
-def _load(store, cfg, shifted_day=3, days=6):
+def _load(store, cfg, shifted_day=3, days=6, shifted_days=1):
     msgs = []
     for i in range(days * 200):
         day = i // 200
         ev = inference(i, ts=T0 + timedelta(days=day, seconds=(i % 200) * 400))
-        if shifted_day <= day < shifted_day + 1:
+        if shifted_day <= day < shifted_day + shifted_days:
             ev["inputs"]["image"]["signals"]["brightness"] += 60
         msgs.append(RawMessage("test", f"t:{i}", json.dumps(ev).encode()))
     Pipeline(cfg, store, lambda: NOW).process(msgs)

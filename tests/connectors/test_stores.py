@@ -146,7 +146,10 @@ def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_pack
     any_store.insert_labels([{"event_id": "b", "label": "dog", "source": "t", "ts": T0 + timedelta(minutes=5),
                               "position": "l", "ingested_at": T0}])
     # "c" as a row stored before migration 0007: JSON only
-    any_store._exec("UPDATE events SET signal_layout = NULL, signal_values = NULL WHERE event_id = 'c'")
+    any_store._exec("""UPDATE events SET signals = '{"x": 7.0}', signal_layout = NULL, signal_values = NULL"""
+                    " WHERE event_id = 'c'")
+    assert any_store.signals_for(["a", "b", "c", "d"]) == {"a": {"x": 1.5, "y": -2.0}, "b": {"y": 3.0, "z": 0.25},
+                                                          "c": {"x": 7.0}, "d": {}}
     w = any_store.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=1))
     # a window's rows come in the store's order: matched here by their confidence (one per event)
     assert _rows(w) == [

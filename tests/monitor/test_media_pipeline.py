@@ -30,7 +30,7 @@ def _event(i, **inputs):
 
 
 def _stored_signals(store):
-    return {eid: store._js_out(sig) for eid, sig in store._all("SELECT event_id, signals FROM events")}
+    return store.signals_for(eid for (eid,) in store._all("SELECT event_id FROM events"))
 
 
 def test_inline_media_of_every_modality_is_measured_and_not_kept(sqlite_store):
