@@ -141,10 +141,13 @@ def _sorted_by_slice(values: np.ndarray, groups: dict[str, tuple[np.ndarray, lis
 
 @dataclass
 class _Reference:
-    data: Window
-    groups: dict[str, tuple[np.ndarray, list]]
-    masks: dict[str, np.ndarray]
-    answers: _Answers
+    """What later windows need of a reference, kept between vintages — summaries, not its events
+    (a week of a million events a day would otherwise stay in memory)."""
+
+    signals: list[str]
+    slices: list[str]
+    answers: dict[str, tuple[np.ndarray, np.ndarray]]  # per slice: labelled answers' confidence, correctness
+    missing: dict[str, np.ndarray]  # per cross.missing_<modality> signal: its finite 0/1 flags
     numeric: dict[tuple[str, str], NumericReference] = field(default_factory=dict)
     calibrator: ConfidenceCalibrator | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -297,16 +300,22 @@ class Evaluator:
 
     def _summarise(self, data: Window, embeddings: dict) -> _Reference:
         answers = _Answers.of(data)
-        conf, ok = answers.within(np.ones(len(data), dtype=bool))
-        emb = {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
         groups = _groups(data)
-        ref = _Reference(data, groups, _masks(groups, len(data)), answers,
-                         calibrator=ConfidenceCalibrator.fit(conf, ok), embeddings=emb)
+        masks = _masks(groups, len(data))
+        conf, ok = answers.within(masks[ALL])
+        missing = {}
+        for c in data.signals.columns:
+            if c.startswith("cross.missing_"):
+                flags = data.signals[c].to_numpy(dtype=float)
+                missing[c] = flags[np.isfinite(flags)]
+        ref = _Reference(list(data.signals.columns), sorted(masks), {sl: answers.within(m) for sl, m in masks.items()},
+                         missing, calibrator=ConfidenceCalibrator.fit(conf, ok),
+                         embeddings={k: np.asarray(v, dtype=float) for k, v in embeddings.items()})
         bins = self.config.evaluation.psi_bins
 
         def fit(sig: str) -> dict[str, NumericReference]:
             by_slice = _sorted_by_slice(data.signals[sig].to_numpy(dtype=float), groups)
-            return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in ref.masks}
+            return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in ref.slices}
         for sig, fitted in zip(data.signals.columns, _parallel(fit, list(data.signals.columns))):
             ref.numeric.update({(sl, sig): f for sl, f in fitted.items()})
         return ref
@@ -320,11 +329,11 @@ class Evaluator:
         base = {"model_name": key.model_name, "model_version": key.model_version, "interval_s": key.interval_s,
                 "lag_s": key.lag_s, "window_start": key.window_start, "window_end": window_end, "evaluated_at": now}
         rows: list[dict] = []
-        signals = sorted(set(ref.data.signals.columns) | set(win.signals.columns))
+        signals = sorted(set(ref.signals) | set(win.signals.columns))
         win_groups = _groups(win)
         win_answers = _Answers.of(win)
         win_masks = _masks(win_groups, len(win))
-        slices = sorted(set(win_masks) | set(ref.masks))
+        slices = sorted(set(win_masks) | set(ref.slices))
         seed = _seed(key)
         empty = np.zeros(0)
         no_reference = NumericReference.fit(empty, ev.psi_bins)
@@ -339,11 +348,10 @@ class Evaluator:
         drift_rows = dict(zip(signals, _parallel(drift, signals)))
         for sl in slices:
             wm = win_masks.get(sl, np.zeros(len(win), dtype=bool))
-            rm = ref.masks.get(sl, np.zeros(len(ref.data), dtype=bool))
             for sig in signals:
                 rows += [{**base, "slice": sl, "signal": sig, **r} for r in drift_rows[sig][sl]]
             wc, wok = win_answers.within(wm)
-            rc, rok = ref.answers.within(rm)
+            rc, rok = ref.answers.get(sl, (np.zeros(0), np.zeros(0, dtype=bool)))
             werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
             enough = len(wok) >= ev.error_rate_min_n and len(rok) >= ev.error_rate_min_n
             rows.append({**base, "slice": sl, "detector": "wilson", "metric": "error_rate", "signal": "",
@@ -499,8 +507,7 @@ class Evaluator:
                 continue
             flags = win.signals[col].to_numpy(dtype=float)
             flags = flags[np.isfinite(flags)]
-            rflags = ref.data.signals[col].to_numpy(dtype=float) if col in ref.data.signals else np.zeros(0)
-            rflags = rflags[np.isfinite(rflags)]
+            rflags = ref.missing.get(col, np.zeros(0))
             ok = len(flags) >= self.config.evaluation.error_rate_min_n
             w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
             rows.append({**base, "slice": ALL, "detector": "wilson", "metric": "missing_modality_share", "signal": m,
