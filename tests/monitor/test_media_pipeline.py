@@ -3,7 +3,6 @@ dead-lettered per modality while the rest of the event is kept."""
 import io
 import json
 import math
-from datetime import timedelta
 
 import numpy as np
 import pytest
