@@ -79,6 +79,9 @@ class PostgresStore(SqlStore):
     def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
         return f"{col} = ANY(?)", [list(ids)]
 
+    def _chunks(self, ids, size: int = 50_000):
+        return super()._chunks(ids, size)
+
     def _json_text(self, col: str) -> str:
         return f"{col}::text"
 

@@ -71,7 +71,7 @@ class SignalPacker:
 
 @dataclass
 class Window:
-    """A window's events in columns, in event-time order: ``frame`` (pred_label, confidence,
+    """A window's events in columns, in the store's order: ``frame`` (pred_label, confidence,
     abstained, label: None where no label was known), ``slices`` (a column per slice attribute,
     None where an event lacks it) and ``signals`` (a float column per signal, NaN where absent)."""
 
@@ -82,7 +82,7 @@ class Window:
     @classmethod
     def of(cls, slices: Sequence[dict], signals: Sequence[dict], pred_label: Sequence[str],
            confidence: Sequence[float], abstained: Sequence[bool], label: Sequence[str | None]) -> "Window":
-        """From per-event values (a reference file, rows stored before packed signals)."""
+        """From per-event values (a reference file's events)."""
         n = len(pred_label)
         index = pd.RangeIndex(n)
         return cls(_outputs(pred_label, confidence, abstained, label),
@@ -802,7 +802,7 @@ class SqlStore:
     def _signal_dicts(self, rows: list[tuple]) -> list[dict[str, float]]:
         """Signals as dicts from (JSON, layout, packed values): packed where the row has them."""
         names_of = self.signal_layouts({lid for _, lid, packed in rows if packed is not None})
-        return [self._js_out(js) or {} if packed is None else
+        return [(self._js_out(js) or {}) if packed is None else
                 dict(zip(names_of[lid], np.frombuffer(packed, dtype="<f8").tolist())) for js, lid, packed in rows]
 
     def set_review_state(self, event_ids: Iterable[str], state: str, at: datetime) -> None:
