@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.webhook import deliver_due
 from connectors.jobstore import SqlJobStore
-from monitor.evaluation import Evaluator
+from monitor.evaluation import Evaluator, preload
 from monitor.housekeeping import purge
 from monitor.notify import run_notifications
 from monitor.pipeline import Pipeline
@@ -124,6 +124,7 @@ class Daemon:
             self.shutdown()
 
     def startup(self) -> None:
+        preload()  # before tune_gc: the imported modules are frozen out of collection with the rest
         tune_gc()
         applied = self.store.migrate()
         log.info("store %s ready (%d migrations applied)", self.store.describe(), len(applied))

@@ -7,6 +7,7 @@ backfill of the same window gives the same numbers as the live run.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +74,13 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[s
                        [ev.output.confidence for ev in events], [ev.output.abstained for ev in events],
                        [labels.get(ev.event_id) for ev in events])
     return window, embeddings
+
+
+def preload() -> None:
+    """Import what evaluations import lazily (scikit-learn for the calibrator's isotonic fit: about
+    a second), for a daemon to pay once at start rather than inside its first evaluation; commands
+    that only read the schedule (``modalwatch status``) do not pay it."""
+    import sklearn.isotonic  # noqa: F401
 
 
 def owner_id() -> str:
@@ -147,7 +155,7 @@ class _Reference:
     signals: list[str]
     slices: list[str]
     answers: dict[str, tuple[np.ndarray, np.ndarray]]  # per slice: labelled answers' confidence, correctness
-    missing: dict[str, np.ndarray]  # per cross.missing_<modality> signal: its finite 0/1 flags
+    missing: dict[str, tuple[int, float]]  # per cross.missing_<modality> signal: events with it, share missing
     numeric: dict[tuple[str, str], NumericReference] = field(default_factory=dict)
     calibrator: ConfidenceCalibrator | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -188,9 +196,6 @@ class Evaluator:
         self.clock = clock
         self.owner = owner or owner_id()
         self._refs: dict[tuple, _Reference] = {}
-        # scikit-learn (the calibrator's isotonic fit) takes a second to import: once, when the
-        # daemon starts, not inside the first evaluation
-        import sklearn.isotonic  # noqa: F401
 
     def due(self, watermark: datetime | None, start: datetime | None = None, end: datetime | None = None,
             include_finished: bool = False, interval: timedelta | None = None,
@@ -307,7 +312,8 @@ class Evaluator:
         for c in data.signals.columns:
             if c.startswith("cross.missing_"):
                 flags = data.signals[c].to_numpy(dtype=float)
-                missing[c] = flags[np.isfinite(flags)]
+                flags = flags[np.isfinite(flags)]
+                missing[c] = (len(flags), float(flags.mean()) if len(flags) else math.nan)
         ref = _Reference(list(data.signals.columns), sorted(masks), {sl: answers.within(m) for sl, m in masks.items()},
                          missing, calibrator=ConfidenceCalibrator.fit(conf, ok),
                          embeddings={k: np.asarray(v, dtype=float) for k, v in embeddings.items()})
@@ -507,14 +513,14 @@ class Evaluator:
                 continue
             flags = win.signals[col].to_numpy(dtype=float)
             flags = flags[np.isfinite(flags)]
-            rflags = ref.missing.get(col, np.zeros(0))
+            n_ref, ref_share = ref.missing.get(col, (0, math.nan))
             ok = len(flags) >= self.config.evaluation.error_rate_min_n
             w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
             rows.append({**base, "slice": ALL, "detector": "wilson", "metric": "missing_modality_share", "signal": m,
                          "variant": "share_of_events", "status": "ok" if ok else "insufficient_data",
-                         "value": _f(w.estimate), "reference_value": _f(rflags.mean()) if len(rflags) else None,
+                         "value": _f(w.estimate), "reference_value": _f(ref_share) if n_ref else None,
                          "ci_low": _f(w.low), "ci_high": _f(w.high), "n": len(flags),
-                         "n_reference": len(rflags), "p_value": None, "effect": None, "decision": None})
+                         "n_reference": n_ref, "p_value": None, "effect": None, "decision": None})
         return rows
 
     # -- alerts and review ---------------------------------------------------------------------

@@ -9,5 +9,6 @@ CREATE TABLE signal_layouts (
 );
 ALTER TABLE events ADD COLUMN signal_layout BIGINT;
 ALTER TABLE events ADD COLUMN signal_values BYTEA;
--- Rows without packed values, for the evaluation to find without scanning (none after this).
+-- Rows without packed values (those stored before this migration; no later row enters it), for
+-- the evaluation to find without scanning.
 CREATE INDEX events_unpacked ON events (model_name, model_version, ts) WHERE signal_values IS NULL;
