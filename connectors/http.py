@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -54,6 +55,8 @@ class HttpSource:
         self.wait_s = wait_s
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._inflight: dict[str, _Request] = {}
+        # the requests of each poll not yet committed, oldest first (the daemon commits polls in order)
+        self._polls: deque[list[str]] = deque()
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -71,8 +74,10 @@ class HttpSource:
             req = self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
         except queue.Empty:
             return out
+        ids = []
         while True:
             self._inflight[req.request_id] = req
+            ids.append(req.request_id)
             out.extend(req.messages)
             if len(out) >= max_records:
                 break
@@ -80,14 +85,18 @@ class HttpSource:
                 req = self._queue.get_nowait()
             except queue.Empty:
                 break
+        self._polls.append(ids)
         return out
 
     def commit(self, outcomes: list[Outcome]) -> None:
+        """Answer the requests of the oldest uncommitted poll: ``outcomes`` are its messages'."""
+        if not self._polls:
+            return
         by_pos = {o.position: o for o in outcomes}
-        for rid, req in list(self._inflight.items()):
+        for rid in self._polls.popleft():
+            req = self._inflight.pop(rid)
             req.outcomes = [by_pos[m.position] for m in req.messages if m.position in by_pos]
             req.done.set()
-            del self._inflight[rid]
 
     def close(self) -> None:
         """Stop serving; requests not yet committed are answered 503 so that clients retry."""

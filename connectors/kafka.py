@@ -1,16 +1,20 @@
 """KafkaSource: a consumer-group member reading the inference and label topics, at least once.
 
 Offsets are committed only by ``commit()``, which the daemon calls after the store committed the
-batch. A broker that is down is retried with exponential backoff; the daemon does not crash.
+batch, and only up to the end of that batch: the daemon polls the next batch while the last one
+is being written, so the consumer's position is ahead of what is safe to commit. A broker that is
+down is retried with exponential backoff; the daemon does not crash.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Callable
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
 
 from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
@@ -51,7 +55,9 @@ class KafkaSource:
         self._should_stop = should_stop
         self._sleep = sleep
         self._consumer: KafkaConsumer | None = None
-        self._pending = False
+        # per poll not yet committed, oldest first: {partition: the offset after its last record}
+        self._uncommitted: deque[dict] = deque()
+        self._to_close: dict = {}  # the latest committed end of each partition, committed again at close
 
     def _connect(self) -> KafkaConsumer | None:
         delay = self.cfg.retry_initial_s
@@ -82,8 +88,11 @@ class KafkaSource:
             self._sleep(self.cfg.retry_initial_s)
             return []
         out: list[RawMessage] = []
+        ends = {}
         for tp, records in batches.items():
             kind = self._kinds.get(tp.topic)
+            if records:
+                ends[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
             for r in records:
                 pos = f"{tp.topic}/{tp.partition}/{r.offset}"
                 value = r.value
@@ -95,27 +104,52 @@ class KafkaSource:
                     error = f"payload too large: {len(value)} bytes > ingest.max_payload_bytes={self.max_payload_bytes}"
                     value = None
                 out.append(RawMessage(self.name, pos, value, kind, error))
-        self._pending = bool(out) or self._pending
+        if out:
+            self._uncommitted.append(ends)
         return out
 
     def commit(self, outcomes: list[Outcome]) -> None:
-        """Commit the consumed positions; the store has already committed what they hold."""
-        if self._consumer is None or not self._pending:
+        """Commit the end of the oldest uncommitted poll (the daemon commits polls in order); the
+        store has already committed what it holds. Asynchronous: the daemon goes on polling while
+        the broker answers (a lost commit only means re-reading, harmless as writes are
+        idempotent by event_id); ``close()`` commits the last ends synchronously."""
+        if self._consumer is None or not self._uncommitted:
             return
+        # partitions a rebalance gave to another member are theirs to commit now (ours could only
+        # move their offset back)
+        mine = self._consumer.assignment()
+        ends = {tp: end for tp, end in self._uncommitted.popleft().items() if tp in mine}
+        if not ends:
+            return
+        self._to_close.update(ends)
         try:
-            self._consumer.commit()
-            self._pending = False
-        except CommitFailedError as e:
-            # A rebalance took the partitions away: the new owner re-reads from the last commit,
-            # which is harmless because writes are idempotent by event_id.
-            log.warning("offset commit failed after a rebalance (%s); messages will be re-read", e)
+            self._consumer.commit_async(ends, callback=self._commit_done)
         except KafkaError as e:
             log.warning("offset commit failed (%s); messages will be re-read", e)
 
+    @staticmethod
+    def _commit_done(offsets, response) -> None:
+        # called from a later poll() on the daemon's thread
+        if isinstance(response, CommitFailedError):
+            # A rebalance took the partitions away: the new owner re-reads from the last commit,
+            # which is harmless because writes are idempotent by event_id.
+            log.warning("offset commit failed after a rebalance (%s); messages will be re-read", response)
+        elif isinstance(response, Exception):
+            log.warning("offset commit failed (%s); messages will be re-read", response)
+
     def close(self) -> None:
         if self._consumer is not None:
+            mine = self._consumer.assignment()
+            last = {tp: end for tp, end in self._to_close.items() if tp in mine}
+            if last:
+                try:  # what was committed asynchronously, made sure of
+                    self._consumer.commit(last)
+                except KafkaError as e:
+                    log.warning("final offset commit failed (%s); the uncommitted messages will be re-read", e)
             self._consumer.close(autocommit=False)
             self._consumer = None
+            self._uncommitted.clear()
+            self._to_close.clear()
 
 
 def produce_json(bootstrap_servers: list[str], topic: str, items: list[dict], key_field: str | None = None,

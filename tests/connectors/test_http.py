@@ -1,6 +1,7 @@
 """HTTP ingest served by the daemon: answers after the store commit, 400/413 with reasons."""
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -87,3 +88,42 @@ def test_malformed_body_and_oversize(daemon):
     assert store.counts()["dead_letters"] == 2 and store.counts()["events"] == 0
     # the daemon is still serving
     assert _post(base + "/v1/events", json.dumps(inference(9)).encode())[0] == 200
+
+
+def test_a_commit_answers_only_the_requests_of_the_poll_it_is_for():
+    """The daemon may poll again before the store has committed the last poll (worker
+    processes): a request is answered when its own poll is committed, not before."""
+    from monitor.pipeline import Outcome
+
+    src = HttpSource("127.0.0.1", 0, 4096)
+    src.start()
+    url = f"http://127.0.0.1:{src.port}/v1/events"
+    answers: dict[int, tuple] = {}
+
+    def post(i: int) -> None:
+        answers[i] = _post(url, json.dumps(inference(i)).encode())
+
+    def poll_one():
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            msgs = src.poll(100, timeout_s=0.2)
+            if msgs:
+                return msgs
+        raise AssertionError("no request came")
+
+    try:
+        threads = [threading.Thread(target=post, args=(i,)) for i in (1, 2)]
+        threads[0].start()
+        first = poll_one()
+        threads[1].start()
+        second = poll_one()
+        src.commit([Outcome(m.position, "stored") for m in first])
+        threads[0].join(10)
+        assert answers[1][0] == 200 and answers[1][1]["accepted"] == 1
+        time.sleep(0.3)
+        assert 2 not in answers  # its poll is not committed yet
+        src.commit([Outcome(m.position, "stored") for m in second])
+        threads[1].join(10)
+        assert answers[2][0] == 200 and answers[2][1]["accepted"] == 1
+    finally:
+        src.close()

@@ -69,3 +69,48 @@ ingest:
         if broker is not None:
             stop_process(broker)
         log.close()
+
+
+def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):
+    """The daemon polls ahead of the store (worker processes): committing the oldest poll must
+    commit its end, not the consumer's position, which already covers the next poll."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from connectors.kafka import KafkaSource
+    from monitor.config import KafkaConfig
+
+    topic = f"inf-{uuid.uuid4().hex[:6]}"
+    make_topics(kafka_bootstrap, [topic, f"{topic}-labels"])
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(30):
+        prod.send(topic, json.dumps(inference(i)).encode(), partition=0)
+    prod.flush()
+    prod.close()
+    kc = KafkaConfig(bootstrap_servers=[kafka_bootstrap], group_id=f"g-{topic}", events_topic=topic,
+                     labels_topic=f"{topic}-labels", session_timeout_ms=6000, max_poll_interval_ms=5000)
+    src = KafkaSource(kc, 1 << 20)
+
+    def committed() -> int | None:
+        c = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=kc.group_id, enable_auto_commit=False)
+        try:
+            return c.committed(TopicPartition(topic, 0))
+        finally:
+            c.close(autocommit=False)
+
+    try:
+        first: list = []
+        deadline = time.time() + 60
+        while not first and time.time() < deadline:
+            first = src.poll(10, timeout_s=0.5)
+        second = src.poll(10, timeout_s=5)
+        assert [m.position for m in first] == [f"{topic}/0/{i}" for i in range(10)]
+        assert [m.position for m in second] == [f"{topic}/0/{i}" for i in range(10, 20)]
+        src.commit([])  # the first poll is stored; the second is not yet
+        deadline = time.time() + 10
+        while committed() != 10 and time.time() < deadline:
+            time.sleep(0.1)
+        assert committed() == 10
+        src.commit([])
+    finally:
+        src.close()  # makes the last asynchronous commit sure
+    assert committed() == 20
