@@ -124,6 +124,9 @@ class PostgresStore(SqlStore):
     def lock_notifications(self) -> None:
         self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727275)")
 
+    def lock_detectors(self) -> None:
+        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727276)")
+
     def _lock_migrations(self) -> None:
         # Several replicas may start at once: one applies, the others wait and find nothing to do.
         self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727274)")

@@ -495,6 +495,10 @@ class SqlStore:
                                                                   params)})
         return out
 
+    def lock_detectors(self) -> None:
+        """Hold the online detectors' states until this transaction ends, so that two writers'
+        read-update-write of a state never lose one's observations (SQLite: one writer anyway)."""
+
     def put_states(self, states: dict[str, dict], at: datetime) -> None:
         self._many(
             "INSERT INTO detector_state (key, state, updated_at) VALUES (?, ?, ?)"

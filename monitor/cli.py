@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from monitor.config import ConfigError, load_config
+from monitor.config import LOG_FORMAT, ConfigError, load_config
 
 
 def _date(s: str) -> datetime:
@@ -473,8 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=cfg.log_level, format=LOG_FORMAT, stream=sys.stderr)
     try:
         return args.fn(args, cfg)
     except Exception as e:  # noqa: BLE001 - only the expected kinds are turned into a message

@@ -105,6 +105,10 @@ class IngestConfig(_Section):
     http: HttpConfig = Field(default_factory=HttpConfig)
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
     kafka: KafkaConfig | None = None
+    # Processes that decode, validate, measure and store the polled batches, beside the daemon's
+    # own, which keeps the sources and commits them in order (PostgreSQL only: SQLite takes one
+    # writer at a time). 0: the daemon's process does it all. One per core is a good start.
+    workers: int = Field(0, ge=0, le=64)
 
 
 class MediaConfig(_Section):
@@ -411,6 +415,13 @@ class Config(_Section):
 
 
     @model_validator(mode="after")
+    def _workers_need_postgres(self) -> "Config":
+        if self.ingest.workers and self.store.kind != "postgres":
+            raise ValueError(f"ingest.workers: {self.ingest.workers} needs store.kind: postgres"
+                             f" (SQLite takes one writer at a time); use 0 with {self.store.kind}")
+        return self
+
+    @model_validator(mode="after")
     def _retention_outlives_the_vintages(self) -> "Config":
         ret = self.store.retention
         if ret is not None:
@@ -420,6 +431,10 @@ class Config(_Section):
                 raise ValueError(f"store.retention {ret} is shorter than the longest interval plus the longest lag"
                                  f" plus a day ({need}): the last vintages would miss their events")
         return self
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"  # monitor/workers.py
 
 
 class ConfigError(ValueError):

@@ -1,7 +1,9 @@
 """The daemon: ``startup()`` → ``main_loop()`` → ``shutdown()``.
 
-The main loop owns the ingest connection: it polls the sources, runs the pipeline on each batch,
-commits the store and then the sources (at least once). Evaluation never runs on that thread:
+The main loop polls the sources and hands each batch to be stored — on the ingest connection
+in this process, or to one of ``ingest.workers`` pipeline processes (monitor/workers.py) — and
+commits a batch's source once the store has committed it and every batch polled before it (at
+least once, in poll order). Evaluation never runs on that thread:
 apscheduler's background scheduler runs the evaluation job (``EVALUATION_JOB``: evaluate the
 windows the event-time watermark has closed, then deliver the outbox) in its own worker thread
 on a second connection, so a long catch-up never stalls ingest (nor a Kafka consumer's poll
@@ -20,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
@@ -31,7 +34,8 @@ from connectors.jobstore import SqlJobStore
 from monitor.evaluation import Evaluator, preload
 from monitor.housekeeping import purge
 from monitor.notify import run_notifications
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Outcome, Pipeline, RawMessage
+from monitor.workers import InProcess, Workers, reconnect, store_with_retry
 
 if TYPE_CHECKING:
     from connectors.sqlstore import SqlStore
@@ -73,13 +77,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def tune_gc() -> None:
-    """Fewer cyclic-GC passes: a batch of events is thousands of short-lived objects, and CPython's
-    default gen-0 threshold (700) made decoding 2-3x slower (measured in bench/ingest.py). The
-    objects of start-up (modules, config) are frozen out of collection."""
+def tune_gc(batch_size: int = 1000) -> None:
+    """Fewer cyclic-GC passes. A batch is tens of objects per event, alive until the batch is
+    stored: with CPython's default gen-0 threshold (700) each pass re-scanned them, and decoding
+    was 2-3x slower; at 50,000 a 2,000-event batch still paid ~3 µs per event (measured in
+    bench/ingest.py). The threshold leaves room for a few batches (capped: exceptions' traceback
+    cycles must still be collected). The objects of start-up (modules, config) are frozen out of
+    collection."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(min(1_000_000, max(100_000, 100 * batch_size)), 20, 100)
 
 
 class Daemon:
@@ -103,6 +110,10 @@ class Daemon:
         self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
                       "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0, "review_expired": 0}
         self._purged_at: datetime | None = None
+        self._writers: InProcess | Workers | None = None  # while main_loop runs
+        self._in_flight: deque[tuple[int, Source]] = deque()  # batches handed over, not committed, poll order
+        self._finished: dict[int, list[Outcome] | None] = {}  # their outcomes, as they come
+        self._batch_ids = iter(range(1 << 62))
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -125,7 +136,7 @@ class Daemon:
 
     def startup(self) -> None:
         preload()  # before tune_gc: the imported modules are frozen out of collection with the rest
-        tune_gc()
+        tune_gc(self.config.store.batch_size)
         applied = self.store.migrate()
         log.info("store %s ready (%d migrations applied)", self.store.describe(), len(applied))
         for s in self.sources:
@@ -160,51 +171,78 @@ class Daemon:
 
     def main_loop(self) -> None:
         max_records = self.config.store.batch_size
-        while not self.should_exit:
-            busy = False
-            for src in self.sources:
-                msgs = src.poll(max_records, timeout_s=0.05 if not busy else 0.0)
-                if msgs:
-                    busy = True
-                    self.ingest(src, msgs)
+        self._writers = self._open_writers()
+        try:
+            while not self.should_exit:
+                busy = False
+                for src in self.sources:
+                    if not self._writers.idle():
+                        self._settle(timeout=None)  # every worker has a batch: wait for one
+                    msgs = src.poll(max_records, timeout_s=0.0 if busy or self._in_flight else 0.05)
+                    if msgs:
+                        busy = True
+                        batch_id = next(self._batch_ids)
+                        self._in_flight.append((batch_id, src))
+                        self._writers.submit(batch_id, msgs)
+                    self._settle(timeout=0)
+                    if self.should_exit:
+                        break
                 if self.should_exit:
                     break
-            if self.should_exit:
-                break
-            if self.stop_when_idle and not busy and all(s.exhausted for s in self.sources):
-                self.tick()  # a finite run: evaluate what the input closed before it ends
-                self.drain_outbox()
-                return
-
-    def ingest(self, src, msgs) -> None:
-        delay = 0.5
-        while True:
-            try:
-                outcomes = self.pipeline.process(msgs)  # commits the store
-                break
-            except self.store.transient_errors as e:
-                # The database went away: keep the batch, reconnect with backoff, never crash.
-                # The source is not committed, so a stop here loses nothing (at least once).
-                log.warning("store %s failed (%s: %s); retrying the batch in %.1fs", self.store.describe(),
-                            type(e).__name__, str(e).splitlines()[0] if str(e) else "", delay)
-                if self.should_exit:
+                if not busy and self._in_flight:
+                    self._settle(timeout=0.05)  # nothing new: wait for the workers, not in a spin
+                if self.stop_when_idle and not busy and not self._in_flight and all(s.exhausted for s in self.sources):
+                    self.tick()  # a finite run: evaluate what the input closed before it ends
+                    self.drain_outbox()
                     return
-                time.sleep(delay)
-                delay = min(60.0, delay * 2)
-                self._reconnect()
-        src.commit(outcomes)  # then the source: at least once, never lost
-        self.stats["messages"] += len(msgs)
+            # SIGTERM: the batches handed over are finished and committed (a retry loop gives up)
+            self._writers.stop()
+            while self._in_flight:
+                self._settle(timeout=None)
+        finally:
+            self._writers.close()
+            self._writers = None
+
+    def _open_writers(self) -> InProcess | Workers:
+        n = self.config.ingest.workers
+        if not n:
+            return InProcess(self._store)
+        if self.clock is not utcnow:
+            raise ValueError(f"ingest.workers: {n} runs the pipeline on the wall clock; this daemon has its own clock"
+                             " (use 0 workers)")
+        return Workers(self.config, n)
+
+    def _settle(self, timeout: float | None) -> None:
+        """Collect finished batches (waiting up to ``timeout``, None: for one) and commit the
+        sources of those whose earlier batches are all committed, in poll order."""
+        self._finished.update(self._writers.wait(timeout))
+        while self._in_flight and self._in_flight[0][0] in self._finished:
+            batch_id, src = self._in_flight.popleft()
+            outcomes = self._finished.pop(batch_id)
+            if outcomes is None:
+                # given up while stopping: neither it nor a later batch is committed (re-read after restart)
+                self._in_flight.clear()
+                self._finished.clear()
+                return
+            self._committed(src, outcomes)
+
+    def ingest(self, src: Source, msgs: list[RawMessage]) -> None:
+        """Store ``msgs`` and commit ``src`` on this thread, outside the main loop (tools, tests)."""
+        outcomes = self._store(msgs)
+        if outcomes is not None:
+            self._committed(src, outcomes)
+
+    def _store(self, msgs: list[RawMessage]) -> list[Outcome] | None:
+        # The database went away: keep the batch, reconnect with backoff, never crash.
+        return store_with_retry(self.pipeline.process, self.store, msgs, lambda: self.should_exit)
+
+    def _committed(self, src: Source, outcomes: list[Outcome]) -> None:
+        src.commit(outcomes)  # after the store: at least once, never lost
+        self.stats["messages"] += len(outcomes)
         for o in outcomes:
             self.stats[o.status] += 1
             if o.status == "stored" and o.reason:
                 self.stats["partial"] += 1  # stored without a modality whose media failed
-
-    def _reconnect(self, store: SqlStore | None = None) -> None:
-        store = store or self.store
-        try:
-            store.reconnect()
-        except store.transient_errors as e:
-            log.warning("reconnecting to %s failed: %s", store.describe(), type(e).__name__)
 
     def tick(self) -> None:
         """Evaluate due windows and deliver the outbox (the evaluation job; on the evaluation
@@ -219,7 +257,7 @@ class Daemon:
             except store.transient_errors as e:
                 log.warning("evaluation failed on %s (%s: %s); the next run retries", store.describe(),
                             type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-                self._reconnect(store)
+                reconnect(store)
             except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
                 # (the store's transaction was rolled back on the way out of ``tx()``)
                 log.exception("evaluation failed; ingest goes on, the window is retried after its claim expires")

@@ -117,6 +117,14 @@ class InferenceEvent(_Strict):
     embeddings: dict[NonEmpty, list[float]] | None = None
     output: Output
 
+    @property
+    def has_raw_media(self) -> bool:
+        """Whether any modality carries media for modalwatch to measure."""
+        for i in self.inputs.values():
+            if i.data_b64 is not None or i.uri is not None:
+                return True
+        return False
+
     @field_validator("embeddings")
     @classmethod
     def _finite_embeddings(cls, v: dict[str, list[float]] | None) -> dict[str, list[float]] | None:

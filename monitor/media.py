@@ -186,7 +186,8 @@ def measure_event(event, read, media_cfg, measured: dict | None = None) -> Measu
     ``measured`` holds modalities already measured elsewhere (the batched image path): their
     signals, or the ``MediaError`` that stopped them."""
     inputs = event.inputs
-    if not media_cfg.expected_modalities and not any(i.has_raw_media or "ts" in i.capture for i in inputs.values()):
+    if (not media_cfg.expected_modalities and not event.has_raw_media
+            and not any("ts" in i.capture for i in inputs.values())):
         # the hot path of producer-computed signals: validated finite numbers, nothing to measure
         return Measured({f"{m}.{k}": v for m, i in inputs.items() for k, v in i.signals.items()},
                         frozenset(inputs), ())

@@ -46,6 +46,10 @@ class Rejected(ValueError):
     pass
 
 
+_VALIDATE_INFERENCE = InferenceEvent.__pydantic_validator__.validate_json
+_VALIDATE_LABEL = LabelEvent.__pydantic_validator__.validate_json
+
+
 def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEvent:
     """The event in ``msg``, or ``Rejected`` with a reason a producer can act on."""
     if msg.error:
@@ -55,9 +59,9 @@ def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEve
         raise Rejected(f"payload too large: {size} bytes > ingest.max_payload_bytes={max_payload_bytes}")
     if msg.kind is not None:
         # The topic or path says the kind: validate straight from bytes (no Python-level JSON).
-        model = InferenceEvent if msg.kind == "inference" else LabelEvent
         try:
-            ev = model.model_validate_json(msg.payload)
+            # the model's validator itself: what model_validate_json calls, without its Python frame
+            ev = (_VALIDATE_INFERENCE if msg.kind == "inference" else _VALIDATE_LABEL)(msg.payload)
         except ValidationError as e:
             errors = e.errors()
             if any(err["type"] == "json_invalid" for err in errors):
@@ -172,7 +176,9 @@ class Pipeline:
         and NumPy release the GIL for the heavy parts). With ``media.torch_device`` the images of
         the batch are measured together in torch first."""
         media = self.config.media
-        n_media = sum(any(i.has_raw_media for i in e.inputs.values()) for _, e in events)
+        n_media = sum(1 for _, e in events if e.has_raw_media)
+        if not n_media and not media.expected_modalities:  # producer-computed signals only: nothing to decode
+            return [measure_event(e, self.read_media, media) for _, e in events]
         map_fn = map
         if n_media and self._blas_limit is None:
             from threadpoolctl import threadpool_limits
@@ -220,10 +226,11 @@ class Pipeline:
         dead: list[dict] = []
         outcomes: dict[str, Outcome] = {}
         skew = self.config.ingest.max_future_skew
+        ahead_of = now + skew if skew is not None else None
         for msg in messages:
             try:
                 ev = decode(msg, limit)
-                if skew is not None and ev.ts > now + skew:
+                if ahead_of is not None and ev.ts > ahead_of:
                     raise Rejected(f"{'event' if isinstance(ev, InferenceEvent) else 'label'} time {ev.ts.isoformat()} "
                                    f"is {_ahead(ev.ts - now)} ahead of the clock (ingest.max_future_skew="
                                    f"{_ahead(skew)}): check the producer's clock")
@@ -235,41 +242,47 @@ class Pipeline:
                 continue
             (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
         partial: dict[str, str] = {}
+        rows = []
         if events:
-            kept, rows = [], []
-            by_position = {m.position: m for m in messages}
+            kept = []
+            by_position = None
             keep_partial = self.config.media.keep_partial_events
             for (p, e), m in zip(events, self._measure(events)):
-                if m.failures and not keep_partial:
-                    reason = "; ".join(r for _, r in m.failures) + " (media.keep_partial_events is false)"
-                    dead.append({"source": by_position[p].source, "position": p, "reason": reason,
-                                 "payload": scrub_payload(by_position[p].payload), "received_at": now})
-                    outcomes[p] = Outcome(p, "dead_letter", reason)
-                    continue
-                for modality, reason in m.failures:
-                    dead.append({"source": by_position[p].source, "position": f"{p}#{modality}",
-                                 "reason": f"{reason} (event {e.event_id} kept without it)",
-                                 "payload": scrub_payload(by_position[p].payload), "received_at": now})
                 if m.failures:
+                    if by_position is None:
+                        by_position = {m.position: m for m in messages}
+                    msg = by_position[p]
+                    if not keep_partial:
+                        reason = "; ".join(r for _, r in m.failures) + " (media.keep_partial_events is false)"
+                        dead.append({"source": msg.source, "position": p, "reason": reason,
+                                     "payload": scrub_payload(msg.payload), "received_at": now})
+                        outcomes[p] = Outcome(p, "dead_letter", reason)
+                        continue
+                    for modality, reason in m.failures:
+                        dead.append({"source": msg.source, "position": f"{p}#{modality}",
+                                     "reason": f"{reason} (event {e.event_id} kept without it)",
+                                     "payload": scrub_payload(msg.payload), "received_at": now})
                     partial[p] = "partial: " + "; ".join(r for _, r in m.failures)
                 kept.append((p, e))
                 rows.append(event_row(e, p, now, m))
             events = kept
-        else:
-            rows = []
         with self.store.tx():
             new_events = self.store.insert_events(rows)
             new_labels = self.store.insert_labels([
                 {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
                  "ingested_at": now} for p, e in labels])
             self.store.insert_dead_letters(dead)
-            positions = {m.position for m in messages}
-            dead_at = {d["position"] for d in dead} & positions  # whole messages, not a lost modality
             tally: dict[str, list[int]] = {}
             for m in messages:
-                t = tally.setdefault(m.source, [0, 0])
+                t = tally.get(m.source)
+                if t is None:
+                    t = tally[m.source] = [0, 0]
                 t[0] += 1
-                t[1] += m.position in dead_at
+            if dead:
+                dead_at = {d["position"] for d in dead}  # whole messages, not a lost modality
+                for m in messages:
+                    if m.position in dead_at:
+                        tally[m.source][1] += 1
             self.store.count_ingest(now.replace(second=0, microsecond=0), {k: (a, b) for k, (a, b) in tally.items()})
             if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
                 self.store.close_review_items(new_labels)
@@ -290,10 +303,19 @@ class Pipeline:
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
                 self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
                                                         rc.daily_budget_per_stratum))
+        # the first of an id in the batch is the one stored; a repeat of it is a duplicate
+        first = set()
         for p, e in events:
-            outcomes[p] = Outcome(p, "stored" if e.event_id in new_events else "duplicate", partial.get(p, ""))
+            i = e.event_id
+            stored = i in new_events and i not in first
+            first.add(i)
+            outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
+        first.clear()
         for p, e in labels:
-            outcomes[p] = Outcome(p, "stored" if e.event_id in new_labels else "duplicate")
+            i = e.event_id
+            stored = i in new_labels and i not in first
+            first.add(i)
+            outcomes[p] = Outcome(p, "stored" if stored else "duplicate")
         if dead:
             n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
             log.warning("%d of %d messages went to dead letters, %d events were kept without a modality "
@@ -311,6 +333,7 @@ class Pipeline:
             return
         pairs = sorted(((info["ts"], eid) for eid, info in joined.items()))
         keys = {k for info in joined.values() for k in slice_keys(info["model_name"], info["slice"])}
+        self.store.lock_detectors()  # another writer (worker, replica) updates the same states: one at a time
         states = self.store.get_states(f"adwin:{k}" for k in keys)
         delta = self.config.online.adwin_delta
         dets = {k: ADWINDetector.from_state_dict(states[f"adwin:{k}"]) if f"adwin:{k}" in states

@@ -1,4 +1,5 @@
-"""Kafka → PostgreSQL with the real daemon process: SIGKILL midway, restart, nothing lost or doubled."""
+"""Kafka → PostgreSQL with the real daemon process: SIGKILL midway, restart, nothing lost or doubled;
+with the pipeline in the daemon's process and in worker processes (ingest.workers)."""
 import json
 import re
 import signal
@@ -7,13 +8,14 @@ import time
 import uuid
 
 import psycopg
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import ROOT, make_topics, modalwatch_cmd
 from tests.helpers import inference
 
 
-def _config(tmp_path, pg_url, bootstrap, topic, group, batch=250):
+def _config(tmp_path, pg_url, bootstrap, topic, group, batch=250, workers=0):
     path = tmp_path / "kafka.yaml"
     path.write_text(f"""
 store:
@@ -21,6 +23,7 @@ store:
   url: ${{MW_TEST_PG}}
   batch_size: {batch}
 ingest:
+  workers: {workers}
   http:
     enabled: false
   kafka:
@@ -60,7 +63,27 @@ def _committed(bootstrap, group, topic, partitions):
         c.close(autocommit=False)
 
 
-def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url, kafka_bootstrap):
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def _settled_count(pg_url, quiet_s: float = 1.0):
+    """The stored count once it has stopped changing (a killed daemon's workers die with it)."""
+    last, since = _count(pg_url)[0], time.time()
+    while time.time() - since < quiet_s:
+        time.sleep(0.1)
+        now = _count(pg_url)[0]
+        if now != last:
+            last, since = now, time.time()
+    return last
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
+def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url, kafka_bootstrap, workers):
     n, parts = 10_000, 2
     topic, group = f"inf-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"
     make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=parts)
@@ -70,7 +93,7 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url
     prod.flush()
     prod.close()
 
-    cfg = _config(tmp_path, pg_url, kafka_bootstrap, topic, group)
+    cfg = _config(tmp_path, pg_url, kafka_bootstrap, topic, group, workers=workers)
     with open(tmp_path / "run1.log", "wb") as log:
         p1 = _start(cfg, pg_url, log)
         deadline = time.time() + 120
@@ -78,7 +101,14 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url
             time.sleep(0.02)
         p1.send_signal(signal.SIGKILL)
         p1.wait()
-    stored_at_kill = _count(pg_url)[0]
+    if workers:  # the kernel ends the workers with the daemon: no orphan goes on writing
+        pids = re.search(r"pipeline worker processes started \(pids ([\d, ]+)\)",
+                         (tmp_path / "run1.log").read_text()).group(1).split(", ")
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(int(p)) for p in pids):
+            time.sleep(0.05)
+        assert not any(_alive(int(p)) for p in pids)
+    stored_at_kill = _settled_count(pg_url)
     assert 0 < stored_at_kill < n, f"kill landed at {stored_at_kill}; the test needs it midway"
     committed_at_kill = _committed(kafka_bootstrap, group, topic, parts)
     assert committed_at_kill <= stored_at_kill  # offsets never run ahead of the store

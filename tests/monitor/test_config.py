@@ -16,6 +16,7 @@ def test_example_configs_validate():
                        env={"MODALWATCH_PG_URL": "postgresql://u:pw@db/x", "MODALWATCH_WEBHOOK_URL": "http://h/x",
                             "MODALWATCH_WEBHOOK_SECRET": "007"})
     assert prod.store.kind == "postgres" and prod.ingest.kafka.bootstrap_servers == ["kafka:9092"]
+    assert prod.ingest.workers == 2
     assert prod.alerts.webhooks[0].secret.get_secret_value() == "007"
     assert "007" not in repr(prod) and "pw" not in repr(prod)
 
@@ -40,6 +41,13 @@ def test_env_interpolation_and_missing_variable():
     assert cfg.store.path == "/tmp/x.db" and cfg.ingest.http.port == 9001
     with pytest.raises(ConfigError, match=r"ingest\.http\.port \(line 5\): environment variable PORT is not set"):
         parse_config("store:\n  path: x\ningest:\n  http:\n    port: ${PORT}\n", env={})
+
+
+def test_pipeline_workers_need_postgres():
+    with pytest.raises(ConfigError, match=r"ingest\.workers: 2 needs store\.kind: postgres"):
+        parse_config("ingest:\n  workers: 2\n")
+    cfg = parse_config("store: {kind: postgres, url: 'postgresql://db/x'}\ningest: {workers: 2}\n")
+    assert cfg.ingest.workers == 2
 
 
 def test_durations_and_invalid_duration():

@@ -1,0 +1,264 @@
+"""Where the daemon's batches are decoded, validated, measured and stored.
+
+One Python process runs the pipeline on one core at most (the GIL), and the pipeline — pydantic
+validation, the store's COPY, the detectors — is the most of what the daemon does per event. With
+``ingest.workers: N`` (PostgreSQL) the daemon keeps the sources and hands each polled batch to
+one of N worker processes, each running its own ``Pipeline`` on its own connection; the daemon
+commits a batch's source once that batch and every batch polled before it are stored (at least
+once, in poll order; ``Daemon._settle``). With 0 workers the daemon's own process stores each
+batch as it is polled (``InProcess``): the embedded default, and any run with a custom clock.
+
+Both kinds answer the same three calls: ``idle()`` (can a batch be submitted now),
+``submit(batch_id, msgs)`` and ``wait(timeout)`` (the batches finished since the last call, as
+``(batch_id, outcomes)``; outcomes ``None`` for a batch given up because the daemon is stopping).
+
+A worker retries a batch while the database is away (reconnecting with backoff) until the daemon
+stops; a worker that raises or dies ends the daemon with ``WorkerError`` (nothing is lost: what
+was not committed is re-read). Workers ignore SIGINT/SIGTERM — the daemon decides when they stop,
+after their batches — and exit when the daemon's end of their pipe closes, even after a SIGKILL.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from multiprocessing.connection import Connection, wait as wait_any
+from typing import Callable
+
+from monitor.pipeline import Outcome, RawMessage
+
+log = logging.getLogger("modalwatch.workers")
+
+_STATUS = ("stored", "duplicate", "dead_letter")
+_CODE = {s: i for i, s in enumerate(_STATUS)}
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the daemon stops (its uncommitted batches are re-read on restart)."""
+
+
+def store_with_retry(process: Callable[[list[RawMessage]], list[Outcome]], store, msgs: list[RawMessage],
+                     stopping: Callable[[], bool]) -> list[Outcome] | None:
+    """``process(msgs)``, retried with backoff while the database is away; None when asked to stop
+    first (the source is then not committed, so nothing is lost: at least once)."""
+    delay = 0.5
+    while True:
+        try:
+            return process(msgs)
+        except store.transient_errors as e:
+            log.warning("store %s failed (%s: %s); retrying the batch in %.1fs", store.describe(),
+                        type(e).__name__, str(e).splitlines()[0] if str(e) else "", delay)
+            if stopping():
+                return None
+            time.sleep(delay)
+            delay = min(60.0, delay * 2)
+            reconnect(store)
+
+
+def reconnect(store) -> None:
+    """Reconnect ``store``; a failure is logged and left to the next attempt."""
+    try:
+        store.reconnect()
+    except store.transient_errors as e:
+        log.warning("reconnecting to %s failed: %s", store.describe(), type(e).__name__)
+
+
+class InProcess:
+    """0 workers: each batch is stored on the calling thread when it is submitted."""
+
+    def __init__(self, store_batch: Callable[[list[RawMessage]], list[Outcome] | None]):
+        self._store_batch = store_batch
+        self._done: list[tuple[int, list[Outcome] | None]] = []
+
+    def idle(self) -> bool:
+        return True
+
+    def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
+        self._done.append((batch_id, self._store_batch(msgs)))
+
+    def wait(self, timeout: float | None) -> list[tuple[int, list[Outcome] | None]]:
+        done, self._done = self._done, []
+        return done
+
+    def _exited(self, i: int) -> WorkerError:
+        self._procs[i].join(5)
+        return WorkerError(f"pipeline worker {i} exited (exit code {self._procs[i].exitcode}); the batches it held"
+                           " were not committed and are read again after a restart")
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Workers:
+    """``n`` pipeline worker processes. Each holds up to ``DEPTH`` batches — the one it works on
+    and the next, waiting in its pipe — so that it never idles while the daemon commits, polls
+    and hands over (2 workers on 2 cores: 30,000 → … events/s, bench/ingest.py)."""
+
+    DEPTH = 2
+
+    def __init__(self, config, n: int):
+        ctx = multiprocessing.get_context("spawn")  # the daemon runs threads (Kafka, HTTP, scheduler): no fork
+        self._stopping = ctx.Event()
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self._conns: list[Connection] = []
+        self._held: list[deque[list[RawMessage]]] = []  # per worker: the messages of its batches, oldest first
+        for i in range(n):
+            ours, theirs = ctx.Pipe()
+            p = ctx.Process(target=_worker_main, args=(config, theirs, self._stopping, os.getpid()),
+                            name=f"modalwatch-worker-{i}", daemon=True)
+            p.start()
+            theirs.close()
+            self._procs.append(p)
+            self._conns.append(ours)
+            self._held.append(deque())
+        try:
+            for i, c in enumerate(self._conns):  # ready: imported, connected to the store
+                self._receive(i, c)
+        except WorkerError:
+            self.close()
+            raise
+        log.info("%d pipeline worker processes started (pids %s)", n, ", ".join(str(p.pid) for p in self._procs))
+
+    def idle(self) -> bool:
+        return any(len(h) < self.DEPTH for h in self._held)
+
+    def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
+        i = min(range(len(self._held)), key=lambda k: len(self._held[k]))
+        self._held[i].append(msgs)
+        try:
+            # columns of plain values: pickled several times faster than a list of NamedTuples
+            self._conns[i].send((batch_id, tuple(zip(*msgs))))
+        except OSError:
+            raise self._exited(i) from None
+
+    def wait(self, timeout: float | None) -> list[tuple[int, list[Outcome] | None]]:
+        """The batches finished within ``timeout`` (None: block until one is)."""
+        busy = [c for c, h in zip(self._conns, self._held) if h]
+        if not busy:
+            return []
+        done = []
+        for c in wait_any(busy, timeout):
+            i = self._conns.index(c)
+            while True:  # every result already in the pipe
+                done.append(self._receive(i, c))
+                if not self._held[i] or not c.poll():
+                    break
+        return done
+
+    def _receive(self, i: int, conn: Connection) -> tuple[int, list[Outcome] | None]:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            raise self._exited(i) from None
+        kind = msg[0]
+        if kind == "error":
+            raise WorkerError(f"pipeline worker {i} failed on a batch:\n{msg[1]}")
+        if kind == "ready":
+            return -1, None
+        _, batch_id, codes, reasons = msg
+        msgs = self._held[i].popleft()
+        if codes is None:
+            return batch_id, None
+        return batch_id, [Outcome(m.position, _STATUS[c], reasons.get(k, ""))
+                          for k, (m, c) in enumerate(zip(msgs, codes))]
+
+    def _exited(self, i: int) -> WorkerError:
+        self._procs[i].join(5)
+        return WorkerError(f"pipeline worker {i} exited (exit code {self._procs[i].exitcode}); the batches it held"
+                           " were not committed and are read again after a restart")
+
+    def stop(self) -> None:
+        """Batches in a retry loop are given up (the daemon is stopping); others finish."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        for c in self._conns:
+            try:
+                c.send(None)
+            except OSError:
+                pass
+        for p in self._procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+        for c in self._conns:
+            c.close()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux the kernel SIGKILLs this worker when the daemon dies, even by SIGKILL: no orphan
+    goes on writing (its open transaction is rolled back). Elsewhere the closed pipe ends it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the daemon died before the line above
+        os._exit(0)
+
+
+def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from monitor.config import WORKER_LOG_FORMAT
+
+    logging.basicConfig(level=config.log_level, format=WORKER_LOG_FORMAT, stream=sys.stderr)
+    try:
+        from connectors.stores import open_store
+        from monitor.daemon import tune_gc, utcnow
+        from monitor.pipeline import Pipeline
+
+        store = open_store(config.store)
+        pipeline = Pipeline(config, store, utcnow)
+        tune_gc(config.store.batch_size)
+    except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready",))
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read_ahead() -> None:
+        """Receive (and unpickle) the next batch while this one is being stored."""
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                job = None  # the daemon is gone
+            jobs.put(job)
+            if job is None:
+                return
+
+    threading.Thread(target=read_ahead, name="modalwatch-worker-reader", daemon=True).start()
+    try:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            batch_id, columns = job
+            try:
+                outcomes = store_with_retry(pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set)
+            except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
+                conn.send(("error", traceback.format_exc()))
+                return
+            if outcomes is None:
+                conn.send(("done", batch_id, None, None))
+            else:
+                conn.send(("done", batch_id, bytes(_CODE[o.status] for o in outcomes),
+                           {k: o.reason for k, o in enumerate(outcomes) if o.reason}))
+    except (BrokenPipeError, EOFError):
+        return
+    finally:
+        pipeline.close()
+        store.close()

@@ -1,0 +1,131 @@
+"""Pipeline worker processes (ingest.workers) against a real PostgreSQL: the same outcomes as the
+daemon's own process, failures that stop the daemon loudly, and detector states that two writers
+update without losing each other's observations."""
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from connectors.postgres import PostgresStore
+from monitor.config import parse_config
+from monitor.daemon import utcnow
+from monitor.pipeline import Pipeline, RawMessage
+from monitor.workers import WorkerError, Workers
+from tests.helpers import b64, inference, label
+
+
+def _cfg(url: str, workers: int = 1):
+    return parse_config(f'store: {{kind: postgres, url: "{url}", batch_size: 100}}\ningest: {{workers: {workers}}}\n')
+
+
+@pytest.fixture
+def second_pg_url(pg_server_url):
+    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    yield f"{pg_server_url}{'&' if '?' in pg_server_url else '?'}options=-csearch_path%3D{schema}"
+    with psycopg.connect(pg_server_url, autocommit=True) as c:
+        c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _batches():
+    bad = inference(3)
+    bad["output"]["confidence"] = 1.5
+    partial = inference(4, inputs={"image": {"data_b64": b64(b"GIF89a not an image")},
+                                   "text": {"data_b64": b64(b"some words")}})
+    first = [json.dumps(inference(1)).encode(), json.dumps(inference(2)).encode(), b"{oops",
+             json.dumps(bad).encode(), json.dumps(partial).encode()]
+    second = [json.dumps(inference(1)).encode(), json.dumps(label(2)).encode(), json.dumps(label(2)).encode()]
+    return ([RawMessage("t", f"t/0/{i}", p, "inference") for i, p in enumerate(first)],
+            [RawMessage("t", f"t/0/{5 + i}", p, "inference" if i == 0 else "label") for i, p in enumerate(second)])
+
+
+def test_workers_give_the_outcomes_and_rows_of_the_daemons_own_process(pg_url, second_pg_url):
+    for url in (pg_url, second_pg_url):
+        PostgresStore(url).migrate()
+    store = PostgresStore(pg_url)
+    pipeline = Pipeline(_cfg(pg_url), store, utcnow)
+    expected = [pipeline.process(b) for b in _batches()]
+    store.close()
+
+    workers = Workers(_cfg(second_pg_url), 1)  # one worker: the two batches in order, like the daemon's process
+    try:
+        first, second = _batches()
+        workers.submit(7, first)
+        workers.submit(8, second)
+        got: dict = {}
+        deadline = time.time() + 60
+        while len(got) < 2 and time.time() < deadline:
+            got.update(workers.wait(timeout=1))
+    finally:
+        workers.close()
+    assert [got[7], got[8]] == expected
+    statuses = [o.status for o in got[7]] + [o.status for o in got[8]]
+    assert statuses == ["stored", "stored", "dead_letter", "dead_letter", "stored", "duplicate", "stored", "duplicate"]
+    assert got[7][4].reason.startswith("partial: image: cannot decode")
+
+    def rows(url):
+        with psycopg.connect(url) as c:
+            return (c.execute("SELECT event_id, slice, signal_values, position FROM events ORDER BY 1").fetchall(),
+                    c.execute("SELECT event_id, label FROM labels ORDER BY 1").fetchall(),
+                    c.execute("SELECT position, reason FROM dead_letters ORDER BY 1").fetchall())
+    assert rows(second_pg_url) == rows(pg_url)
+
+
+def test_a_worker_that_dies_stops_the_daemon_with_the_reason(pg_url):
+    PostgresStore(pg_url).migrate()
+    workers = Workers(_cfg(pg_url), 1)
+    try:
+        workers.submit(1, _batches()[0])  # held by the worker when it dies (or before it read it)
+        os.kill(workers._procs[0].pid, signal.SIGKILL)
+        with pytest.raises(WorkerError, match=r"pipeline worker 0 exited \(exit code -9\); the batches it held were"
+                                              r" not committed"):
+            workers.wait(timeout=30)
+        with pytest.raises(WorkerError, match=r"pipeline worker 0 exited \(exit code -9\)"):
+            workers.submit(2, _batches()[1])
+    finally:
+        workers.close()
+
+
+def test_a_worker_that_cannot_start_names_the_reason(pg_server_url):
+    url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
+    with pytest.raises(WorkerError, match=r"(?s)pipeline worker 0 failed.*OperationalError"):
+        Workers(_cfg(url), 1)
+
+
+def test_two_writers_update_the_detector_states_without_losing_observations(pg_url):
+    """Two writers (workers, replicas) feed labels of the same slices at once: every (event,
+    label) pair is counted once in each slice's ADWIN state."""
+    PostgresStore(pg_url).migrate()
+    n = 400
+    store = PostgresStore(pg_url)
+    Pipeline(_cfg(pg_url), store, utcnow).process(
+        [RawMessage("seed", f"s:{i}", json.dumps(inference(i)).encode(), "inference") for i in range(n)])
+    store.close()
+
+    def feed(source: str, ids: range) -> None:
+        st = PostgresStore(pg_url)
+        p = Pipeline(_cfg(pg_url), st, utcnow)
+        for k in range(ids.start, ids.stop, 10):  # many small batches: many chances to interleave
+            p.process([RawMessage(source, f"{source}:{i}", json.dumps(label(i)).encode(), "label")
+                       for i in range(k, min(k + 10, ids.stop))])
+        st.close()
+
+    # different sources: their ingest counters are different rows, so nothing else serialises them
+    threads = [threading.Thread(target=feed, args=("a", range(0, n // 2))),
+               threading.Thread(target=feed, args=("b", range(n // 2, n)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    store = PostgresStore(pg_url)
+    state = store.get_states(["adwin:m|*"])["adwin:m|*"]
+    store.close()
+    from detectors.online import ADWINDetector
+
+    assert ADWINDetector.from_state_dict(state).n_seen == n
