@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from connectors.sqlstore import SqlStore, Window
 
@@ -46,11 +48,12 @@ class PostgresStore(SqlStore):
         self._connect_timeout_s = connect_timeout_s
         self.conn = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout_s))
         _fast_json(self.conn)
+        _json_text_dumpers(self.conn)
         info = self.conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
         self.timescale = False
-        self._stages: dict[str, tuple[list[str], str]] = {}  # temp staging tables made on this connection
-        self._staged_in_tx: set[str] = set()
+        self._stages: set[str] = set()  # temp staging tables made on this connection
+        self._types: dict[str, list[str]] = {}  # per table: the COPY types of its columns
 
     def sibling(self) -> "PostgresStore":
         other = PostgresStore(self._url, self._connect_timeout_s)
@@ -68,16 +71,18 @@ class PostgresStore(SqlStore):
             pass
         self.conn = psycopg.connect(self._url, autocommit=False, connect_timeout=int(self._connect_timeout_s))
         _fast_json(self.conn)
+        _json_text_dumpers(self.conn)
         self._stages.clear()  # temp tables died with the old session
 
     def _begin(self) -> None:
-        self._staged_in_tx: set[str] = set()  # psycopg opens the transaction on the first statement
+        pass  # psycopg opens the transaction on the first statement
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
     def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
-        return f"{col} = ANY(?)", [list(ids)]
+        # a binary array parameter: the text one quotes each element with a regex (~0.4 µs an id)
+        return f"{col} = ANY(%b)", [list(ids)]
 
     def _chunks(self, ids, size: int = 50_000):
         return super()._chunks(ids, size)
@@ -183,30 +188,91 @@ class PostgresStore(SqlStore):
         return types, select
 
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
+        """Insert the rows whose key is not stored yet; return their keys. The rows not stored
+        yet are copied straight into ``table`` (binary COPY: the least work for the server); if
+        another writer stores one of them meanwhile, the COPY is undone to a savepoint and the
+        rows go through a staging table and ``ON CONFLICT DO NOTHING`` instead."""
         if not rows:
             return set()
-        stage = f"_stage_{table}"
-        collist = ", ".join(cols)
         k = cols.index(key)
         seen: set = set()
         rows = [r for r in rows if not (r[k] in seen or seen.add(r[k]))]  # first of a key in a batch wins
         with self.tx():
             cur = self.conn.cursor()
-            if stage not in self._stages:
-                self._stages[stage] = self._make_stage(table, stage, cols)
-            elif stage in self._staged_in_tx:
-                cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
-            self._staged_in_tx.add(stage)
-            types, select = self._stages[stage]
-            with cur.copy(f"COPY {stage} ({collist}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(types)
-                for r in rows:
-                    copy.write_row(r)
-            cur.execute(
-                f"INSERT INTO {table} ({collist}) SELECT {select} FROM {stage} ON CONFLICT DO NOTHING RETURNING {key}"
-            )
-            new = {r[0] for r in cur.fetchall()}
-        return new
+            stored = {r[0] for r in cur.execute(f"SELECT {key} FROM {table} WHERE {key} = ANY(%b)",
+                                                ([r[k] for r in rows],))}
+            fresh = [r for r in rows if r[k] not in stored] if stored else rows
+            if not fresh:
+                return set()
+            cur.execute("SAVEPOINT modalwatch_copy")
+            try:
+                self._copy(cur, table, cols, fresh, self._copy_types(table, cols))
+            except psycopg.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT modalwatch_copy")
+                return self._insert_staged(cur, table, cols, key, fresh)
+            cur.execute("RELEASE SAVEPOINT modalwatch_copy")
+            return {r[k] for r in fresh}
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        return dict(self.conn.execute(
+            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
+            " AND table_schema = current_schema()", (table,)).fetchall())
+
+    def _copy_types(self, table: str, cols: Sequence[str]) -> list[str]:
+        if table not in self._types:
+            self._types[table] = [self._column_types(table)[c] for c in cols]
+        return self._types[table]
+
+    @staticmethod
+    def _copy(cur, table: str, cols: Sequence[str], rows: list[tuple], types: list[str]) -> None:
+        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)  # json columns: the store's JSON text, dumped by _JsonText*Dumper
+            for r in rows:
+                copy.write_row(r)
+
+    def _insert_staged(self, cur, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
+        """The rows through a temp table and ``INSERT … ON CONFLICT DO NOTHING``: right whatever
+        other writers store meanwhile."""
+        stage = f"_stage_{table}"
+        if stage not in self._stages:
+            udt = self._column_types(table)
+            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
+                              + ", ".join(f"{c} {udt[c]}" for c in cols) + ") ON COMMIT DELETE ROWS")
+            self._stages.add(stage)
+        else:
+            cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
+        self._copy(cur, stage, cols, rows, self._copy_types(table, cols))
+        collist = ", ".join(cols)
+        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
+                    f" RETURNING {key}")
+        return {r[0] for r in cur.fetchall()}
+
+
+class _JsonText(str):
+    """Marks nothing: the class the JSON-text dumpers are registered under (COPY picks a dumper by
+    column type, and the store's JSON values are already serialised text)."""
+
+
+class _JsonTextDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: str) -> bytes:
+        return obj.encode()
+
+
+class _JsonbTextDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()  # jsonb's binary format: a version byte, then the text
+
+
+def _json_text_dumpers(conn) -> None:
+    """COPY into json/jsonb columns takes the store's serialised JSON as it is (psycopg's own
+    dumpers would serialise the text again, as a JSON string)."""
+    for name, dumper in (("json", _JsonTextDumper), ("jsonb", _JsonbTextDumper)):
+        cls = type(dumper.__name__, (dumper,), {"oid": conn.adapters.types[name].oid})
+        conn.adapters.register_dumper(_JsonText, cls)
 
 
 def _fast_json(conn) -> None:

@@ -178,16 +178,18 @@ class Measured(NamedTuple):
     failures: tuple[tuple[str, str], ...]
 
 
-def measure_event(event, read, media_cfg, measured: dict | None = None) -> Measured:
+def measure_event(event, read, media_cfg, measured: dict | None = None, raw_media: bool | None = None) -> Measured:
     """Measure every raw medium of ``event`` (an InferenceEvent) and add cross-modal signals.
 
     ``read(modality, data_b64, uri) -> bytes`` fetches the media (connectors.media.MediaReader);
     decoding and measuring happen here, and the bytes go out of scope when this returns.
     ``measured`` holds modalities already measured elsewhere (the batched image path): their
-    signals, or the ``MediaError`` that stopped them."""
+    signals, or the ``MediaError`` that stopped them. ``raw_media``: whether the event carries
+    media, when the caller knows already."""
     inputs = event.inputs
-    if (not media_cfg.expected_modalities and not event.has_raw_media
-            and not any("ts" in i.capture for i in inputs.values())):
+    if raw_media is None:
+        raw_media = event.has_raw_media
+    if not raw_media and not media_cfg.expected_modalities and not any("ts" in i.capture for i in inputs.values()):
         # the hot path of producer-computed signals: validated finite numbers, nothing to measure
         return Measured({f"{m}.{k}": v for m, i in inputs.items() for k, v in i.signals.items()},
                         frozenset(inputs), ())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable, Literal, NamedTuple
 
@@ -177,8 +178,8 @@ class Pipeline:
         the batch are measured together in torch first."""
         media = self.config.media
         n_media = sum(1 for _, e in events if e.has_raw_media)
-        if not n_media and not media.expected_modalities:  # producer-computed signals only: nothing to decode
-            return [measure_event(e, self.read_media, media) for _, e in events]
+        if not n_media:  # producer-computed signals only: nothing to decode
+            return [measure_event(e, self.read_media, media, raw_media=False) for _, e in events]
         map_fn = map
         if n_media and self._blas_limit is None:
             from threadpoolctl import threadpool_limits
@@ -272,26 +273,17 @@ class Pipeline:
                 {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
                  "ingested_at": now} for p, e in labels])
             self.store.insert_dead_letters(dead)
-            tally: dict[str, list[int]] = {}
-            for m in messages:
-                t = tally.get(m.source)
-                if t is None:
-                    t = tally[m.source] = [0, 0]
-                t[0] += 1
-            if dead:
-                dead_at = {d["position"] for d in dead}  # whole messages, not a lost modality
-                for m in messages:
-                    if m.position in dead_at:
-                        tally[m.source][1] += 1
-            self.store.count_ingest(now.replace(second=0, microsecond=0), {k: (a, b) for k, (a, b) in tally.items()})
+            received = Counter(m.source for m in messages)
+            dead_at = {d["position"] for d in dead}  # whole messages, not a lost modality
+            rejected = Counter(m.source for m in messages if m.position in dead_at) if dead else Counter()
+            self.store.count_ingest(now.replace(second=0, microsecond=0),
+                                    {k: (n, rejected[k]) for k, n in received.items()})
             if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
                 self.store.close_review_items(new_labels)
-            spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+            times: dict[tuple[str, str], list[datetime]] = {}
             for _, e in events:
-                k = (e.model.name, e.model.version)
-                a, b = spans.get(k, (e.ts, e.ts))
-                spans[k] = (min(a, e.ts), max(b, e.ts))
-            self.store.note_model_versions(spans)
+                times.setdefault((e.model.name, e.model.version), []).append(e.ts)
+            self.store.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
             self._feed_detectors(events, labels, new_events, new_labels, now)
             rc = self.config.review
             candidates = [

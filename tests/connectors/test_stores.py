@@ -171,3 +171,31 @@ def _rows(w):
     frame = pd.concat([w.frame, w.slices, w.signals], axis=1).sort_values("confidence")
     return [{k: (None if isinstance(v, float) and np.isnan(v) else round(v, 9) if isinstance(v, float) else v)
              for k, v in r.items()} for r in frame.astype(object).to_dict("records")]
+
+
+def test_two_writers_storing_the_same_events_at_once_store_each_once(pg_url):
+    """PostgreSQL copies events it has not seen straight into the table; a writer that stores
+    some of them meanwhile makes that COPY fail, and the batch falls back to ON CONFLICT: each
+    event is stored once and each writer is told which ones were its own."""
+    import threading
+
+    from connectors.postgres import PostgresStore
+
+    PostgresStore(pg_url).migrate()
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    rows = [_row(f"e{i:02d}", i, {"device": "a"}, {"x": float(i)}) for i in range(15)]
+    got = {}
+    with a.tx():
+        got["a"] = a.insert_events(rows[:10])
+        # b does not see a's uncommitted rows: its COPY waits on their keys, then fails on them
+        t = threading.Thread(target=lambda: got.update(b=b.insert_events(rows[5:])))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()  # waiting for a's transaction
+    t.join(30)
+    assert got["a"] == {f"e{i:02d}" for i in range(10)}
+    assert got["b"] == {f"e{i:02d}" for i in range(10, 15)}
+    assert a.counts()["events"] == 15
+    assert len(a.load_window("m", "1", T0, T0 + timedelta(days=2), T0 + timedelta(days=2))) == 15
+    a.close()
+    b.close()
