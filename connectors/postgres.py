@@ -188,10 +188,11 @@ class PostgresStore(SqlStore):
         return types, select
 
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
-        """Insert the rows whose key is not stored yet; return their keys. The rows not stored
-        yet are copied straight into ``table`` (binary COPY: the least work for the server); if
-        another writer stores one of them meanwhile, the COPY is undone to a savepoint and the
-        rows go through a staging table and ``ON CONFLICT DO NOTHING`` instead."""
+        """Insert the rows whose key is not stored yet; return their keys. The batch is copied
+        straight into ``table`` (binary COPY: the least work for the server, and new events are
+        the rule); if one of its keys is stored already (a replay, another writer), the COPY is
+        undone to a savepoint and the rows go through a staging table and ``ON CONFLICT DO
+        NOTHING`` instead."""
         if not rows:
             return set()
         k = cols.index(key)
@@ -199,19 +200,14 @@ class PostgresStore(SqlStore):
         rows = [r for r in rows if not (r[k] in seen or seen.add(r[k]))]  # first of a key in a batch wins
         with self.tx():
             cur = self.conn.cursor()
-            stored = {r[0] for r in cur.execute(f"SELECT {key} FROM {table} WHERE {key} = ANY(%b)",
-                                                ([r[k] for r in rows],))}
-            fresh = [r for r in rows if r[k] not in stored] if stored else rows
-            if not fresh:
-                return set()
             cur.execute("SAVEPOINT modalwatch_copy")
             try:
-                self._copy(cur, table, cols, fresh, self._copy_types(table, cols))
+                self._copy(cur, table, cols, rows, self._copy_types(table, cols))
             except psycopg.errors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT modalwatch_copy")
-                return self._insert_staged(cur, table, cols, key, fresh)
+                return self._insert_staged(cur, table, cols, key, rows)
             cur.execute("RELEASE SAVEPOINT modalwatch_copy")
-            return {r[k] for r in fresh}
+            return {r[k] for r in rows}
 
     def _column_types(self, table: str) -> dict[str, str]:
         return dict(self.conn.execute(

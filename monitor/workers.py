@@ -87,11 +87,6 @@ class InProcess:
         done, self._done = self._done, []
         return done
 
-    def _exited(self, i: int) -> WorkerError:
-        self._procs[i].join(5)
-        return WorkerError(f"pipeline worker {i} exited (exit code {self._procs[i].exitcode}); the batches it held"
-                           " were not committed and are read again after a restart")
-
     def stop(self) -> None:
         pass
 
@@ -101,8 +96,9 @@ class InProcess:
 
 class Workers:
     """``n`` pipeline worker processes. Each holds up to ``DEPTH`` batches — the one it works on
-    and the next, waiting in its pipe — so that it never idles while the daemon commits, polls
-    and hands over (2 workers on 2 cores: 30,000 → … events/s, bench/ingest.py)."""
+    and the next, read ahead by its reader thread — so that it never idles while the daemon
+    commits, polls and hands over; a sender thread per worker pickles and writes the batches, so
+    that the daemon's loop never waits on a pipe (bench/ingest.py: README)."""
 
     DEPTH = 2
 
@@ -121,6 +117,12 @@ class Workers:
             self._procs.append(p)
             self._conns.append(ours)
             self._held.append(deque())
+        self._outbox: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
+        self._send_failed = [False] * n
+        self._senders = [threading.Thread(target=self._send_loop, args=(i,), name=f"modalwatch-send-{i}", daemon=True)
+                         for i in range(n)]
+        for t in self._senders:
+            t.start()
         try:
             for i, c in enumerate(self._conns):  # ready: imported, connected to the store
                 self._receive(i, c)
@@ -134,12 +136,22 @@ class Workers:
 
     def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
         i = min(range(len(self._held)), key=lambda k: len(self._held[k]))
+        if self._send_failed[i] or not self._procs[i].is_alive():
+            raise self._exited(i)
         self._held[i].append(msgs)
-        try:
-            # columns of plain values: pickled several times faster than a list of NamedTuples
-            self._conns[i].send((batch_id, tuple(zip(*msgs))))
-        except OSError:
-            raise self._exited(i) from None
+        # columns of plain values: pickled several times faster than a list of NamedTuples
+        self._outbox[i].put((batch_id, tuple(zip(*msgs))))
+
+    def _send_loop(self, i: int) -> None:
+        while True:
+            item = self._outbox[i].get()
+            try:
+                self._conns[i].send(item)
+            except OSError:  # the worker is gone: submit() and wait() say so
+                self._send_failed[i] = True
+                return
+            if item is None:
+                return
 
     def wait(self, timeout: float | None) -> list[tuple[int, list[Outcome] | None]]:
         """The batches finished within ``timeout`` (None: block until one is)."""
@@ -182,11 +194,10 @@ class Workers:
         self._stopping.set()
 
     def close(self) -> None:
-        for c in self._conns:
-            try:
-                c.send(None)
-            except OSError:
-                pass
+        for q in self._outbox:
+            q.put(None)  # after the batches before it: the worker stops once they are done
+        for t in self._senders:
+            t.join(10)
         for p in self._procs:
             p.join(10)
             if p.is_alive():

@@ -174,9 +174,9 @@ def _rows(w):
 
 
 def test_two_writers_storing_the_same_events_at_once_store_each_once(pg_url):
-    """PostgreSQL copies events it has not seen straight into the table; a writer that stores
-    some of them meanwhile makes that COPY fail, and the batch falls back to ON CONFLICT: each
-    event is stored once and each writer is told which ones were its own."""
+    """PostgreSQL copies a batch straight into the table; a writer that stores some of its events
+    meanwhile makes that COPY fail, and the batch falls back to ON CONFLICT: each event is stored
+    once and each writer is told which ones were its own."""
     import threading
 
     from connectors.postgres import PostgresStore
