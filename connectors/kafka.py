@@ -58,6 +58,8 @@ class KafkaSource:
         # per poll not yet committed, oldest first: {partition: the offset after its last record}
         self._uncommitted: deque[dict] = deque()
         self._to_close: dict = {}  # the latest committed end of each partition, committed again at close
+        self._unsent: dict = {}  # ends to commit with the next request
+        self._commit_in_flight = False
 
     def _connect(self) -> KafkaConsumer | None:
         delay = self.cfg.retry_initial_s
@@ -106,12 +108,15 @@ class KafkaSource:
                 out.append(RawMessage(self.name, pos, value, kind, error))
         if out:
             self._uncommitted.append(ends)
+        if self._unsent and not self._commit_in_flight:  # ends left over while a commit was answered
+            self._send_commit()
         return out
 
     def commit(self, outcomes: list[Outcome]) -> None:
         """Commit the end of the oldest uncommitted poll (the daemon commits polls in order); the
-        store has already committed what it holds. Asynchronous: the daemon goes on polling while
-        the broker answers (a lost commit only means re-reading, harmless as writes are
+        store has already committed what it holds. Asynchronous, one request at a time: the daemon
+        goes on polling while the broker answers, and the ends of the polls committed meanwhile
+        go in the next request (a lost commit only means re-reading, harmless as writes are
         idempotent by event_id); ``close()`` commits the last ends synchronously."""
         if self._consumer is None or not self._uncommitted:
             return
@@ -119,23 +124,32 @@ class KafkaSource:
         # move their offset back)
         mine = self._consumer.assignment()
         ends = {tp: end for tp, end in self._uncommitted.popleft().items() if tp in mine}
-        if not ends:
-            return
         self._to_close.update(ends)
-        try:
-            self._consumer.commit_async(ends, callback=self._commit_done)
-        except KafkaError as e:
-            log.warning("offset commit failed (%s); messages will be re-read", e)
+        self._unsent.update(ends)
+        if self._unsent and not self._commit_in_flight:
+            self._send_commit()
 
-    @staticmethod
-    def _commit_done(offsets, response) -> None:
-        # called from a later poll() on the daemon's thread
-        if isinstance(response, CommitFailedError):
-            # A rebalance took the partitions away: the new owner re-reads from the last commit,
-            # which is harmless because writes are idempotent by event_id.
-            log.warning("offset commit failed after a rebalance (%s); messages will be re-read", response)
-        elif isinstance(response, Exception):
-            log.warning("offset commit failed (%s); messages will be re-read", response)
+    def _send_commit(self) -> None:
+        offsets, self._unsent = self._unsent, {}
+        self._commit_in_flight = True
+        try:
+            self._consumer.commit_async(offsets, callback=self._commit_done)
+        except KafkaError as e:
+            self._commit_done(offsets, e)
+
+    def _commit_done(self, offsets: dict, response) -> None:
+        """The broker's answer (kafka-python calls this from a later poll or commit, on the
+        daemon's thread)."""
+        self._commit_in_flight = False
+        if isinstance(response, Exception):
+            for tp, end in offsets.items():  # sent again with the next commit, unless a later end is due
+                self._unsent.setdefault(tp, end)
+            if isinstance(response, CommitFailedError):
+                # A rebalance took the partitions away: the new owner re-reads from the last commit,
+                # which is harmless because writes are idempotent by event_id.
+                log.warning("offset commit failed after a rebalance (%s); messages will be re-read", response)
+            else:
+                log.info("offset commit not done (%s); it goes with the next one", response)
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -150,6 +164,8 @@ class KafkaSource:
             self._consumer = None
             self._uncommitted.clear()
             self._to_close.clear()
+            self._unsent.clear()
+            self._commit_in_flight = False
 
 
 def produce_json(bootstrap_servers: list[str], topic: str, items: list[dict], key_field: str | None = None,

@@ -110,7 +110,11 @@ def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):
         while committed() != 10 and time.time() < deadline:
             time.sleep(0.1)
         assert committed() == 10
-        src.commit([])
+        src.commit([])  # sent now, or — while the first request is unanswered — with the next poll
+        deadline = time.time() + 10
+        while committed() != 20 and time.time() < deadline:
+            src.poll(10, timeout_s=0.2)  # the third poll (20-29) is never committed
+        assert committed() == 20
     finally:
         src.close()  # makes the last asynchronous commit sure
     assert committed() == 20
