@@ -15,7 +15,10 @@ Both kinds answer the same three calls: ``idle()`` (can a batch be submitted now
 A worker retries a batch while the database is away (reconnecting with backoff) until the daemon
 stops; a worker that raises or dies ends the daemon with ``WorkerError`` (nothing is lost: what
 was not committed is re-read). Workers ignore SIGINT/SIGTERM — the daemon decides when they stop,
-after their batches — and exit when the daemon's end of their pipe closes, even after a SIGKILL.
+after their batches — and exit when the daemon's end of their pipe closes; on Linux the kernel
+kills them when the daemon dies, even by SIGKILL. Workers are started with ``spawn`` (the daemon
+runs threads): a program that embeds a ``Daemon`` with workers guards its entry point with
+``if __name__ == "__main__":``, as multiprocessing requires.
 """
 from __future__ import annotations
 
