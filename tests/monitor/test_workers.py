@@ -129,3 +129,18 @@ def test_two_writers_update_the_detector_states_without_losing_observations(pg_u
     from detectors.online import ADWINDetector
 
     assert ADWINDetector.from_state_dict(state).n_seen == n
+
+
+def test_workers_refuse_a_daemon_with_its_own_clock(pg_url):
+    """Workers stamp batches with the wall clock: a daemon on another clock (the demo's accelerated
+    event time) must run its pipeline in its own process, and is told so."""
+    from datetime import datetime, timezone
+
+    from monitor.daemon import Daemon
+
+    store = PostgresStore(pg_url)
+    store.migrate()
+    d = Daemon(_cfg(pg_url, 2), [], store, {}, clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(ValueError, match=r"ingest\.workers: 2 runs the pipeline on the wall clock"):
+        d.main_loop()
+    store.close()
