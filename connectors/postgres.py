@@ -129,7 +129,7 @@ class PostgresStore(SqlStore):
     def lock_notifications(self) -> None:
         self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727275)")
 
-    def lock_detectors(self) -> None:
+    def lock_shared_state(self) -> None:
         self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727276)")
 
     def _lock_migrations(self) -> None:

@@ -495,9 +495,10 @@ class SqlStore:
                                                                   params)})
         return out
 
-    def lock_detectors(self) -> None:
-        """Hold the online detectors' states until this transaction ends, so that two writers'
-        read-update-write of a state never lose one's observations (SQLite: one writer anyway)."""
+    def lock_shared_state(self) -> None:
+        """Hold what writers read, update and write back — the online detectors' states, the day's
+        review counts per stratum — until this transaction ends, so that two writers (workers,
+        replicas) never lose each other's updates (SQLite: one writer anyway)."""
 
     def put_states(self, states: dict[str, dict], at: datetime) -> None:
         self._many(

@@ -292,6 +292,7 @@ class Pipeline:
                 for _, e in events if e.event_id in new_events
                 for reason in [review_reason(e.output, rc)] if reason]
             if candidates:
+                self.store.lock_shared_state()  # the day's counts per stratum: one writer at a time
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
                 self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
                                                         rc.daily_budget_per_stratum))
@@ -325,7 +326,7 @@ class Pipeline:
             return
         pairs = sorted(((info["ts"], eid) for eid, info in joined.items()))
         keys = {k for info in joined.values() for k in slice_keys(info["model_name"], info["slice"])}
-        self.store.lock_detectors()  # another writer (worker, replica) updates the same states: one at a time
+        self.store.lock_shared_state()  # another writer (worker, replica) updates the same states: one at a time
         states = self.store.get_states(f"adwin:{k}" for k in keys)
         delta = self.config.online.adwin_delta
         dets = {k: ADWINDetector.from_state_dict(states[f"adwin:{k}"]) if f"adwin:{k}" in states

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -144,3 +145,31 @@ def test_workers_refuse_a_daemon_with_its_own_clock(pg_url):
     with pytest.raises(ValueError, match=r"ingest\.workers: 2 runs the pipeline on the wall clock"):
         d.main_loop()
     store.close()
+
+
+def test_two_writers_keep_the_daily_review_budget(pg_url):
+    """Two writers (here two model versions, so nothing else orders their transactions) queue
+    uncertain events of one stratum at once: the stratum's daily budget holds."""
+    PostgresStore(pg_url).migrate()
+    cfg = parse_config(f'store: {{kind: postgres, url: "{pg_url}"}}\n'
+                       'review: {daily_budget_per_stratum: 30, stratify_by: [device]}\n')
+    now = datetime.now(timezone.utc)
+
+    def batch(version: str, ids: range) -> list[RawMessage]:
+        return [RawMessage(version, f"{version}:{i}", json.dumps(inference(
+            i, ts=now - timedelta(hours=1), model={"name": "m", "version": version}, slice={"device": "cam"},
+            output={"label": "cat", "confidence": 0.1})).encode(), "inference") for i in ids]
+
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    # the signal layout is stored first (inserting a new one would order the two transactions)
+    Pipeline(cfg, a, utcnow).process([RawMessage("0", "0:0", json.dumps(inference(999)).encode(), "inference")])
+    with a.tx():  # a's batch fills the budget and is not committed yet when b's comes
+        Pipeline(cfg, a, utcnow).process(batch("1", range(0, 40)))
+        t = threading.Thread(target=lambda: Pipeline(cfg, b, utcnow).process(batch("2", range(40, 80))))
+        t.start()
+        t.join(1.0)
+    t.join(30)
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*) FROM review_items").fetchone()[0] == 30
+    a.close()
+    b.close()
