@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
+from pydantic_core import to_json
 
 from connectors.sqlstore import SqlStore, Window
 
@@ -81,8 +82,12 @@ class PostgresStore(SqlStore):
         return sql.replace("?", "%s")
 
     def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
-        # a binary array parameter: the text one quotes each element with a regex (~0.4 µs an id)
-        return f"{col} = ANY(%b)", [list(ids)]
+        ids = list(ids)
+        if ids and type(ids[0]) is str:
+            # text ids as one JSON array, serialised in Rust: psycopg dumps a list element by element
+            # in Python (~0.5 µs an id; 2,000 ids a batch for the labels that came before their events)
+            return f"{col} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))", [to_json(ids).decode()]
+        return f"{col} = ANY(%b)", [ids]
 
     def _chunks(self, ids, size: int = 50_000):
         return super()._chunks(ids, size)
