@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class _Request:
     messages: list[RawMessage]
     done: threading.Event = field(default_factory=threading.Event)
     outcomes: list[Outcome] = field(default_factory=list)
+    answered: threading.Event = field(default_factory=threading.Event)  # the reply is written
 
 
 def split_body(body: bytes) -> list[bytes] | None:
@@ -108,6 +110,9 @@ class HttpSource:
             pending.append(self._queue.get_nowait())
         for req in pending:
             req.done.set()
+        deadline = time.monotonic() + 2.0  # the replies are written before the process goes
+        for req in pending:
+            req.answered.wait(max(0.0, deadline - time.monotonic()))
 
     def _submit(self, messages: list[RawMessage], request_id: str) -> _Request | None:
         req = _Request(request_id, messages)
@@ -152,8 +157,11 @@ class HttpSource:
                               f"{source.max_payload_bytes}")
                     self.close_connection = True
                     req = source._submit([RawMessage("http", f"http:{rid}", None, kind, error=reason)], rid)
-                    return self._reply(413, {"error": reason, "request_id": rid, "accepted": 0,
-                                             "rejected": [{"index": 0, "reason": reason}] if req else []})
+                    self._reply(413, {"error": reason, "request_id": rid, "accepted": 0,
+                                      "rejected": [{"index": 0, "reason": reason}] if req else []})
+                    if req is not None:
+                        req.answered.set()
+                    return
                 body = self.rfile.read(length)
                 items = split_body(body)
                 if items is None:
@@ -163,6 +171,13 @@ class HttpSource:
                 if not msgs:
                     return self._reply(400, {"error": "empty body", "request_id": rid})
                 req = source._submit(msgs, rid)
+                try:
+                    self._answer(req, rid)
+                finally:
+                    if req is not None:
+                        req.answered.set()
+
+            def _answer(self, req: _Request | None, rid: str) -> None:
                 if req is None or not req.outcomes:
                     why = "shutting down" if source._closing else "the daemon did not commit in time"
                     return self._reply(503, {"error": f"{why}; retry (events are idempotent by event_id)",

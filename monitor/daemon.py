@@ -214,8 +214,14 @@ class Daemon:
 
     def _settle(self, timeout: float | None) -> None:
         """Collect finished batches (waiting up to ``timeout``, None: for one) and commit the
-        sources of those whose earlier batches are all committed, in poll order."""
-        self._finished.update(self._writers.wait(timeout))
+        sources of those whose earlier batches are all committed, in poll order. Waiting for one,
+        a stop makes the workers give up a batch they are retrying (the database is away)."""
+        done = self._writers.wait(timeout if timeout is not None else 0.5)
+        while not done and timeout is None and self._writers.holding():
+            if self.should_exit:
+                self._writers.stop()
+            done = self._writers.wait(0.5)
+        self._finished.update(done)
         while self._in_flight and self._in_flight[0][0] in self._finished:
             batch_id, src = self._in_flight.popleft()
             outcomes = self._finished.pop(batch_id)
@@ -307,7 +313,11 @@ class Daemon:
         if self._scheduler is not None:
             if "MODALWATCH_REPLICA" not in os.environ:  # a per-process schedule nobody will resume
                 self._scheduler.pause()
-                self._scheduler.remove_job(self._job_id)
+                try:
+                    self._scheduler.remove_job(self._job_id)
+                except self.store.transient_errors as e:  # the database is away: stop all the same
+                    log.warning("could not remove this process's evaluation job %s from %s (%s); its row stays",
+                                self._job_id, self.store.describe(), type(e).__name__)
             # waits for an evaluation in progress, which stops after its current vintage
             self._scheduler.shutdown(wait=True)
         if self._eval_store is not None:

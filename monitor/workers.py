@@ -8,9 +8,10 @@ commits a batch's source once that batch and every batch polled before it are st
 once, in poll order; ``Daemon._settle``). With 0 workers the daemon's own process stores each
 batch as it is polled (``InProcess``): the embedded default, and any run with a custom clock.
 
-Both kinds answer the same three calls: ``idle()`` (can a batch be submitted now),
-``submit(batch_id, msgs)`` and ``wait(timeout)`` (the batches finished since the last call, as
-``(batch_id, outcomes)``; outcomes ``None`` for a batch given up because the daemon is stopping).
+Both kinds answer the same calls: ``idle()`` (can a batch be submitted now), ``holding()``
+(batches not finished yet), ``submit(batch_id, msgs)``, ``wait(timeout)`` (the batches finished
+since the last call, as ``(batch_id, outcomes)``; outcomes ``None`` for a batch given up because
+the daemon is stopping), ``stop()`` (give up batches being retried) and ``close()``.
 
 A worker retries a batch while the database is away (reconnecting with backoff) until the daemon
 stops; a worker that raises or dies ends the daemon with ``WorkerError`` (nothing is lost: what
@@ -48,9 +49,11 @@ class WorkerError(RuntimeError):
 
 
 def store_with_retry(process: Callable[[list[RawMessage]], list[Outcome]], store, msgs: list[RawMessage],
-                     stopping: Callable[[], bool]) -> list[Outcome] | None:
+                     stopping: Callable[[], bool], sleep: Callable[[float], object] = time.sleep
+                     ) -> list[Outcome] | None:
     """``process(msgs)``, retried with backoff while the database is away; None when asked to stop
-    first (the source is then not committed, so nothing is lost: at least once)."""
+    first (the source is then not committed, so nothing is lost: at least once). ``sleep`` waits
+    between attempts (a worker's wakes up when the daemon stops)."""
     delay = 0.5
     while True:
         try:
@@ -60,7 +63,9 @@ def store_with_retry(process: Callable[[list[RawMessage]], list[Outcome]], store
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "", delay)
             if stopping():
                 return None
-            time.sleep(delay)
+            sleep(delay)
+            if stopping():
+                return None
             delay = min(60.0, delay * 2)
             reconnect(store)
 
@@ -82,6 +87,9 @@ class InProcess:
 
     def idle(self) -> bool:
         return True
+
+    def holding(self) -> int:
+        return 0
 
     def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
         self._done.append((batch_id, self._store_batch(msgs)))
@@ -136,6 +144,10 @@ class Workers:
 
     def idle(self) -> bool:
         return any(len(h) < self.DEPTH for h in self._held)
+
+    def holding(self) -> int:
+        """Batches handed over and not finished yet."""
+        return sum(len(h) for h in self._held)
 
     def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
         i = min(range(len(self._held)), key=lambda k: len(self._held[k]))
@@ -262,7 +274,8 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
                 return
             batch_id, columns = job
             try:
-                outcomes = store_with_retry(pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set)
+                outcomes = store_with_retry(pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set,
+                                            stopping.wait)
             except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
                 conn.send(("error", traceback.format_exc()))
                 return

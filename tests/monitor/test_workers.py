@@ -173,3 +173,121 @@ def test_two_writers_keep_the_daily_review_budget(pg_url):
         assert c.execute("SELECT count(*) FROM review_items").fetchone()[0] == 30
     a.close()
     b.close()
+
+
+class _Proxy:
+    """A TCP proxy to PostgreSQL that the test can cut: the database 'goes away' for the daemon."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while self.open:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                return
+            server = socket.create_connection(self.target)
+            self.socks += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        import socket
+
+        self.open = False
+        for s in [self.listener, *self.socks]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tmp_path, pg_url):
+    """A worker retrying a batch against a database that went away gives it up when the daemon is
+    stopped: the daemon exits promptly, the waiting HTTP client is told to retry (503)."""
+    import subprocess
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tests.conftest import ROOT, free_port, modalwatch_cmd
+
+    PostgresStore(pg_url).migrate()
+    u = urllib.parse.urlsplit(pg_url)
+    proxy = _Proxy(u.hostname, u.port or 5432)
+    via_proxy = pg_url.replace(f"{u.hostname}:{u.port or 5432}", f"127.0.0.1:{proxy.port}", 1)
+    port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f'store: {{kind: postgres, url: "{via_proxy}"}}\n'
+                   f"ingest: {{workers: 1, http: {{port: {port}}}}}\nevaluation: {{tick_s: 3600}}\n")
+    log = open(tmp_path / "daemon.log", "wb")
+    proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def post(ids, timeout=30):
+        req = urllib.request.Request(base + "/v1/events", data=json.dumps([inference(i) for i in ids]).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert post(range(10)) == 200
+        proxy.cut()
+        answers = {}
+        t = threading.Thread(target=lambda: answers.update(second=post(range(10, 20), timeout=60)))
+        t.start()
+        time.sleep(3)  # the worker is retrying the batch
+        assert t.is_alive() and proc.poll() is None
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert time.time() - t0 < 15
+        t.join(10)
+        assert answers["second"] == 503
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    text = (tmp_path / "daemon.log").read_text()
+    assert "retrying the batch" in text
+    with psycopg.connect(pg_url) as c:
+        assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 10
