@@ -291,3 +291,55 @@ def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tm
     assert "retrying the batch" in text
     with psycopg.connect(pg_url) as c:
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 10
+
+
+def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_bootstrap):
+    """`modalwatch run` with 2 workers reads events and their labels from Kafka: every event
+    stored once, every label joined, each (event, label) pair fed once to the slices' detectors."""
+    import subprocess
+
+    from kafka import KafkaProducer
+
+    from tests.conftest import ROOT, make_topics, modalwatch_cmd
+
+    n = 2000
+    topic = f"inf-{uuid.uuid4().hex[:8]}"
+    make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=2)
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20)
+    for i in range(n):
+        prod.send(topic, json.dumps(inference(i)).encode(), partition=i % 2)
+        if i % 2 == 0:  # half of them labelled, some labels before their event
+            prod.send(f"{topic}-labels", json.dumps(label(i)).encode(), partition=i % 2)
+    prod.flush()
+    prod.close()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f'store: {{kind: postgres, url: "{pg_url}", batch_size: 100}}\n'
+                   f"ingest:\n  workers: 2\n  http: {{enabled: false}}\n"
+                   f"  kafka: {{bootstrap_servers: ['{kafka_bootstrap}'], group_id: g-{topic}, events_topic: {topic},"
+                   f" labels_topic: {topic}-labels, max_poll_records: 100, session_timeout_ms: 6000,"
+                   f" max_poll_interval_ms: 5000}}\nevaluation: {{tick_s: 3600}}\n")
+    PostgresStore(pg_url).migrate()
+    with open(tmp_path / "daemon.log", "wb") as log:
+        proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            store = PostgresStore(pg_url)
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                counts = store.counts()
+                if counts["events"] == n and counts["labels_joined"] == n // 2:
+                    break
+                time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    counts = store.counts()
+    assert (counts["events"], counts["labels"], counts["labels_joined"]) == (n, n // 2, n // 2)
+    from detectors.online import ADWINDetector
+
+    states = store.get_states(["adwin:m|*", "adwin:m|device=d0"])
+    assert ADWINDetector.from_state_dict(states["adwin:m|*"]).n_seen == n // 2
+    assert ADWINDetector.from_state_dict(states["adwin:m|device=d0"]).n_seen == len(range(0, n, 6))
+    store.close()
