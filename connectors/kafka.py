@@ -120,17 +120,20 @@ class KafkaSource:
         idempotent by event_id); ``close()`` commits the last ends synchronously."""
         if self._consumer is None or not self._uncommitted:
             return
-        # partitions a rebalance gave to another member are theirs to commit now (ours could only
-        # move their offset back)
-        mine = self._consumer.assignment()
-        ends = {tp: end for tp, end in self._uncommitted.popleft().items() if tp in mine}
+        ends = self._uncommitted.popleft()
         self._to_close.update(ends)
         self._unsent.update(ends)
-        if self._unsent and not self._commit_in_flight:
+        if not self._commit_in_flight:
             self._send_commit()
 
     def _send_commit(self) -> None:
-        offsets, self._unsent = self._unsent, {}
+        # partitions a rebalance gave to another member are theirs to commit now (ours could only
+        # move their offset back)
+        mine = self._consumer.assignment()
+        offsets = {tp: end for tp, end in self._unsent.items() if tp in mine}
+        self._unsent = {}
+        if not offsets:
+            return
         self._commit_in_flight = True
         try:
             self._consumer.commit_async(offsets, callback=self._commit_done)

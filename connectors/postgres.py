@@ -180,18 +180,6 @@ class PostgresStore(SqlStore):
     def _ts_out(self, v: Any) -> datetime | None:
         return v
 
-    def _make_stage(self, table: str, stage: str, cols: Sequence[str]) -> tuple[list[str], str]:
-        """A temp table for binary COPY into ``table``: json columns arrive as text and are cast on
-        the way in (the store hands JSON over already serialised). Returns (COPY types, SELECT list)."""
-        udt = dict(self.conn.execute(
-            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
-            " AND table_schema = current_schema()", (table,)).fetchall())
-        types = ["text" if udt[c] in ("json", "jsonb") else udt[c] for c in cols]
-        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
-                          + ", ".join(f"{c} {t}" for c, t in zip(cols, types)) + ") ON COMMIT DELETE ROWS")
-        select = ", ".join(f"{c}::{udt[c]}" if udt[c] in ("json", "jsonb") else c for c in cols)
-        return types, select
-
     def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
         """Insert the rows whose key is not stored yet; return their keys. The batch is copied
         straight into ``table`` (binary COPY: the least work for the server, and new events are

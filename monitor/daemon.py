@@ -16,6 +16,7 @@ handlers only set ``should_exit``; an evaluation in progress stops after the vin
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import os
 import signal
@@ -113,7 +114,7 @@ class Daemon:
         self._writers: InProcess | Workers | None = None  # while main_loop runs
         self._in_flight: deque[tuple[int, Source]] = deque()  # batches handed over, not committed, poll order
         self._finished: dict[int, list[Outcome] | None] = {}  # their outcomes, as they come
-        self._batch_ids = iter(range(1 << 62))
+        self._batch_ids = itertools.count()
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:

@@ -136,6 +136,16 @@ def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> 
     }
 
 
+def _first_stored(pairs, new_ids: set[str]):
+    """(position, stored) of each (position, event): the first of an id in the batch is the one
+    stored, when its id is new; a repeat of it is a duplicate."""
+    seen: set[str] = set()
+    for p, e in pairs:
+        i = e.event_id
+        yield p, i in new_ids and i not in seen
+        seen.add(i)
+
+
 def slice_keys(model_name: str, sl: dict[str, str]) -> list[str]:
     """The slices an event belongs to: all traffic of its model, and each attribute=value."""
     return [f"{model_name}|*"] + [f"{model_name}|{k}={v}" for k, v in sorted(sl.items())]
@@ -181,7 +191,7 @@ class Pipeline:
         if not n_media:  # producer-computed signals only: nothing to decode
             return [measure_event(e, self.read_media, media, raw_media=False) for _, e in events]
         map_fn = map
-        if n_media and self._blas_limit is None:
+        if self._blas_limit is None:
             from threadpoolctl import threadpool_limits
 
             # Media workers are the parallelism and BLAS products here are small (true peak): one
@@ -296,18 +306,9 @@ class Pipeline:
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
                 self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
                                                         rc.daily_budget_per_stratum))
-        # the first of an id in the batch is the one stored; a repeat of it is a duplicate
-        first = set()
-        for p, e in events:
-            i = e.event_id
-            stored = i in new_events and i not in first
-            first.add(i)
+        for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
-        first.clear()
-        for p, e in labels:
-            i = e.event_id
-            stored = i in new_labels and i not in first
-            first.add(i)
+        for p, stored in _first_stored(labels, new_labels):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate")
         if dead:
             n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
