@@ -202,14 +202,13 @@ class PostgresStore(SqlStore):
             cur.execute("RELEASE SAVEPOINT modalwatch_copy")
             return {r[k] for r in rows}
 
-    def _column_types(self, table: str) -> dict[str, str]:
-        return dict(self.conn.execute(
-            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
-            " AND table_schema = current_schema()", (table,)).fetchall())
-
     def _copy_types(self, table: str, cols: Sequence[str]) -> list[str]:
+        """The types of ``cols`` of ``table``, as COPY wants them (asked once per connection)."""
         if table not in self._types:
-            self._types[table] = [self._column_types(table)[c] for c in cols]
+            udt = dict(self.conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
+                " AND table_schema = current_schema()", (table,)).fetchall())
+            self._types[table] = [udt[c] for c in cols]
         return self._types[table]
 
     @staticmethod
@@ -224,9 +223,7 @@ class PostgresStore(SqlStore):
         other writers store meanwhile."""
         stage = f"_stage_{table}"
         if stage not in self._stages:
-            udt = self._column_types(table)
-            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ("
-                              + ", ".join(f"{c} {udt[c]}" for c in cols) + ") ON COMMIT DELETE ROWS")
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
             self._stages.add(stage)
         else:
             cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions

@@ -120,10 +120,7 @@ class InferenceEvent(_Strict):
     @property
     def has_raw_media(self) -> bool:
         """Whether any modality carries media for modalwatch to measure."""
-        for i in self.inputs.values():
-            if i.data_b64 is not None or i.uri is not None:
-                return True
-        return False
+        return any(i.has_raw_media for i in self.inputs.values())
 
     @field_validator("embeddings")
     @classmethod

@@ -129,14 +129,13 @@ class Workers:
             self._conns.append(ours)
             self._held.append(deque())
         self._outbox: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
-        self._send_failed = [False] * n
         self._senders = [threading.Thread(target=self._send_loop, args=(i,), name=f"modalwatch-send-{i}", daemon=True)
                          for i in range(n)]
         for t in self._senders:
             t.start()
         try:
-            for i, c in enumerate(self._conns):  # ready: imported, connected to the store
-                self._receive(i, c)
+            for i in range(n):  # ready: imported, connected to the store
+                self._recv(i)
         except WorkerError:
             self.close()
             raise
@@ -151,7 +150,7 @@ class Workers:
 
     def submit(self, batch_id: int, msgs: list[RawMessage]) -> None:
         i = min(range(len(self._held)), key=lambda k: len(self._held[k]))
-        if self._send_failed[i] or not self._procs[i].is_alive():
+        if not self._procs[i].is_alive():
             raise self._exited(i)
         self._held[i].append(msgs)
         # columns of plain values: pickled several times faster than a list of NamedTuples
@@ -163,7 +162,6 @@ class Workers:
             try:
                 self._conns[i].send(item)
             except OSError:  # the worker is gone: submit() and wait() say so
-                self._send_failed[i] = True
                 return
             if item is None:
                 return
@@ -177,22 +175,23 @@ class Workers:
         for c in wait_any(busy, timeout):
             i = self._conns.index(c)
             while True:  # every result already in the pipe
-                done.append(self._receive(i, c))
+                done.append(self._result(i))
                 if not self._held[i] or not c.poll():
                     break
         return done
 
-    def _receive(self, i: int, conn: Connection) -> tuple[int, list[Outcome] | None]:
+    def _recv(self, i: int) -> tuple:
+        """The worker's next message; ``WorkerError`` when it failed or is gone."""
         try:
-            msg = conn.recv()
+            msg = self._conns[i].recv()
         except (EOFError, OSError):
             raise self._exited(i) from None
-        kind = msg[0]
-        if kind == "error":
-            raise WorkerError(f"pipeline worker {i} failed on a batch:\n{msg[1]}")
-        if kind == "ready":
-            return -1, None
-        _, batch_id, codes, reasons = msg
+        if msg[0] == "error":
+            raise WorkerError(f"pipeline worker {i} failed:\n{msg[1]}")
+        return msg
+
+    def _result(self, i: int) -> tuple[int, list[Outcome] | None]:
+        _, batch_id, codes, reasons = self._recv(i)
         msgs = self._held[i].popleft()
         if codes is None:
             return batch_id, None

@@ -164,6 +164,12 @@ def modalwatch_cmd() -> list[str]:
     return [sys.executable, "-m", "monitor.cli"]
 
 
+def run_daemon(cfg, log, env: dict | None = None) -> subprocess.Popen:
+    """`modalwatch run --config CFG` as a real process, its output (stdout and stderr) into ``log``."""
+    return subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request, tmp_path):
     """A migrated store of each kind: SQLite file, and a real PostgreSQL schema."""

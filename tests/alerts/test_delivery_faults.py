@@ -2,7 +2,6 @@
 notification arrives, and a receiver that deduplicates on the Idempotency-Key (the same on every
 retry of one notification) counts each exactly once, in order."""
 import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -10,7 +9,7 @@ from alerts.receiver import WebhookReceiver
 from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
 from tests.alerts.test_webhook import EVALUATION, SECRET, _load
-from tests.conftest import ROOT, modalwatch_cmd
+from tests.conftest import run_daemon
 from tests.monitor.test_daemon import _wait
 
 
@@ -38,8 +37,7 @@ alerts:
         log = open(tmp_path / "daemon.log", "ab")
 
         def start():
-            return subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg_path)], cwd=ROOT, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            return run_daemon(cfg_path, log)
 
         proc = start()
         try:

@@ -3,7 +3,6 @@ with the pipeline in the daemon's process and in worker processes (ingest.worker
 import json
 import re
 import signal
-import subprocess
 import time
 import uuid
 
@@ -11,7 +10,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.conftest import ROOT, make_topics, modalwatch_cmd
+from tests.conftest import make_topics, run_daemon
 from tests.helpers import inference
 
 
@@ -50,8 +49,7 @@ def _count(pg_url):
 
 def _start(cfg, pg_url, log):
     env = {**__import__("os").environ, "MW_TEST_PG": pg_url}
-    return subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return run_daemon(cfg, log, env)
 
 
 def _committed(bootstrap, group, topic, partitions):

@@ -1,14 +1,13 @@
 """KafkaSource against a real broker that is down at first: the daemon waits and retries, then reads."""
 import json
 import signal
-import subprocess
 import time
 import uuid
 
 from kafka import KafkaProducer
 
 from connectors.sqlite import SqliteStore
-from tests.conftest import ROOT, free_port, make_topics, modalwatch_cmd, start_tansu, stop_process
+from tests.conftest import free_port, make_topics, run_daemon, start_tansu, stop_process
 from tests.helpers import inference, label
 
 
@@ -32,8 +31,7 @@ ingest:
     retry_max_s: 2
 """)
     log = open(tmp_path / "daemon.log", "wb")
-    daemon = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT)
+    daemon = run_daemon(cfg, log)
     broker = None
     try:
         time.sleep(4)

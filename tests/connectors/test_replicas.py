@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -15,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from kafka import KafkaProducer
 
-from tests.conftest import ROOT, make_topics, modalwatch_cmd
+from tests.conftest import make_topics, run_daemon
 from tests.helpers import inference, label
 
 DAYS, PER_DAY, PARTS = 30, 120, 3
@@ -100,8 +99,7 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
 
     def start(name):
         logs[name] = open(tmp_path / f"{name}.log", "wb")
-        procs[name] = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, env=env,
-                                       stdout=logs[name], stderr=subprocess.STDOUT)
+        procs[name] = run_daemon(cfg, logs[name], env)
 
     half = DAYS // 2
     events = lambda: _one(pg_url, "SELECT COUNT(*) FROM events")  # noqa: E731

@@ -2,12 +2,11 @@
 import json
 from datetime import timedelta
 import signal
-import subprocess
 import time
 import urllib.request
 
 from connectors.sqlite import SqliteStore
-from tests.conftest import ROOT, free_port, modalwatch_cmd
+from tests.conftest import free_port, run_daemon
 from tests.helpers import inference, label
 
 
@@ -31,8 +30,7 @@ def test_run_serves_http_tails_jsonl_and_stops_on_sigterm(tmp_path):
     cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n"
                    f"ingest:\n  http: {{port: {port}}}\n  jsonl: {{paths: [{inbox}], follow: true}}\n")
     log = open(tmp_path / "daemon.log", "wb")
-    proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = run_daemon(cfg, log)
     base = f"http://127.0.0.1:{port}"
     try:
         assert _wait(lambda: urllib.request.urlopen(base + "/healthz", timeout=2).status == 200), \

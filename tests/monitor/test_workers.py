@@ -233,12 +233,11 @@ class _Proxy:
 def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tmp_path, pg_url):
     """A worker retrying a batch against a database that went away gives it up when the daemon is
     stopped: the daemon exits promptly, the waiting HTTP client is told to retry (503)."""
-    import subprocess
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    from tests.conftest import ROOT, free_port, modalwatch_cmd
+    from tests.conftest import free_port, run_daemon
 
     PostgresStore(pg_url).migrate()
     u = urllib.parse.urlsplit(pg_url)
@@ -249,8 +248,7 @@ def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tm
     cfg.write_text(f'store: {{kind: postgres, url: "{via_proxy}"}}\n'
                    f"ingest: {{workers: 1, http: {{port: {port}}}}}\nevaluation: {{tick_s: 3600}}\n")
     log = open(tmp_path / "daemon.log", "wb")
-    proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = run_daemon(cfg, log)
     base = f"http://127.0.0.1:{port}"
 
     def post(ids, timeout=30):
@@ -296,11 +294,10 @@ def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tm
 def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_bootstrap):
     """`modalwatch run` with 2 workers reads events and their labels from Kafka: every event
     stored once, every label joined, each (event, label) pair fed once to the slices' detectors."""
-    import subprocess
 
     from kafka import KafkaProducer
 
-    from tests.conftest import ROOT, make_topics, modalwatch_cmd
+    from tests.conftest import make_topics, run_daemon
 
     n = 2000
     topic = f"inf-{uuid.uuid4().hex[:8]}"
@@ -320,8 +317,7 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
                    f" max_poll_interval_ms: 5000}}\nevaluation: {{tick_s: 3600}}\n")
     PostgresStore(pg_url).migrate()
     with open(tmp_path / "daemon.log", "wb") as log:
-        proc = subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = run_daemon(cfg, log)
         try:
             store = PostgresStore(pg_url)
             deadline = time.time() + 120
