@@ -10,7 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from alerts.receivers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 class WebhookReceiver:

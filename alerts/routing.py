@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
+from monitor.core.records import AlertRecord, GroupState, Silence
+
 DEFAULT_GROUP_BY = ["alertname", "model"]
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
@@ -108,29 +110,18 @@ def group_key(route: Route, glabels: Mapping[str, str]) -> str:
 
 
 @dataclass
-class GroupState:
-    group_key: str
-    route: str
-    receiver: str
-    group_labels: dict[str, str]
-    notified: list[str]  # fingerprints notified firing last time
-    created_at: datetime
-    last_flush_at: datetime | None = None
-
-
-@dataclass
 class Notification:
     group_key: str
     receiver: str
     status: str  # firing | resolved
     group_labels: dict[str, str]
-    firing: list[dict]  # alerts (store dicts) firing now
-    resolved: list[dict]  # alerts notified firing before, resolved now
+    firing: list[AlertRecord]  # alerts firing now
+    resolved: list[AlertRecord]  # alerts notified firing before, resolved now
     repeat: bool = False
 
 
-def silenced(labels: Mapping[str, str], silences: Iterable[Mapping], now: datetime) -> bool:
-    return any(s["starts_at"] <= now < s["ends_at"] and matches(s["matchers"], labels) for s in silences)
+def silenced(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> bool:
+    return any(s.active(now) and matches(s.matchers, labels) for s in silences)
 
 
 def inhibited(labels: Mapping[str, str], firing: list[Mapping[str, str]], rules) -> bool:
@@ -150,19 +141,19 @@ class Plan:
     states: dict[str, GroupState] = field(default_factory=dict)  # new or changed group states
 
 
-def plan(root: Route, alerts: list[dict], states: Mapping[str, GroupState], silences: list[Mapping],
+def plan(root: Route, alerts: list[AlertRecord], states: Mapping[str, GroupState], silences: list[Silence],
          inhibit_rules, now: datetime) -> Plan:
-    """What to send now. ``alerts``: the store's alert dicts (state firing / resolved / pending /
-    cleared; ``changed_at``: when the state last changed); ``states``: every group's state."""
-    firing_labels = [a["labels"] for a in alerts if a["state"] == "firing"]
-    groups: dict[str, tuple[Route, dict[str, str], list[dict]]] = {}
+    """What to send now. ``alerts``: firing / resolved / pending / cleared alerts (``changed_at``:
+    when the state last changed); ``states``: every group's state."""
+    firing_labels = [a.labels for a in alerts if a.state == "firing"]
+    groups: dict[str, tuple[Route, dict[str, str], list[AlertRecord]]] = {}
     for a in alerts:
-        if a["state"] not in ("firing", "resolved"):
+        if a.state not in ("firing", "resolved"):
             continue
-        muted = a["state"] == "firing" and (silenced(a["labels"], silences, now)
-                                            or inhibited(a["labels"], firing_labels, inhibit_rules))
-        for route in routes_for(root, a["labels"]):
-            gl = group_labels(route, a["labels"])
+        muted = a.state == "firing" and (silenced(a.labels, silences, now)
+                                         or inhibited(a.labels, firing_labels, inhibit_rules))
+        for route in routes_for(root, a.labels):
+            gl = group_labels(route, a.labels)
             key = group_key(route, gl)
             groups.setdefault(key, (route, gl, []))
             if not muted:
@@ -170,20 +161,20 @@ def plan(root: Route, alerts: list[dict], states: Mapping[str, GroupState], sile
     out = Plan()
     for key, (route, gl, members) in groups.items():
         st = states.get(key)
-        firing = sorted((a for a in members if a["state"] == "firing"), key=lambda a: a["dedup_key"])
-        fps = [a["dedup_key"] for a in firing]
+        firing = sorted((a for a in members if a.state == "firing"), key=lambda a: a.dedup_key)
+        fps = [a.dedup_key for a in firing]
         if st is None:
             if not firing:
                 continue  # resolved before anyone was told: nothing to say
             st = GroupState(key, route.path, route.receiver, gl, [], now)
             out.states[key] = st
-        resolved = sorted((a for a in members if a["state"] == "resolved" and a["dedup_key"] in st.notified),
-                          key=lambda a: a["dedup_key"])
+        resolved = sorted((a for a in members if a.state == "resolved" and a.dedup_key in st.notified),
+                          key=lambda a: a.dedup_key)
         changed = set(fps) != set(st.notified)
         if st.last_flush_at is None:
             # group_wait counts from the earliest change of an alert firing now: one that fired,
             # resolved unseen and fires again waits afresh
-            due = min(a.get("changed_at") or st.created_at for a in firing) + route.group_wait if firing else None
+            due = min(a.changed_at or st.created_at for a in firing) + route.group_wait if firing else None
         elif changed:
             due = st.last_flush_at + route.group_interval
         elif firing:

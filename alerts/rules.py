@@ -1,4 +1,4 @@
-"""Threshold rules on evaluations, and the alert state they drive. Pure: no I/O, no clock."""
+"""Threshold rules on evaluation rows, and the alert state they drive. Pure: no I/O, no clock."""
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +6,10 @@ import json
 import math
 import operator
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Literal, Mapping
+from datetime import datetime, timedelta
+from typing import Callable, Literal, Mapping, Sequence
+
+from monitor.core.records import AlertRecord, EvaluationRow
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
@@ -23,23 +25,24 @@ class RuleDecision:
     value: float | None
 
 
-def applies(rule, row: Mapping) -> bool:
-    return (row["metric"] == rule.metric
-            and (rule.slice is None or row["slice"] == rule.slice)
-            and (rule.signal is None or row["signal"] == rule.signal))
+def applies(rule, row: EvaluationRow) -> bool:
+    return (row.metric == rule.metric
+            and (rule.slice is None or row.slice == rule.slice)
+            and (rule.signal is None or row.signal == rule.signal))
 
 
-def alert_labels(rule, row: Mapping) -> dict[str, str]:
+def alert_labels(rule, row: EvaluationRow, vintage: str = "") -> dict[str, str]:
     """The fixed label vocabulary of an alert, plus the rule's own ``labels`` (e.g. team); the
-    dedup key (the fingerprint) is derived from them alone."""
-    labels = {**getattr(rule, "labels", {}), "alertname": rule.name, "model": row["model_name"],
-              "slice": row["slice"], "detector": row["detector"], "severity": rule.severity}
-    if row.get("vintage"):  # several label-maturity lags: each vintage keeps its own alert state
-        labels["vintage"] = row["vintage"]
-    if row.get("source"):  # data health of one source (kafka, http, a JSONL path)
-        labels["source"] = row["source"]
-    elif row["signal"]:
-        modality, _, signal = row["signal"].partition(".")
+    dedup key (the fingerprint) is derived from them alone. ``vintage`` names the label-maturity
+    lag where several are evaluated (each keeps its own alert state)."""
+    labels = {**getattr(rule, "labels", {}), "alertname": rule.name, "model": row.model_name,
+              "slice": row.slice, "detector": row.detector, "severity": rule.severity}
+    if vintage:
+        labels["vintage"] = vintage
+    if row.source:  # data health of one source (kafka, http, a JSONL path)
+        labels["source"] = row.source
+    elif row.signal:
+        modality, _, signal = row.signal.partition(".")
         labels.update(modality=modality, signal=signal or modality)
     return labels
 
@@ -49,22 +52,33 @@ def dedup_key(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(labels.items())).encode()).hexdigest()[:24]
 
 
-def decide(rule, row: Mapping) -> RuleDecision:
-    labels = alert_labels(rule, row)
-    value = row.get(rule.field)
-    if row["status"] != "ok" or value is None or not math.isfinite(value):
-        return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
-    baseline = ("reference_value" if rule.vs_reference else "previous_value" if getattr(rule, "vs_previous", False)
-                else "earlier_lag_value" if getattr(rule, "vs_earlier_lag", False) else None)
-    if baseline:
-        base = row.get(baseline)
+def baseline_field(rule) -> str | None:
+    """What a rule subtracts before comparing: the reference value, the previous window's value or
+    the earlier vintage's (None: nothing)."""
+    return ("reference" if rule.vs_reference else "previous" if getattr(rule, "vs_previous", False)
+            else "earlier_lag" if getattr(rule, "vs_earlier_lag", False) else None)
+
+
+def decide(rule, row: EvaluationRow, baseline: float | None = None, vintage: str = "") -> RuleDecision:
+    """``baseline``: the previous window's or earlier vintage's value, for rules with
+    ``vs_previous`` / ``vs_earlier_lag`` (``vs_reference`` reads the row's own reference value)."""
+    labels = alert_labels(rule, row, vintage)
+    key = dedup_key(labels)
+    value = getattr(row, rule.field)
+    if row.status != "ok" or value is None or not math.isfinite(value):
+        return RuleDecision(rule.name, labels, key, None, None)
+    which = baseline_field(rule)
+    if which is not None:
+        base = row.reference_value if which == "reference" else baseline
         if base is None or not math.isfinite(base):
-            return RuleDecision(rule.name, labels, dedup_key(labels), None, None)
+            return RuleDecision(rule.name, labels, key, None, None)
         value = value - base
-    return RuleDecision(rule.name, labels, dedup_key(labels), bool(_OPS[rule.op](value, rule.threshold)), value)
+    return RuleDecision(rule.name, labels, key, bool(_OPS[rule.op](value, rule.threshold)), value)
 
 
 Change = Literal["pending", "fire", "resolve", "clear"]
+_STATE_AFTER = {"pending": "pending", "fire": "firing", "resolve": "resolved", "clear": "cleared"}
+_BASELINE_TEXT = {"reference": " - reference", "previous": " - previous window", "earlier_lag": " - earlier vintage"}
 
 
 def transition(current_state: str | None, breached: bool | None, pending_for: timedelta | None = None,
@@ -91,3 +105,53 @@ def transition(current_state: str | None, breached: bool | None, pending_for: ti
     if current_state == "pending":
         return "clear"
     return None
+
+
+@dataclass(frozen=True)
+class AlertMove:
+    """One alert's state change on one row: the alert as it is to be stored."""
+
+    row: EvaluationRow
+    change: Change
+    alert: AlertRecord
+
+
+def decisions(rules: Sequence, rows: Sequence[EvaluationRow], baseline: Callable[[object, EvaluationRow], float | None],
+              vintage: str = "") -> list[tuple[object, EvaluationRow, RuleDecision]]:
+    """Every rule's decision on every row it applies to (``baseline(rule, row)``: the value a
+    ``vs_previous`` / ``vs_earlier_lag`` rule subtracts)."""
+    return [(rule, row, decide(rule, row, baseline(rule, row), vintage))
+            for rule in rules for row in rows if applies(rule, row)]
+
+
+def move_alerts(decided: Sequence[tuple[object, EvaluationRow, RuleDecision]], current: Mapping[str, AlertRecord],
+                window_start: datetime, window_end: datetime) -> list[AlertMove]:
+    """The alert state changes the decisions make (pending → firing → resolved, with each rule's
+    ``for``), given the alerts' ``current`` states by fingerprint; an alert moved twice in one pass
+    moves from where the first move left it."""
+    state = dict(current)
+    moves = []
+    for rule, row, d in decided:
+        now_at = state.get(d.dedup_key)
+        was = now_at.state if now_at else None
+        pending_for = window_end - now_at.starts_at if was == "pending" else None
+        change = transition(was, d.breached, pending_for, rule.for_)
+        if change is None:
+            continue
+        annotations = {
+            "summary": rule.summary or (f"{rule.metric} {rule.field}{_BASELINE_TEXT.get(baseline_field(rule), '')}"
+                                        f" {rule.op} {rule.threshold}"),
+            "value": f"{d.value:.4g}", "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(), "n": str(row.n),
+        }
+        if change == "pending":
+            starts = window_start
+        elif change == "fire":
+            starts = now_at.starts_at if was == "pending" else window_start
+        else:
+            starts = now_at.starts_at if now_at else window_start
+        alert = AlertRecord(d.dedup_key, rule.name, d.labels, annotations, _STATE_AFTER[change], starts,
+                            window_end if change in ("resolve", "clear") else None, d.value)
+        state[d.dedup_key] = alert
+        moves.append(AlertMove(row, change, alert))
+    return moves

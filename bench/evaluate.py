@@ -54,14 +54,15 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
                     labels.append({"event_id": eid, "label": "cat" if rng.uniform() < conf[i] else "dog",
                                    "source": "bench", "ts": ts[i], "position": f"l{eid}", "ingested_at": now})
             with store.tx():
-                store.insert_events(rows)
-                store.insert_labels(labels)
-                store.note_model_versions({("m", "1"): (ts[0], ts[-1])})
+                store.events.insert(rows)
+                store.events.insert_labels(labels)
+                store.events.note_model_versions({("m", "1"): (ts[0], ts[-1])})
 
 
 def time_one_window(store, cfg) -> tuple[float, float, int]:
-    from connectors.sqlstore import RunKey
-    from monitor.evaluation import Evaluator, preload
+    from monitor.core.window import RunKey
+    from monitor.evaluation import Evaluator
+from monitor.runtime import preload
 
     preload()  # as the daemon does at start: library imports are not part of an evaluation
 
@@ -92,7 +93,7 @@ def main() -> int:
     from monitor.config import parse_config
 
     cfg = parse_config("evaluation:\n  reference: {from: 2026-01-05T00:00:00Z, to: 2026-01-06T00:00:00Z}\n"
-                       "  embedding_drift: false\n")
+                       "  checks: {embedding_drift: {enabled: false}}\n")
     base = os.environ.get("MODALWATCH_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     sizes = sorted({int(s) for s in args.sizes.split(",") if s} | {args.events})
     results = {}
@@ -115,8 +116,8 @@ def main() -> int:
                 fill(store, n, args.signals, n_slices)
                 if kind == "postgres":
                     with store.tx():
-                        store.conn.execute("ANALYZE events")
-                        store.conn.execute("ANALYZE labels")
+                        store.db.conn.execute("ANALYZE events")
+                        store.db.conn.execute("ANALYZE labels")
                 t_fill = time.perf_counter() - t
                 cold, warm, n_rows = time_one_window(store, cfg)
                 if n_slices == args.slices:

@@ -141,7 +141,7 @@ def modalwatch_kafka_pg(cfg, n: int) -> Rate:
 
     src.poll = timed_poll
     d.main_loop()
-    stored = store.counts()["events"]
+    stored = store.ops.counts()["events"]
     src.close()
     store.close()
     assert stored == n, f"stored {stored} of {n}"
@@ -256,7 +256,7 @@ def modalwatch_jsonl_sqlite(n: int, tmp: Path) -> float:
         elif src.exhausted:
             break
     dt = time.perf_counter() - t0
-    assert store.counts()["events"] == n
+    assert store.ops.counts()["events"] == n
     store.close()
     return n / dt
 
@@ -269,7 +269,7 @@ def main() -> int:
                     help="ingest.workers of the multi-process runs (default: one per core, and one more)")
     args = ap.parse_args()
     n = args.events
-    from monitor.daemon import tune_gc
+    from monitor.runtime import tune_gc
 
     tune_gc(2000)  # the daemon's GC settings (for the bench's batch size), for both loops alike
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from monitor.pipeline import Outcome, RawMessage
+from monitor.core.messages import Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.http")
 

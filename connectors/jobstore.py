@@ -28,7 +28,8 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
 
 if TYPE_CHECKING:
-    from connectors.sqlstore import SqlStore
+    from connectors.sql.database import Database
+    from connectors.sql.store import SqlStore
 
 log = logging.getLogger("modalwatch.scheduler")
 
@@ -46,13 +47,13 @@ class SqlJobStore(BaseJobStore):
         self._closed = False
 
     @contextmanager
-    def _db(self) -> Iterator[SqlStore]:
+    def _db(self) -> Iterator[Database]:
         """One transaction under the lock; after a lost connection, a new one for the next call
         (apscheduler logs the error and asks again after ``jobstore_retry_interval``)."""
         with self._lock:
             try:
-                with self.store.tx():
-                    yield self.store
+                with self.store.db.tx() as db:
+                    yield db
             except self.store.transient_errors:
                 try:
                     self.store.reconnect()
@@ -76,7 +77,7 @@ class SqlJobStore(BaseJobStore):
         scope_cond, scope_params = self._in_scope
         where = f"WHERE {scope_cond}" + (f" AND {cond}" if cond else "")
         with self._db() as db:
-            rows = db._all(f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
+            rows = db.all(f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
                            scope_params + params)
             jobs, failed = [], []
             for job_id, blob in rows:
@@ -86,7 +87,7 @@ class SqlJobStore(BaseJobStore):
                     log.exception("unable to restore scheduled job %r; removing it", job_id)
                     failed.append(job_id)
             for job_id in failed:
-                db._exec("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,))
+                db.execute("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,))
         return jobs
 
     def lookup_job(self, job_id: str) -> Job | None:
@@ -102,7 +103,7 @@ class SqlJobStore(BaseJobStore):
         if self._closed:
             return None
         with self._db() as db:
-            rows = db._all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL"
+            rows = db.all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL"
                            f" AND {self._in_scope[0]}", self._in_scope[1])
         return utc_timestamp_to_datetime(rows[0][0]) if rows and rows[0][0] is not None else None
 
@@ -117,26 +118,26 @@ class SqlJobStore(BaseJobStore):
 
     def add_job(self, job: Job) -> None:
         with self._db() as db:
-            if db._all("SELECT 1 FROM scheduler_jobs WHERE id = ?", (job.id,)):
+            if db.all("SELECT 1 FROM scheduler_jobs WHERE id = ?", (job.id,)):
                 raise ConflictingIdError(job.id)
-            db._exec("INSERT INTO scheduler_jobs (id, next_run_time, job_state) VALUES (?, ?, ?)",
-                             (job.id, *self._state(job)))
+            db.execute("INSERT INTO scheduler_jobs (id, next_run_time, job_state) VALUES (?, ?, ?)",
+                       (job.id, *self._state(job)))
 
     def update_job(self, job: Job) -> None:
         with self._db() as db:
-            cur = db._exec("UPDATE scheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
-                                   (*self._state(job), job.id))
+            cur = db.execute("UPDATE scheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
+                             (*self._state(job), job.id))
             if cur.rowcount == 0:
                 raise JobLookupError(job.id)
 
     def remove_job(self, job_id: str) -> None:
         with self._db() as db:
-            if db._exec("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,)).rowcount == 0:
+            if db.execute("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,)).rowcount == 0:
                 raise JobLookupError(job_id)
 
     def remove_all_jobs(self) -> None:
         with self._db() as db:
-            db._exec(f"DELETE FROM scheduler_jobs WHERE {self._in_scope[0]}", self._in_scope[1])
+            db.execute(f"DELETE FROM scheduler_jobs WHERE {self._in_scope[0]}", self._in_scope[1])
 
     def shutdown(self) -> None:
         with self._lock:

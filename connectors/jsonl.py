@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
+from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.jsonl")
 

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from monitor.pipeline import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
+from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.kafka")
 

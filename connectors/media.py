@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from monitor.media import MediaError
+from monitor.core.errors import MediaError
 
 
 class MediaReader:

@@ -1,17 +1,17 @@
-"""PostgresStore: PostgreSQL through psycopg 3; TimescaleDB hypertables where the extension exists."""
+"""PostgreSQL through psycopg 3; TimescaleDB hypertables where the extension exists."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Sequence
 
-import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-from connectors.sqlstore import SqlStore, Window
+from connectors.sql.dialect import Dialect
+from connectors.sql.store import SqlStore
 
 log = logging.getLogger("modalwatch.store")
 
@@ -23,65 +23,68 @@ _HYPERTABLES = {
                     " ADD PRIMARY KEY (id, window_start)"),
 }
 
-
-# A window is read in chunks of event time (6 h: fewer scans of labels than hourly, measured),
-# each aggregated by the server into a few rows per (slice, signal layout, predicted label,
-# abstained): the chunk's packed signals and confidences concatenated, its labels as an array.
-# The chunk bounds the server's memory for the aggregation (and keeps each value far below
-# PostgreSQL's 1 GB limit).
-WINDOW_CHUNK = timedelta(hours=6)
-_WINDOW_GROUPS = (
-    "SELECT e.slice::text, e.signal_layout, e.pred_label, e.abstained, count(*),"
-    " string_agg(e.signal_values, ''::bytea), string_agg(float8send(e.confidence), ''::bytea), array_agg(l.label)"
-    " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < %s"
-    " WHERE e.model_name = %s AND e.model_version = %s AND e.ts >= %s AND e.ts < %s AND e.signal_values IS NOT NULL"
-    " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-)
+# Advisory lock keys (transaction-scoped): one per thing two writers must not do at once.
+_LOCK_MIGRATIONS, _LOCK_NOTIFICATIONS, _LOCK_SHARED_STATE = 727274, 727275, 727276
 
 
-class PostgresStore(SqlStore):
-    dialect = "postgres"
+class PostgresDialect(Dialect):
+    name = "postgres"
     transient_errors = (psycopg.OperationalError, psycopg.InterfaceError)
+    # text id lists go as one JSON array (below), so a chunk can be large
+    chunk_size = 50_000
 
     def __init__(self, url: str, connect_timeout_s: float = 10) -> None:
-        super().__init__()
-        self._url = url
-        self._connect_timeout_s = connect_timeout_s
-        self.conn = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout_s))
-        _fast_json(self.conn)
-        _json_text_dumpers(self.conn)
-        info = self.conn.info
-        self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"  # never the password
+        self.url = url
+        self.connect_timeout_s = connect_timeout_s
         self.timescale = False
+        self._where = "postgresql"  # set on connect: never the password
         self._stages: set[str] = set()  # temp staging tables made on this connection
         self._types: dict[str, list[str]] = {}  # per table: the COPY types of its columns
 
-    def sibling(self) -> "PostgresStore":
-        other = PostgresStore(self._url, self._connect_timeout_s)
+    def connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.url, autocommit=False, connect_timeout=int(self.connect_timeout_s))
+        _fast_json(conn)
+        _json_text_dumpers(conn)
+        info = conn.info
+        self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"
+        self._stages.clear()  # temp tables die with their session
+        return conn
+
+    def begin(self, conn) -> None:
+        pass  # psycopg opens the transaction on the first statement
+
+    def sibling(self) -> "PostgresDialect":
+        other = PostgresDialect(self.url, self.connect_timeout_s)
         other.timescale = self.timescale
         return other
 
     def describe(self) -> str:
         return self._where
 
-    def reconnect(self) -> None:
-        super().reconnect()
-        try:
-            self.conn.close()
-        except psycopg.Error:
-            pass
-        self.conn = psycopg.connect(self._url, autocommit=False, connect_timeout=int(self._connect_timeout_s))
-        _fast_json(self.conn)
-        _json_text_dumpers(self.conn)
-        self._stages.clear()  # temp tables died with the old session
+    def lock_migrations(self, conn) -> None:
+        # Several replicas may start at once: one applies, the others wait and find nothing to do.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_MIGRATIONS,))
 
-    def _begin(self) -> None:
-        pass  # psycopg opens the transaction on the first statement
+    def lock_notifications(self, conn) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_NOTIFICATIONS,))
 
-    def _q(self, sql: str) -> str:
+    def lock_shared_state(self, conn) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SHARED_STATE,))
+
+    @property
+    def row_lock(self) -> str:
+        return " FOR UPDATE"
+
+    def q(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def _in(self, col: str, ids: list[str]) -> tuple[str, list]:
+    def json_as_text(self, col: str) -> str:
+        return f"{col}::text"
+
+    def json_field(self, col: str, key: str) -> str:
+        return f"({col}->>'{key}')"
+
+    def in_list(self, col: str, ids: list) -> tuple[str, list]:
         ids = list(ids)
         if ids and type(ids[0]) is str:
             # text ids as one JSON array, serialised in Rust: psycopg dumps a list element by element
@@ -89,60 +92,81 @@ class PostgresStore(SqlStore):
             return f"{col} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))", [to_json(ids).decode()]
         return f"{col} = ANY(%b)", [ids]
 
-    def _chunks(self, ids, size: int = 50_000):
-        return super()._chunks(ids, size)
+    # -- the window aggregation ----------------------------------------------------------------
+    def concat_bytes(self, expr: str) -> str:
+        return f"string_agg({expr}, ''::bytea)"
 
-    def _json_text(self, col: str) -> str:
-        return f"{col}::text"
+    def float_bytes(self, expr: str) -> str:
+        return f"float8send({expr})"
 
-    def load_window(self, model_name: str, model_version: str, start: datetime, end: datetime,
-                    labels_before: datetime) -> Window:
-        groups = []
-        with self.tx():
-            cur = self.conn.cursor(binary=True)
-            # one big scan: compiling its expressions (JIT) costs more than it saves, and the labels'
-            # hash table should not spill to disk
-            cur.execute("SET LOCAL jit = off")
-            cur.execute("SET LOCAL work_mem = '64MB'")
-            t = start
-            while t < end:
-                t_next = min(end, t + WINDOW_CHUNK)
-                cur.execute(_WINDOW_GROUPS, (labels_before, model_name, model_version, t, t_next))
-                groups += cur.fetchall()
-                t = t_next
-            counts = [g[4] for g in groups]
-            n = sum(counts)
-            # rows stored before packing (an index holds only those): one row each, after the groups
-            slice_text, pred, conf, abstained, label, blocks, legacy = self._row_parts(self._window_rows(
-                model_name, model_version, start, end, labels_before, legacy_only=True), offset=n)
-        at = np.concatenate(([0], np.cumsum(counts))).astype(int)
-        blocks += [(slice(at[i], at[i + 1]), g[1], g[5]) for i, g in enumerate(groups)]
-        return self._window(
-            np.concatenate([np.repeat(np.array([g[0] for g in groups], dtype=object), counts),
-                            np.array(slice_text, dtype=object)]),
-            np.concatenate([np.repeat(np.array([g[2] for g in groups], dtype=object), counts),
-                            np.array(pred, dtype=object)]),
-            np.concatenate([np.frombuffer(b"".join(g[6] for g in groups), dtype=">f8").astype(float),
-                            np.array(conf, dtype=float)]),
-            np.concatenate([np.repeat(np.array([g[3] for g in groups], dtype=bool), counts),
-                            np.array(abstained, dtype=bool)]),
-            [x for g in groups for x in g[7]] + label, blocks, legacy)
+    def list_agg(self, expr: str) -> str:
+        return f"array_agg({expr})"
 
-    def _for_update(self) -> str:
-        return " FOR UPDATE"
+    def read_cursor(self, conn) -> Any:
+        return conn.cursor(binary=True)  # bytea and floats without text conversion
 
-    def lock_notifications(self) -> None:
-        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727275)")
+    def prepare_window_read(self, cur) -> None:
+        # one big scan: compiling its expressions (JIT) costs more than it saves, and the labels'
+        # hash table should not spill to disk
+        cur.execute("SET LOCAL jit = off")
+        cur.execute("SET LOCAL work_mem = '64MB'")
 
-    def lock_shared_state(self) -> None:
-        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727276)")
+    # -- writes --------------------------------------------------------------------------------
+    def insert_new(self, conn, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set:
+        """The batch is copied straight into ``table`` (binary COPY: the least work for the server,
+        and new events are the rule); if one of its keys is stored already (a replay, another
+        writer), the COPY is undone to a savepoint and the rows go through a staging table and
+        ``ON CONFLICT DO NOTHING`` instead."""
+        if not rows:
+            return set()
+        k = cols.index(key)
+        first: dict = {}
+        for r in rows:
+            first.setdefault(r[k], r)  # the first of a key in a batch wins
+        rows = list(first.values())
+        cur = conn.cursor()
+        cur.execute("SAVEPOINT modalwatch_copy")
+        try:
+            self._copy(cur, table, cols, rows, self._copy_types(conn, table, cols))
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT modalwatch_copy")
+            return self._insert_staged(conn, cur, table, cols, key, rows)
+        cur.execute("RELEASE SAVEPOINT modalwatch_copy")
+        return {r[k] for r in rows}
 
-    def _lock_migrations(self) -> None:
-        # Several replicas may start at once: one applies, the others wait and find nothing to do.
-        self.conn.cursor().execute("SELECT pg_advisory_xact_lock(727274)")
+    def _copy_types(self, conn, table: str, cols: Sequence[str]) -> list[str]:
+        """The types of ``cols`` of ``table``, as COPY wants them (asked once per connection)."""
+        if table not in self._types:
+            udt = dict(conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
+                " AND table_schema = current_schema()", (table,)).fetchall())
+            self._types[table] = [udt[c] for c in cols]
+        return self._types[table]
 
-    def _after_migrate(self) -> None:
-        cur = self.conn.cursor()
+    @staticmethod
+    def _copy(cur, table: str, cols: Sequence[str], rows: list[tuple], types: list[str]) -> None:
+        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)  # json columns: the store's JSON text, dumped by _JsonText*Dumper
+            for r in rows:
+                copy.write_row(r)
+
+    def _insert_staged(self, conn, cur, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set:
+        """The rows through a temp table and ``INSERT … ON CONFLICT DO NOTHING``."""
+        stage = f"_stage_{table}"
+        if stage not in self._stages:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
+            self._stages.add(stage)
+        else:
+            cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
+        self._copy(cur, stage, cols, rows, self._copy_types(conn, table, cols))
+        collist = ", ".join(cols)
+        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
+                    f" RETURNING {key}")
+        return {r[0] for r in cur.fetchall()}
+
+    # -- schema --------------------------------------------------------------------------------
+    def after_migrate(self, conn) -> None:
+        cur = conn.cursor()
         available = cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
         if not available:
             log.info("timescaledb is not available on %s: plain tables with time indexes", self._where)
@@ -158,80 +182,34 @@ class PostgresStore(SqlStore):
         self.timescale = True
         log.info("timescaledb is available on %s: events and evaluations are hypertables", self._where)
 
-    def set_compression(self, compress_after: timedelta | None) -> None:
+    def set_compression(self, conn, compress_after: timedelta | None) -> None:
         """On timescaledb: compress event chunks older than ``compress_after`` (segmented by model
         version, ordered by time), or remove the policy when None. Deletion is not a timescaledb
         retention policy: that drops whole chunks, the reference's among them, so the daemon
         deletes old rows itself (monitor/housekeeping.py). Nothing to do on plain PostgreSQL."""
         if not self.timescale:
             return
-        with self.tx():
-            cur = self.conn.cursor()
-            if compress_after is None:
-                cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
-                return
-            cur.execute("ALTER TABLE events SET (timescaledb.compress,"
-                        " timescaledb.compress_segmentby = 'model_name, model_version',"
-                        " timescaledb.compress_orderby = 'ts')")
+        cur = conn.cursor()
+        if compress_after is None:
             cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
-            cur.execute("SELECT add_compression_policy('events', compress_after => %s)", (compress_after,))
+            return
+        cur.execute("ALTER TABLE events SET (timescaledb.compress,"
+                    " timescaledb.compress_segmentby = 'model_name, model_version',"
+                    " timescaledb.compress_orderby = 'ts')")
+        cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
+        cur.execute("SELECT add_compression_policy('events', compress_after => %s)", (compress_after,))
         log.info("timescaledb compresses events older than %s on %s", compress_after, self._where)
 
-    def _ts_out(self, v: Any) -> datetime | None:
-        return v
 
-    def _insert_new(self, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
-        """Insert the rows whose key is not stored yet; return their keys. The batch is copied
-        straight into ``table`` (binary COPY: the least work for the server, and new events are
-        the rule); if one of its keys is stored already (a replay, another writer), the COPY is
-        undone to a savepoint and the rows go through a staging table and ``ON CONFLICT DO
-        NOTHING`` instead."""
-        if not rows:
-            return set()
-        k = cols.index(key)
-        seen: set = set()
-        rows = [r for r in rows if not (r[k] in seen or seen.add(r[k]))]  # first of a key in a batch wins
-        with self.tx():
-            cur = self.conn.cursor()
-            cur.execute("SAVEPOINT modalwatch_copy")
-            try:
-                self._copy(cur, table, cols, rows, self._copy_types(table, cols))
-            except psycopg.errors.UniqueViolation:
-                cur.execute("ROLLBACK TO SAVEPOINT modalwatch_copy")
-                return self._insert_staged(cur, table, cols, key, rows)
-            cur.execute("RELEASE SAVEPOINT modalwatch_copy")
-            return {r[k] for r in rows}
+class PostgresStore(SqlStore):
+    """The store on PostgreSQL (TimescaleDB where the extension is available)."""
 
-    def _copy_types(self, table: str, cols: Sequence[str]) -> list[str]:
-        """The types of ``cols`` of ``table``, as COPY wants them (asked once per connection)."""
-        if table not in self._types:
-            udt = dict(self.conn.execute(
-                "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
-                " AND table_schema = current_schema()", (table,)).fetchall())
-            self._types[table] = [udt[c] for c in cols]
-        return self._types[table]
+    def __init__(self, url: str, connect_timeout_s: float = 10) -> None:
+        super().__init__(PostgresDialect(url, connect_timeout_s))
 
-    @staticmethod
-    def _copy(cur, table: str, cols: Sequence[str], rows: list[tuple], types: list[str]) -> None:
-        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(types)  # json columns: the store's JSON text, dumped by _JsonText*Dumper
-            for r in rows:
-                copy.write_row(r)
-
-    def _insert_staged(self, cur, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set[str]:
-        """The rows through a temp table and ``INSERT … ON CONFLICT DO NOTHING``: right whatever
-        other writers store meanwhile."""
-        stage = f"_stage_{table}"
-        if stage not in self._stages:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
-            self._stages.add(stage)
-        else:
-            cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
-        self._copy(cur, stage, cols, rows, self._copy_types(table, cols))
-        collist = ", ".join(cols)
-        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
-                    f" RETURNING {key}")
-        return {r[0] for r in cur.fetchall()}
+    @property
+    def timescale(self) -> bool:
+        return self.dialect.timescale
 
 
 class _JsonText(str):
@@ -265,6 +243,5 @@ def _fast_json(conn) -> None:
     """jsonb comes back through pydantic-core's parser (several times faster than the json
     module on the million-row windows an evaluation reads)."""
     from psycopg.types.json import set_json_loads
-    from pydantic_core import from_json
 
     set_json_loads(from_json, conn)

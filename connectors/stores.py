@@ -1,17 +1,15 @@
 """Open the store a config names."""
 from __future__ import annotations
 
-from connectors.sqlstore import SqlStore
+from connectors.sql.store import SqlStore
 
 
 def open_store(cfg) -> SqlStore:
-    """A migrated store for ``cfg`` (a ``StoreConfig``)."""
+    """The store of ``cfg`` (a ``StoreConfig``), not yet migrated."""
     if cfg.kind == "postgres":
         from connectors.postgres import PostgresStore
 
-        store: SqlStore = PostgresStore(cfg.url.get_secret_value())
-    else:
-        from connectors.sqlite import SqliteStore
+        return PostgresStore(cfg.url.get_secret_value())
+    from connectors.sqlite import SqliteStore
 
-        store = SqliteStore(cfg.path)
-    return store
+    return SqliteStore(cfg.path)

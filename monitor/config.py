@@ -9,42 +9,16 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import (AwareDatetime, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, create_model,
+                      field_validator, model_validator)
+from pydantic.fields import FieldInfo
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(v: Any) -> Any:
-    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` or seconds as a number → timedelta."""
-    if isinstance(v, str):
-        m = _DURATION.match(v)
-        if not m:
-            raise ValueError(f"not a duration: {v!r} (use e.g. 30s, 15m, 1h, 1d, 7d)")
-        return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return timedelta(seconds=v)
-    return v
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from alerts import receivers
+from monitor import checks
+from monitor.core.settings import Duration, Section as _Section, parse_duration  # noqa: F401 - parse_duration: the CLI's
 
 
 class StoreConfig(_Section):
@@ -164,43 +138,13 @@ class EvaluationConfig(_Section):
     # labels known by then, and stored beside the others. Unset: the single ``lag``.
     lags: list[Duration] | None = None
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
-    psi_bins: int = Field(10, ge=2, le=100)
-    psi_min_n: int = Field(100, ge=1)
-    ece_bins: int = Field(15, ge=2, le=100)
-    ece_min_n: int = Field(100, ge=1)
-    error_rate_min_n: int = Field(50, ge=1)
     tick_s: float = Field(5.0, gt=0)
     # A replica claims a vintage before evaluating it; a claim not finished this long after it was
     # taken (its replica died) is taken over by another.
     claim_expiry: Duration = timedelta(minutes=10)
-    # Drift tests run on every signal × slice (psi, ks, wasserstein); ``signal_tests`` overrides
-    # them per signal, e.g. {"audio.snr_db": [wasserstein]}.
-    drift_tests: list[Literal["psi", "ks", "wasserstein"]] = Field(default_factory=lambda: ["psi", "ks"])
-    signal_tests: dict[str, list[Literal["psi", "ks", "wasserstein"]]] = Field(default_factory=dict)
-    # Per signal, the tests' thresholds instead of the three below, e.g.
-    # {"audio.snr_db": {psi: 0.4, ks: 0.2}} (ks: the minimum D; wasserstein: the normalised distance).
-    signal_thresholds: dict[str, dict[Literal["psi", "ks", "wasserstein"], Annotated[float, Field(gt=0)]]] = Field(
-        default_factory=dict)
-    psi_threshold: float = Field(0.25, gt=0)
-    ks_min_effect: float = Field(0.1, ge=0, le=1)  # KS drifts when BH-significant AND D ≥ this
-    wasserstein_threshold: float = Field(0.1, gt=0)
     fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg within each test family of one window
-    calibration_bootstrap: int = Field(500, ge=0)  # resamples for the ECE-difference interval; 0: off
-    cross: list[tuple[str, str]] = Field(default_factory=list)  # slice attributes crossed in pairs
-    # Signal bands as slices of the slice-gap tests, e.g. {"image.brightness": [40, 80, 160, 200]}
-    # gives image.brightness=<40, =[40,80) … =>=200 (a band name may be crossed too).
-    bands: dict[str, list[float]] = Field(default_factory=dict)
-    performance_estimate: bool = True  # label-free accuracy per slice (detectors/performance.py)
-    embedding_drift: bool = True  # MMD² per embedding name, all traffic (detectors/embedding.py)
-    mmd_permutations: int = Field(100, ge=10, le=10_000)
-    mmd_max_n: int = Field(2000, ge=50)  # per side; larger windows are subsampled (seeded)
-    # Where the MMD kernel is computed: auto = the first CUDA device when torch sees one, else cpu.
-    mmd_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    # Aging: a Mann–Kendall trend test over the last ``trend_window`` intervals of each slice's
-    # error rate, ECE and estimated accuracy (of the same interval and lag), once there are
-    # ``trend_min_n`` of them; 0 switches it off.
-    trend_window: int = Field(14, ge=0)
-    trend_min_n: int = Field(10, ge=4)
+    # One section per registered check (monitor/checks/): its settings and ``enabled``.
+    checks: Any = None  # replaced by the checks' model below (``_rebuild_checks_section``)
 
     @model_validator(mode="after")
     def _positive(self) -> "EvaluationConfig":
@@ -235,10 +179,6 @@ class EvaluationConfig(_Section):
         return sorted(self.lags) if self.lags is not None else [self.lag]
 
 
-class OnlineConfig(_Section):
-    adwin_delta: float = Field(0.002, gt=0, lt=1)
-
-
 class RuleConfig(_Section):
     """A threshold on an evaluation: ``field op threshold``.
 
@@ -247,11 +187,7 @@ class RuleConfig(_Section):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    metric: Literal["psi", "ks", "wasserstein", "ece", "ece_drift", "error_rate", "error_rate_gap",
-                    "abstention_rate_gap", "mean_confidence_gap", "estimated_accuracy", "mmd", "trend",
-                    "missing_modality_share",
-                    # data health, measured on every evaluation job run (monitor/health.py)
-                    "dead_letter_rate", "source_silence_s", "ingest_lag_s"]
+    metric: str  # a metric some registered check emits (monitor/checks/)
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     # the previous window's value (same interval, lag and slice) is subtracted first: a jump
@@ -272,38 +208,18 @@ class RuleConfig(_Section):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("metric")
+    @classmethod
+    def _metric_of_a_check(cls, v: str) -> str:
+        known = checks.metrics()
+        if v not in known:
+            raise ValueError(f"no check emits metric {v!r} (known: {', '.join(sorted(known))})")
+        return v
+
     @model_validator(mode="after")
     def _one_baseline(self) -> "RuleConfig":
         if self.vs_reference + self.vs_previous + self.vs_earlier_lag > 1:
             raise ValueError(f"rule {self.name!r}: vs_reference, vs_previous and vs_earlier_lag exclude each other")
-        return self
-
-
-class WebhookConfig(_Section):
-    """A receiver. ``kind``: ``webhook`` (generic JSON, Alertmanager v4 shape, HMAC-signed when
-    ``secret`` is set), ``alertmanager`` (the Alertmanager webhook v4 payload, unsigned, for
-    existing Alertmanager tooling), ``slack`` (an incoming-webhook URL; Block Kit message) or
-    ``pagerduty`` (Events API v2; ``routing_key``; ``url`` defaults to PagerDuty's endpoint).
-    URLs, secrets and routing keys come from the environment and are never logged."""
-
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
-    kind: Literal["webhook", "alertmanager", "slack", "pagerduty"] = "webhook"
-    url: SecretStr | None = None
-    secret: SecretStr | None = None
-    routing_key: SecretStr | None = None
-    timeout_s: float = Field(5.0, gt=0)
-    max_per_minute: int = Field(60, ge=1)  # rate limit: beyond it, notifications wait in the outbox
-    send_resolved: bool = True
-
-    @model_validator(mode="after")
-    def _needs(self) -> "WebhookConfig":
-        if self.kind == "pagerduty":
-            if self.routing_key is None:
-                raise ValueError(f"receiver {self.name!r}: routing_key is required for pagerduty")
-            if self.url is None:
-                self.url = SecretStr("https://events.pagerduty.com/v2/enqueue")
-        elif self.url is None:
-            raise ValueError(f"receiver {self.name!r}: url is required for {self.kind}")
         return self
 
 
@@ -351,15 +267,13 @@ def default_rules() -> list[RuleConfig]:
 
 class AlertsConfig(_Section):
     rules: list[RuleConfig] = Field(default_factory=default_rules)  # `rules: []` switches them off
-    webhooks: list[WebhookConfig] = Field(default_factory=list)  # the receivers
+    # The receivers: each entry's ``kind`` (default webhook) names a receiver kind (alerts/receivers/)
+    # whose model validates it; replaced by the kinds' union below (``_rebuild_receivers``).
+    webhooks: list[Any] = Field(default_factory=list)
     # Unset: every receiver gets every group; group_by alertname + model, group_wait 30s,
     # group_interval 5m, repeat_interval 4h unless the root route says otherwise.
     route: RouteConfig | None = None
     inhibit: list[InhibitConfig] = Field(default_factory=list)
-    # Data health: the dead-letter rate over the last ``health_window``; a source that sent within
-    # ``silence_lookback`` is measured for how long it has been silent.
-    health_window: Duration = timedelta(minutes=15)
-    silence_lookback: Duration = timedelta(days=1)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
     external_url: str = "http://127.0.0.1:8787"
@@ -408,7 +322,6 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    online: OnlineConfig = Field(default_factory=OnlineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -433,6 +346,43 @@ class Config(_Section):
         return self
 
 
+def _rebuild_checks_section() -> None:
+    """``evaluation.checks``: one field per registered check, its own Config model, defaulted; an
+    unknown check name is an error naming it. Rebuilt when a check is registered (a plugin's, a
+    test's) so that its section validates like the built-in ones."""
+    fields = {name: (cls.Config, Field(default_factory=cls.Config)) for name, cls in checks.registered().items()}
+    section = create_model("ChecksConfig", __base__=_Section, __module__=__name__, **fields)
+    globals()["ChecksConfig"] = section  # pickled by name (a config goes to pipeline workers)
+    EvaluationConfig.model_fields["checks"] = FieldInfo(annotation=section, default_factory=section)
+    EvaluationConfig.model_rebuild(force=True)
+    Config.model_rebuild(force=True)
+
+
+def _receiver_kind(v: Any) -> str:
+    kind = v.get("kind", "webhook") if isinstance(v, dict) else getattr(v, "kind", "webhook")
+    return f"{_KIND_TAG}{kind}"
+
+
+_KIND_TAG = "kind="  # how a receiver kind shows in a validation error's location (left out of messages)
+
+
+def _rebuild_receivers() -> None:
+    """``alerts.webhooks``: a list of the registered receiver kinds' configs, told apart by ``kind``
+    (default ``webhook``). Rebuilt when a kind is registered."""
+    kinds = receivers.receiver_kinds()
+    entry = Annotated[Union[tuple(Annotated[k.Config, Tag(f"{_KIND_TAG}{name}")] for name, k in kinds.items())],
+                      Discriminator(_receiver_kind, custom_error_type="receiver_kind",
+                                    custom_error_message=f"kind must be one of {', '.join(sorted(kinds))}")]
+    AlertsConfig.model_fields["webhooks"] = FieldInfo(annotation=list[entry], default_factory=list)
+    AlertsConfig.model_rebuild(force=True)
+    Config.model_rebuild(force=True)
+
+
+_rebuild_checks_section()
+checks.on_registry_change(_rebuild_checks_section)
+_rebuild_receivers()
+receivers.on_kinds_change(_rebuild_receivers)
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"  # monitor/workers.py
 
@@ -440,6 +390,52 @@ WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(messa
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and, where known, the line."""
 
+
+# Keys of earlier releases and where their settings live now (each check owns its section).
+_MOVED = {
+    ("evaluation", "psi_bins"): "evaluation.checks.signal_drift.bins",
+    ("evaluation", "psi_min_n"): "evaluation.checks.signal_drift.min_n",
+    ("evaluation", "drift_tests"): "evaluation.checks.signal_drift.tests",
+    ("evaluation", "signal_tests"): "evaluation.checks.signal_drift.signal_tests",
+    ("evaluation", "signal_thresholds"): "evaluation.checks.signal_drift.signal_thresholds",
+    ("evaluation", "psi_threshold"): "evaluation.checks.signal_drift.thresholds.psi",
+    ("evaluation", "ks_min_effect"): "evaluation.checks.signal_drift.thresholds.ks",
+    ("evaluation", "wasserstein_threshold"): "evaluation.checks.signal_drift.thresholds.wasserstein",
+    ("evaluation", "ece_bins"): "evaluation.checks.calibration.bins",
+    ("evaluation", "ece_min_n"): "evaluation.checks.calibration.min_n",
+    ("evaluation", "calibration_bootstrap"): "evaluation.checks.calibration.bootstrap",
+    ("evaluation", "error_rate_min_n"): "evaluation.checks.error_rate.min_n (and the min_n of slice_gaps,"
+                                        " missing_modality and estimated_accuracy)",
+    ("evaluation", "cross"): "evaluation.checks.slice_gaps.cross",
+    ("evaluation", "bands"): "evaluation.checks.slice_gaps.bands",
+    ("evaluation", "performance_estimate"): "evaluation.checks.estimated_accuracy.enabled",
+    ("evaluation", "embedding_drift"): "evaluation.checks.embedding_drift.enabled",
+    ("evaluation", "mmd_permutations"): "evaluation.checks.embedding_drift.permutations",
+    ("evaluation", "mmd_max_n"): "evaluation.checks.embedding_drift.max_n",
+    ("evaluation", "mmd_device"): "evaluation.checks.embedding_drift.device",
+    ("evaluation", "trend_window"): "evaluation.checks.trend.window (0 is now enabled: false)",
+    ("evaluation", "trend_min_n"): "evaluation.checks.trend.min_n",
+    ("online",): "evaluation.checks.online",
+    ("alerts", "health_window"): "evaluation.checks.data_health.window",
+    ("alerts", "silence_lookback"): "evaluation.checks.data_health.silence_lookback",
+}
+
+
+def _moved_keys(data: dict, lines: dict, name: str) -> None:
+    """A key of an earlier release is an error that says where its setting lives now."""
+    msgs = []
+    for path, new in _MOVED.items():
+        node: Any = data
+        for part in path:
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            line = lines.get(path)
+            msgs.append(f"{_dotted(path)}{f' (line {line})' if line else ''}: moved to {new}")
+    if msgs:
+        raise ConfigError(f"{name}: " + "; ".join(msgs))
+
+
+_MISSING = object()
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -472,6 +468,7 @@ def parse_config(text: str, name: str = "<config>", env: dict[str, str] | None =
     data = _to_python(root, (), lines, env, name) if root is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: the top level must be a mapping")
+    _moved_keys(data, lines, name)
     try:
         return Config.model_validate(data)
     except ValidationError as e:
@@ -518,12 +515,14 @@ def _to_python(node: yaml.Node, loc: tuple, lines: dict, env, name: str) -> Any:
 def _dotted(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and part.startswith(_KIND_TAG):
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
 def _nearest_line(lines: dict, loc: tuple) -> int | None:
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper()))  # drop union tags
+    loc = tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p.startswith(_KIND_TAG))))
     while loc:
         if loc in lines:
             return lines[loc]

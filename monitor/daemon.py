@@ -15,7 +15,6 @@ handlers only set ``should_exit``; an evaluation in progress stops after the vin
 """
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import os
@@ -25,22 +24,21 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.webhook import deliver_due
+from alerts.outbox import deliver_due
 from connectors.jobstore import SqlJobStore
-from monitor.evaluation import Evaluator, preload
+from monitor.core.messages import Outcome, RawMessage
+from monitor.core.ports import Sender, Source, Store
+from monitor.evaluation import Evaluator
 from monitor.housekeeping import purge
 from monitor.notify import run_notifications
-from monitor.pipeline import Outcome, Pipeline, RawMessage
+from monitor.pipeline import Pipeline
+from monitor.runtime import start_process, utcnow
 from monitor.workers import InProcess, Workers, reconnect, store_with_retry
-
-if TYPE_CHECKING:
-    from connectors.sqlstore import SqlStore
-    from monitor.protocols import Sender, Source
 
 log = logging.getLogger("modalwatch.daemon")
 
@@ -53,18 +51,6 @@ def replica_name() -> str:
     return os.environ.get("MODALWATCH_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _QuietSkips(logging.Filter):
-    """apscheduler warns each time a run is skipped because the previous one is still going: with
-    a catch-up of many vintages that is every tick, and expected (max_instances=1 by design)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "maximum number of running instances reached" not in record.getMessage()
-
-
-logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
-logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # not a line per run; failures still log
-
-
 def evaluation_job() -> None:
     """What the stored evaluation job names; a daemon's job store binds it to that daemon's tick."""
     log.warning("evaluation job run without a daemon bound to it; nothing done")
@@ -74,24 +60,8 @@ class _Stopping(Exception):
     """Raised between vintages when the daemon is asked to stop."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def tune_gc(batch_size: int = 1000) -> None:
-    """Fewer cyclic-GC passes. A batch is tens of objects per event, alive until the batch is
-    stored: with CPython's default gen-0 threshold (700) each pass re-scanned them, and decoding
-    was 2-3x slower; at 50,000 a 2,000-event batch still paid ~3 µs per event (measured in
-    bench/ingest.py). The threshold leaves room for a few batches (capped: exceptions' traceback
-    cycles must still be collected). The objects of start-up (modules, config) are frozen out of
-    collection."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(min(1_000_000, max(100_000, 100 * batch_size)), 20, 100)
-
-
 class Daemon:
-    def __init__(self, config, sources: list[Source], store: SqlStore, senders: dict[str, Sender],
+    def __init__(self, config, sources: list[Source], store: Store, senders: dict[str, Sender],
                  clock: Callable[[], datetime] = utcnow,
                  owner: str | None = None, stop_when_idle: bool = False, evaluate: bool = True):
         self.config = config
@@ -106,7 +76,7 @@ class Daemon:
         self.should_exit = False
         self.force_exit = False
         self._tick_lock = threading.Lock()  # one evaluation at a time: the job, or the final one
-        self._eval_store: SqlStore | None = None  # the evaluation thread's connection, from startup()
+        self._eval_store: Store | None = None  # the evaluation thread's connection, from startup()
         self._scheduler: BackgroundScheduler | None = None
         self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
                       "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0, "review_expired": 0}
@@ -136,8 +106,7 @@ class Daemon:
             self.shutdown()
 
     def startup(self) -> None:
-        preload()  # before tune_gc: the imported modules are frozen out of collection with the rest
-        tune_gc(self.config.store.batch_size)
+        start_process(self.config, evaluates=self.evaluate)
         applied = self.store.migrate()
         log.info("store %s ready (%d migrations applied)", self.store.describe(), len(applied))
         for s in self.sources:
@@ -269,15 +238,15 @@ class Daemon:
                 # (the store's transaction was rolled back on the way out of ``tx()``)
                 log.exception("evaluation failed; ingest goes on, the window is retried after its claim expires")
 
-    def _tick_once(self, store: SqlStore) -> None:
+    def _tick_once(self, store: Store) -> None:
         if self.evaluate:
-            self.stats["evaluated"] += self.evaluator.run_due(store.watermark(), progress=self._catch_up)
+            self.stats["evaluated"] += self.evaluator.run_due(store.events.watermark(), progress=self._catch_up)
             self.stats["evaluation_backlog"] = 0
         if self.evaluate:
             self.evaluator.apply_health(self.clock())  # data health on the ingest clock
         # what data health changed, and group timers that came due between vintages
         run_notifications(self.config, store, self.clock())
-        self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
+        self.stats["delivered"] += deliver_due(store.alerts, self.senders, self.clock(),
                                                self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
         now = self.clock()
         if self._purged_at is None or now - self._purged_at >= self.config.store.purge_every:
@@ -303,9 +272,9 @@ class Daemon:
         store = self._eval_store or self.store
         while time.monotonic() < deadline and not self.should_exit:
             with self._tick_lock:  # the evaluation connection is the job's too: one thread at a time
-                if not store.outbox_pending():
+                if not store.alerts.outbox_pending():
                     return
-                self.stats["delivered"] += deliver_due(store, self.senders, self.clock(),
+                self.stats["delivered"] += deliver_due(store.alerts, self.senders, self.clock(),
                                                        self.config.alerts.retry_initial_s,
                                                        self.config.alerts.retry_max_s)
             time.sleep(0.05)

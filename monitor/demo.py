@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from alerts.receiver import WebhookReceiver
-from alerts.webhook import WebhookSender
+from alerts.receivers.webhook import WebhookConfig, WebhookSender
 from connectors.jsonl import JsonlSource
 from connectors.sqlite import SqliteStore
 from monitor.config import load_config
@@ -156,10 +156,7 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     store = SqliteStore(cfg.store.path)
     with WebhookReceiver(secret=secret, out_path=out / "alerts.jsonl") as receiver:
         senders = {"demo": WebhookSender("demo", receiver.url, secret)}
-        cfg.alerts.webhooks = []
-        from monitor.config import WebhookConfig
-
-        cfg.alerts.webhooks.append(WebhookConfig(name="demo", url=receiver.url))
+        cfg.alerts.webhooks = [WebhookConfig(name="demo", url=receiver.url)]
         # weeks replay in seconds: no wall-clock group_wait or group_interval; each vintage's
         # changes are one notification per alert name and model
         from monitor.config import RouteConfig
@@ -173,7 +170,7 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     now = datetime.now(timezone.utc)
     write_report(build_report(store, START, end, now), out)
     n_review = export_review(store, out / "review.jsonl", now)
-    counts = store.counts()
+    counts = store.ops.counts()
     store.close()
     firing = [a for r in received for a in r["payload"]["alerts"] if a["status"] == "firing"]
     return {

@@ -5,18 +5,20 @@
   of a model version's reference window are kept: a restarted daemon summarises its reference
   from them again. Evaluations are never deleted (they are the long-term record).
 - Review items nobody labelled within ``review.item_ttl`` expire; per-minute ingest counters older
-  than ``alerts.silence_lookback`` plus a day are dropped.
+  than data health's ``silence_lookback`` plus a day are dropped.
 - A label whose event is still not stored ``store.label_wait`` after the label arrived becomes a
   dead letter whose reason says so: its event is older than the retention (deleted, or dropped
   upstream) or never came. It is not silently kept for ever, nor silently dropped.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.evaluation import reference_range
+from monitor.core.records import DeadLetter
+from monitor.reference import reference_range
 
 log = logging.getLogger("modalwatch.housekeeping")
 
@@ -33,17 +35,35 @@ def purge(config, store, now: datetime) -> Purged:
     retention = config.store.retention
     if retention is not None:
         cutoff = now - retention
-        for name, version, first_ts, _last in store.model_versions():
-            keep_from, keep_to = reference_range(config, first_ts)
-            out.events += store.purge_events(name, version, cutoff, keep_from, keep_to)
-    wait = config.store.label_wait
-    reason = (f"no event with this event_id was stored within {wait} of the label: the event is older than the"
-              f" retention ({retention or 'none set'}) or never arrived")
-    out.orphan_labels = store.expire_orphan_labels(now - wait, now, reason)
-    out.review_expired = store.expire_review_items(now - config.review.item_ttl, now)
+        for mv in store.events.model_versions():
+            keep_from, keep_to = reference_range(config, mv.first_ts)
+            out.events += store.events.purge(mv.model_name, mv.model_version, cutoff, keep_from, keep_to)
+    out.orphan_labels = _expire_orphan_labels(config, store, now)
+    out.review_expired = store.review.expire(now - config.review.item_ttl, now)
     # the health counters are needed only as far back as the silence lookback
-    store.forget_ingest_before(now - config.alerts.silence_lookback - timedelta(days=1))
+    lookback = config.evaluation.checks.data_health.silence_lookback
+    store.ops.forget_ingest_before(now - lookback - timedelta(days=1))
     if out.events or out.orphan_labels:
         log.info("retention: %d events older than %s deleted (reference windows kept); %d labels without an"
                  " event dead-lettered", out.events, retention, out.orphan_labels)
     return out
+
+
+def _expire_orphan_labels(config, store, now: datetime) -> int:
+    """Labels whose event is not stored ``store.label_wait`` after they arrived become dead
+    letters (source ``labels``, their own position), in one transaction."""
+    wait = config.store.label_wait
+    reason = (f"no event with this event_id was stored within {wait} of the label: the event is older than the"
+              f" retention ({config.store.retention or 'none set'}) or never arrived")
+    with store.tx():
+        orphans = store.events.orphan_labels(now - wait)
+        if not orphans:
+            return 0
+        store.ops.insert_dead_letters([
+            DeadLetter("labels", r.position, reason, json.dumps({"type": "label", "event_id": r.event_id,
+                                                                  "label": r.label, "source": r.source,
+                                                                  "ts": r.ts.isoformat()},
+                                                                 separators=(",", ":"), ensure_ascii=False), now)
+            for r in orphans])
+        store.events.delete_labels(r.event_id for r in orphans)
+    return len(orphans)

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from monitor.core.errors import MediaError
+
 MAX_PIXELS = 64_000_000  # a decompression bomb is refused before it is decoded
 MAX_AUDIO_SECONDS = 3600.0
 # JSON and PostgreSQL's jsonb hold no infinities: a level of digital silence (-inf dB / LUFS) or an
@@ -21,12 +23,6 @@ STORED_LEVEL_LIMIT = 200.0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
 TEXT_SUFFIXES = {".txt", ".text", ".md"}
-
-
-class MediaError(ValueError):
-    def __init__(self, modality: str, reason: str):
-        super().__init__(f"{modality}: {reason}")
-        self.modality = modality
 
 
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -238,5 +234,5 @@ def describe_file(path: Path) -> dict:
         return {"path": str(path), "error": f"cannot read: {e.strerror or e}"}
 
 
-__all__ = ["MediaError", "Measured", "decode_audio", "decode_image", "decode_text", "describe_file", "measure_event",
+__all__ = ["Measured", "decode_audio", "decode_image", "decode_text", "describe_file", "measure_event",
            "signals_of", "storable"]

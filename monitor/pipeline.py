@@ -7,41 +7,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Callable, Literal, NamedTuple
+from typing import Callable
 
 from pydantic import ValidationError
 
-from detectors.online import ADWINDetector
-from monitor.events import InferenceEvent, LabelEvent, kind_of
+from monitor.checks.online import OnlineErrorRate
+from monitor.core.events import InferenceEvent, LabelEvent, kind_of
+from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
+from monitor.core.records import DeadLetter, EventRow, LabelRow, ReviewCandidate
 from monitor.media import Measured, measure_event
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
 
 log = logging.getLogger("modalwatch.pipeline")
-
-DEAD_LETTER_PAYLOAD_MAX = 65_536
-
-
-class RawMessage(NamedTuple):
-    """One message from a source, undecoded. ``kind`` is known from the topic or endpoint.
-
-    (A NamedTuple, not a dataclass: one is built per message on the hot path.)"""
-
-    source: str
-    position: str
-    payload: bytes | None
-    kind: Literal["inference", "label"] | None = None
-    error: str | None = None  # set by the source when it already rejected the message
-
-
-class Outcome(NamedTuple):
-    position: str
-    status: Literal["stored", "duplicate", "dead_letter"]
-    reason: str = ""
-
 
 class Rejected(ValueError):
     pass
@@ -124,16 +104,13 @@ def scrub_payload(payload: bytes | None) -> str | None:
     return text
 
 
-def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> dict:
-    return {
-        "event_id": ev.event_id, "ts": ev.ts, "model_name": ev.model.name, "model_version": ev.model.version,
-        "slice": dict(ev.slice), "signals": m.signals, "modalities": ",".join(sorted(m.present)),
-        "pred_label": ev.output.label, "confidence": ev.output.confidence,
-        "probabilities": ev.output.probabilities, "abstained": ev.output.abstained,
-        "embeddings": ev.embeddings, "position": position, "ingested_at": now,
-        # where the media came from (never the media): a review task points the reviewer there
-        "media_uris": {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None,
-    }
+def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> EventRow:
+    out = ev.output
+    return EventRow(ev.event_id, ev.ts, ev.model.name, ev.model.version, dict(ev.slice), m.signals,
+                    ",".join(sorted(m.present)), out.label, out.confidence, out.probabilities, out.abstained,
+                    ev.embeddings, position, now,
+                    # where the media came from (never the media): a review task points the reviewer there
+                    {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None)
 
 
 def _first_stored(pairs, new_ids: set[str]):
@@ -146,41 +123,27 @@ def _first_stored(pairs, new_ids: set[str]):
         seen.add(i)
 
 
-def slice_keys(model_name: str, sl: dict[str, str]) -> list[str]:
-    """The slices an event belongs to: all traffic of its model, and each attribute=value."""
-    return [f"{model_name}|*"] + [f"{model_name}|{k}={v}" for k, v in sorted(sl.items())]
-
-
 class Pipeline:
     """Stores batches of raw messages and feeds the per-slice error detectors (ADWIN)."""
 
-    def __init__(self, config, store, clock: Callable[[], datetime], read_media=None):
+    def __init__(self, config, store, clock: Callable[[], datetime],
+                 read_media: Callable[[str, str | None, str | None], bytes] | None = None):
         self.config = config
         self.store = store
         self.clock = clock
-        if read_media is None:
+        if read_media is None:  # the only media I/O: connectors/media.py
             from connectors.media import MediaReader
 
             read_media = MediaReader.from_config(config.media).read
         self.read_media = read_media
         self._pool = None
-        self._blas_limit = None
-        device = config.media.torch_device
-        if device is not None and device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                from monitor.config import ConfigError
-
-                raise ConfigError(f"media.torch_device: {device!r}, but torch sees no CUDA device")
+        online = config.evaluation.checks.online
+        self._online = OnlineErrorRate(online, config.evaluation.fdr) if online.enabled else None
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
-            self._blas_limit = None
 
     def _measure(self, events: list[tuple[str, InferenceEvent]]) -> list[Measured]:
         """Each event's signals; raw media is decoded on ``media.workers`` threads (Pillow, libsndfile
@@ -191,12 +154,6 @@ class Pipeline:
         if not n_media:  # producer-computed signals only: nothing to decode
             return [measure_event(e, self.read_media, media, raw_media=False) for _, e in events]
         map_fn = map
-        if self._blas_limit is None:
-            from threadpoolctl import threadpool_limits
-
-            # Media workers are the parallelism and BLAS products here are small (true peak): one
-            # BLAS thread each (2 workers on 2 cores: 118 → 203 events/s, bench/media_ingest.py).
-            self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         if n_media >= 2 and media.workers >= 2:
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -210,7 +167,8 @@ class Pipeline:
                            range(len(events))))
 
     def _measure_images_in_torch(self, events, map_fn) -> dict[int, dict]:
-        from monitor.media import MediaError, measure_images_batched
+        from monitor.core.errors import MediaError
+        from monitor.media import measure_images_batched
 
         media = self.config.media
         todo = [k for k, (_, e) in enumerate(events) if "image" in e.inputs and e.inputs["image"].has_raw_media]
@@ -234,7 +192,7 @@ class Pipeline:
         limit = self.config.ingest.max_payload_bytes
         events: list[tuple[str, InferenceEvent]] = []
         labels: list[tuple[str, LabelEvent]] = []
-        dead: list[dict] = []
+        dead: list[DeadLetter] = []
         outcomes: dict[str, Outcome] = {}
         skew = self.config.ingest.max_future_skew
         ahead_of = now + skew if skew is not None else None
@@ -247,8 +205,7 @@ class Pipeline:
                                    f"{_ahead(skew)}): check the producer's clock")
             except Rejected as e:
                 reason = str(e)
-                dead.append({"source": msg.source, "position": msg.position, "reason": reason,
-                             "payload": scrub_payload(msg.payload), "received_at": now})
+                dead.append(DeadLetter(msg.source, msg.position, reason, scrub_payload(msg.payload), now))
                 outcomes[msg.position] = Outcome(msg.position, "dead_letter", reason)
                 continue
             (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
@@ -265,47 +222,46 @@ class Pipeline:
                     msg = by_position[p]
                     if not keep_partial:
                         reason = "; ".join(r for _, r in m.failures) + " (media.keep_partial_events is false)"
-                        dead.append({"source": msg.source, "position": p, "reason": reason,
-                                     "payload": scrub_payload(msg.payload), "received_at": now})
+                        dead.append(DeadLetter(msg.source, p, reason, scrub_payload(msg.payload), now))
                         outcomes[p] = Outcome(p, "dead_letter", reason)
                         continue
                     for modality, reason in m.failures:
-                        dead.append({"source": msg.source, "position": f"{p}#{modality}",
-                                     "reason": f"{reason} (event {e.event_id} kept without it)",
-                                     "payload": scrub_payload(msg.payload), "received_at": now})
+                        dead.append(DeadLetter(msg.source, f"{p}#{modality}",
+                                               f"{reason} (event {e.event_id} kept without it)",
+                                               scrub_payload(msg.payload), now))
                     partial[p] = "partial: " + "; ".join(r for _, r in m.failures)
                 kept.append((p, e))
                 rows.append(event_row(e, p, now, m))
             events = kept
-        with self.store.tx():
-            new_events = self.store.insert_events(rows)
-            new_labels = self.store.insert_labels([
-                {"event_id": e.event_id, "label": e.label, "source": e.source, "ts": e.ts, "position": p,
-                 "ingested_at": now} for p, e in labels])
-            self.store.insert_dead_letters(dead)
+        store = self.store
+        with store.tx():
+            new_events = store.events.insert(rows)
+            new_labels = store.events.insert_labels([LabelRow(e.event_id, e.label, e.source, e.ts, p, now)
+                                                     for p, e in labels])
+            store.ops.insert_dead_letters(dead)
             received = Counter(m.source for m in messages)
-            dead_at = {d["position"] for d in dead}  # whole messages, not a lost modality
+            dead_at = {d.position for d in dead}  # whole messages, not a lost modality
             rejected = Counter(m.source for m in messages if m.position in dead_at) if dead else Counter()
-            self.store.count_ingest(now.replace(second=0, microsecond=0),
-                                    {k: (n, rejected[k]) for k, n in received.items()})
+            store.ops.count_ingest(now.replace(second=0, microsecond=0),
+                                   {k: (n, rejected[k]) for k, n in received.items()})
             if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
-                self.store.close_review_items(new_labels)
+                store.review.close(new_labels)
             times: dict[tuple[str, str], list[datetime]] = {}
             for _, e in events:
                 times.setdefault((e.model.name, e.model.version), []).append(e.ts)
-            self.store.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
+            store.events.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
             self._feed_detectors(events, labels, new_events, new_labels, now)
             rc = self.config.review
             candidates = [
-                {"event_id": e.event_id, "reason": reason, "priority": round(1 - e.output.confidence, 6),
-                 "created_at": now, "stratum": stratum_of(e.slice, rc.stratify_by)}
+                ReviewCandidate(e.event_id, reason, round(1 - e.output.confidence, 6), now,
+                                stratum_of(e.slice, rc.stratify_by))
                 for _, e in events if e.event_id in new_events
                 for reason in [review_reason(e.output, rc)] if reason]
             if candidates:
-                self.store.lock_shared_state()  # the day's counts per stratum: one writer at a time
+                store.ops.lock_shared_state()  # the day's counts per stratum: one writer at a time
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
-                self.store.enqueue_review(within_budget(candidates, self.store.review_counts_since(day),
-                                                        rc.daily_budget_per_stratum))
+                store.review.enqueue(within_budget(candidates, store.review.counts_since(day),
+                                                   rc.daily_budget_per_stratum))
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
         for p, stored in _first_stored(labels, new_labels):
@@ -313,37 +269,24 @@ class Pipeline:
         if dead:
             n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
             log.warning("%d of %d messages went to dead letters, %d events were kept without a modality "
-                        "(first: %s: %s)", n_dead, len(messages), len(partial), dead[0]["position"],
-                        dead[0]["reason"][:200])
+                        "(first: %s: %s)", n_dead, len(messages), len(partial), dead[0].position,
+                        dead[0].reason[:200])
         return [outcomes[m.position] for m in messages]
 
     def _feed_detectors(self, events, labels, new_events: set[str], new_labels: set[str], now: datetime) -> None:
-        """Each (event, label) pair that became complete in this batch is one 0/1 error observation."""
+        """Each (event, label) pair that became complete in this batch is one 0/1 error observation
+        for the online check (monitor/checks/online.py), in event-time order."""
+        if self._online is None:
+            return
         label_of = {e.event_id: e.label for _, e in labels if e.event_id in new_labels}
         fresh_events = [e.event_id for _, e in events if e.event_id in new_events]
-        label_of.update(self.store.labels_for([i for i in fresh_events if i not in label_of]))
-        joined = self.store.events_for(label_of)
+        label_of.update(self.store.events.labels_for([i for i in fresh_events if i not in label_of]))
+        joined = self.store.events.events_for(label_of)
         if not joined:
             return
-        pairs = sorted(((info["ts"], eid) for eid, info in joined.items()))
-        keys = {k for info in joined.values() for k in slice_keys(info["model_name"], info["slice"])}
-        self.store.lock_shared_state()  # another writer (worker, replica) updates the same states: one at a time
-        states = self.store.get_states(f"adwin:{k}" for k in keys)
-        delta = self.config.online.adwin_delta
-        dets = {k: ADWINDetector.from_state_dict(states[f"adwin:{k}"]) if f"adwin:{k}" in states
-                else ADWINDetector(delta=delta) for k in keys}
-        findings = []
-        for ts, eid in pairs:
-            info = joined[eid]
-            err = float(info["pred_label"] != label_of[eid])
-            for k in slice_keys(info["model_name"], info["slice"]):
-                det = dets[k]
-                det.update(err)
-                if det.drift_detected:
-                    model_name, sl = k.split("|", 1)
-                    findings.append({"ts": ts, "model_name": model_name, "model_version": info["model_version"],
-                                     "slice": sl, "detector": "adwin", "metric": "error_rate",
-                                     "value": det.estimate if math.isfinite(det.estimate) else None,
-                                     "detail": {"n_seen": det.n_seen, "event_id": eid}, "created_at": now})
-        self.store.put_states({f"adwin:{k}": d.state_dict() for k, d in dets.items()}, now)
-        self.store.insert_findings(findings)
+        pairs = [(eid, joined[eid], label_of[eid]) for _, eid in sorted((info["ts"], eid) for eid, info in joined.items())]
+        ops = self.store.ops
+        ops.lock_shared_state()  # another writer (worker, replica) updates them too: one at a time
+        states, findings = self._online.observe(pairs, ops.states(self._online.state_keys(joined.values())), now)
+        ops.put_states(states, now)
+        ops.insert_findings(findings)

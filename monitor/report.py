@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from monitor.checks import reported_metrics
+
 
 def _iso(dt) -> str | None:
     return None if dt is None or (isinstance(dt, float) and math.isnan(dt)) else pd.Timestamp(dt).isoformat()
 
 
 def build_report(store, start: datetime, end: datetime, generated_at: datetime) -> dict:
-    ev = store.evaluations(start, end)
-    alerts = [a for a in store.alerts() if a["starts_at"] < end and (a["ends_at"] is None or a["ends_at"] >= start)]
+    ev = store.evaluations.frame(start, end)
+    alerts = [a for a in store.alerts.list() if a.starts_at < end and (a.ends_at is None or a.ends_at >= start)]
+    reported = reported_metrics()  # each check names the metrics whose series the report shows
     intervals = []
     if len(ev):
         for (mn, mv, iv, lag, ws), g in ev.groupby(["model_name", "model_version", "interval_s", "lag_s",
@@ -29,13 +32,13 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
 
             intervals.append({"model": {"name": mn, "version": mv}, "interval_s": int(iv), "lag_s": int(lag),
                               "window_start": _iso(ws), "window_end": _iso(g["window_end"].iloc[0]),
-                              "psi": pick("psi"), "ece": pick("ece"), "error_rate": pick("error_rate")})
+                              **{metric: pick(metric) for metric in reported}})
     return {
         "generated_at": generated_at.isoformat(), "from": start.isoformat(), "to": end.isoformat(),
-        "counts": store.counts(), "intervals": intervals, "review": store.review_stats(),
-        "alerts": [{"dedup_key": a["dedup_key"], "rule": a["rule"], "state": a["state"], "labels": a["labels"],
-                    "annotations": a["annotations"], "starts_at": _iso(a["starts_at"]), "ends_at": _iso(a["ends_at"]),
-                    "value": a["value"]} for a in alerts],
+        "counts": store.ops.counts(), "intervals": intervals, "review": store.review.stats(),
+        "alerts": [{"dedup_key": a.dedup_key, "rule": a.rule, "state": a.state, "labels": a.labels,
+                    "annotations": a.annotations, "starts_at": _iso(a.starts_at), "ends_at": _iso(a.ends_at),
+                    "value": a.value} for a in alerts],
     }
 
 
@@ -68,8 +71,8 @@ def render_html(report: dict) -> str:
     series: dict[tuple[str, str, str], list] = {}
     windows = [iv["window_start"] for iv in report["intervals"]]
     for i, iv in enumerate(report["intervals"]):
-        for metric in ("error_rate", "ece", "psi"):
-            for r in iv[metric]:
+        for metric in reported_metrics():
+            for r in iv.get(metric, []):
                 key = (metric, r["slice"], r["signal"] or "")
                 series.setdefault(key, [None] * len(windows))[i] = r["value"] if r["status"] == "ok" else None
     rows = []

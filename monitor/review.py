@@ -15,10 +15,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Any, Mapping, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from monitor.pipeline import Outcome, Pipeline
+from monitor.core.messages import Outcome, RawMessage
+from monitor.core.records import ReviewCandidate, ReviewItem
+
+
+class BatchPipeline(Protocol):
+    """What importing labels needs of the pipeline (monitor/pipeline.py)."""
+
+    store: Any
+
+    def process(self, messages: list[RawMessage]) -> list[Outcome]: ...
 
 
 def stratum_of(slice_: Mapping[str, str], by: list[str] | None) -> str:
@@ -38,41 +46,48 @@ def review_reason(output, rc) -> str | None:
     return None
 
 
-def within_budget(candidates: list[dict], used: Mapping[str, int], budget: int) -> list[dict]:
+def within_budget(candidates: Sequence[ReviewCandidate], used: Mapping[str, int],
+                  budget: int) -> list[ReviewCandidate]:
     """The candidates to queue: most uncertain first (highest ``priority``), at most ``budget`` per
     stratum counting what ``used`` says is queued already today."""
     taken = dict(used)
     out = []
-    for c in sorted(candidates, key=lambda c: (-c["priority"], c["event_id"])):
-        if taken.get(c["stratum"], 0) < budget:
-            taken[c["stratum"]] = taken.get(c["stratum"], 0) + 1
+    for c in sorted(candidates, key=lambda c: (-c.priority, c.event_id)):
+        if taken.get(c.stratum, 0) < budget:
+            taken[c.stratum] = taken.get(c.stratum, 0) + 1
             out.append(c)
     return out
 
 
-def labelstudio_task(item: dict) -> dict:
+def labelstudio_task(item: ReviewItem) -> dict:
     """One Label Studio task: media by the URI the event named (never bytes), the model's answer as
     a pre-filled prediction (a ``choices`` result named ``label``), and the event id to come back."""
-    data = {"event_id": item["event_id"], "model": item["model"]["name"], "model_version": item["model"]["version"],
-            "ts": item["ts"].isoformat(), "reason": item["reason"], **{f"slice_{k}": v for k, v in item["slice"].items()}}
-    data.update(item["media_uris"])  # image / audio / text: file:// URIs (map them to your storage)
-    to_name = next((m for m in ("image", "audio", "text") if m in item["media_uris"]), "image")
+    data = {"event_id": item.event_id, "model": item.model_name, "model_version": item.model_version,
+            "ts": item.ts.isoformat(), "reason": item.reason, **{f"slice_{k}": v for k, v in item.slice.items()}}
+    data.update(item.media_uris)  # image / audio / text: file:// URIs (map them to your storage)
+    to_name = next((m for m in ("image", "audio", "text") if m in item.media_uris), "image")
     return {
         "data": data,
-        "predictions": [{"model_version": item["model"]["version"], "score": item["output"]["confidence"],
+        "predictions": [{"model_version": item.model_version, "score": item.confidence,
                          "result": [{"from_name": "label", "to_name": to_name, "type": "choices",
-                                     "value": {"choices": [item["output"]["label"]]}}]}],
-        "meta": {"modalwatch_event_id": item["event_id"], "priority": item["priority"]},
+                                     "value": {"choices": [item.pred_label]}}]}],
+        "meta": {"modalwatch_event_id": item.event_id, "priority": item.priority},
     }
+
+
+def jsonl_record(item: ReviewItem) -> dict:
+    """One JSONL export line: the item, with ``label`` for the reviewer to fill in."""
+    return {"event_id": item.event_id, "reason": item.reason, "priority": item.priority,
+            "queued_at": item.queued_at.isoformat(), "ts": item.ts.isoformat(),
+            "model": {"name": item.model_name, "version": item.model_version}, "slice": item.slice,
+            "output": {"label": item.pred_label, "confidence": item.confidence, "probabilities": item.probabilities},
+            "signals": item.signals, "media_uris": item.media_uris, "stratum": item.stratum, "label": None}
 
 
 def review_items(store, include_exported: bool = False, fmt: str = "jsonl") -> list[dict]:
     """The queue as export records: JSONL items (``label`` to fill in) or Label Studio tasks."""
-    items = store.review_queue("queued") + (store.review_queue("exported") if include_exported else [])
-    if fmt == "labelstudio":
-        return [labelstudio_task(it) for it in items]
-    return [{**it, "ts": it["ts"].isoformat(), "queued_at": it["queued_at"].isoformat(), "label": None}
-            for it in items]
+    items = store.review.queue("queued") + (store.review.queue("exported") if include_exported else [])
+    return [labelstudio_task(it) if fmt == "labelstudio" else jsonl_record(it) for it in items]
 
 
 def _event_id(record: dict) -> str:
@@ -90,7 +105,7 @@ def export_review(store, out: Path, now: datetime, include_exported: bool = Fals
         else:
             for r in records:
                 fh.write(json.dumps(r, sort_keys=True) + "\n")
-    store.set_review_state([_event_id(r) for r in records], "exported", now)
+    store.review.set_state([_event_id(r) for r in records], "exported", now)
     return len(records)
 
 
@@ -100,7 +115,7 @@ def send_review(store, send, now: datetime, include_exported: bool = False, fmt:
     records = review_items(store, include_exported, fmt)
     if records:
         send(records)
-        store.set_review_state([_event_id(r) for r in records], "exported", now)
+        store.review.set_state([_event_id(r) for r in records], "exported", now)
     return len(records)
 
 
@@ -131,13 +146,11 @@ def _labelstudio_labels(tasks, source: str, now: datetime) -> list[dict | str]:
     return out
 
 
-def import_labels(pipeline: Pipeline, path: Path, now: datetime, source: str = "review") -> list[Outcome]:
+def import_labels(pipeline: BatchPipeline, path: Path, now: datetime, source: str = "review") -> list[Outcome]:
     """Labels back from reviewers: JSONL lines ``{"event_id": ..., "label": ...}`` (``labelled_at``
     and ``source`` optional), or Label Studio's JSON export (a list of tasks with annotations).
     Each becomes a LabelEvent through the pipeline (bad ones are dead letters with the reason);
     the review items of the stored labels are closed."""
-    from monitor.pipeline import RawMessage
-
     raw = Path(path).read_bytes()
     msgs = []
     if raw.lstrip()[:1] == b"[":  # Label Studio's JSON export
@@ -165,5 +178,5 @@ def import_labels(pipeline: Pipeline, path: Path, now: datetime, source: str = "
             msgs.append(RawMessage("review-import", f"{path}:{lineno}", json.dumps(obj).encode(), "label"))
     outcomes = pipeline.process(msgs)
     labelled = [json.loads(m.payload)["event_id"] for m, o in zip(msgs, outcomes) if o.status != "dead_letter"]
-    pipeline.store.set_review_state(labelled, "labelled", now)
+    pipeline.store.review.set_state(labelled, "labelled", now)
     return outcomes

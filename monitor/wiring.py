@@ -1,24 +1,22 @@
-"""Build the parts a config names: store, sources, senders."""
+"""Build the parts a config names: sources and senders."""
 from __future__ import annotations
 
 from typing import Callable
 
-from alerts.webhook import WebhookSender
+from alerts.receivers import receiver_for
+from monitor.core.ports import Sender, Source
 
 
-def build_senders(config) -> dict[str, WebhookSender]:
-    return {w.name: WebhookSender(w.name, w.url.get_secret_value(),
-                                  w.secret.get_secret_value() if w.secret else None, w.timeout_s, kind=w.kind,
-                                  routing_key=w.routing_key.get_secret_value() if w.routing_key else None,
-                                  max_per_minute=w.max_per_minute)
-            for w in config.alerts.webhooks}
+def build_senders(config) -> dict[str, Sender]:
+    """One sender per receiver of ``alerts.webhooks``, by name (each kind builds its own)."""
+    return {w.name: receiver_for(w).sender() for w in config.alerts.webhooks}
 
 
 def build_sources(config, should_stop: Callable[[], bool] = lambda: False,
-                  status: Callable[[], dict] | None = None) -> list:
+                  status: Callable[[], dict] | None = None) -> list[Source]:
     """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters)."""
     ing = config.ingest
-    sources: list = []
+    sources: list[Source] = []
     if ing.kafka is not None:
         from connectors.kafka import KafkaSource
 
@@ -34,4 +32,3 @@ def build_sources(config, should_stop: Callable[[], bool] = lambda: False,
     if not sources:
         raise ValueError("no source configured: enable ingest.http, or set ingest.kafka or ingest.jsonl.paths")
     return sources
-

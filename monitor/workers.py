@@ -36,7 +36,7 @@ from collections import deque
 from multiprocessing.connection import Connection, wait as wait_any
 from typing import Callable
 
-from monitor.pipeline import Outcome, RawMessage
+from monitor.core.messages import Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.workers")
 
@@ -242,12 +242,12 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
     logging.basicConfig(level=config.log_level, format=WORKER_LOG_FORMAT, stream=sys.stderr)
     try:
         from connectors.stores import open_store
-        from monitor.daemon import tune_gc, utcnow
         from monitor.pipeline import Pipeline
+        from monitor.runtime import start_process, utcnow
 
         store = open_store(config.store)
         pipeline = Pipeline(config, store, utcnow)
-        tune_gc(config.store.batch_size)
+        start_process(config, evaluates=False)
     except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
         conn.send(("error", traceback.format_exc()))
         return

@@ -20,7 +20,7 @@ def test_receiver_down_for_300_attempts_and_two_sigkills_then_each_notification_
         text = f"""
 store: {{path: {tmp_path / 'mw.db'}}}
 ingest: {{http: {{enabled: false}}, jsonl: {{paths: ["{inbox}"], follow: true}}}}
-{EVALUATION.replace("psi_min_n: 50}", "psi_min_n: 50, tick_s: 0.02}")}
+{EVALUATION.replace("reference: {days: 2}", "reference: {days: 2}, tick_s: 0.02")}
 alerts:
   retry_initial_s: 0.005
   retry_max_s: 0.01
@@ -71,5 +71,5 @@ alerts:
     per_alert = Counter((a["fingerprint"], a["status"]) for r in firsts_by_key.values() for a in r["payload"]["alerts"])
     assert sorted(s for _, s in per_alert) == ["firing", "resolved"] and set(per_alert.values()) == {1}
     store = SqliteStore(tmp_path / "mw.db")
-    assert store.counts()["outbox"] == {"delivered": 2}
+    assert store.ops.counts()["outbox"] == {"delivered": 2}
     store.close()

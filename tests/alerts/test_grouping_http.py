@@ -5,9 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 from alerts.receiver import WebhookReceiver
 from alerts.rules import dedup_key
-from alerts.webhook import WebhookSender, deliver_due
+from alerts.outbox import deliver_due
+from alerts.receivers.webhook import WebhookSender
 from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
+from monitor.core.records import AlertRecord
 from monitor.notify import run_notifications
 
 T = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
@@ -16,9 +18,9 @@ T = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 def _put(store, i, state, at):
     labels = {"alertname": "SignalDrift", "model": "m", "slice": f"device=d{i:03d}", "severity": "warning",
               "modality": "image", "signal": "brightness"}
-    store.put_alert({"dedup_key": dedup_key(labels), "rule": "SignalDrift", "labels": labels,
-                     "annotations": {"summary": "brightness moved", "value": "0.4"}, "value": 0.4, "state": state,
-                     "starts_at": T, "ends_at": at if state == "resolved" else None}, at)
+    store.alerts.put(AlertRecord(dedup_key(labels), "SignalDrift", labels,
+                                 {"summary": "brightness moved", "value": "0.4"}, state, T,
+                                 at if state == "resolved" else None, 0.4), at)
 
 
 def test_a_hundred_alerts_one_notification_one_resolved_repeat_on_schedule(tmp_path):
@@ -34,7 +36,7 @@ alerts:
 
         def step(at):
             run_notifications(cfg, store, at)
-            deliver_due(store, senders, at, 0.01, 0.01)
+            deliver_due(store.alerts, senders, at, 0.01, 0.01)
             return [r["payload"] for r in recv.received]
 
         for i in range(100):  # a burst of findings within group_wait

@@ -45,7 +45,7 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)
-        stored = json.dumps(store._all("SELECT * FROM outbox"), default=str)
+        stored = json.dumps(store.db.all("SELECT * FROM outbox"), default=str)
         assert ROUTING_KEY not in stored and pd.url not in stored  # added when sending, never stored
         store.close()
 
@@ -90,7 +90,7 @@ alerts:
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)
-        alerts = store.alerts()
+        alerts = store.alerts.list()
         store.close()
     payloads = [r["payload"] for r in am.received]
     assert [p["status"] for p in payloads] == ["firing", "resolved"]
@@ -106,7 +106,7 @@ alerts:
     first = payloads[0]["alerts"][0]
     assert first["startsAt"].startswith(_day(3).date().isoformat())
     assert first["annotations"]["window_start"].startswith(_day(4).date().isoformat())  # fired by day 4's window
-    assert {a["state"] for a in alerts} <= {"resolved", "cleared"}
+    assert {a.state for a in alerts} <= {"resolved", "cleared"}
 
 
 def _day(n):
@@ -116,10 +116,12 @@ def _day(n):
 
 
 def test_slack_message_is_json_serialisable_without_secrets(tmp_path):
-    from alerts.payload import slack_payload
+    from alerts.receivers.slack import slack_payload
     from alerts.routing import Notification
 
-    a = {"dedup_key": "f" * 24, "labels": {"alertname": "X", "model": "m", "slice": "*"},
-         "annotations": {"summary": "s"}, "starts_at": None, "ends_at": None}
+    from monitor.core.records import AlertRecord
+
+    a = AlertRecord("f" * 24, "X", {"alertname": "X", "model": "m", "slice": "*"}, {"summary": "s"}, "firing",
+                    None, None, None)
     msg = slack_payload(Notification("g", "slack", "firing", {"alertname": "X"}, [a] * 30, []), "http://mw")
     assert json.loads(json.dumps(msg))["blocks"][-2]["elements"][0]["text"] == "… and 10 more"

@@ -1,9 +1,11 @@
 """Routing, grouping, silences and inhibition (alerts/routing.py): pure, with a hand-moved clock."""
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from alerts.rules import dedup_key
 from alerts.routing import build_routes, plan, routes_for
 from monitor.config import parse_config
+from monitor.core.records import AlertRecord, Silence
 
 T = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 S = timedelta(seconds=1)
@@ -22,8 +24,8 @@ alerts:
 
 def _alert(state, changed_at=T, **labels):
     labels = {"alertname": "SignalDrift", "model": "m", "slice": "*", "severity": "warning", **labels}
-    return {"dedup_key": dedup_key(labels), "labels": labels, "annotations": {"summary": "s", "value": "1"},
-            "state": state, "starts_at": T, "ends_at": None, "changed_at": changed_at}
+    return AlertRecord(dedup_key(labels), "SignalDrift", labels, {"summary": "s", "value": "1"}, state, T, None,
+                       None, changed_at)
 
 
 class Sim:
@@ -62,7 +64,7 @@ def test_a_hundred_findings_of_one_problem_are_one_notification_then_one_resolve
         assert sim.at(T + t * S, alerts) == []
     (again,) = sim.at(T + (4 * 3600 + 30) * S, alerts)
     assert again.repeat and len(again.firing) == 100
-    resolved = [{**a, "state": "resolved"} for a in alerts]
+    resolved = [replace(a, state="resolved") for a in alerts]
     (done,) = sim.at(T + (4 * 3600 + 30 + 300) * S, resolved)
     assert done.status == "resolved" and done.firing == [] and len(done.resolved) == 100
     assert sim.at(T + 10 * 3600 * S, resolved) == []  # resolved once, then silence
@@ -73,16 +75,16 @@ def test_changes_wait_for_group_interval_and_a_blip_inside_group_wait_is_never_s
     sim = Sim(_cfg(ROUTE))
     a, b = _alert("firing", slice="x"), _alert("firing", slice="y")
     assert sim.at(T, [a]) == []
-    assert sim.at(T + 10 * S, [{**a, "state": "resolved"}]) == []
-    assert sim.at(T + 40 * S, [{**a, "state": "resolved"}]) == []  # fired and resolved before anyone was told
+    assert sim.at(T + 10 * S, [replace(a, state="resolved")]) == []
+    assert sim.at(T + 40 * S, [replace(a, state="resolved")]) == []  # fired and resolved before anyone was told
     a = _alert("firing", T + 100 * S, slice="x")  # fires again
     assert sim.at(T + 100 * S, [a]) == []
     (first,) = sim.at(T + 130 * S, [a])
-    assert [x["labels"]["slice"] for x in first.firing] == ["x"]
+    assert [x.labels["slice"] for x in first.firing] == ["x"]
     b = _alert("firing", T + 200 * S, slice="y")
     assert sim.at(T + 200 * S, [a, b]) == []  # b joins: sent at the next group_interval
     (second,) = sim.at(T + 430 * S, [a, b])
-    assert [x["labels"]["slice"] for x in second.firing] == ["x", "y"] and not second.repeat
+    assert [x.labels["slice"] for x in second.firing] == ["x", "y"] and not second.repeat
 
 
 def test_routing_tree_matchers_regex_continue_and_inheritance():
@@ -99,27 +101,27 @@ def test_routing_tree_matchers_regex_continue_and_inheritance():
 """)
     root = build_routes(acfg.route, ["oncall", "vision"])
     img = _alert("firing", modality="image", signal="brightness", slice="device=cam_b")
-    got = routes_for(root, img["labels"])
+    got = routes_for(root, img.labels)
     assert [(r.receiver, r.group_by, r.group_wait) for r in got] == [
         ("vision", ("alertname", "model", "slice"), timedelta(0)),
         ("oncall", ("alertname", "model"), timedelta(0))]  # continued into the regex route: inherits oncall
     assert got[1].group_interval == timedelta(minutes=1)
-    assert [r.receiver for r in routes_for(root, _alert("firing", slice="locale=de")["labels"])] == ["oncall"]
+    assert [r.receiver for r in routes_for(root, _alert("firing", slice="locale=de").labels)] == ["oncall"]
 
 
 def test_without_a_route_every_receiver_gets_every_group():
     root = build_routes(None, ["oncall", "vision"])
-    assert sorted(r.receiver for r in routes_for(root, _alert("firing")["labels"])) == ["oncall", "vision"]
+    assert sorted(r.receiver for r in routes_for(root, _alert("firing").labels)) == ["oncall", "vision"]
 
 
 def test_a_silence_mutes_matching_alerts_until_it_expires():
     sim = Sim(_cfg(ROUTE.replace("30s", "0s")))
     a = _alert("firing", slice="device=cam_b")
-    silence = {"matchers": {"slice": "device=cam_b"}, "starts_at": T, "ends_at": T + 3600 * S}
+    silence = Silence(1, {"slice": "device=cam_b"}, T, T + 3600 * S, "test", "", T)
     assert sim.at(T + S, [a], [silence]) == []
     assert sim.at(T + 1800 * S, [a], [silence]) == []
     (n,) = sim.at(T + 3600 * S, [a], [silence])  # expired: the alert is told
-    assert n.firing[0]["dedup_key"] == a["dedup_key"]
+    assert n.firing[0].dedup_key == a.dedup_key
 
 
 def test_a_stalled_stream_inhibits_drift_alerts_of_the_same_model():
@@ -130,7 +132,7 @@ def test_a_stalled_stream_inhibits_drift_alerts_of_the_same_model():
     drift = _alert("firing")
     other_model = _alert("firing", model="other")
     sent = sim.at(T, [stall, drift, other_model])
-    told = sorted((x["labels"]["alertname"], x["labels"]["model"]) for n in sent for x in n.firing)
+    told = sorted((x.labels["alertname"], x.labels["model"]) for n in sent for x in n.firing)
     assert told == [("NoTraffic", "m"), ("SignalDrift", "other")]
 
 

@@ -40,7 +40,7 @@ store: {{path: {tmp_path / 'mw.db'}}}
         assert _cli(cfg_path, "silence", "add", "-m", "nolabelvalue", "-d", "1h", "--comment", "x").returncode == 2
 
         _load(store, cfg, shifted_day=3, days=5)  # day 3 drifts in every slice, day 4 is back to normal
-        store.conn.execute("DELETE FROM events WHERE ts >= ?", (store._ts(_day(4)),))  # so it stays firing
+        store.db.conn.execute("DELETE FROM events WHERE ts >= ?", (store.dialect.ts(_day(4)),))  # so it stays firing
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)

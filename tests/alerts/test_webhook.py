@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 
 from alerts.receiver import WebhookReceiver
-from alerts.webhook import WebhookSender, backoff, sign, verify
+from alerts.outbox import backoff
+from alerts.receivers.webhook import WebhookSender, sign, verify
 from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
 from monitor.daemon import Daemon
@@ -17,7 +18,7 @@ SECRET = "s3cret-for-tests"
 
 
 # daily windows evaluated at once (no lag), two reference days: what _load's traffic needs
-EVALUATION = "evaluation: {intervals: [1d], lag: 0s, reference: {days: 2}, psi_min_n: 50}\n"
+EVALUATION = "evaluation: {intervals: [1d], lag: 0s, reference: {days: 2}, checks: {signal_drift: {min_n: 50}}}\n"
 
 
 def _config(url):
@@ -53,8 +54,8 @@ def test_refused_three_times_then_delivered_once_across_a_restart(tmp_path):
         first = Daemon(cfg, [], store, senders)
         first.tick()  # evaluates days 0..3, fires on day 3, resolves on day 4; first attempt refused
         assert recv.attempts >= 1 and recv.received == []
-        pending = [json.loads(p)["status"] for (p,) in store._all("SELECT payload FROM outbox ORDER BY id")]
-        assert pending == ["firing", "resolved"] and store.counts()["outbox"] == {"pending": 2}
+        pending = [json.loads(p)["status"] for (p,) in store.db.all("SELECT payload FROM outbox ORDER BY id")]
+        assert pending == ["firing", "resolved"] and store.ops.counts()["outbox"] == {"pending": 2}
         store.close()  # the daemon goes away between attempts
 
         store = SqliteStore(tmp_path / "mw.db")
@@ -75,7 +76,7 @@ def test_refused_three_times_then_delivered_once_across_a_restart(tmp_path):
         for _ in range(3):
             second.tick()
         assert len(recv.received) == 2  # nothing sent twice
-        assert store.counts()["outbox"] == {"delivered": 2}
+        assert store.ops.counts()["outbox"] == {"delivered": 2}
         store.close()
 
 
@@ -101,19 +102,19 @@ def test_backoff_doubles_is_capped_and_jitter_only_shortens():
 
 
 def test_a_receiver_is_sent_at_most_max_per_minute_and_the_rest_waits_in_the_outbox(tmp_path):
-    from alerts.webhook import deliver_due
+    from alerts.outbox import deliver_due
 
     with WebhookReceiver() as recv:
         store = SqliteStore(tmp_path / "mw.db")
         store.migrate()
         for i in range(5):
-            store.add_outbox(f"k{i}", "oncall", {"n": i}, NOW)
+            store.alerts.add_outbox(f"k{i}", "oncall", {"n": i}, NOW)
         sender = WebhookSender("oncall", recv.url, max_per_minute=3)
-        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 3
-        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 0  # the minute is used up
-        assert store.counts()["outbox"] == {"delivered": 3, "pending": 2}
+        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 3
+        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 0  # the minute is used up
+        assert store.ops.counts()["outbox"] == {"delivered": 3, "pending": 2}
         sender._sent.clear()  # a minute later
-        assert deliver_due(store, {"oncall": sender}, NOW, 1, 10) == 2
+        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 2
         assert [r["payload"]["n"] for r in recv.received] == [0, 1, 2, 3, 4]
         store.close()
 

@@ -44,11 +44,11 @@ def test_array_and_ndjson_are_stored_before_the_answer(daemon):
     d, base, store = daemon
     code, body = _post(base + "/v1/events", json.dumps([inference(i) for i in range(5)]).encode())
     assert (code, body["accepted"], body["rejected"]) == (200, 5, [])
-    assert store.counts()["events"] == 5  # committed when the answer came
+    assert store.ops.counts()["events"] == 5  # committed when the answer came
     nd = "\n".join(json.dumps(label(i)) for i in range(3)).encode()
     code, body = _post(base + "/v1/labels", nd, "application/x-ndjson")
     assert (code, body["accepted"]) == (200, 3)
-    assert store.counts()["labels_joined"] == 3
+    assert store.ops.counts()["labels_joined"] == 3
 
 
 def test_bad_items_get_400_with_reasons_and_the_good_ones_are_kept(daemon):
@@ -61,9 +61,9 @@ def test_bad_items_get_400_with_reasons_and_the_good_ones_are_kept(daemon):
     reasons = {r["index"]: r["reason"] for r in body["rejected"]}
     assert set(reasons) == {1, 2}
     assert "output.confidence" in reasons[1] and "'label' event was sent where 'inference'" in reasons[2]
-    dl = store.dead_letters()
-    assert {r["position"] for r in dl} == {f"http:{body['request_id']}#1", f"http:{body['request_id']}#2"}
-    assert store.counts()["events"] == 1
+    dl = store.ops.dead_letters()
+    assert {r.position for r in dl} == {f"http:{body['request_id']}#1", f"http:{body['request_id']}#2"}
+    assert store.ops.counts()["events"] == 1
 
 
 def test_media_that_fails_is_named_in_a_200_answer_and_the_event_kept(daemon):
@@ -75,8 +75,8 @@ def test_media_that_fails_is_named_in_a_200_answer_and_the_event_kept(daemon):
     assert (code, body["accepted"], body["rejected"]) == (200, 2, [])
     (p,) = body["partial"]
     assert p["index"] == 1 and p["reason"].startswith("partial: image: cannot decode")
-    assert store.counts()["events"] == 2
-    assert [r["position"] for r in store.dead_letters()] == [f"http:{body['request_id']}#1#image"]
+    assert store.ops.counts()["events"] == 2
+    assert [r.position for r in store.ops.dead_letters()] == [f"http:{body['request_id']}#1#image"]
 
 
 def test_malformed_body_and_oversize(daemon):
@@ -85,7 +85,7 @@ def test_malformed_body_and_oversize(daemon):
     assert code == 400 and body["rejected"][0]["reason"].startswith("malformed JSON")
     code, body = _post(base + "/v1/events", json.dumps([inference(i) for i in range(40)]).encode())
     assert code == 413 and "ingest.max_payload_bytes=4096" in body["error"]
-    assert store.counts()["dead_letters"] == 2 and store.counts()["events"] == 0
+    assert store.ops.counts()["dead_letters"] == 2 and store.ops.counts()["events"] == 0
     # the daemon is still serving
     assert _post(base + "/v1/events", json.dumps(inference(9)).encode())[0] == 200
 

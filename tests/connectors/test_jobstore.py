@@ -23,7 +23,7 @@ def test_a_job_survives_a_restart_and_a_missed_run_runs_once(any_store):
     first.add_job("monitor.daemon:evaluation_job", "interval", hours=1, id="j", next_run_time=past)
     first.shutdown(wait=True)  # the process goes away with five runs missed
     assert calls == []
-    stored = any_store._all("SELECT id, next_run_time FROM scheduler_jobs")
+    stored = any_store.db.all("SELECT id, next_run_time FROM scheduler_jobs")
     assert [r[0] for r in stored] == ["j"] and stored[0][1] == pytest.approx(past.timestamp())
 
     ran = threading.Event()
@@ -36,7 +36,7 @@ def test_a_job_survives_a_restart_and_a_missed_run_runs_once(any_store):
         job = second.get_job("j")
         assert job.trigger.interval == timedelta(hours=1)
         assert job.next_run_time > datetime.now(timezone.utc)  # rescheduled in the database
-        (nrt,), = any_store._all("SELECT next_run_time FROM scheduler_jobs WHERE id = 'j'")
+        (nrt,), = any_store.db.all("SELECT next_run_time FROM scheduler_jobs WHERE id = 'j'")
         assert nrt == pytest.approx(job.next_run_time.timestamp())
     finally:
         second.shutdown(wait=True)
@@ -82,7 +82,7 @@ def test_each_replica_sees_only_its_own_scope(any_store):
     try:
         assert [j.id for j in a.get_jobs()] == ["r:1/tick"] and [j.id for j in b.get_jobs()] == ["r:12/tick"]
         a.remove_all_jobs()
-        assert [r[0] for r in any_store._all("SELECT id FROM scheduler_jobs")] == ["r:12/tick"]
+        assert [r[0] for r in any_store.db.all("SELECT id FROM scheduler_jobs")] == ["r:12/tick"]
     finally:
         a.shutdown()
         b.shutdown()

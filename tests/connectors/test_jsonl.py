@@ -33,7 +33,7 @@ def test_interrupted_ingest_rerun_stores_each_event_once(tmp_path):
         time.sleep(0.05)
         if db.exists():
             try:
-                stored = SqliteStore(db)._all("SELECT COUNT(*) FROM events")[0][0]
+                stored = SqliteStore(db).db.all("SELECT COUNT(*) FROM events")[0][0]
             except Exception:  # noqa: BLE001 - tables may not exist yet
                 continue
             if stored >= 2000:
@@ -41,12 +41,12 @@ def test_interrupted_ingest_rerun_stores_each_event_once(tmp_path):
     assert proc.poll() is None, "ingest finished before it could be interrupted; make the file larger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = SqliteStore(db)._all("SELECT COUNT(*) FROM events")[0][0]
+    partial = SqliteStore(db).db.all("SELECT COUNT(*) FROM events")[0][0]
     assert 0 < partial < n
     out = _run("ingest", "--config", str(cfg), str(data))
     assert f"read {n}" in out.stdout
     store = SqliteStore(db)
-    assert store._all("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events")[0] == (n, n)
+    assert store.db.all("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events")[0] == (n, n)
     status = json.loads(_run("status", "--config", str(cfg), "--json").stdout)
     assert status["events"] == n and status["dead_letters"] == 0
 

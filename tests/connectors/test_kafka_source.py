@@ -50,15 +50,15 @@ ingest:
         counts = {}
         while time.time() < deadline:
             try:
-                counts = SqliteStore(tmp_path / "mw.db").counts()
+                counts = SqliteStore(tmp_path / "mw.db").ops.counts()
             except Exception:  # noqa: BLE001 - schema may still be being created
                 counts = {}
             if counts.get("events") == 100 and counts.get("labels") == 1 and counts.get("dead_letters") == 1:
                 break
             time.sleep(0.5)
         assert (counts.get("events"), counts.get("labels"), counts.get("labels_joined")) == (100, 1, 1)
-        dl = SqliteStore(tmp_path / "mw.db").dead_letters()
-        assert dl[0]["position"] == f"{topic}/0/100" and dl[0]["reason"].startswith("malformed JSON")
+        dl = SqliteStore(tmp_path / "mw.db").ops.dead_letters()
+        assert dl[0].position == f"{topic}/0/100" and dl[0].reason.startswith("malformed JSON")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:

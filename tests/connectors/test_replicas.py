@@ -66,8 +66,9 @@ evaluation:
   reference: {{days: 3}}
   tick_s: 1
   claim_expiry: 20s
-  calibration_bootstrap: 50
-  embedding_drift: false
+  checks:
+    calibration: {{bootstrap: 50}}
+    embedding_drift: {{enabled: false}}
 """)
     return path
 

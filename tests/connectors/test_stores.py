@@ -1,13 +1,15 @@
 from datetime import timedelta
 
-from connectors.sqlstore import RunKey
+from monitor.core.window import RunKey
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.config import Config
+from monitor.core.records import EventRow, LabelRow
 from tests.conftest import ROOT
 from tests.helpers import T0, b64, inference, label, tone, wav_bytes
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 
 
@@ -22,8 +24,8 @@ def _on_disk(dialect):
 
 def test_migrations_are_recorded_and_idempotent(any_store):
     assert any_store.migrate() == []
-    rows = any_store._all("SELECT version, name FROM schema_migrations")
-    assert rows == _on_disk(any_store.dialect) and len(rows) >= 5
+    rows = any_store.db.all("SELECT version, name FROM schema_migrations")
+    assert rows == _on_disk(any_store.dialect.name) and len(rows) >= 5
 
 
 def test_replayed_events_change_nothing(any_store):
@@ -33,17 +35,17 @@ def test_replayed_events_change_nothing(any_store):
     again = p.process(_msgs([inference(i) for i in range(60)] + [label(i) for i in range(0, 50, 2)], "replay"))
     assert [o.status for o in again].count("duplicate") == 75
     assert [o.status for o in again].count("stored") == 10
-    c = any_store.counts()
+    c = any_store.ops.counts()
     assert c["events"] == 60 and c["labels"] == 25 and c["labels_joined"] == 25
 
 
 def test_label_before_its_event_is_kept_and_joined(any_store):
     p = Pipeline(Config(), any_store, lambda: T0)
     p.process(_msgs([label(7)]))
-    assert any_store.counts()["labels_joined"] == 0
+    assert any_store.ops.counts()["labels_joined"] == 0
     p.process(_msgs([inference(7)]))
-    assert any_store.counts()["labels_joined"] == 1
-    w = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))
+    assert any_store.ops.counts()["labels_joined"] == 1
+    w = any_store.events.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2))
     assert list(w.frame["label"]) == ["cat"]
     assert w.signals.iloc[0].to_dict() == {"audio.loudness_lufs": -23.0, "image.brightness": 107.0}
 
@@ -54,28 +56,28 @@ def test_no_raw_media_reaches_any_table(any_store):
     bad["inputs"]["audio"] = {"data_b64": b64(wav_bytes(tone(-20, 0.5))[:40])}  # no data chunk: a dead letter
     out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([good, bad]))
     assert [o.status for o in out] == ["stored", "stored"] and out[1].reason.startswith("partial: audio:")
-    loudness = any_store.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2)).signals[
+    loudness = any_store.events.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2)).signals[
         "audio.integrated_loudness_lufs"]
     assert np.isfinite(loudness[0]) and np.isnan(loudness[1])
-    assert len(any_store.dead_letters()) == 1
+    assert len(any_store.ops.dead_letters()) == 1
     prefix = good["inputs"]["audio"]["data_b64"][:40]
     for table in ("events", "dead_letters", "labels"):
-        dump = json.dumps(any_store._all(f"SELECT * FROM {table}"), default=str)
+        dump = json.dumps(any_store.db.all(f"SELECT * FROM {table}"), default=str)
         assert prefix not in dump
 
 
 def test_a_window_is_claimed_once(any_store):
     key = RunKey("m", "1", 86400, 0, T0)
     end = T0 + timedelta(days=1)
-    assert any_store.claim_run(key, end, "a", T0, timedelta(minutes=10))
-    assert not any_store.claim_run(key, end, "b", T0 + timedelta(minutes=1), timedelta(minutes=10))
+    assert any_store.evaluations.claim(key, end, "a", T0, timedelta(minutes=10))
+    assert not any_store.evaluations.claim(key, end, "b", T0 + timedelta(minutes=1), timedelta(minutes=10))
     # a claimant that died: its claim expires and another replica takes the window
-    assert any_store.claim_run(key, end, "b", T0 + timedelta(minutes=11), timedelta(minutes=10))
-    assert not any_store.finish_run(key, "a", T0 + timedelta(minutes=12))  # a was slow, not dead: b's now
-    assert any_store.finish_run(key, "b", T0 + timedelta(minutes=12))
-    assert not any_store.finish_run(key, "b", T0 + timedelta(minutes=13))  # finished once
-    assert not any_store.claim_run(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
-    assert any_store.finished_runs("m", "1", 86400, 0) == {T0}
+    assert any_store.evaluations.claim(key, end, "b", T0 + timedelta(minutes=11), timedelta(minutes=10))
+    assert not any_store.evaluations.finish(key, "a", T0 + timedelta(minutes=12))  # a was slow, not dead: b's now
+    assert any_store.evaluations.finish(key, "b", T0 + timedelta(minutes=12))
+    assert not any_store.evaluations.finish(key, "b", T0 + timedelta(minutes=13))  # finished once
+    assert not any_store.evaluations.claim(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
+    assert any_store.evaluations.finished("m", "1", 86400, 0) == {T0}
 
 
 def test_daemon_rides_out_a_lost_postgres_connection(pg_url, pg_server_url):
@@ -96,13 +98,13 @@ def test_daemon_rides_out_a_lost_postgres_connection(pg_url, pg_server_url):
     d = Daemon(Config(), [], store, {})
     src = Src()
     d.ingest(src, _msgs([inference(i) for i in range(100)]))
-    pid = store.conn.info.backend_pid
+    pid = store.db.conn.info.backend_pid
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
     d.ingest(src, _msgs([inference(i) for i in range(100, 250)], "after"))
-    assert store.conn.info.backend_pid != pid
+    assert store.db.conn.info.backend_pid != pid
     assert src.committed == [100, 150]
-    assert store.counts()["events"] == 250
+    assert store.ops.counts()["events"] == 250
     store.close()
 
 
@@ -131,26 +133,20 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
 
 
 def _row(eid, minutes, sl, signals):
-    # two hours apart: PostgreSQL reads a window 6 hours at a time
-    return {"event_id": eid, "ts": T0 + timedelta(hours=2 * minutes), "model_name": "m", "model_version": "1",
-            "slice": sl, "signals": signals, "modalities": "image", "pred_label": "cat",
-            "confidence": 0.5 + minutes / 10,
-            "probabilities": None, "abstained": minutes == 3, "embeddings": None, "position": eid, "ingested_at": T0}
+    # two hours apart: a window is read 6 hours at a time
+    return EventRow(eid, T0 + timedelta(hours=2 * minutes), "m", "1", sl, signals, "image", "cat", 0.5 + minutes / 10,
+                    None, minutes == 3, None, eid, T0, None)
 
 
-def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_packing(any_store):
-    any_store.insert_events([_row("a", 1, {"device": "a"}, {"x": 1.5, "y": -2.0}),
+def test_a_window_reads_packed_signals_of_any_layout(any_store):
+    any_store.events.insert([_row("a", 1, {"device": "a"}, {"x": 1.5, "y": -2.0}),
                              _row("b", 2, {"locale": "fr", "device": "b"}, {"z": 0.25, "y": 3.0}),
                              _row("c", 3, {}, {"x": 7.0}),
                              _row("d", 4, {"device": "a"}, {})])
-    any_store.insert_labels([{"event_id": "b", "label": "dog", "source": "t", "ts": T0 + timedelta(minutes=5),
-                              "position": "l", "ingested_at": T0}])
-    # "c" as a row stored before migration 0007: JSON only
-    any_store._exec("""UPDATE events SET signals = '{"x": 7.0}', signal_layout = NULL, signal_values = NULL"""
-                    " WHERE event_id = 'c'")
-    assert any_store.signals_for(["a", "b", "c", "d"]) == {"a": {"x": 1.5, "y": -2.0}, "b": {"y": 3.0, "z": 0.25},
-                                                          "c": {"x": 7.0}, "d": {}}
-    w = any_store.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=1))
+    any_store.events.insert_labels([LabelRow("b", "dog", "t", T0 + timedelta(minutes=5), "l", T0)])
+    assert any_store.events.signals_for(["a", "b", "c", "d"]) == {"a": {"x": 1.5, "y": -2.0}, "b": {"y": 3.0, "z": 0.25},
+                                                                 "c": {"x": 7.0}, "d": {}}
+    w = any_store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=1))
     # a window's rows come in the store's order: matched here by their confidence (one per event)
     assert _rows(w) == [
         {"confidence": 0.6, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
@@ -163,8 +159,41 @@ def test_a_window_reads_packed_signals_of_any_layout_and_rows_stored_before_pack
          "x": None, "y": None, "z": None}]
     assert list(w.signals.columns) == ["x", "y", "z"] and list(w.slices.columns) == ["device", "locale"]
     # a label known only later is not in a vintage evaluated before it arrived
-    early = any_store.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(minutes=5))
+    early = any_store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(minutes=5))
     assert [r["label"] for r in _rows(early)] == [None, None, None, None]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_migration_0008_packs_the_signals_of_events_stored_before_0007(kind, tmp_path, request):
+    """A database of an earlier release holds events whose signals are JSON only: after migrating,
+    they read like every other event, and the JSON column is gone (one encoding to read)."""
+    from connectors.postgres import PostgresStore
+    from connectors.sqlite import SqliteStore
+    from migrations import migration_files
+
+    store = SqliteStore(tmp_path / "old.db") if kind == "sqlite" else PostgresStore(request.getfixturevalue("pg_url"))
+    with store.tx():  # the schema of release 0007
+        store.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                         " applied_at TEXT NOT NULL)")
+        for version, name, sql in migration_files(kind)[:7]:
+            store._run_script(sql)
+            store.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, "then"))
+        ts = store.dialect.ts
+        for eid, minutes, signals in (("old", 1, '{"x": 7.0, "y": -1.5}'), ("empty", 2, "{}")):
+            store.db.execute(
+                "INSERT INTO events (event_id, ts, model_name, model_version, slice, signals, modalities, pred_label,"
+                " confidence, abstained, position, ingested_at) VALUES (?, ?, 'm', '1', '{}', ?, 'image', 'cat', 0.7,"
+                " ?, ?, ?)", (eid, ts(T0 + timedelta(hours=minutes)), signals, False, eid, ts(T0)))
+    assert store.migrate() == ["0008_one_signal_encoding"]
+    store.events.insert([_row("new", 2, {"device": "a"}, {"x": 1.0})])
+    assert store.events.signals_for(["old", "empty", "new"]) == {"old": {"x": 7.0, "y": -1.5}, "empty": {},
+                                                                  "new": {"x": 1.0}}
+    w = store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=9))
+    assert sorted(w.signals["x"].dropna().tolist()) == [1.0, 7.0] and len(w) == 3
+    assert store.db.all("SELECT COUNT(*) FROM events WHERE signal_values IS NULL") == [(0,)]
+    with pytest.raises(Exception):  # the JSON column is gone
+        store.db.all("SELECT signals FROM events")
+    store.close()
 
 
 def _rows(w):
@@ -186,16 +215,46 @@ def test_two_writers_storing_the_same_events_at_once_store_each_once(pg_url):
     rows = [_row(f"e{i:02d}", i, {"device": "a"}, {"x": float(i)}) for i in range(15)]
     got = {}
     with a.tx():
-        got["a"] = a.insert_events(rows[:10])
+        got["a"] = a.events.insert(rows[:10])
         # b does not see a's uncommitted rows: its COPY waits on their keys, then fails on them
-        t = threading.Thread(target=lambda: got.update(b=b.insert_events(rows[5:])))
+        t = threading.Thread(target=lambda: got.update(b=b.events.insert(rows[5:])))
         t.start()
         t.join(1.0)
         assert t.is_alive()  # waiting for a's transaction
     t.join(30)
     assert got["a"] == {f"e{i:02d}" for i in range(10)}
     assert got["b"] == {f"e{i:02d}" for i in range(10, 15)}
-    assert a.counts()["events"] == 15
-    assert len(a.load_window("m", "1", T0, T0 + timedelta(days=2), T0 + timedelta(days=2))) == 15
+    assert a.ops.counts()["events"] == 15
+    assert len(a.events.load_window("m", "1", T0, T0 + timedelta(days=2), T0 + timedelta(days=2))) == 15
     a.close()
     b.close()
+
+
+def test_a_dialect_that_does_not_say_how_it_locks_does_not_construct():
+    """A third backend that forgets a lock would lose updates the day two writers meet: it is an
+    error at construction instead, naming what is missing."""
+    from connectors.sql.dialect import Dialect
+
+    class Partial(Dialect):  # says how it speaks, not how it locks
+        name = "partial"
+
+        def connect(self): ...
+
+        def begin(self, conn): ...
+
+        def sibling(self): ...
+
+        def describe(self): return "partial"
+
+        def insert_new(self, conn, table, cols, key, rows): ...
+
+        def json_field(self, col, key): ...
+
+        def concat_bytes(self, expr): ...
+
+        def float_bytes(self, expr): ...
+
+        def list_agg(self, expr): ...
+
+    with pytest.raises(TypeError, match="lock_migrations, lock_notifications, lock_shared_state, row_lock"):
+        Partial()

@@ -42,10 +42,10 @@ def test_run_serves_http_tails_jsonl_and_stops_on_sigterm(tmp_path):
         # a file dropped in the watched directory, then a line appended to it, are both picked up
         f = inbox / "a.jsonl"
         f.write_text("".join(json.dumps(inference(i)) + "\n" for i in range(10, 15)))
-        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").counts()["events"] == 15)
+        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").ops.counts()["events"] == 15)
         with open(f, "a") as fh:
             fh.write(json.dumps(label(3)) + "\n")
-        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").counts()["labels_joined"] == 1)
+        assert _wait(lambda: SqliteStore(tmp_path / "mw.db").ops.counts()["labels_joined"] == 1)
         status = json.loads(urllib.request.urlopen(base + "/v1/status", timeout=5).read())
         assert status["stored"] == 16 and status["dead_letter"] == 0
         proc.send_signal(signal.SIGTERM)
@@ -78,7 +78,7 @@ def test_a_failing_evaluation_does_not_stop_ingest(tmp_path, caplog):
     d.tick()  # logged, not raised
     assert "a bug in one evaluation" in caplog.text
     d.ingest(Src(), [RawMessage("t", "t:1", json.dumps(inference(1)).encode())])
-    assert store.counts()["events"] == 1
+    assert store.ops.counts()["events"] == 1
 
 
 def test_catch_up_after_downtime_shows_a_backlog_gauge_and_progress(tmp_path, caplog):
@@ -171,7 +171,7 @@ def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tm
     assert len(ingested_meanwhile) >= 4 and min(ingested_meanwhile) > 0  # ingest went on during each vintage
     assert "evaluation job scheduled every 0.2s (new in sqlite:" in caplog.text
     job = f"{EVALUATION_JOB}@replica-a/tick"
-    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
+    assert [r[0] for r in store.db.all("SELECT id FROM scheduler_jobs")] == [job]
 
     caplog.clear()
     again = Daemon(cfg, [], store, {}, clock=lambda: NOW)
@@ -179,13 +179,13 @@ def test_evaluation_runs_beside_ingest_and_its_schedule_lives_in_the_database(tm
         again.startup()
         again.shutdown()
     assert "evaluation job resumed from sqlite:" in caplog.text
-    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
+    assert [r[0] for r in store.db.all("SELECT id FROM scheduler_jobs")] == [job]
 
     # each replica keeps its own schedule; one without a stable name removes its own when it stops
     monkeypatch.delenv("MODALWATCH_REPLICA")
     other = Daemon(cfg, [], store, {}, clock=lambda: NOW)
     other.startup()
-    assert len(store._all("SELECT id FROM scheduler_jobs")) == 2
+    assert len(store.db.all("SELECT id FROM scheduler_jobs")) == 2
     other.shutdown()
-    assert [r[0] for r in store._all("SELECT id FROM scheduler_jobs")] == [job]
+    assert [r[0] for r in store.db.all("SELECT id FROM scheduler_jobs")] == [job]
     store.close()

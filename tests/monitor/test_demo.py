@@ -1,6 +1,7 @@
 """`modalwatch demo`: every injected episode raises its alert; nothing fires before the first one."""
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +52,15 @@ def test_demo_leaves_report_and_review_queue(demo_out):
     review = [json.loads(x) for x in (demo_out / "review.jsonl").read_text().splitlines()]
     assert review and {r["reason"].split(":")[0] for r in review} >= {"low_confidence", "alert_slice"}
     assert len({r["event_id"] for r in review}) == len(review)
+
+
+def test_without_the_demo_extra_the_demo_names_the_extra_to_install(tmp_path):
+    """`pip install modalwatch` has no scikit-image (the demo's photographs): one line says which
+    extra brings it, no traceback, and nothing is written."""
+    hide = ("import sys; sys.modules['skimage'] = None; from monitor.cli import main; "
+            f"sys.exit(main(['demo', '--out', {str(tmp_path / 'out')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", hide], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: modalwatch demo needs the demo extra: "
+                                                "pip install 'modalwatch[demo]'"]
+    assert not (tmp_path / "out").exists()

@@ -16,9 +16,8 @@ evaluation:
   intervals: [1d]
   lag: 1d
   reference: {days: 3}
-  psi_min_n: 100
-  error_rate_min_n: 50
-  ece_min_n: 50
+  checks:
+    calibration: {min_n: 50}
 alerts:
   rules:
     - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}
@@ -62,12 +61,12 @@ def test_windows_run_when_the_watermark_passes_end_plus_lag(any_store):
     half = sum(json.loads(m.payload)["ts"] < cut for m in msgs)
     p.process(msgs[:half])
     # reference = days 0-2, complete at day 3 + lag 1d; the watermark is late on day 3: nothing due
-    assert ev.run_due(any_store.watermark()) == 0
+    assert ev.run_due(any_store.events.watermark()) == 0
     p.process(msgs[half:])
-    n = ev.run_due(any_store.watermark())
+    n = ev.run_due(any_store.events.watermark())
     assert n == 6  # days 0..5 are closed: day 6 ends at day 7, + 1d lag is beyond the data
-    assert ev.run_due(any_store.watermark()) == 0  # each window once
-    df = any_store.evaluations()
+    assert ev.run_due(any_store.events.watermark()) == 0  # each window once
+    df = any_store.evaluations.frame()
     day5 = df[(df.window_start == T0 + timedelta(days=5)) & (df.metric == "error_rate")]
     d1 = day5[day5.slice == "device=d1"].iloc[0]
     assert d1.status == "ok" and d1.ci_low > d1.reference_value + 0.05
@@ -75,26 +74,26 @@ def test_windows_run_when_the_watermark_passes_end_plus_lag(any_store):
     err = df[df.metric == "error_rate"]
     enough = (err.n >= 50) & (err.n_reference >= 50)
     assert ((err.status == "ok") == enough).all() and (~enough).any()  # small samples make no claim
-    firing = {a["labels"]["slice"] for a in any_store.alerts("firing")}
+    firing = {a.labels["slice"] for a in any_store.alerts.list("firing")}
     assert "device=d1" in firing and not firing & {"device=d0", "device=d2"}  # the mix moves "*" too
     # the alerting slice's unlabelled events of that window were queued for review
-    queue = [q for q in any_store.review_queue() if q["reason"] == "alert_slice:device=d1"]
-    assert 0 < len(queue) <= 10 and {q["slice"]["device"] for q in queue} == {"d1"}
-    assert {q["ts"].date() for q in queue} == {(T0 + timedelta(days=5)).date()}
+    queue = [q for q in any_store.review.queue() if q.reason == "alert_slice:device=d1"]
+    assert 0 < len(queue) <= 10 and {q.slice["device"] for q in queue} == {"d1"}
+    assert {q.ts.date() for q in queue} == {(T0 + timedelta(days=5)).date()}
 
 
 def test_backfill_gives_the_same_numbers_as_the_scheduled_run(any_store):
     cfg = parse_config(CFG)
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic())
-    Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.watermark())
-    live = _numbers(any_store.evaluations())
-    any_store._exec("DELETE FROM evaluations")
+    Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.events.watermark())
+    live = _numbers(any_store.evaluations.frame())
+    any_store.db.execute("DELETE FROM evaluations")
     ev = Evaluator(cfg, any_store, lambda: T0 + timedelta(days=30), owner="b")
-    runs = ev.due(any_store.watermark(), start=T0, end=T0 + timedelta(days=7), include_finished=True)
+    runs = ev.due(any_store.events.watermark(), start=T0, end=T0 + timedelta(days=7), include_finished=True)
     assert len(runs) == 6
     for key, t1 in runs:
         ev.run(key, t1, force=True)
-    assert _numbers(any_store.evaluations()) == live
+    assert _numbers(any_store.evaluations.frame()) == live
 
 
 def test_review_export_then_import_joins_labels(any_store, tmp_path):
@@ -111,7 +110,7 @@ def test_review_export_then_import_joins_labels(any_store, tmp_path):
     (tmp_path / "labelled.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
     outcomes = import_labels(p, tmp_path / "labelled.jsonl", T0 + timedelta(hours=1))
     assert all(o.status == "stored" for o in outcomes)
-    assert any_store.counts()["labels_joined"] == n and any_store.counts()["review"] == {"labelled": n}
+    assert any_store.ops.counts()["labels_joined"] == n and any_store.ops.counts()["review"] == {"labelled": n}
 
 
 def test_cli_ingest_evaluate_report(tmp_path):
@@ -144,7 +143,7 @@ def test_cli_ingest_evaluate_report(tmp_path):
 def _evaluated(store, seed, change, extra=""):
     """``_traffic(seed)`` with ``change(event, day, rng)`` applied to every inference event,
     stored and evaluated up to day 9 (``extra``: more evaluation config)."""
-    cfg = parse_config(CFG.replace("evaluation:\n", "evaluation:\n" + extra))
+    cfg = parse_config(CFG.replace("  checks:\n", "  checks:\n" + extra))
     rng = np.random.default_rng(seed)
     msgs = []
     for m in _traffic(seed=seed):
@@ -156,7 +155,7 @@ def _evaluated(store, seed, change, extra=""):
         msgs.append(m)
     Pipeline(cfg, store, lambda: NOW).process(msgs)
     Evaluator(cfg, store, lambda: T0, owner="a").run_due(T0 + timedelta(days=9))
-    return store.evaluations()
+    return store.evaluations.frame()
 
 
 def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
@@ -212,7 +211,7 @@ def test_signal_bands_are_slices_of_the_gap_tests(any_store):
         if b < 100 and rng.uniform() < 0.5:
             obj["output"]["label"] = "zebra"  # never the truth
 
-    df = _evaluated(any_store, 8, change, extra="  bands: {image.brightness: [100, 150]}\n")
+    df = _evaluated(any_store, 8, change, extra="    slice_gaps: {bands: {image.brightness: [100, 150]}}\n")
     gaps = df[(df["metric"] == "error_rate_gap") & (df["decision"] == 1) & (df["effect"] > 0)]
     assert "image.brightness=<100" in set(gaps["slice"])
     assert not {"image.brightness=[100,150)", "image.brightness=>=150"} & set(gaps["slice"])
@@ -230,12 +229,12 @@ def test_vintages_each_lag_is_stored_and_later_labels_do_not_rewrite_earlier_one
     ends = [t1 + timedelta(seconds=k.lag_s) for k, t1 in due]
     assert ends == sorted(ends)  # in the order vintages become due
     ev.run_due(T0 + timedelta(days=9))
-    df = any_store.evaluations()
+    df = any_store.evaluations.frame()
     err = df[(df["metric"] == "error_rate") & (df["slice"] == "*")].set_index(["window_start", "lag_s"])["n"]
     day4 = T0 + timedelta(days=4)
     assert err[(day4, 0)] < err[(day4, 172800)]  # the last 2 h of labels were not known at +0
     assert len(ev.due(T0 + timedelta(days=9))) == 0
-    vintages = {a["labels"].get("vintage") for a in any_store._all("SELECT labels FROM alerts") for a in
+    vintages = {a["labels"].get("vintage") for a in any_store.db.all("SELECT labels FROM alerts") for a in
                 [{"labels": json.loads(a[0]) if isinstance(a[0], str) else a[0]}]}
     assert vintages <= {"+0s", "+2d"} and vintages
 
@@ -284,7 +283,7 @@ def test_a_reference_file_is_the_reference_of_every_version(any_store, tmp_path)
     ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
     assert [k.window_start for k, _ in ev.due(T0 + timedelta(days=3))] == [T0, T0 + timedelta(days=1)]
     ev.run_due(T0 + timedelta(days=3))
-    df = any_store.evaluations()
+    df = any_store.evaluations.frame()
     ks = df[(df["metric"] == "ks") & (df["slice"] == "*") & (df["signal"] == "image.brightness")]
     assert len(ks) == 2 and (ks["decision"] == 1).all() and (ks["n_reference"] == 600).all()
     err = df[(df["metric"] == "error_rate") & (df["slice"] == "*")]
@@ -301,7 +300,7 @@ def test_a_signal_can_have_its_own_thresholds(any_store):
         shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
         obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
 
-    df = _evaluated(any_store, 4, change, extra="  signal_thresholds: {image.brightness: {ks: 0.9}}\n")
+    df = _evaluated(any_store, 4, change, extra="    signal_drift: {signal_thresholds: {image.brightness: {ks: 0.9}}}\n")
     ks = df[(df["metric"] == "ks") & (df["signal"] == "image.brightness") & (df["slice"] == "device=d2")]
     day5 = ks[ks["window_start"] == T0 + timedelta(days=5)]
     assert day5["effect"].iloc[0] > 0.5 and day5["decision"].iloc[0] == 0  # big, but under its own bar
@@ -314,14 +313,14 @@ def test_slow_decay_is_found_as_a_trend_before_any_single_window_alerts(any_stor
     msgs = _traffic(18, 400, seed=21, error_rate=lambda day, ev: 0.10 + slope * day, label_every=1)
     Pipeline(cfg, any_store, lambda: NOW).process(msgs)
     Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(T0 + timedelta(days=20))
-    df = any_store.evaluations()
+    df = any_store.evaluations.frame()
     trend = df[(df["metric"] == "trend") & (df["signal"] == "error_rate") & (df["slice"] == "*")]
     assert (trend[trend["status"] == "ok"]["n"] >= 10).all()
     found = trend[trend["decision"] == 1]["window_start"]
     if aging:
         assert len(found) and found.min() <= T0 + timedelta(days=14)
         # the threshold rule on single windows (ErrUp) fires later, if at all
-        err_up = [any_store._ts_out(start) for labels, start in any_store._all("SELECT labels, starts_at FROM alerts")
+        err_up = [any_store.dialect.ts_out(start) for labels, start in any_store.db.all("SELECT labels, starts_at FROM alerts")
                   if (json.loads(labels) if isinstance(labels, str) else labels)["slice"] == "*"]
         assert all(start > found.min() for start in err_up)
     else:
@@ -336,7 +335,7 @@ def test_a_replica_whose_claim_was_taken_over_keeps_none_of_its_work(any_store, 
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=5))
     a = Evaluator(cfg, any_store, lambda: NOW, owner="a")
     b = Evaluator(cfg, any_store, lambda: NOW + timedelta(minutes=2), owner="b")
-    key, end = a.due(any_store.watermark())[0]
+    key, end = a.due(any_store.events.watermark())[0]
     real, b_rows = a.compute, []
 
     def slow(k, e):
@@ -348,10 +347,10 @@ def test_a_replica_whose_claim_was_taken_over_keeps_none_of_its_work(any_store, 
     assert a.run(key, end) is None
     assert b_rows
     assert "was taken over by another replica" in caplog.text
-    stored = any_store.evaluations()
+    stored = any_store.evaluations.frame()
     assert len(stored[stored.window_start == key.window_start]) == len(b_rows)
-    assert any_store._all("SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
-                          (any_store._ts(key.window_start),)) == [("b",)]
+    assert any_store.db.all("SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
+                          (any_store.dialect.ts(key.window_start),)) == [("b",)]
 
 
 def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server_url):
@@ -366,25 +365,25 @@ def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server
     store.migrate()
     Pipeline(cfg, store, lambda: NOW).process(_traffic(days=5))
     ev = Evaluator(cfg, store, lambda: NOW, owner="a")
-    key, end = ev.due(store.watermark())[0]
+    key, end = ev.due(store.events.watermark())[0]
     real = ev.compute
 
     def cut_off(k, e):
         rows = real(k, e)
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (store.conn.info.backend_pid,))
+            admin.execute("SELECT pg_terminate_backend(%s)", (store.db.conn.info.backend_pid,))
         return rows
 
     ev.compute = cut_off
     with pytest.raises(store.transient_errors):
         ev.run(key, end)
     store.reconnect()
-    assert store.counts()["evaluations"] == 0 and store.finished_runs("m", "1", key.interval_s, key.lag_s) == set()
+    assert store.ops.counts()["evaluations"] == 0 and store.evaluations.finished("m", "1", key.interval_s, key.lag_s) == set()
     assert not Evaluator(cfg, store, lambda: NOW, owner="b").run(key, end)  # a's claim still holds for others
     ev.compute = real
     rows = ev.run(key, end)
-    assert rows and store.counts()["evaluations"] == len(rows)
-    assert store.finished_runs("m", "1", key.interval_s, key.lag_s) == {key.window_start}
+    assert rows and store.ops.counts()["evaluations"] == len(rows)
+    assert store.evaluations.finished("m", "1", key.interval_s, key.lag_s) == {key.window_start}
     store.close()
 
 
@@ -395,10 +394,10 @@ def test_a_rule_against_the_previous_window_fires_on_a_jump_not_on_a_level(any_s
     # device d1 fails from day 4 on and stays failed: one jump, then a high but steady level
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=8, error_rate=lambda day, ev: (
         0.6 if day >= 4 and ev["slice"]["device"] == "d1" else 0.1)))
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
-    (a,) = [a for a in any_store.alerts() if a["labels"]["slice"] == "device=d1"]
-    assert a["starts_at"] == T0 + timedelta(days=4) and a["ends_at"] == T0 + timedelta(days=6)
-    assert a["state"] == "resolved"  # day 5 is as bad as day 4: no jump, the alert resolves
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+    (a,) = [a for a in any_store.alerts.list() if a.labels["slice"] == "device=d1"]
+    assert a.starts_at == T0 + timedelta(days=4) and a.ends_at == T0 + timedelta(days=6)
+    assert a.state == "resolved"  # day 5 is as bad as day 4: no jump, the alert resolves
     with pytest.raises(Exception, match="exclude each other"):
         parse_config("alerts: {rules: [{name: X, metric: ece, threshold: 1, vs_previous: true, vs_reference: true}]}")
 
@@ -412,8 +411,8 @@ def test_a_rule_against_the_earlier_vintage_fires_when_late_labels_change_a_wind
         return 0.95 if day == 4 and ev["ts"][11:13] in ("22", "23") else 0.05
 
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=8, error_rate=late_errors))
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
-    fired = [(a["labels"]["vintage"], a["starts_at"]) for a in any_store.alerts()]
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+    fired = [(a.labels["vintage"], a.starts_at) for a in any_store.alerts.list()]
     assert (("+2d", T0 + timedelta(days=4)) in fired) and not [v for v, _ in fired if v == "+0s"]
 
 
@@ -430,8 +429,8 @@ def test_sqlite_and_postgresql_give_the_same_numbers(sqlite_store, pg_url):
     try:
         for store in (sqlite_store, pg):
             Pipeline(cfg, store, lambda: NOW).process(_traffic(label_every=3))
-            assert Evaluator(cfg, store, lambda: T0, owner="a").run_due(store.watermark()) == 6
-            df = store.evaluations()
+            assert Evaluator(cfg, store, lambda: T0, owner="a").run_due(store.events.watermark()) == 6
+            df = store.evaluations.frame()
             results.append({(str(r.window_start), r.slice, r.metric, r.signal, r.variant): r for r in df.itertuples()})
     finally:
         pg.close()

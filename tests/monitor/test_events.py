@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from monitor.events import InferenceEvent, LabelEvent, json_schemas
+from monitor.core.events import InferenceEvent, LabelEvent, json_schemas
 from monitor.pipeline import RawMessage, Rejected, decode, scrub_payload
 from tests.helpers import inference, label
 

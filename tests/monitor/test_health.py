@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from monitor.config import parse_config
 from monitor.evaluation import Evaluator
-from monitor.health import health_rows
 from monitor.pipeline import Pipeline, RawMessage
 from tests.helpers import T0, inference
 from tests.monitor.test_evaluation import CFG, _traffic
@@ -25,8 +24,12 @@ def _feed(store, cfg, at, n_good, n_bad, source="kafka", start=0):
     Pipeline(cfg, store, lambda: at).process(msgs)
 
 
+def health_rows(cfg, store, now):
+    return Evaluator(cfg, store, lambda: now).health_rows(now)
+
+
 def _by(rows):
-    return {(r["metric"], r["source"] or r["model_name"]): r for r in rows}
+    return {(r.metric, r.source or r.model_name): r for r in rows}
 
 
 def test_health_rows_measure_dead_letters_silence_and_lag(any_store):
@@ -35,21 +38,21 @@ def test_health_rows_measure_dead_letters_silence_and_lag(any_store):
     _feed(any_store, cfg, t, 80, 20)
     _feed(any_store, cfg, t, 10, 0, source="http", start=1000)
     rows = _by(health_rows(cfg, any_store, t + timedelta(minutes=5)))
-    assert rows[("dead_letter_rate", "kafka")]["value"] == 0.2 and rows[("dead_letter_rate", "kafka")]["n"] == 100
-    assert rows[("dead_letter_rate", "http")]["value"] == 0.0
-    assert rows[("source_silence_s", "kafka")]["value"] == 240  # last message in the minute that ended 4 min ago
-    lag = rows[("ingest_lag_s", "m")]["value"]
+    assert rows[("dead_letter_rate", "kafka")].value == 0.2 and rows[("dead_letter_rate", "kafka")].n == 100
+    assert rows[("dead_letter_rate", "http")].value == 0.0
+    assert rows[("source_silence_s", "kafka")].value == 240  # last message in the minute that ended 4 min ago
+    lag = rows[("ingest_lag_s", "m")].value
     assert lag == (t + timedelta(minutes=5) - (T0 + timedelta(seconds=1009))).total_seconds()
     later = _by(health_rows(cfg, any_store, t + timedelta(minutes=30)))
-    assert later[("dead_letter_rate", "kafka")]["status"] == "insufficient_data"  # nothing in the last 15 min
-    assert later[("source_silence_s", "kafka")]["value"] == 29 * 60
-    assert not [r for r in health_rows(cfg, any_store, t + timedelta(days=2)) if r["source"]]  # out of lookback
+    assert later[("dead_letter_rate", "kafka")].status == "insufficient_data"  # nothing in the last 15 min
+    assert later[("source_silence_s", "kafka")].value == 29 * 60
+    assert not [r for r in health_rows(cfg, any_store, t + timedelta(days=2)) if r.source]  # out of lookback
     from monitor.housekeeping import purge
 
     purge(cfg, any_store, t + timedelta(days=1, hours=23))
-    assert any_store._all("SELECT COUNT(*) FROM ingest_minutes") == [(2,)]  # kept: within lookback + a day
+    assert any_store.db.all("SELECT COUNT(*) FROM ingest_minutes") == [(2,)]  # kept: within lookback + a day
     purge(cfg, any_store, t + timedelta(days=2, minutes=1))
-    assert any_store._all("SELECT COUNT(*) FROM ingest_minutes") == [(0,)]
+    assert any_store.db.all("SELECT COUNT(*) FROM ingest_minutes") == [(0,)]
 
 
 def test_a_silent_source_fires_and_resolves_and_a_dead_letter_burst_must_hold_for_its_for(any_store):
@@ -57,15 +60,15 @@ def test_a_silent_source_fires_and_resolves_and_a_dead_letter_burst_must_hold_fo
     t = T0 + timedelta(days=1)
     ev = Evaluator(cfg, any_store, lambda: t, owner="a")
     _feed(any_store, cfg, t, 60, 40)
-    state = lambda: {a["rule"]: a["state"] for a in any_store.alerts()}  # noqa: E731
+    state = lambda: {a.rule: a.state for a in any_store.alerts.list()}  # noqa: E731
     ev.apply_health(t + timedelta(minutes=1))
     assert state() == {"DeadLetters": "pending"}  # 40 % dead letters, but `for: 5m` has not passed
     ev.apply_health(t + timedelta(minutes=7))
     assert state() == {"DeadLetters": "firing"}
     ev.apply_health(t + timedelta(minutes=12))
     assert state() == {"DeadLetters": "firing", "SourceSilent": "firing"}  # 11 min without a message
-    (silent,) = [a for a in any_store.alerts() if a["rule"] == "SourceSilent"]
-    assert silent["labels"]["source"] == "kafka" and silent["labels"]["severity"] == "critical"
+    (silent,) = [a for a in any_store.alerts.list() if a.rule == "SourceSilent"]
+    assert silent.labels["source"] == "kafka" and silent.labels["severity"] == "critical"
     _feed(any_store, cfg, t + timedelta(minutes=13), 50, 0, start=500)
     ev.apply_health(t + timedelta(minutes=14))  # 40 of 150 in the last 15 minutes: still above 0.2
     assert state() == {"DeadLetters": "firing", "SourceSilent": "resolved"}
@@ -85,8 +88,8 @@ def test_missing_modality_share_is_an_evaluation_row(any_store):
         msgs.append(m)
     from tests.helpers import NOW
     Pipeline(cfg, any_store, lambda: NOW).process(msgs)
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
-    df = any_store.evaluations()
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+    df = any_store.evaluations.frame()
     miss = df[(df.metric == "missing_modality_share") & (df.signal == "audio")].sort_values("window_start")
     assert list(miss["value"].round(3))[:3] == [0.0, 0.0, 0.0]
     day4 = miss[miss.window_start == T0 + timedelta(days=4)].iloc[0]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.sqlstore import RunKey
+from monitor.core.window import RunKey
 from monitor.config import ConfigError, parse_config
 from monitor.evaluation import Evaluator
 from monitor.housekeeping import purge
@@ -18,8 +18,8 @@ RETAINED = CFG + "store: {retention: 5d, label_wait: 1d}\n"
 def _per_day(store) -> dict[int, int]:
     """Stored events per day since T0."""
     days: dict[int, int] = {}
-    for (ts,) in store._all("SELECT ts FROM events"):
-        d = (store._ts_out(ts) - T0).days
+    for (ts,) in store.db.all("SELECT ts FROM events"):
+        d = (store.dialect.ts_out(ts) - T0).days
         days[d] = days.get(d, 0) + 1
     return days
 
@@ -27,8 +27,8 @@ def _per_day(store) -> dict[int, int]:
 def test_old_events_go_with_their_labels_but_the_reference_and_evaluations_stay(any_store):
     cfg = parse_config(RETAINED)
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=10))  # days 0..9; reference days 0..2
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
-    evaluations = any_store.counts()["evaluations"]
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+    evaluations = any_store.ops.counts()["evaluations"]
     per_day = _per_day(any_store)
     assert sorted(per_day) == list(range(10)) and set(per_day.values()) == {300}
 
@@ -36,23 +36,23 @@ def test_old_events_go_with_their_labels_but_the_reference_and_evaluations_stay(
     done = purge(cfg, any_store, now)
     assert _per_day(any_store) == {d: 300 for d in (0, 1, 2, 5, 6, 7, 8, 9)}
     assert done.events == 2 * 300  # days 3 and 4
-    orphans = any_store._all("SELECT COUNT(*) FROM labels l WHERE NOT EXISTS"
+    orphans = any_store.db.all("SELECT COUNT(*) FROM labels l WHERE NOT EXISTS"
                              " (SELECT 1 FROM events e WHERE e.event_id = l.event_id)")
     assert orphans == [(0,)]  # the deleted events' labels went with them
-    assert any_store.counts()["evaluations"] == evaluations  # the long-term record is kept
+    assert any_store.ops.counts()["evaluations"] == evaluations  # the long-term record is kept
     assert purge(cfg, any_store, now).events == 0  # idempotent
 
     # a restarted daemon summarises its reference from the kept days: the same numbers as before
     fresh = Evaluator(cfg, any_store, lambda: NOW, owner="b")
     key = RunKey("m", "1", 86400, 86400, T0 + timedelta(days=8))
-    rows = {(r["slice"], r["metric"], r["signal"]): r for r in fresh.compute(key, key.window_start + timedelta(days=1))}
-    stored = any_store.evaluations()
+    rows = {(r.slice, r.metric, r.signal): r for r in fresh.compute(key, key.window_start + timedelta(days=1))}
+    stored = any_store.evaluations.frame()
     stored = stored[stored.window_start == key.window_start]
     assert len(stored) > 10
     for _, s in stored.iterrows():
         r = rows[(s["slice"], s["metric"], s["signal"])]
-        ref = float("nan") if r["reference_value"] is None else r["reference_value"]
-        assert r["n_reference"] == s["n_reference"] and ref == pytest.approx(s["reference_value"], nan_ok=True)
+        ref = float("nan") if r.reference_value is None else r.reference_value
+        assert r.n_reference == s["n_reference"] and ref == pytest.approx(s["reference_value"], nan_ok=True)
 
 
 def test_a_label_for_an_event_past_retention_becomes_a_dead_letter_naming_why(any_store):
@@ -64,10 +64,10 @@ def test_a_label_for_an_event_past_retention_becomes_a_dead_letter_naming_why(an
         [RawMessage("t", "t:late", json.dumps(late).encode())])
     assert purge(cfg, any_store, T0 + timedelta(days=10, hours=12)).orphan_labels == 0  # still waiting
     assert purge(cfg, any_store, T0 + timedelta(days=11, hours=1)).orphan_labels == 1
-    (dl,) = [d for d in any_store.dead_letters() if d["source"] == "labels"]
-    assert dl["position"] == "t:late" and "older than the retention (5 days" in dl["reason"]
-    assert json.loads(dl["payload"])["event_id"] == late["event_id"]
-    assert any_store._all("SELECT COUNT(*) FROM labels WHERE event_id = ?", (late["event_id"],)) == [(0,)]
+    (dl,) = [d for d in any_store.ops.dead_letters() if d.source == "labels"]
+    assert dl.position == "t:late" and "older than the retention (5 days" in dl.reason
+    assert json.loads(dl.payload)["event_id"] == late["event_id"]
+    assert any_store.db.all("SELECT COUNT(*) FROM labels WHERE event_id = ?", (late["event_id"],)) == [(0,)]
 
 
 def test_a_retention_shorter_than_the_vintages_is_refused_naming_the_key():

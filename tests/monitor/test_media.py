@@ -9,7 +9,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from monitor.media import MediaError, decode_audio, decode_image, decode_text, signals_of
+from monitor.core.errors import MediaError
+from monitor.media import decode_audio, decode_image, decode_text, signals_of
 from tests.conftest import ROOT, modalwatch_cmd
 from tests.helpers import image_bytes as _png, tone as _tone, wav_bytes as _wav
 

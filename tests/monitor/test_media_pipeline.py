@@ -29,7 +29,7 @@ def _event(i, **inputs):
 
 
 def _stored_signals(store):
-    return store.signals_for(eid for (eid,) in store._all("SELECT event_id FROM events"))
+    return store.events.signals_for(eid for (eid,) in store.db.all("SELECT event_id FROM events"))
 
 
 def test_inline_media_of_every_modality_is_measured_and_not_kept(sqlite_store):
@@ -47,7 +47,7 @@ def test_inline_media_of_every_modality_is_measured_and_not_kept(sqlite_store):
     assert s["audio.integrated_loudness_lufs"] == pytest.approx(-23.01, abs=0.05)
     assert s["audio.duration_s"] == pytest.approx(3.0)
     assert (s["text.characters"], s["text.non_ascii_share"]) == (5, 0.4)  # ü and ß
-    dump = json.dumps(sqlite_store._all("SELECT * FROM events"), default=str)
+    dump = json.dumps(sqlite_store.db.all("SELECT * FROM events"), default=str)
     assert ev["inputs"]["image"]["data_b64"][:64] not in dump
 
 
@@ -77,7 +77,7 @@ def test_file_uris_are_read_only_under_allowed_roots(sqlite_store, tmp_path):
     signals = _stored_signals(sqlite_store)
     assert signals["e0000001"]["image.brightness"] == pytest.approx(skimage.data.camera().mean())
     assert not any(k.startswith("image.") for k in signals["e0000002"])
-    letters = {d["position"]: d["reason"] for d in sqlite_store.dead_letters()}
+    letters = {d.position: d.reason for d in sqlite_store.ops.dead_letters()}
     assert sorted(letters) == [f"test:{i}#image" for i in range(1, 6)]
     # with no roots configured (the default), every file:// URI is refused
     out = _pipeline(sqlite_store).process(_msgs([_event(7, image={"uri": (media / "a.png").as_uri()})]))
@@ -112,7 +112,7 @@ def test_bad_media_dead_letters_name_the_modality_and_keep_the_rest(sqlite_store
     signals = _stored_signals(sqlite_store)
     assert signals["e0000001"]["text.characters"] == 2 and len(signals) == 8
     assert signals["e0000002"]["image.width"] == 200
-    assert len(sqlite_store.dead_letters()) == 8
+    assert len(sqlite_store.ops.dead_letters()) == 8
 
 
 def test_without_partial_events_the_whole_event_is_a_dead_letter(sqlite_store):
@@ -120,8 +120,8 @@ def test_without_partial_events_the_whole_event_is_a_dead_letter(sqlite_store):
     out = _pipeline(sqlite_store, "media:\n  keep_partial_events: false\n").process(_msgs([bad]))
     assert out[0].status == "dead_letter" and "keep_partial_events is false" in out[0].reason
     assert _stored_signals(sqlite_store) == {}
-    (letter,) = sqlite_store.dead_letters()
-    assert letter["position"] == "test:0" and "junk" not in (letter["payload"] or "")
+    (letter,) = sqlite_store.ops.dead_letters()
+    assert letter.position == "test:0" and "junk" not in (letter.payload or "")
 
 
 def test_cross_modal_signals_missing_modalities_and_av_offset(sqlite_store):
@@ -143,7 +143,7 @@ def test_cross_modal_signals_missing_modalities_and_av_offset(sqlite_store):
     assert (s["e0000002"]["cross.missing_audio"], s["e0000002"]["cross.missing_image"]) == (1.0, 1.0)
     assert s["e0000002"]["cross.missing_count"] == 2.0 and "cross.av_offset_ms" not in s["e0000002"]
     assert s["e0000003"]["cross.av_offset_ms"] == pytest.approx(-250.0)
-    modalities = dict(sqlite_store._all("SELECT event_id, modalities FROM events"))
+    modalities = dict(sqlite_store.db.all("SELECT event_id, modalities FROM events"))
     assert modalities["e0000002"] == "text"
 
 

@@ -25,7 +25,7 @@ def _stream(n=6000, change_at=3000, seed=5):
 
 
 def _findings(store):
-    return store._all("SELECT slice, detector, ts FROM findings ORDER BY id")
+    return store.db.all("SELECT slice, detector, ts FROM findings ORDER BY id")
 
 
 def test_adwin_flags_the_slice_whose_errors_rose_and_only_after_the_change(tmp_path):

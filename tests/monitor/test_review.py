@@ -30,28 +30,28 @@ def test_a_loud_slice_cannot_use_up_the_budget_most_uncertain_first_never_twice(
     loud = [_uncertain(i, "cam_a", 0.10 + (i % 300) / 1000) for i in range(1000)]
     quiet = [_uncertain(5000 + i, "cam_b", 0.3) for i in range(20)]
     Pipeline(cfg, any_store, lambda: day0).process(_msgs(loud + quiet))
-    queued = any_store.review_queue("queued")
+    queued = any_store.review.queue("queued")
     by = {}
     for it in queued:
-        by.setdefault(it["stratum"], []).append(it)
+        by.setdefault(it.stratum, []).append(it)
     assert {k: len(v) for k, v in by.items()} == {"device=cam_a": 50, "device=cam_b": 20}
-    assert max(it["output"]["confidence"] for it in by["device=cam_a"]) <= 0.112 + 1e-9  # the 50 least confident (each value 4x)
+    assert max(it.confidence for it in by["device=cam_a"]) <= 0.112 + 1e-9  # the 50 least confident (each value 4x)
     Pipeline(cfg, any_store, lambda: day0).process(_msgs(loud, "again"))  # replayed: nothing new
     more = [_uncertain(9000 + i, "cam_a", 0.01) for i in range(10)]
     Pipeline(cfg, any_store, lambda: day0 + timedelta(hours=1)).process(_msgs(more))
-    assert len(any_store.review_queue("queued")) == 70  # cam_a's budget for today is spent
+    assert len(any_store.review.queue("queued")) == 70  # cam_a's budget for today is spent
     Pipeline(cfg, any_store, lambda: day0 + timedelta(days=1)).process(_msgs(more, "tomorrow"))
-    assert len(any_store.review_queue("queued")) == 70  # the same events are never queued twice
+    assert len(any_store.review.queue("queued")) == 70  # the same events are never queued twice
     fresh = [_uncertain(9100 + i, "cam_a", 0.2) for i in range(60)]
     Pipeline(cfg, any_store, lambda: day0 + timedelta(days=1)).process(_msgs(fresh))
-    assert len(any_store.review_queue("queued")) == 120  # a new day, a new budget of 50
+    assert len(any_store.review.queue("queued")) == 120  # a new day, a new budget of 50
 
     abst = inference(9999, slice={"device": "cam_c"}, output={"label": "cat", "confidence": 0.9, "abstained": True})
     Pipeline(cfg, any_store, lambda: day0).process(_msgs([abst], "abst"))
-    assert [it["reason"] for it in any_store.review_queue("queued") if it["event_id"] == "e0009999"] == ["abstained"]
+    assert [it.reason for it in any_store.review.queue("queued") if it.event_id == "e0009999"] == ["abstained"]
 
     assert purge(cfg, any_store, day0 + timedelta(days=7, hours=1)).review_expired == 71  # day 0's items
-    assert len(any_store.review_queue("expired")) == 71 and len(any_store.review_queue("queued")) == 50
+    assert len(any_store.review.queue("expired")) == 71 and len(any_store.review.queue("queued")) == 50
 
 
 def test_label_studio_export_points_at_media_and_import_closes_items(any_store, tmp_path):
@@ -75,7 +75,7 @@ def test_label_studio_export_points_at_media_and_import_closes_items(any_store, 
                                      "value": {"choices": ["cat"]}}
         assert 0 < pred["score"] < 1
     assert "data_b64" not in out.read_text() and "iVBOR" not in out.read_text()  # no bytes, only the URI
-    assert len(any_store.review_queue("exported")) == 3
+    assert len(any_store.review.queue("exported")) == 3
 
     # what Label Studio exports after review: the tasks with annotations (one cancelled, one task skipped)
     tasks[0]["annotations"] = [{"result": [{"type": "choices", "value": {"choices": ["dog"]}}],
@@ -90,9 +90,9 @@ def test_label_studio_export_points_at_media_and_import_closes_items(any_store, 
     later = T0 + timedelta(days=1)
     outcomes = import_labels(Pipeline(cfg, any_store, lambda: later), back, later)
     assert [o.status for o in outcomes] == ["stored", "stored"]
-    labels = dict(any_store._all("SELECT event_id, label FROM labels ORDER BY event_id"))
+    labels = dict(any_store.db.all("SELECT event_id, label FROM labels ORDER BY event_id"))
     assert labels == {"e0000000": "dog", "e0000001": "cat"}  # the newest annotation that was not cancelled
-    stats = any_store.review_stats()
+    stats = any_store.review.stats()
     assert stats["by_state"] == {"labelled": 2, "exported": 1} and stats["labelled"] == 2
     assert stats["agreement"] == 0.5  # the model said cat to both
     assert stats["labelled_per_day"] == {later.date().isoformat(): 2}  # throughput
@@ -110,7 +110,7 @@ def test_a_label_from_the_ordinary_labels_stream_closes_its_review_item(any_stor
     p = Pipeline(cfg, any_store, lambda: T0 + timedelta(days=1))
     p.process(_msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)]))
     p.process(_msgs([label(1, ts=T0 + timedelta(hours=2))], "labels"))  # as from Kafka or POST /v1/labels
-    assert any_store.review_stats()["by_state"] == {"queued": 2, "labelled": 1}
+    assert any_store.review.stats()["by_state"] == {"queued": 2, "labelled": 1}
 
 
 def test_modalities_that_disagree_make_a_confident_event_a_candidate(any_store):
@@ -120,11 +120,11 @@ def test_modalities_that_disagree_make_a_confident_event_a_candidate(any_store):
     differ = inference(2, output={"label": "cat", "confidence": 0.95,
                                   "per_modality": {"image": {"label": "cat"}, "audio": {"label": "dog"}}})
     Pipeline(cfg, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([agree, differ]))
-    assert [(it["event_id"], it["reason"]) for it in any_store.review_queue()] == [("e0000002", "modalities_disagree")]
+    assert [(it.event_id, it.reason) for it in any_store.review.queue()] == [("e0000002", "modalities_disagree")]
     off = parse_config(CFG.replace("item_ttl: 7d}", "item_ttl: 7d, modalities_disagree: false}"))
     differ["event_id"] = "e0000003"
     Pipeline(off, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([differ], "off"))
-    assert len(any_store.review_queue()) == 1
+    assert len(any_store.review.queue()) == 1
 
 
 def _review_cli(tmp_path, extra_yaml, *args):
@@ -156,13 +156,13 @@ def test_review_export_to_a_webhook_and_nothing_lost_when_it_refuses(tmp_path):
         yaml = f"review: {{export_url: '{recv.url}', export_secret: k}}\n"
         refused = _review_cli(tmp_path, yaml, "--to", "webhook", "--format", "labelstudio")
         assert refused.returncode == 1 and "HTTP 503" in refused.stderr and recv.url not in refused.stderr
-        assert len(store.review_queue("queued")) == 3  # still queued: nothing lost
+        assert len(store.review.queue("queued")) == 3  # still queued: nothing lost
         ok = _review_cli(tmp_path, yaml, "--to", "webhook", "--format", "labelstudio")
         assert ok.returncode == 0, ok.stderr
     (got,) = recv.received
     assert got["signature_valid"] and got["payload"]["format"] == "labelstudio"
     assert [t["data"]["event_id"] for t in got["payload"]["items"]] == ["e0000000", "e0000001", "e0000002"]
-    assert len(store.review_queue("exported")) == 3
+    assert len(store.review.queue("exported")) == 3
     store.close()
 
 
@@ -187,7 +187,7 @@ def test_review_export_to_a_kafka_topic(tmp_path, kafka_bootstrap):
     consumer.close()
     assert sorted(g["event_id"] for g in got) == ["e0000000", "e0000001", "e0000002"]
     assert all(g["label"] is None and g["reason"] == "low_confidence" for g in got)
-    assert len(store.review_queue("exported")) == 3
+    assert len(store.review.queue("exported")) == 3
     store.close()
 
 
@@ -199,9 +199,9 @@ def test_slices_with_low_mean_confidence_send_their_unlabelled_events(any_store)
     for threshold, expect in ((0.5, 0), (0.8, 1)):  # every slice's mean confidence here is about 0.745
         cfg = parse_config(EVAL_CFG.replace("  events_per_alert: 10", f"  events_per_alert: 10\n"
                                             f"  mean_confidence_below: {threshold}"))
-        any_store._exec("DELETE FROM eval_runs")
+        any_store.db.execute("DELETE FROM eval_runs")
         if threshold == 0.5:
             Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=6, label_every=1000))
-        Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.watermark())
-        reasons = {it["reason"] for it in any_store.review_queue()}
+        Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+        reasons = {it.reason for it in any_store.review.queue()}
         assert bool({r for r in reasons if r.startswith("low_mean_confidence:device=")}) == bool(expect), reasons

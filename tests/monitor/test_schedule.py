@@ -49,7 +49,7 @@ def test_hourly_windows_across_the_spring_gap_have_no_empty_window():
 
 
 def test_the_evaluation_uses_the_configured_zone_and_names_a_bad_one():
-    from monitor.evaluation import reference_range
+    from monitor.reference import reference_range
 
     cfg = parse_config("evaluation:\n  timezone: Europe/Berlin\n  reference: {days: 7}\n")
     r0, r1 = reference_range(cfg, datetime(2026, 3, 25, 12, tzinfo=UTC))

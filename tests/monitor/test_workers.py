@@ -14,7 +14,7 @@ import pytest
 
 from connectors.postgres import PostgresStore
 from monitor.config import parse_config
-from monitor.daemon import utcnow
+from monitor.runtime import utcnow
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.workers import WorkerError, Workers
 from tests.helpers import b64, inference, label
@@ -125,7 +125,7 @@ def test_two_writers_update_the_detector_states_without_losing_observations(pg_u
     for t in threads:
         t.join(120)
     store = PostgresStore(pg_url)
-    state = store.get_states(["adwin:m|*"])["adwin:m|*"]
+    state = store.ops.states(["adwin:m|*"])["adwin:m|*"]
     store.close()
     from detectors.online import ADWINDetector
 
@@ -322,7 +322,7 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
             store = PostgresStore(pg_url)
             deadline = time.time() + 120
             while time.time() < deadline:
-                counts = store.counts()
+                counts = store.ops.counts()
                 if counts["events"] == n and counts["labels_joined"] == n // 2:
                     break
                 time.sleep(0.3)
@@ -331,11 +331,11 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
         finally:
             if proc.poll() is None:
                 proc.kill()
-    counts = store.counts()
+    counts = store.ops.counts()
     assert (counts["events"], counts["labels"], counts["labels_joined"]) == (n, n // 2, n // 2)
     from detectors.online import ADWINDetector
 
-    states = store.get_states(["adwin:m|*", "adwin:m|device=d0"])
+    states = store.ops.states(["adwin:m|*", "adwin:m|device=d0"])
     assert ADWINDetector.from_state_dict(states["adwin:m|*"]).n_seen == n // 2
     assert ADWINDetector.from_state_dict(states["adwin:m|device=d0"]).n_seen == len(range(0, n, 6))
     store.close()

@@ -1,0 +1,247 @@
+"""Events and labels: stored idempotently by event id, read back as windows of columns."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from connectors.sql.database import Database
+from connectors.sql.dialect import json_text
+from connectors.sql.packing import SignalPacker, unpack
+from monitor.core.records import EventRow, LabelRow, ModelVersion
+from monitor.core.window import Window, outputs_frame
+
+EVENT_COLS = (
+    "event_id", "ts", "model_name", "model_version", "slice", "modalities", "pred_label", "confidence",
+    "probabilities", "abstained", "embeddings", "position", "ingested_at", "media_uris", "signal_layout",
+    "signal_values",
+)
+LABEL_COLS = LabelRow._fields
+
+# A window is read in chunks of event time (6 h: fewer scans of labels than hourly, measured),
+# each aggregated by the database into a few rows per (slice, signal layout, predicted label,
+# abstained). The chunk bounds the database's memory for the aggregation (and keeps each value
+# far below PostgreSQL's 1 GB limit).
+WINDOW_CHUNK = timedelta(hours=6)
+
+
+class EventRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._packer = SignalPacker()
+        d = db.dialect
+        self._window_groups = (
+            f"SELECT {d.json_as_text('e.slice')}, e.signal_layout, e.pred_label, e.abstained, count(*),"
+            f" {d.concat_bytes('e.signal_values')}, {d.concat_bytes(d.float_bytes('e.confidence'))},"
+            f" {d.list_agg('l.label')}"
+            " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
+            " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+
+    # -- writes --------------------------------------------------------------------------------
+    def insert(self, rows: Sequence[EventRow]) -> set[str]:
+        """Store the events not yet stored; return the ids that were new. Signals are stored packed
+        (``SignalPacker``); the batch's layouts are added in the same transaction, so a rolled-back
+        batch never leaves an event without its layout."""
+        d = self.db.dialect
+        js, ts, pack = d.js, d.ts, self._packer.pack
+        tuples, layouts = [], {}
+        for r in rows:
+            lid, names, packed = pack(r.signals)
+            layouts[lid] = names
+            tuples.append((r.event_id, ts(r.ts), r.model_name, r.model_version, js(r.slice), r.modalities,
+                           r.pred_label, r.confidence, js(r.probabilities), r.abstained, js(r.embeddings),
+                           r.position, ts(r.ingested_at), js(r.media_uris), lid, packed))
+        with self.db.tx():
+            if layouts:  # in id order: two writers adding the same new layouts never deadlock
+                self.db.many("INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             [(lid, json_text(list(names))) for lid, names in sorted(layouts.items())])
+            return d.insert_new(self.db.conn, "events", EVENT_COLS, "event_id", tuples)
+
+    def insert_labels(self, rows: Sequence[LabelRow]) -> set[str]:
+        ts = self.db.dialect.ts
+        tuples = [(r.event_id, r.label, r.source, ts(r.ts), r.position, ts(r.ingested_at)) for r in rows]
+        with self.db.tx():
+            return self.db.dialect.insert_new(self.db.conn, "labels", LABEL_COLS, "event_id", tuples)
+
+    def note_model_versions(self, spans: dict[tuple[str, str], tuple[datetime, datetime]]) -> None:
+        """Widen each model version's [first, last] event time with a batch's span."""
+        ts = self.db.dialect.ts
+        self.db.many(
+            "INSERT INTO model_versions (model_name, model_version, first_ts, last_ts) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (model_name, model_version) DO UPDATE SET"
+            " first_ts = CASE WHEN excluded.first_ts < model_versions.first_ts THEN excluded.first_ts"
+            " ELSE model_versions.first_ts END,"
+            " last_ts = CASE WHEN excluded.last_ts > model_versions.last_ts THEN excluded.last_ts"
+            " ELSE model_versions.last_ts END",
+            [(mn, mv, ts(a), ts(b)) for (mn, mv), (a, b) in sorted(spans.items())],
+        )
+
+    # -- reads by id ---------------------------------------------------------------------------
+    def labels_for(self, event_ids: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for cond, params in self.db.where_in("event_id", event_ids):
+            out.update(self.db.all(f"SELECT event_id, label FROM labels WHERE {cond}", params))
+        return out
+
+    def events_for(self, event_ids: Iterable[str]) -> dict[str, dict]:
+        """What the online detectors need of stored events: time, model, slice, answer."""
+        d = self.db.dialect
+        out: dict[str, dict] = {}
+        for cond, params in self.db.where_in("event_id", event_ids):
+            for eid, ts, mn, mv, sl, pred, conf in self.db.all(
+                "SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events"
+                f" WHERE {cond}", params,
+            ):
+                out[eid] = {"ts": d.ts_out(ts), "model_name": mn, "model_version": mv, "slice": d.js_out(sl),
+                            "pred_label": pred, "confidence": conf}
+        return out
+
+    def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Each stored event's signals, by id."""
+        out: dict[str, dict[str, float]] = {}
+        for cond, params in self.db.where_in("event_id", event_ids):
+            rows = self.db.all(f"SELECT event_id, signal_layout, signal_values FROM events WHERE {cond}", params)
+            out.update(zip([r[0] for r in rows], self.unpack_signals([r[1:] for r in rows])))
+        return out
+
+    def unpack_signals(self, rows: Sequence[tuple[int, bytes]]) -> list[dict[str, float]]:
+        """Signals as dicts from (layout id, packed values) pairs."""
+        names_of = self.signal_layouts({lid for lid, _ in rows})
+        return [unpack(names_of[lid], bytes(packed)) for lid, packed in rows]
+
+    def signal_layouts(self, ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+        """The signal names of each packed layout id."""
+        ids = list(ids)
+        out: dict[int, tuple[str, ...]] = {}
+        for cond, params in self.db.where_in("id", ids):
+            out.update((int(i), tuple(self.db.dialect.js_out(names))) for i, names in
+                       self.db.all(f"SELECT id, names FROM signal_layouts WHERE {cond}", params))
+        missing = set(ids) - set(out)
+        if missing:
+            raise RuntimeError(f"signal layouts {sorted(missing)} are referenced by events but not stored")
+        return out
+
+    # -- the event-time clock ------------------------------------------------------------------
+    def model_versions(self) -> list[ModelVersion]:
+        ts_out = self.db.dialect.ts_out
+        rows = self.db.all("SELECT model_name, model_version, first_ts, last_ts FROM model_versions"
+                           " ORDER BY first_ts, model_name, model_version")
+        return [ModelVersion(a, b, ts_out(c), ts_out(d)) for a, b, c, d in rows]
+
+    def watermark(self) -> datetime | None:
+        """The latest event time seen, inference or label."""
+        vals = [self.db.dialect.ts_out(r[0]) for r in self.db.all(
+            "SELECT MAX(last_ts) FROM model_versions UNION ALL SELECT MAX(ts) FROM labels")]
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else None
+
+    # -- windows -------------------------------------------------------------------------------
+    def load_window(self, model_name: str, model_version: str, start: datetime, end: datetime,
+                    labels_before: datetime) -> Window:
+        """Events of [start, end) in columns, with the labels known before ``labels_before``.
+
+        Built for windows of millions of events: the database aggregates each chunk of event time
+        into a few rows per (slice, layout, predicted label, abstained), signals come packed and
+        are read as arrays, each distinct slice is parsed once, and no event id or timestamp
+        becomes a Python object. The events' order is the store's: every computation on a window
+        is order-free (or, like the calibration bootstrap, puts its input in a canonical order)."""
+        d = self.db.dialect
+        groups = []
+        with self.db.tx():
+            cur = d.read_cursor(self.db.conn)
+            d.prepare_window_read(cur)
+            sql = d.q(self._window_groups)
+            t = start
+            while t < end:
+                t_next = min(end, t + WINDOW_CHUNK)
+                cur.execute(sql, (d.ts(labels_before), model_name, model_version, d.ts(t), d.ts(t_next)))
+                groups += cur.fetchall()
+                t = t_next
+        counts = np.array([g[4] for g in groups], dtype=np.int64)
+        at = np.concatenate(([0], np.cumsum(counts))).astype(int)
+        blocks = [(slice(at[i], at[i + 1]), int(g[1]), bytes(g[5])) for i, g in enumerate(groups)]
+        return self._window(
+            np.repeat(np.array([g[0] for g in groups], dtype=object), counts),
+            np.repeat(np.array([g[2] for g in groups], dtype=object), counts),
+            np.frombuffer(b"".join(bytes(g[6]) for g in groups), dtype=">f8").astype(float),
+            np.repeat(np.array([bool(g[3]) for g in groups], dtype=bool), counts),
+            [x for g in groups for x in d.list_out(g[7])], blocks)
+
+    def _window(self, slice_text: Sequence[str], pred_label: Sequence[str], confidence, abstained: Sequence,
+                label: Sequence, blocks: list[tuple[slice, int, bytes]]) -> Window:
+        """A Window from per-event columns (slices as JSON text) and the signals as ``blocks``:
+        (rows, layout id, the rows' packed values in row order)."""
+        n = len(pred_label)
+        codes, distinct = pd.factorize(pd.Series(slice_text, dtype=object), sort=False)
+        js_out = self.db.dialect.js_out
+        slices = (pd.DataFrame.from_records([js_out(t) for t in distinct]).take(codes).reset_index(drop=True)
+                  if n else pd.DataFrame(index=pd.RangeIndex(0)))
+        names_of = self.signal_layouts({lid for _, lid, _ in blocks})
+        columns = sorted({c for names in names_of.values() for c in names})
+        where = {c: j for j, c in enumerate(columns)}
+        mat = np.full((n, len(columns)), np.nan)
+        for rows, lid, packed in blocks:
+            names = names_of[lid]
+            if names:
+                mat[rows, [where[c] for c in names]] = np.frombuffer(packed, dtype="<f8").reshape(-1, len(names))
+        return Window(outputs_frame(pred_label, confidence, abstained, label), slices,
+                      pd.DataFrame(mat, columns=columns))
+
+    def window_embeddings(self, model_name: str, model_version: str, start: datetime, end: datetime
+                          ) -> dict[str, list[list[float]]]:
+        """The embeddings of [start, end), by name (events without embeddings are skipped)."""
+        d = self.db.dialect
+        rows = self.db.all(
+            "SELECT embeddings FROM events WHERE model_name = ? AND model_version = ? AND ts >= ? AND ts < ?"
+            " AND embeddings IS NOT NULL ORDER BY ts, event_id",
+            (model_name, model_version, d.ts(start), d.ts(end)),
+        )
+        out: dict[str, list[list[float]]] = {}
+        for (raw,) in rows:
+            for name, vec in (d.js_out(raw) or {}).items():
+                out.setdefault(name, []).append(vec)
+        return out
+
+    def unlabelled(self, model_name: str, model_version: str, start: datetime,
+                   end: datetime) -> list[tuple[str, float, dict]]:
+        """(event_id, confidence, slice) of the unlabelled events of a model version in [start, end),
+        least confident first."""
+        d = self.db.dialect
+        rows = self.db.all(
+            "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id = e.event_id"
+            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            " ORDER BY e.confidence, e.event_id",
+            (model_name, model_version, d.ts(start), d.ts(end)),
+        )
+        return [(eid, float(conf), d.js_out(sl)) for eid, conf, sl in rows]
+
+    # -- retention -----------------------------------------------------------------------------
+    def purge(self, model_name: str, model_version: str, before: datetime, keep_from: datetime,
+              keep_to: datetime) -> int:
+        """Delete one model version's events with ``ts < before`` except those in
+        [``keep_from``, ``keep_to``) (its reference), with their labels and review items, in one
+        transaction. Returns the number of events deleted."""
+        d = self.db.dialect
+        cond = "model_name = ? AND model_version = ? AND ts < ? AND NOT (ts >= ? AND ts < ?)"
+        params = (model_name, model_version, d.ts(before), d.ts(keep_from), d.ts(keep_to))
+        with self.db.tx():
+            for table in ("labels", "review_items"):
+                self.db.execute(f"DELETE FROM {table} WHERE event_id IN (SELECT event_id FROM events WHERE {cond})",
+                                params)
+            return self.db.execute(f"DELETE FROM events WHERE {cond}", params).rowcount
+
+    def orphan_labels(self, ingested_before: datetime) -> list[LabelRow]:
+        """Labels ingested before ``ingested_before`` whose event is not stored."""
+        d = self.db.dialect
+        rows = self.db.all(
+            f"SELECT {', '.join(LABEL_COLS)} FROM labels l WHERE ingested_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)", (d.ts(ingested_before),))
+        return [LabelRow(eid, lab, src, d.ts_out(ts), pos, d.ts_out(ing)) for eid, lab, src, ts, pos, ing in rows]
+
+    def delete_labels(self, event_ids: Iterable[str]) -> None:
+        with self.db.tx():
+            for cond, params in self.db.where_in("event_id", event_ids):
+                self.db.execute(f"DELETE FROM labels WHERE {cond}", params)

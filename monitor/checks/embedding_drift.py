@@ -1,0 +1,56 @@
+"""Embedding drift: per embedding name, MMD² of the window's embeddings against the reference's
+(all traffic), with a permutation p-value (detectors/embedding.py, torch; CUDA when asked)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from pydantic import Field
+
+from monitor.checks.base import ALL, Check, CheckConfig, EvaluationInput, WindowView, finite, register
+from monitor.core.records import EvaluationRow
+
+log = logging.getLogger("modalwatch.evaluation")
+
+
+class EmbeddingDriftConfig(CheckConfig):
+    permutations: int = Field(100, ge=10, le=10_000)
+    max_n: int = Field(2000, ge=50)  # per side; larger windows are subsampled (seeded)
+    # where the kernel is computed: auto = the first CUDA device when torch sees one, else cpu
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@register
+class EmbeddingDrift(Check):
+    name = "embedding_drift"
+    metrics = ("mmd",)
+    Config = EmbeddingDriftConfig
+    needs = frozenset({"embeddings", "reference_embeddings"})
+    config: EmbeddingDriftConfig
+
+    def summarise(self, reference: WindowView, embeddings) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
+
+    def reads(self, summary: dict[str, np.ndarray]) -> frozenset:
+        # a reference without embeddings: the window's are not read (a scan of its events)
+        return self.needs if summary else frozenset()
+
+    def run(self, summary: dict[str, np.ndarray], inputs: EvaluationInput) -> list[EvaluationRow]:
+        from detectors.embedding import mmd_test
+
+        c = self.config
+        rows = []
+        for name, ref_emb in sorted(summary.items()):
+            vecs = inputs.embeddings.get(name, [])
+            win_emb = np.asarray(vecs, dtype=float) if vecs else np.zeros((0, ref_emb.shape[1]))
+            if win_emb.ndim != 2 or win_emb.shape[1] != ref_emb.shape[1]:
+                log.warning("embedding %r changed dimension (%s → %s): not tested", name, ref_emb.shape[1:],
+                            win_emb.shape[1:])
+                continue
+            r = mmd_test(ref_emb, win_emb, permutations=c.permutations, max_n=c.max_n, seed=inputs.seed,
+                         device=c.device)
+            rows.append(inputs.row(slice=ALL, detector="mmd", metric="mmd", signal=f"embedding.{name}",
+                                   variant=r.variant, status=r.status, value=finite(r.mmd2), n=r.n,
+                                   n_reference=r.n_reference, p_value=r.p_value if r.status == "ok" else None,
+                                   effect=finite(r.mmd2)))
+        return rows

@@ -1,0 +1,54 @@
+"""Missing modalities: per expected modality (media.expected_modalities adds the
+``cross.missing_<modality>`` signals), the share of the window's events that came without it,
+with a Wilson interval, next to the reference's share."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from detectors.intervals import wilson_interval
+from monitor.checks.base import ALL, Check, CheckConfig, EvaluationInput, WindowView, finite, register
+from monitor.core.records import EvaluationRow
+
+PREFIX = "cross.missing_"
+
+
+class MissingModalityConfig(CheckConfig):
+    min_n: int = Field(50, ge=1)
+
+
+@register
+class MissingModality(Check):
+    name = "missing_modality"
+    metrics = ("missing_modality_share",)
+    Config = MissingModalityConfig
+    config: MissingModalityConfig
+
+    def summarise(self, reference: WindowView, embeddings) -> dict[str, tuple[int, float]]:
+        """Per ``cross.missing_<modality>`` signal: the reference's events with it, share missing."""
+        out = {}
+        for c in reference.signals.columns:
+            if c.startswith(PREFIX):
+                flags = _flags(reference, c)
+                out[c] = (len(flags), float(flags.mean()) if len(flags) else math.nan)
+        return out
+
+    def run(self, summary: dict[str, tuple[int, float]], inputs: EvaluationInput) -> list[EvaluationRow]:
+        rows = []
+        for col in sorted(c for c in inputs.window.signals.columns if c.startswith(PREFIX)):
+            flags = _flags(inputs.window, col)
+            n_ref, ref_share = summary.get(col, (0, math.nan))
+            w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
+            rows.append(inputs.row(slice=ALL, detector="wilson", metric="missing_modality_share",
+                                   signal=col[len(PREFIX):], variant="share_of_events",
+                                   status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
+                                   value=finite(w.estimate), reference_value=finite(ref_share) if n_ref else None,
+                                   ci_low=finite(w.low), ci_high=finite(w.high), n=len(flags), n_reference=n_ref))
+        return rows
+
+
+def _flags(view: WindowView, col: str) -> np.ndarray:
+    flags = view.signals[col].to_numpy(dtype=float)
+    return flags[np.isfinite(flags)]

@@ -1,0 +1,177 @@
+"""Signal drift: every signal × slice of the window against the reference's summary, with the
+configured two-sample tests (PSI and KS by default; Wasserstein on request).
+
+The tests are declared once, as data (``DriftTest``: name, default threshold, how to score, how a
+significant result becomes a decision) and registered; the config's ``tests`` choices, the
+rules' ``metric:`` names and the rows' metrics come from that registry. Each signal is sorted
+once per window and each slice's values come out of that sort already in order for every test;
+signals run in parallel threads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Callable
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from detectors.drift import DriftResult, NumericReference, ks_test, psi_test, wasserstein_test
+from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, in_threads, register
+from monitor.core.records import EvaluationRow
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """One two-sample test of a numeric signal against its reference summary.
+
+    ``score(reference, window values (sorted), threshold, check)`` → a ``DriftResult``;
+    ``variant(reference, check)`` names how it was computed; ``decide(row, rejected, threshold)``
+    turns a Benjamini–Hochberg result into a decision — or, for a test without a p-value
+    (``adjusted=False``), the decision is the result's own."""
+
+    name: str
+    default_threshold: float
+    score: Callable[[NumericReference, np.ndarray, float, "SignalDrift"], DriftResult]
+    variant: Callable[[NumericReference, "SignalDrift"], str]
+    decide: Callable[[EvaluationRow, bool, float], int] = lambda row, rejected, threshold: int(rejected)
+    adjusted: bool = True
+
+
+_TESTS: dict[str, DriftTest] = {}
+
+
+def register_drift_test(test: DriftTest) -> DriftTest:
+    _TESTS[test.name] = test
+    SignalDrift.metrics = tuple(_TESTS)
+    register(SignalDrift)  # the check's metrics changed: the registry checks and tells the config
+    return test
+
+
+def drift_tests() -> dict[str, DriftTest]:
+    return dict(_TESTS)
+
+
+def _known(names: list[str]) -> list[str]:
+    unknown = [t for t in names if t not in _TESTS]
+    if unknown:
+        raise ValueError(f"unknown drift test(s) {unknown} (known: {sorted(_TESTS)})")
+    return names
+
+
+Threshold = Annotated[float, Field(ge=0)]
+
+
+class SignalDriftConfig(CheckConfig):
+    # the tests run on every signal × slice; ``signal_tests`` overrides them per signal, e.g.
+    # {"audio.snr_db": [wasserstein]}
+    tests: list[str] = Field(default_factory=lambda: ["psi", "ks"])
+    signal_tests: dict[str, list[str]] = Field(default_factory=dict)
+    # each test's threshold (psi: the PSI; ks: the minimum D; wasserstein: the normalised distance)
+    # instead of its default, and per signal, e.g. {"audio.snr_db": {psi: 0.4, ks: 0.2}}
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    signal_thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
+    bins: int = Field(10, ge=2, le=100)  # the reference's quantile bins (PSI)
+    min_n: int = Field(100, ge=1)
+
+    @field_validator("tests")
+    @classmethod
+    def _tests_known(cls, v: list[str]) -> list[str]:
+        return _known(v)
+
+    @field_validator("signal_tests")
+    @classmethod
+    def _signal_tests_known(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for names in v.values():
+            _known(names)
+        return v
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_known(cls, v: dict[str, float]) -> dict[str, float]:
+        _known(list(v))
+        return v
+
+    @field_validator("signal_thresholds")
+    @classmethod
+    def _signal_thresholds_known(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for by_test in v.values():
+            _known(list(by_test))
+        return v
+
+
+class SignalDrift(Check):
+    name = "signal_drift"
+    metrics: tuple[str, ...] = ()  # the registered drift tests' names
+    Config = SignalDriftConfig
+    reported = ("psi",)
+    config: SignalDriftConfig
+
+    def threshold(self, test: str, signal: str) -> float:
+        default = self.config.thresholds.get(test, _TESTS[test].default_threshold)
+        return self.config.signal_thresholds.get(signal, {}).get(test, default)
+
+    def summarise(self, reference: WindowView, embeddings) -> dict[tuple[str, str], NumericReference]:
+        """Per (slice, signal): the reference's sorted values or quantiles and its PSI bins."""
+        slices = sorted(reference.masks)
+        bins = self.config.bins
+
+        def fit(sig: str) -> dict[str, NumericReference]:
+            by_slice = reference.sorted_by_slice(sig)
+            return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in slices}
+
+        signals = list(reference.signals.columns)
+        out = {}
+        for sig, fitted in zip(signals, in_threads(fit, signals)):
+            out.update({(sl, sig): f for sl, f in fitted.items()})
+        return out
+
+    def run(self, summary: dict[tuple[str, str], NumericReference], inputs: EvaluationInput) -> list[EvaluationRow]:
+        win = inputs.window
+        signals = sorted(set(inputs.reference.signals) | set(win.signals.columns))
+        empty = np.zeros(0)
+        no_reference = NumericReference.fit(empty, self.config.bins)
+
+        def drift(sig: str) -> dict[str, list[EvaluationRow]]:
+            by_slice = win.sorted_by_slice(sig) if sig in win.signals else {}
+            tests = self.config.signal_tests.get(sig, self.config.tests)
+            return {sl: [self._row(inputs, _TESTS[t], summary.get((sl, sig), no_reference), by_slice.get(sl, empty),
+                                   sl, sig) for t in tests] for sl in inputs.slices}
+
+        by_signal = dict(zip(signals, in_threads(drift, signals)))
+        return [r for sl in inputs.slices for sig in signals for r in by_signal[sig][sl]]
+
+    def _row(self, inputs: EvaluationInput, test: DriftTest, ref: NumericReference, values: np.ndarray, sl: str,
+             sig: str) -> EvaluationRow:
+        r = test.score(ref, values, self.threshold(test.name, sig), self)
+        ok = r.status == "ok"
+        return inputs.row(slice=sl, detector=test.name, metric=test.name, signal=sig, variant=test.variant(ref, self),
+                          status=r.status, value=finite(r.statistic), n=r.n, n_reference=r.n_reference,
+                          p_value=r.p_value, effect=finite(r.effect),
+                          # a test with a p-value decides after Benjamini–Hochberg over the window
+                          decision=int(r.drift) if ok and not test.adjusted else None)
+
+    def family(self, row: EvaluationRow) -> str | None:
+        return row.metric if _TESTS[row.metric].adjusted else None
+
+    def decide(self, row: EvaluationRow, rejected: bool) -> int:
+        return _TESTS[row.metric].decide(row, rejected, self.threshold(row.metric, row.signal))
+
+
+register(SignalDrift)
+
+register_drift_test(DriftTest(
+    "psi", 0.25,
+    score=lambda ref, x, threshold, check: psi_test(ref, x, threshold=threshold, min_n=check.config.min_n),
+    variant=lambda ref, check: f"quantile_bins_{check.config.bins}",
+    # above the threshold, and more than small-sample noise
+    decide=lambda row, rejected, threshold: int(rejected and (row.value or 0.0) >= threshold)))
+register_drift_test(DriftTest(
+    "ks", 0.1,
+    score=lambda ref, x, threshold, check: ks_test(ref, x, alpha=check.fdr, min_n=check.config.min_n),
+    variant=lambda ref, check: "two_sided_exact_reference" if ref.exact else "two_sided_quantile_summary",
+    # significant, and an effect (D) at least the threshold
+    decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold)))
+register_drift_test(DriftTest(
+    "wasserstein", 0.1,
+    score=lambda ref, x, threshold, check: wasserstein_test(ref, x, threshold=threshold, min_n=check.config.min_n),
+    variant=lambda ref, check: "normed_by_reference_std", adjusted=False))

@@ -1,0 +1,84 @@
+"""``alerts list`` and ``silence add|list|expire``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from monitor.cli.common import duration_arg, now, opened_store
+
+
+def _matcher(text: str) -> tuple[str, str]:
+    """``label=value`` or ``label=~regex`` (a value may itself hold '=', e.g. slice=device=cam_b)."""
+    k, sep, v = text.partition("=")
+    if not sep or not k:
+        raise argparse.ArgumentTypeError(f"matcher {text!r}: expected label=value or label=~regex")
+    if v.startswith("~"):
+        try:
+            re.compile(v[1:])
+        except re.error as e:
+            raise argparse.ArgumentTypeError(f"matcher {text!r}: bad regex: {e}") from None
+    return k, v
+
+
+def cmd_silence(args, cfg) -> int:
+    at = now()
+    with opened_store(cfg) as store:
+        if args.silence_cmd == "add":
+            matchers = dict(args.matcher)
+            sid = store.alerts.add_silence(matchers, at, at + args.duration, args.author, args.comment, at)
+            print(f"silence {sid}: {matchers} until {(at + args.duration).isoformat()}")
+        elif args.silence_cmd == "expire":
+            if not store.alerts.expire_silence(args.id, at):
+                print(f"error: no silence {args.id} in force", file=sys.stderr)
+                return 1
+            print(f"silence {args.id} expired")
+        else:
+            for si in store.alerts.silences(active_at=None if args.all else at):
+                state = "active" if si.active(at) else "expired"
+                row = {"id": si.id, "matchers": si.matchers, "state": state, "starts_at": si.starts_at.isoformat(),
+                       "ends_at": si.ends_at.isoformat(), "created_at": si.created_at.isoformat(),
+                       "created_by": si.created_by, "comment": si.comment}
+                print(json.dumps(row, sort_keys=True) if args.json else
+                      f"{si.id:>5} {state:<8} until {row['ends_at']}  {si.matchers}  {si.created_by}: {si.comment}")
+    return 0
+
+
+def cmd_alerts(args, cfg) -> int:
+    with opened_store(cfg) as store:
+        alerts = store.alerts.list(state=args.state)
+    for a in alerts:
+        row = {"fingerprint": a.dedup_key, "state": a.state, "labels": a.labels, "starts_at": a.starts_at.isoformat(),
+               "ends_at": a.ends_at.isoformat() if a.ends_at else None, "changed_at": a.changed_at.isoformat(),
+               "value": a.value, "summary": a.annotations.get("summary", "")}
+        if args.json:
+            print(json.dumps(row, sort_keys=True))
+        else:
+            lab = a.labels
+            what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
+            print(f"{a.dedup_key} {a.state:<9} {row['starts_at']} .. {row['ends_at'] or 'now':<25} "
+                  f"{lab['alertname']} {lab.get('model', '')} [{lab.get('slice', '*')}]{what} value={a.value}")
+    return 0
+
+
+def add_commands(add) -> None:
+    sp = add("silence", cmd_silence, "silences: add, list, expire")
+    ssub = sp.add_subparsers(dest="silence_cmd", required=True)
+    sa = add("add", None, "mute alerts matching every matcher for a while", ssub)
+    sa.add_argument("--matcher", "-m", type=_matcher, action="append", required=True,
+                    help="label=value or label=~regex (repeatable), e.g. -m alertname=SignalDrift -m slice=device=cam_b")
+    sa.add_argument("--duration", "-d", type=duration_arg, required=True, help="e.g. 2h, 1d")
+    sa.add_argument("--comment", required=True)
+    sa.add_argument("--author", default=os.environ.get("USER", "unknown"))
+    sl = add("list", None, "list silences in force (--all: expired ones too)", ssub)
+    sl.add_argument("--all", action="store_true")
+    sl.add_argument("--json", action="store_true")
+    se = add("expire", None, "end a silence now", ssub)
+    se.add_argument("id", type=int)
+    sp = add("alerts", cmd_alerts, "alert history")
+    asub = sp.add_subparsers(dest="alerts_cmd", required=True)
+    al = add("list", None, "list alerts (all states unless --state)", asub)
+    al.add_argument("--state", choices=["pending", "firing", "resolved", "cleared"])
+    al.add_argument("--json", action="store_true")

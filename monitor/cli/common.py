@@ -1,0 +1,71 @@
+"""What the command modules share: argument types, the store a command opens (and always
+closes), the clock, JSON output."""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
+
+
+def date_arg(s: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {s!r} (use YYYY-MM-DD or an ISO-8601 time)") from None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def duration_arg(s: str):
+    from monitor.core.settings import parse_duration
+
+    try:
+        return parse_duration(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextmanager
+def opened_store(cfg, migrate: bool = True) -> Iterator:
+    """The config's store, migrated, closed when the command ends — however it ends."""
+    from connectors.stores import open_store
+
+    store = open_store(cfg.store)
+    try:
+        if migrate:
+            store.migrate()
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def opened_pipeline(cfg, store) -> Iterator:
+    """A pipeline on ``store`` (the wall clock), closed when the command is done with it."""
+    from monitor.pipeline import Pipeline
+
+    pipeline = Pipeline(cfg, store, now)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()
+
+
+def progress(done: int, total: int) -> None:
+    if sys.stderr.isatty() or done == total:
+        width = 30
+        fill = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} windows")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def json_num(x):
+    """A number for JSON: None for NaN (JSON has no NaN)."""
+    return None if x is None or x != x else float(x)

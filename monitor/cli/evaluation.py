@@ -1,0 +1,113 @@
+"""``evaluate``, ``history``, ``report``, ``status``: windows, their series, reports, counts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor.cli.common import date_arg, duration_arg, json_num, now, opened_store, progress
+
+
+def cmd_evaluate(args, cfg) -> int:
+    from monitor.evaluation import Evaluator
+
+    with opened_store(cfg) as store:
+        ev = Evaluator(cfg, store, now)
+        runs = ev.due(store.events.watermark(), start=args.from_, end=args.to, include_finished=args.force,
+                      interval=args.interval, lag=args.lag)
+        for i, (key, t1) in enumerate(runs):
+            ev.run(key, t1, force=args.force)
+            progress(i + 1, len(runs))
+    print(f"evaluated {len(runs)} window(s)")
+    return 0
+
+
+def cmd_history(args, cfg) -> int:
+    from monitor.history import metric_history
+
+    ev = cfg.evaluation
+    with opened_store(cfg) as store:
+        frame = store.evaluations.frame()
+    h = metric_history(frame, args.metric, args.slice, args.signal, args.interval or ev.intervals[0],
+                       args.lag if args.lag is not None else ev.vintage_lags[0], args.model)
+    t = h.trend
+    if args.json:
+        print(json.dumps({"metric": h.metric, "slice": h.slice, "signal": h.signal, "model": h.model,
+                          "interval": h.interval, "lag": h.lag,
+                          "trend": {"direction": t.trend, "p_value": json_num(t.p_value), "tau": json_num(t.tau),
+                                    "sens_slope_per_interval": json_num(t.slope), "n": t.n, "status": t.status},
+                          "first_change": h.first_change, "points": h.points}, default=_json_default))
+        return 0
+    print(f"{h.metric} of {h.model}, slice {h.slice}{' ' + h.signal if h.signal else ''}, "
+          f"interval {h.interval}, lag {h.lag}")
+    for pt in h.points:
+        ci = (f" [{pt['ci_low']:.4g}, {pt['ci_high']:.4g}]" if pt["ci_low"] is not None and pt["ci_high"] is not None
+              and pt["ci_low"] == pt["ci_low"] else "")
+        val = "—" if pt["value"] is None else f"{pt['value']:.4g}"
+        flag = " *" if pt["decision"] == 1 else ""
+        status = "" if pt["status"] == "ok" else " " + pt["status"]
+        print(f"  {pt['window_start'][:16]}  {val:>10}{ci}  n={pt['n']}{status}{flag}")
+    if t.status == "ok":
+        print(f"trend: {t.trend} (Mann–Kendall p={t.p_value:.3g}, Sen's slope {t.slope:+.4g} per interval)")
+    else:
+        print(f"trend: not enough intervals ({t.n})")
+    if h.first_change:
+        print(f"first change from the first 7 intervals' level: {h.first_change} (mean-shift CUSUM)")
+    return 0
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer, np.floating)):
+        return json_num(float(o))
+    return str(o)
+
+
+def cmd_report(args, cfg) -> int:
+    from monitor.report import build_report, write_report
+
+    with opened_store(cfg) as store:
+        jp, hp = write_report(build_report(store, args.from_, args.to, now()), Path(args.out))
+    print(f"wrote {hp} and {jp}")
+    return 0
+
+
+def cmd_status(args, cfg) -> int:
+    from monitor.evaluation import Evaluator
+
+    with opened_store(cfg) as store:
+        counts = store.ops.counts()
+        wm = store.events.watermark()
+        counts["watermark"] = wm.isoformat() if wm else None
+        counts["vintages_due"] = len(Evaluator(cfg, store, now).due(wm))  # the evaluation backlog
+        counts["store"] = store.describe()
+    if args.json:
+        print(json.dumps(counts, sort_keys=True))
+    else:
+        for k, v in counts.items():
+            print(f"{k:>22}: {v}")
+    return 0
+
+
+def add_commands(add) -> None:
+    sp = add("evaluate", cmd_evaluate, "evaluate (backfill) the windows in [--from, --to)")
+    sp.add_argument("--from", dest="from_", type=date_arg, required=True)
+    sp.add_argument("--to", type=date_arg, required=True)
+    sp.add_argument("--force", action="store_true",
+                    help="recompute windows already evaluated (keeps stored rows, sends no alerts)")
+    sp.add_argument("--interval", type=duration_arg, help="only this interval (e.g. 1d)")
+    sp.add_argument("--lag", type=duration_arg, help="only this label-maturity lag (e.g. 7d)")
+    sp = add("history", cmd_history, "print one metric's series across intervals, with its trend")
+    sp.add_argument("metric", help="e.g. error_rate, ece, psi, ks, estimated_accuracy")
+    sp.add_argument("--slice", default="*", help="K=V, or * for all traffic (default)")
+    sp.add_argument("--signal", default="", help="for drift metrics, e.g. image.brightness")
+    sp.add_argument("--interval", type=duration_arg, help="default: the first configured interval")
+    sp.add_argument("--lag", type=duration_arg, help="default: the first configured lag")
+    sp.add_argument("--model", help="model name (default: the only one, else required)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("report", cmd_report, "write report.html and report.json")
+    sp.add_argument("--from", dest="from_", type=date_arg, required=True)
+    sp.add_argument("--to", type=date_arg, required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("status", cmd_status, "print counts")
+    sp.add_argument("--json", action="store_true")

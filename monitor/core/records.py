@@ -1,0 +1,225 @@
+"""The typed rows that cross from one part to another: written where they are made, read by
+attribute where they are used (a misspelt field is an error where it is written, not a silent
+``None`` where it is read).
+
+Event and label rows are NamedTuples (one is built per message on the hot path); the rest are
+frozen dataclasses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
+
+Status = Literal["ok", "insufficient_data"]
+AlertState = Literal["pending", "firing", "resolved", "cleared"]
+ReviewState = Literal["queued", "exported", "labelled", "expired"]
+
+ALL = "*"  # the slice of all traffic
+
+
+class EventRow(NamedTuple):
+    """One inference event as stored: signals (never raw media), the output, where it came from."""
+
+    event_id: str
+    ts: datetime
+    model_name: str
+    model_version: str
+    slice: dict[str, str]
+    signals: dict[str, float]
+    modalities: str  # the modalities that have signals, comma-joined
+    pred_label: str
+    confidence: float
+    probabilities: dict[str, float] | None
+    abstained: bool
+    embeddings: dict[str, list[float]] | None
+    position: str
+    ingested_at: datetime
+    media_uris: dict[str, str] | None  # where the media came from (never the media): for reviewers
+
+
+class LabelRow(NamedTuple):
+    event_id: str
+    label: str
+    source: str
+    ts: datetime
+    position: str
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected message: its reason, source position and payload (raw media cut out, capped)."""
+
+    source: str
+    position: str
+    reason: str
+    payload: str | None
+    received_at: datetime
+    id: int | None = None  # set once stored
+    replayed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One detector on one window for one slice: the statistic in ``value``, its interval, sample
+    sizes, and — for tests — the p-value, the Benjamini–Hochberg adjusted p-value, an effect size
+    and the decision (1 a finding, 0 not, None no claim). ``status`` is ``insufficient_data``
+    below a check's minimum sample size: then no rule reads the row.
+
+    Rows of data health (measured on the ingest clock, not stored) name the ``source`` measured."""
+
+    model_name: str
+    model_version: str
+    interval_s: int
+    lag_s: int
+    window_start: datetime
+    window_end: datetime
+    evaluated_at: datetime
+    slice: str
+    detector: str
+    metric: str
+    signal: str
+    variant: str
+    status: Status
+    value: float | None
+    reference_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    n_reference: int = 0
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    effect: float | None = None
+    decision: int | None = None
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# The columns of ``evaluations``, in EvaluationRow's field order (``source`` is not stored).
+EVALUATION_COLUMNS = tuple(f for f in EvaluationRow.__dataclass_fields__ if f != "source")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An online detector's detection on the ingest path (e.g. ADWIN on a slice's error stream)."""
+
+    ts: datetime  # event time of the observation that raised it
+    model_name: str
+    model_version: str
+    slice: str
+    detector: str
+    metric: str
+    value: float | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert (a fingerprint) and its state; ``changed_at`` is when the state last changed."""
+
+    dedup_key: str
+    rule: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: AlertState
+    starts_at: datetime
+    ends_at: datetime | None
+    value: float | None
+    changed_at: datetime | None = None
+
+
+@dataclass
+class GroupState:
+    """A notification group's state: what it last told, and when."""
+
+    group_key: str
+    route: str
+    receiver: str
+    group_labels: dict[str, str]
+    notified: list[str]  # fingerprints notified firing last time
+    created_at: datetime
+    last_flush_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A notification waiting to be delivered (or delivered): the payload is what the receiver
+    gets, secrets excepted (a sender adds them when it sends)."""
+
+    id: int
+    dedup_key: str
+    receiver: str
+    payload: dict
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    """An event proposed for human review, and why; ``priority`` orders a stratum's budget."""
+
+    event_id: str
+    reason: str
+    priority: float
+    created_at: datetime
+    stratum: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A queued (or exported, labelled, expired) review item with what a reviewer needs: the
+    model's answer, the event's slice and signals, and where its media is (never the media)."""
+
+    event_id: str
+    reason: str
+    priority: float
+    queued_at: datetime
+    ts: datetime
+    model_name: str
+    model_version: str
+    slice: dict[str, str]
+    pred_label: str
+    confidence: float
+    probabilities: dict[str, float] | None
+    signals: dict[str, float]
+    media_uris: dict[str, str] = field(default_factory=dict)
+    stratum: str = ""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model version's event-time span, as ingest has seen it."""
+
+    model_name: str
+    model_version: str
+    first_ts: datetime
+    last_ts: datetime
+
+
+@dataclass(frozen=True)
+class SourceActivity:
+    """A source's ingest over the data-health window: its last minute with messages, and its
+    messages and dead letters since the window began."""
+
+    source: str
+    last_minute: datetime
+    messages: int
+    dead_letters: int

@@ -1,0 +1,84 @@
+"""What a modalwatch process sets up about itself, once, at start-up, visibly — never as a side
+effect of importing a module or constructing an object: library loggers' levels, the GC, BLAS
+threads, the devices the config names, and the imports an evaluation would otherwise pay for in
+its first window. ``Daemon.startup`` and each pipeline worker call ``start_process``."""
+from __future__ import annotations
+
+import gc
+import logging
+from datetime import datetime, timezone
+
+log = logging.getLogger("modalwatch.runtime")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _QuietSkips(logging.Filter):
+    """apscheduler warns each time a run is skipped because the previous one is still going: with
+    a catch-up of many vintages that is every tick, and expected (max_instances=1 by design)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_QUIET = _QuietSkips()
+
+
+def quiet_library_logs() -> None:
+    """apscheduler: no line per run (failures still log), no warning per skipped overlapping run."""
+    sched = logging.getLogger("apscheduler.scheduler")
+    if _QUIET not in sched.filters:
+        sched.addFilter(_QUIET)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+
+
+def tune_gc(batch_size: int = 1000) -> None:
+    """Fewer cyclic-GC passes. A batch is tens of objects per event, alive until the batch is
+    stored: with CPython's default gen-0 threshold (700) each pass re-scanned them, and decoding
+    was 2-3x slower (bench/ingest.py). The threshold leaves room for a few batches (capped:
+    exceptions' traceback cycles must still be collected). The objects of start-up (modules,
+    config) are frozen out of collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(min(1_000_000, max(100_000, 100 * batch_size)), 20, 100)
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread: the parallelism is the media threads and the pipeline workers, and the
+    BLAS products here are small (true peak); BLAS threads on top oversubscribe the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def check_devices(config) -> None:
+    """A CUDA device the config names must exist: refused at start, naming the key."""
+    device = config.media.torch_device
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            from monitor.config import ConfigError
+
+            raise ConfigError(f"media.torch_device: {device!r}, but torch sees no CUDA device")
+
+
+def preload() -> None:
+    """Import what evaluations import lazily (scikit-learn for the calibrator's isotonic fit: about
+    a second), for a daemon to pay once at start rather than inside its first evaluation; commands
+    that only read the schedule (``modalwatch status``) do not pay it."""
+    import sklearn.isotonic  # noqa: F401
+
+
+def start_process(config, evaluates: bool) -> None:
+    """A daemon's (``evaluates``) or a pipeline worker's set-up, in this order: devices checked,
+    imports paid (before the GC freezes what start-up made), GC tuned, BLAS held to one thread."""
+    check_devices(config)
+    quiet_library_logs()
+    if evaluates:
+        preload()
+    tune_gc(config.store.batch_size)
+    limit_blas_threads()
+    log.debug("process set up: gc threshold %s, one BLAS thread", gc.get_threshold())
