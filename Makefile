@@ -36,10 +36,12 @@ system-deps:
 	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; } \
 	  || echo "note: espeak-ng is missing and could not be installed; the speech loudness test will fail"
 
-# The layering contracts first (pyproject.toml, import-linter); the second pytest run executes
-# the runnable examples in detectors/' docstrings.
+# The layering contracts and the code's format first (pyproject.toml: import-linter, ruff); the
+# second pytest run executes the runnable examples in detectors/' docstrings.
 test: install services system-deps
 	$(BIN)/lint-imports --no-logo --no-cache
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet --select E501 .
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q --doctest-modules detectors
 

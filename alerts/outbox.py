@@ -1,6 +1,7 @@
 """Delivery of the outbox: every notification was written there before anyone is told (promise 4);
 here each due entry is sent once per pass, retried with exponential backoff and jitter until its
 receiver takes it, in order per alert and receiver."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,9 @@ def backoff(attempts: int, initial_s: float, max_s: float, jitter: float = 0.0) 
     return timedelta(seconds=delay * (1 - 0.5 * jitter))
 
 
-def deliver_due(alerts: AlertStore, senders: Mapping[str, Sender], now: datetime, initial_s: float,
-                max_s: float) -> int:
+def deliver_due(
+    alerts: AlertStore, senders: Mapping[str, Sender], now: datetime, initial_s: float, max_s: float
+) -> int:
     """Send every due outbox entry once; return how many were accepted. Failures are rescheduled
     with exponential backoff and jitter; a rate-limited receiver's entries wait untouched.
     ``alerts``: the store's alert repository (``store.alerts``)."""
@@ -39,8 +41,13 @@ def deliver_due(alerts: AlertStore, senders: Mapping[str, Sender], now: datetime
             continue
         except DeliveryError as e:
             when = now + backoff(item.attempts, initial_s, max_s, jitter=random.random())
-            log.warning("delivery %s failed (attempt %d): %s; next at %s", item.id, item.attempts + 1, e,
-                        when.isoformat())
+            log.warning(
+                "delivery %s failed (attempt %d): %s; next at %s",
+                item.id,
+                item.attempts + 1,
+                e,
+                when.isoformat(),
+            )
             alerts.outbox_failed(item.id, str(e), when)
             continue
         alerts.outbox_delivered(item.id, now)

@@ -3,6 +3,7 @@
 Used by the demo (it writes ``alerts.jsonl``) and by tests; it can refuse the first N deliveries
 to exercise the sender's retries.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,14 @@ from alerts.receivers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 class WebhookReceiver:
-    def __init__(self, secret: str | None = None, refuse_first: int = 0, out_path: Path | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        secret: str | None = None,
+        refuse_first: int = 0,
+        out_path: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self._secret = secret.encode() if secret else None
         self.refuse_first = refuse_first
         self.out_path = out_path
@@ -25,7 +32,9 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+        )
 
     def __enter__(self) -> "WebhookReceiver":
         self._thread.start()
@@ -51,8 +60,12 @@ class WebhookReceiver:
                         entry = {
                             "delivery": self.headers.get("X-Modalwatch-Delivery"),
                             "signature_valid": recv._secret is not None
-                            and verify(recv._secret, body, self.headers.get(TIMESTAMP_HEADER),
-                                       self.headers.get(SIGNATURE_HEADER)),
+                            and verify(
+                                recv._secret,
+                                body,
+                                self.headers.get(TIMESTAMP_HEADER),
+                                self.headers.get(SIGNATURE_HEADER),
+                            ),
                             "payload": json.loads(body),
                         }
                         recv.received.append(entry)

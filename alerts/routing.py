@@ -14,6 +14,7 @@ notifications and new group states out; the caller persists both in one transact
   history. An alert that was notified firing and then resolves is sent once as resolved; one that
   was never notified (silenced, or resolved within group_wait) is not.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,22 +51,58 @@ def build_routes(cfg, receivers: list[str]) -> Route:
     """The tree of ``alerts.route`` with inherited fields filled in. Without a route, the root
     sends every group to every receiver (one child per receiver, each with ``continue``)."""
     if cfg is None:
-        kids = tuple(Route(f"/{r}", r, {}, tuple(DEFAULT_GROUP_BY), DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL,
-                           DEFAULT_REPEAT_INTERVAL, True) for r in receivers)
-        return Route("", None, {}, tuple(DEFAULT_GROUP_BY), DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL,
-                     DEFAULT_REPEAT_INTERVAL, False, kids)
+        kids = tuple(
+            Route(
+                f"/{r}",
+                r,
+                {},
+                tuple(DEFAULT_GROUP_BY),
+                DEFAULT_GROUP_WAIT,
+                DEFAULT_GROUP_INTERVAL,
+                DEFAULT_REPEAT_INTERVAL,
+                True,
+            )
+            for r in receivers
+        )
+        return Route(
+            "",
+            None,
+            {},
+            tuple(DEFAULT_GROUP_BY),
+            DEFAULT_GROUP_WAIT,
+            DEFAULT_GROUP_INTERVAL,
+            DEFAULT_REPEAT_INTERVAL,
+            False,
+            kids,
+        )
 
     def resolve(node, parent: Route | None, path: str) -> Route:
         def pick(name, default):
             v = getattr(node, name)
             return v if v is not None else (getattr(parent, name) if parent else default)
 
-        me = Route(path, pick("receiver", None), dict(node.matchers), tuple(pick("group_by", DEFAULT_GROUP_BY)),
-                   pick("group_wait", DEFAULT_GROUP_WAIT), pick("group_interval", DEFAULT_GROUP_INTERVAL),
-                   pick("repeat_interval", DEFAULT_REPEAT_INTERVAL), node.continue_)
+        me = Route(
+            path,
+            pick("receiver", None),
+            dict(node.matchers),
+            tuple(pick("group_by", DEFAULT_GROUP_BY)),
+            pick("group_wait", DEFAULT_GROUP_WAIT),
+            pick("group_interval", DEFAULT_GROUP_INTERVAL),
+            pick("repeat_interval", DEFAULT_REPEAT_INTERVAL),
+            node.continue_,
+        )
         kids = tuple(resolve(c, me, f"{path}/{i}") for i, c in enumerate(node.routes))
-        return Route(me.path, me.receiver, me.matchers, me.group_by, me.group_wait, me.group_interval,
-                     me.repeat_interval, me.continue_, kids)
+        return Route(
+            me.path,
+            me.receiver,
+            me.matchers,
+            me.group_by,
+            me.group_wait,
+            me.group_interval,
+            me.repeat_interval,
+            me.continue_,
+            kids,
+        )
 
     return resolve(cfg, None, "")
 
@@ -84,6 +121,7 @@ def matches(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:
 
 def routes_for(root: Route, labels: Mapping[str, str]) -> list[Route]:
     """The nodes that take an alert (each with a receiver)."""
+
     def walk(node: Route) -> list[Route]:
         taken: list[Route] = []
         for child in node.routes:
@@ -129,8 +167,11 @@ def inhibited(labels: Mapping[str, str], firing: list[Mapping[str, str]], rules)
         if not matches(rule.target, labels):
             continue
         for src in firing:
-            if src is not labels and matches(rule.source, src) and all(src.get(k) == labels.get(k)
-                                                                          for k in rule.equal):
+            if (
+                src is not labels
+                and matches(rule.source, src)
+                and all(src.get(k) == labels.get(k) for k in rule.equal)
+            ):
                 return True
     return False
 
@@ -141,8 +182,14 @@ class Plan:
     states: dict[str, GroupState] = field(default_factory=dict)  # new or changed group states
 
 
-def plan(root: Route, alerts: list[AlertRecord], states: Mapping[str, GroupState], silences: list[Silence],
-         inhibit_rules, now: datetime) -> Plan:
+def plan(
+    root: Route,
+    alerts: list[AlertRecord],
+    states: Mapping[str, GroupState],
+    silences: list[Silence],
+    inhibit_rules,
+    now: datetime,
+) -> Plan:
     """What to send now. ``alerts``: firing / resolved / pending / cleared alerts (``changed_at``:
     when the state last changed); ``states``: every group's state."""
     firing_labels = [a.labels for a in alerts if a.state == "firing"]
@@ -150,8 +197,9 @@ def plan(root: Route, alerts: list[AlertRecord], states: Mapping[str, GroupState
     for a in alerts:
         if a.state not in ("firing", "resolved"):
             continue
-        muted = a.state == "firing" and (silenced(a.labels, silences, now)
-                                         or inhibited(a.labels, firing_labels, inhibit_rules))
+        muted = a.state == "firing" and (
+            silenced(a.labels, silences, now) or inhibited(a.labels, firing_labels, inhibit_rules)
+        )
         for route in routes_for(root, a.labels):
             gl = group_labels(route, a.labels)
             key = group_key(route, gl)
@@ -168,8 +216,10 @@ def plan(root: Route, alerts: list[AlertRecord], states: Mapping[str, GroupState
                 continue  # resolved before anyone was told: nothing to say
             st = GroupState(key, route.path, route.receiver, gl, [], now)
             out.states[key] = st
-        resolved = sorted((a for a in members if a.state == "resolved" and a.dedup_key in st.notified),
-                          key=lambda a: a.dedup_key)
+        resolved = sorted(
+            (a for a in members if a.state == "resolved" and a.dedup_key in st.notified),
+            key=lambda a: a.dedup_key,
+        )
         changed = set(fps) != set(st.notified)
         if st.last_flush_at is None:
             # group_wait counts from the earliest change of an alert firing now: one that fired,
@@ -183,8 +233,17 @@ def plan(root: Route, alerts: list[AlertRecord], states: Mapping[str, GroupState
             due = None
         if due is None or due > now:
             continue
-        out.notifications.append(Notification(key, route.receiver, "firing" if firing else "resolved", gl,
-                                              firing, resolved, repeat=not changed))
+        out.notifications.append(
+            Notification(
+                key,
+                route.receiver,
+                "firing" if firing else "resolved",
+                gl,
+                firing,
+                resolved,
+                repeat=not changed,
+            )
+        )
         st.notified, st.last_flush_at = fps, now
         out.states[key] = st
     return out

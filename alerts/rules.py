@@ -1,4 +1,5 @@
 """Threshold rules on evaluation rows, and the alert state they drive. Pure: no I/O, no clock."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,17 +27,25 @@ class RuleDecision:
 
 
 def applies(rule, row: EvaluationRow) -> bool:
-    return (row.metric == rule.metric
-            and (rule.slice is None or row.slice == rule.slice)
-            and (rule.signal is None or row.signal == rule.signal))
+    return (
+        row.metric == rule.metric
+        and (rule.slice is None or row.slice == rule.slice)
+        and (rule.signal is None or row.signal == rule.signal)
+    )
 
 
 def alert_labels(rule, row: EvaluationRow, vintage: str = "") -> dict[str, str]:
     """The fixed label vocabulary of an alert, plus the rule's own ``labels`` (e.g. team); the
     dedup key (the fingerprint) is derived from them alone. ``vintage`` names the label-maturity
     lag where several are evaluated (each keeps its own alert state)."""
-    labels = {**getattr(rule, "labels", {}), "alertname": rule.name, "model": row.model_name,
-              "slice": row.slice, "detector": row.detector, "severity": rule.severity}
+    labels = {
+        **getattr(rule, "labels", {}),
+        "alertname": rule.name,
+        "model": row.model_name,
+        "slice": row.slice,
+        "detector": row.detector,
+        "severity": rule.severity,
+    }
     if vintage:
         labels["vintage"] = vintage
     if row.source:  # data health of one source (kafka, http, a JSONL path)
@@ -55,8 +64,15 @@ def dedup_key(labels: Mapping[str, str]) -> str:
 def baseline_field(rule) -> str | None:
     """What a rule subtracts before comparing: the reference value, the previous window's value or
     the earlier vintage's (None: nothing)."""
-    return ("reference" if rule.vs_reference else "previous" if getattr(rule, "vs_previous", False)
-            else "earlier_lag" if getattr(rule, "vs_earlier_lag", False) else None)
+    return (
+        "reference"
+        if rule.vs_reference
+        else "previous"
+        if getattr(rule, "vs_previous", False)
+        else "earlier_lag"
+        if getattr(rule, "vs_earlier_lag", False)
+        else None
+    )
 
 
 def decide(rule, row: EvaluationRow, baseline: float | None = None, vintage: str = "") -> RuleDecision:
@@ -78,11 +94,19 @@ def decide(rule, row: EvaluationRow, baseline: float | None = None, vintage: str
 
 Change = Literal["pending", "fire", "resolve", "clear"]
 _STATE_AFTER = {"pending": "pending", "fire": "firing", "resolve": "resolved", "clear": "cleared"}
-_BASELINE_TEXT = {"reference": " - reference", "previous": " - previous window", "earlier_lag": " - earlier vintage"}
+_BASELINE_TEXT = {
+    "reference": " - reference",
+    "previous": " - previous window",
+    "earlier_lag": " - earlier vintage",
+}
 
 
-def transition(current_state: str | None, breached: bool | None, pending_for: timedelta | None = None,
-               hold: timedelta = timedelta(0)) -> Change | None:
+def transition(
+    current_state: str | None,
+    breached: bool | None,
+    pending_for: timedelta | None = None,
+    hold: timedelta = timedelta(0),
+) -> Change | None:
     """The state change an alert makes on one window's row.
 
     With ``hold`` (the rule's ``for``) 0, a breach fires at once and its end resolves. Otherwise a
@@ -116,16 +140,28 @@ class AlertMove:
     alert: AlertRecord
 
 
-def decisions(rules: Sequence, rows: Sequence[EvaluationRow], baseline: Callable[[object, EvaluationRow], float | None],
-              vintage: str = "") -> list[tuple[object, EvaluationRow, RuleDecision]]:
+def decisions(
+    rules: Sequence,
+    rows: Sequence[EvaluationRow],
+    baseline: Callable[[object, EvaluationRow], float | None],
+    vintage: str = "",
+) -> list[tuple[object, EvaluationRow, RuleDecision]]:
     """Every rule's decision on every row it applies to (``baseline(rule, row)``: the value a
     ``vs_previous`` / ``vs_earlier_lag`` rule subtracts)."""
-    return [(rule, row, decide(rule, row, baseline(rule, row), vintage))
-            for rule in rules for row in rows if applies(rule, row)]
+    return [
+        (rule, row, decide(rule, row, baseline(rule, row), vintage))
+        for rule in rules
+        for row in rows
+        if applies(rule, row)
+    ]
 
 
-def move_alerts(decided: Sequence[tuple[object, EvaluationRow, RuleDecision]], current: Mapping[str, AlertRecord],
-                window_start: datetime, window_end: datetime) -> list[AlertMove]:
+def move_alerts(
+    decided: Sequence[tuple[object, EvaluationRow, RuleDecision]],
+    current: Mapping[str, AlertRecord],
+    window_start: datetime,
+    window_end: datetime,
+) -> list[AlertMove]:
     """The alert state changes the decisions make (pending → firing → resolved, with each rule's
     ``for``), given the alerts' ``current`` states by fingerprint; an alert moved twice in one pass
     moves from where the first move left it."""
@@ -139,10 +175,15 @@ def move_alerts(decided: Sequence[tuple[object, EvaluationRow, RuleDecision]], c
         if change is None:
             continue
         annotations = {
-            "summary": rule.summary or (f"{rule.metric} {rule.field}{_BASELINE_TEXT.get(baseline_field(rule), '')}"
-                                        f" {rule.op} {rule.threshold}"),
-            "value": f"{d.value:.4g}", "window_start": window_start.isoformat(),
-            "window_end": window_end.isoformat(), "n": str(row.n),
+            "summary": rule.summary
+            or (
+                f"{rule.metric} {rule.field}{_BASELINE_TEXT.get(baseline_field(rule), '')}"
+                f" {rule.op} {rule.threshold}"
+            ),
+            "value": f"{d.value:.4g}",
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+            "n": str(row.n),
         }
         if change == "pending":
             starts = window_start
@@ -150,8 +191,16 @@ def move_alerts(decided: Sequence[tuple[object, EvaluationRow, RuleDecision]], c
             starts = now_at.starts_at if was == "pending" else window_start
         else:
             starts = now_at.starts_at if now_at else window_start
-        alert = AlertRecord(d.dedup_key, rule.name, d.labels, annotations, _STATE_AFTER[change], starts,
-                            window_end if change in ("resolve", "clear") else None, d.value)
+        alert = AlertRecord(
+            d.dedup_key,
+            rule.name,
+            d.labels,
+            annotations,
+            _STATE_AFTER[change],
+            starts,
+            window_end if change in ("resolve", "clear") else None,
+            d.value,
+        )
         state[d.dedup_key] = alert
         moves.append(AlertMove(row, change, alert))
     return moves

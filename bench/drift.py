@@ -9,6 +9,7 @@ modalwatch runs the same default (``default_numeric_test``), timed twice: includ
 reference summary (``NumericReference.fit``), and per window with the summary already stored
 (how the daemon runs it). Decisions per column are compared. Ends with GOAL lines, exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def main() -> int:
     from detectors.drift import NumericReference, default_numeric_test
 
     ref, cur, drifted = frames(args.rows, args.columns)
-    print(f"{args.rows:,} rows x {args.columns} numeric columns, {len(drifted)} drifted; {os.cpu_count()} cores")
+    print(
+        f"{args.rows:,} rows x {args.columns} numeric columns, {len(drifted)} drifted; {os.cpu_count()} cores"
+    )
 
     t = time.perf_counter()
     snapshot = Report([DataDriftPreset()]).run(cur, ref).dict()
@@ -59,8 +62,9 @@ def main() -> int:
     for m in snapshot["metrics"]:
         if m["config"]["type"].endswith("ValueDrift"):
             thr = m["config"]["threshold"]
-            theirs[m["config"]["column"]] = (m["value"] <= thr if "p_value" in m["config"]["method"]
-                                             else m["value"] >= thr)
+            theirs[m["config"]["column"]] = (
+                m["value"] <= thr if "p_value" in m["config"]["method"] else m["value"] >= thr
+            )
 
     t = time.perf_counter()
     summaries = {c: NumericReference.fit(ref[c].to_numpy()) for c in ref.columns}
@@ -73,13 +77,19 @@ def main() -> int:
     print(f"Evidently DataDriftPreset          : {t_ev:7.3f} s")
     print(f"modalwatch, reference fit + test   : {t_fit + t_win:7.3f} s ({t_ev / (t_fit + t_win):.1f}x)")
     print(f"modalwatch, window with stored ref : {t_win:7.3f} s ({t_ev / t_win:.1f}x)")
-    print(f"decisions agreeing: {agree}/{len(ref.columns)}; flagged by both: "
-          f"{sorted(c for c in ref.columns if ours[c] and theirs[c]) == sorted(drifted)}")
+    print(
+        f"decisions agreeing: {agree}/{len(ref.columns)}; flagged by both: "
+        f"{sorted(c for c in ref.columns if ours[c] and theirs[c]) == sorted(drifted)}"
+    )
     speed = t_ev / (t_fit + t_win)
-    print(f"GOAL drift_speed_vs_evidently: {speed:.1f}x vs 10x {'PASS' if speed >= 10 else 'FAIL'} "
-          f"(reference summary included; {t_ev / t_win:.0f}x per window with it stored)")
-    print(f"GOAL drift_decisions_match_evidently: {agree}/{len(ref.columns)} vs all "
-          f"{'PASS' if agree == len(ref.columns) else 'FAIL'}")
+    print(
+        f"GOAL drift_speed_vs_evidently: {speed:.1f}x vs 10x {'PASS' if speed >= 10 else 'FAIL'} "
+        f"(reference summary included; {t_ev / t_win:.0f}x per window with it stored)"
+    )
+    print(
+        f"GOAL drift_decisions_match_evidently: {agree}/{len(ref.columns)} vs all "
+        f"{'PASS' if agree == len(ref.columns) else 'FAIL'}"
+    )
     return 0
 
 

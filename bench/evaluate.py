@@ -1,7 +1,7 @@
 """One interval's evaluation over many events (issue 5): PostgreSQL and SQLite, same data.
 
     python bench/evaluate.py [--events 1000000] [--signals 20] [--slices 10] [--sizes 100000,300000]
-                             [--slice-counts 50]
+                             [--slice-counts 50] [--against REV]
 
 A reference day and an evaluated day of ``events`` events each (``signals`` producer signals,
 one slice attribute with ``slices`` values, 10 % labelled) are written straight into a fresh
@@ -11,12 +11,17 @@ per signal × slice, calibration, slice gaps, label-free accuracy), timed on a c
 smaller runs to show how the time grows with events, ``--slice-counts`` runs at the smallest size
 with other numbers of slice values. After loading, PostgreSQL's tables are ANALYZEd, as
 autovacuum does for a running daemon's. PostgreSQL: MODALWATCH_BENCH_PG_URL, else the local
-server's ``test`` database (a schema made and dropped here). Ends with GOAL lines, exits 0.
+server's ``test`` database (a schema made and dropped here). ``--against REV`` runs the same
+measurements with this script of an earlier commit (from a git worktree, on the same data: the
+events are drawn from the same seed) after this one's, and compares. Ends with GOAL lines, exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +37,8 @@ T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
 def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
+    from monitor.core.records import EventRow, LabelRow
+
     rng = np.random.default_rng(seed)
     now = T0 + timedelta(days=30)
     for day in (0, 1):
@@ -44,15 +51,29 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
             rows, labels = [], []
             for i in range(k):
                 eid = f"d{day}-{start + i:08d}"
-                rows.append({"event_id": eid, "ts": ts[i], "model_name": "m", "model_version": "1",
-                             "slice": {"device": f"dev{dev[i]}"},
-                             "signals": {f"image.s{j:02d}": float(sig[i, j]) for j in range(n_signals)},
-                             "modalities": "image", "pred_label": "cat", "confidence": float(conf[i]),
-                             "probabilities": None, "abstained": False, "embeddings": None, "position": eid,
-                             "ingested_at": now})
+                signals = {f"image.s{j:02d}": float(sig[i, j]) for j in range(n_signals)}
+                rows.append(
+                    EventRow(
+                        eid,
+                        ts[i],
+                        "m",
+                        "1",
+                        {"device": f"dev{dev[i]}"},
+                        signals,
+                        "image",
+                        "cat",
+                        float(conf[i]),
+                        None,
+                        False,
+                        None,
+                        eid,
+                        now,
+                        None,
+                    )
+                )
                 if i % 10 == 0:
-                    labels.append({"event_id": eid, "label": "cat" if rng.uniform() < conf[i] else "dog",
-                                   "source": "bench", "ts": ts[i], "position": f"l{eid}", "ingested_at": now})
+                    truth = "cat" if rng.uniform() < conf[i] else "dog"
+                    labels.append(LabelRow(eid, truth, "bench", ts[i], f"l{eid}", now))
             with store.tx():
                 store.events.insert(rows)
                 store.events.insert_labels(labels)
@@ -62,7 +83,7 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
 def time_one_window(store, cfg) -> tuple[float, float, int]:
     from monitor.core.window import RunKey
     from monitor.evaluation import Evaluator
-from monitor.runtime import preload
+    from monitor.runtime import preload
 
     preload()  # as the daemon does at start: library imports are not part of an evaluation
 
@@ -85,6 +106,9 @@ def main() -> int:
     ap.add_argument("--slices", type=int, default=10)
     ap.add_argument("--sizes", default="", help="extra, smaller event counts, comma-separated")
     ap.add_argument("--slice-counts", default="", help="numbers of slice values to try at the smallest size")
+    ap.add_argument(
+        "--against", help="a git revision whose bench/evaluate.py runs the same sizes after this one"
+    )
     args = ap.parse_args()
     import psycopg
 
@@ -92,12 +116,17 @@ def main() -> int:
     from connectors.sqlite import SqliteStore
     from monitor.config import parse_config
 
-    cfg = parse_config("evaluation:\n  reference: {from: 2026-01-05T00:00:00Z, to: 2026-01-06T00:00:00Z}\n"
-                       "  checks: {embedding_drift: {enabled: false}}\n")
+    cfg = parse_config(
+        "evaluation:\n  reference: {from: 2026-01-05T00:00:00Z, to: 2026-01-06T00:00:00Z}\n"
+        "  checks: {embedding_drift: {enabled: false}}\n"
+    )
     base = os.environ.get("MODALWATCH_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     sizes = sorted({int(s) for s in args.sizes.split(",") if s} | {args.events})
     results = {}
-    print(f"{args.signals} signals, 1 attribute with {args.slices} values, 10 % labelled; {os.cpu_count()} cores")
+    print(
+        f"{args.signals} signals, 1 attribute with {args.slices} values, 10 % labelled; {os.cpu_count()}"
+        " cores"
+    )
     runs = [(n, args.slices) for n in sizes] + [(sizes[0], int(k)) for k in args.slice_counts.split(",") if k]
     for n, n_slices in runs:
         for kind in ("postgres", "sqlite"):
@@ -123,20 +152,81 @@ def main() -> int:
                 if n_slices == args.slices:
                     results[(kind, n)] = cold
                     results[(kind, n, "warm")] = warm
-                print(f"{kind:8s} {n:>9,} events per window, {n_slices} slice values: evaluation {cold:7.1f} s cold,"
-                      f" {warm:7.1f} s with the reference summarised ({n_rows} rows; loading took {t_fill:.0f} s)",
-                      flush=True)
+                print(
+                    f"{kind:8s} {n:>9,} events per window, {n_slices} slice values: "
+                    f"evaluation {cold:7.1f} s cold, {warm:7.1f} s with the reference summarised "
+                    f"({n_rows} rows; loading took {t_fill:.0f} s)",
+                    flush=True,
+                )
             finally:
                 store.close()
                 if kind == "postgres":
                     with psycopg.connect(base, autocommit=True) as c:
                         c.execute(f"DROP SCHEMA {schema} CASCADE")
+    if args.against:
+        _against(args, results)
     t_pg = results[("postgres", args.events)]
     what = "1M" if args.events == 1_000_000 else f"{args.events:,}_events_(the_goal_is_for_1M)"
-    print(f"GOAL evaluate_{what}_postgres: {t_pg:.1f} s vs 10 s {'PASS' if t_pg <= 10 else 'FAIL'} "
-          f"(cold: the reference summarised too; {results[('postgres', args.events, 'warm')]:.1f} s with it cached;"
-          f" sqlite {results[('sqlite', args.events)]:.1f} s)")
+    print(
+        f"GOAL evaluate_{what}_postgres: {t_pg:.1f} s vs 10 s {'PASS' if t_pg <= 10 else 'FAIL'} "
+        f"(cold: the reference summarised too; {results[('postgres', args.events, 'warm')]:.1f} s "
+        f"with it cached; sqlite {results[('sqlite', args.events)]:.1f} s)"
+    )
     return 0
+
+
+_LINE = re.compile(
+    r"^(postgres|sqlite)\s+([\d,]+) events per window, (\d+) slice values: evaluation\s+([\d.]+) s cold,"
+    r"\s+([\d.]+) s with"
+)
+
+
+def _against(args, results: dict) -> None:
+    """This script of ``args.against`` on the same sizes (in a temporary git worktree), and the ratio
+    of this commit's times to its."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "previous"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), args.against],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            cmd = [
+                sys.executable,
+                str(tree / "bench" / "evaluate.py"),
+                "--events",
+                str(args.events),
+                "--signals",
+                str(args.signals),
+                "--slices",
+                str(args.slices),
+            ]
+            out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+    previous = {}
+    for line in out.stdout.splitlines():
+        m = _LINE.match(line.strip())
+        if m and int(m.group(3)) == args.slices:
+            previous[(m.group(1), int(m.group(2).replace(",", "")))] = (float(m.group(4)), float(m.group(5)))
+    if not previous:
+        print(f"{args.against}: no figures ({out.stderr.strip().splitlines()[-1:] or 'no output'})")
+        return
+    for kind in ("postgres", "sqlite"):
+        cold, warm = previous[(kind, args.events)]
+        now_cold, now_warm = results[(kind, args.events)], results[(kind, args.events, "warm")]
+        print(
+            f"{kind:8s} {args.events:>9,} events, {args.against}: {cold:7.1f} s cold, {warm:7.1f} s cached;"
+            f" this commit / it: {now_cold / cold:.2f} cold, {now_warm / warm:.2f} cached"
+        )
+    ratio = results[("postgres", args.events, "warm")] / previous[("postgres", args.events)][1]
+    print(
+        f"GOAL evaluate_postgres_vs_{args.against}: {ratio:.2f} of its time (cached reference) vs 1.10"
+        f" {'PASS' if ratio <= 1.10 else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ PostgreSQL: MODALWATCH_BENCH_PG_URL, else postgresql://postgres@127.0.0.1:5432/t
 schema, dropped at the end). All measurements in one run, on the same topic and events.
 Prints one GOAL line per goal of issue 2 and exits 0 either way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,8 @@ ingest:
   http: {{enabled: false}}
   workers: {workers}
   kafka: {{bootstrap_servers: ["{bootstrap}"], group_id: mw-{uuid.uuid4().hex[:6]}, events_topic: {topic},
-          labels_topic: {topic}-labels, max_poll_records: 2000, session_timeout_ms: 6000, max_poll_interval_ms: 5000}}
+          labels_topic: {topic}-labels, max_poll_records: 2000, session_timeout_ms: 6000,
+          max_poll_interval_ms: 5000}}
 """)
 
 
@@ -92,7 +94,9 @@ def bare_consume(cfg, n: int) -> Rate:
     from connectors.kafka import consumer_settings
 
     kc = cfg.ingest.kafka
-    c = KafkaConsumer(**{**consumer_settings(kc, cfg.ingest.max_payload_bytes), "group_id": f"bare-{uuid.uuid4().hex[:6]}"})
+    c = KafkaConsumer(
+        **{**consumer_settings(kc, cfg.ingest.max_payload_bytes), "group_id": f"bare-{uuid.uuid4().hex[:6]}"}
+    )
     c.subscribe([kc.events_topic])
     rate, seen = Rate(n), 0
     while seen < n:
@@ -169,8 +173,9 @@ def _status(port: int) -> dict:
         return {}
 
 
-def modalwatch_replicas(bootstrap: str, topic: str, n: int, pg_url: str, replicas: int, workers: int,
-                        tmp: Path) -> float | None:
+def modalwatch_replicas(
+    bootstrap: str, topic: str, n: int, pg_url: str, replicas: int, workers: int, tmp: Path
+) -> float | None:
     """Steady-state events/s of ``replicas`` `modalwatch run` daemons (each with ``workers``
     pipeline processes) in one consumer group."""
     from connectors.postgres import PostgresStore
@@ -188,15 +193,22 @@ store: {{kind: postgres, url: "{pg_url}", batch_size: 2000}}
 ingest:
   http: {{port: {port}}}
   workers: {workers}
-  kafka: {{bootstrap_servers: ["{bootstrap}"], group_id: {group}, events_topic: {topic}, labels_topic: {topic}-labels,
-          max_poll_records: 2000, session_timeout_ms: 6000, max_poll_interval_ms: 5000}}
+  kafka: {{bootstrap_servers: ["{bootstrap}"], group_id: {group}, events_topic: {topic},
+          labels_topic: {topic}-labels, max_poll_records: 2000, session_timeout_ms: 6000,
+          max_poll_interval_ms: 5000}}
 evaluation: {{tick_s: 3600}}
 log_level: INFO
 """)
         log = open(tmp / f"replica{i}-of-{replicas}-workers{workers}.log", "wb")
         logs.append(log)
-        procs.append(subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)], cwd=ROOT,
-                                      stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
 
     def seen() -> list[int]:
         return [_status(port).get("messages", 0) for port in ports]
@@ -224,8 +236,10 @@ log_level: INFO
         for log in logs:
             log.close()
     if end is None:  # the broker never let the group settle in time: no figure, not a wrong one
-        print(f"  ({replicas} x modalwatch run, workers: {workers}: no steady state within the deadline;"
-              f" logs in {tmp})")
+        print(
+            f"  ({replicas} x modalwatch run, workers: {workers}: no steady state within the deadline;"
+            f" logs in {tmp})"
+        )
         return None
     with psycopg.connect(pg_url) as c:
         stored = c.execute("SELECT COUNT(DISTINCT event_id) FROM events").fetchone()[0]
@@ -265,8 +279,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=150_000)
     ap.add_argument("--partitions", type=int, default=2)
-    ap.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count() or 2, (os.cpu_count() or 2) + 1],
-                    help="ingest.workers of the multi-process runs (default: one per core, and one more)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[os.cpu_count() or 2, (os.cpu_count() or 2) + 1],
+        help="ingest.workers of the multi-process runs (default: one per core, and one more)",
+    )
     args = ap.parse_args()
     n = args.events
     from monitor.runtime import tune_gc
@@ -292,21 +311,31 @@ def main() -> int:
         bares = []
         with fresh_schema(base) as pg_url:
             bares.append(bare_consume(bench_config(bootstrap, topic, pg_url), n))
-        print(f"bare kafka-python consume loop                 : {bares[0].steady():10,.0f} events/s steady"
-              f"  ({bares[0].whole():,.0f} first batch to last)")
+        print(
+            f"bare kafka-python consume loop                 : {bares[0].steady():10,.0f} events/s steady"
+            f"  ({bares[0].whole():,.0f} first batch to last)"
+        )
         one = {}
         for workers in sorted({0, *args.workers}):
             with fresh_schema(base) as pg_url:
                 one[workers] = modalwatch_kafka_pg(bench_config(bootstrap, topic, pg_url, workers), n)
-            print(f"one daemon, ingest.workers: {workers}, Kafka -> PG : {one[workers].steady():10,.0f} events/s steady"
-                  f"  ({one[workers].whole():,.0f} first batch to last)")
+            print(
+                f"one daemon, ingest.workers: {workers}, Kafka -> PG : {one[workers].steady():10,.0f}"
+                " events/s steady"
+                f"  ({one[workers].whole():,.0f} first batch to last)"
+            )
         with fresh_schema(base) as pg_url:  # again: the bare rate moves between runs on a shared machine
             bares.append(bare_consume(bench_config(bootstrap, topic, pg_url), n))
-        print(f"bare kafka-python consume loop, again          : {bares[1].steady():10,.0f} events/s steady"
-              f"  ({bares[1].whole():,.0f} first batch to last)")
+        print(
+            f"bare kafka-python consume loop, again          : {bares[1].steady():10,.0f} events/s steady"
+            f"  ({bares[1].whole():,.0f} first batch to last)"
+        )
         bare = max(b.steady() for b in bares)  # the ratio is taken against the faster of the two
         one = {w: r.steady() for w, r in one.items()}
-        print("one daemon vs the faster bare loop: " + ", ".join(f"workers {w}: {r / bare:.2f}" for w, r in one.items()))
+        print(
+            "one daemon vs the faster bare loop: "
+            + ", ".join(f"workers {w}: {r / bare:.2f}" for w, r in one.items())
+        )
         rates = {}
         best_workers = max(one, key=one.get)
         with tempfile.TemporaryDirectory() as tmp:
@@ -317,17 +346,27 @@ def main() -> int:
                     rate = modalwatch_replicas(bootstrap, topic, n, pg_url, replicas, workers, Path(tmp))
                 if rate is not None:
                     rates[replicas, workers] = rate
-                    print(f"modalwatch run x{replicas}, workers: {workers}, Kafka -> PG : {rate:10,.0f} events/s steady")
+                    print(
+                        f"modalwatch run x{replicas}, workers: {workers}, Kafka -> PG : {rate:10,.0f}"
+                        " events/s steady"
+                    )
             jsq = modalwatch_jsonl_sqlite(n, Path(tmp))
         print(f"modalwatch JSONL -> SQLite                     : {jsq:10,.0f} events/s")
         print(f"machine: {os.cpu_count()} cores; {n} events with producer-computed signals")
-        (r, w), best = max(rates.items(), key=lambda kv: kv[1], default=((1, best_workers), one[best_workers]))
+        (r, w), best = max(
+            rates.items(), key=lambda kv: kv[1], default=((1, best_workers), one[best_workers])
+        )
         where = f"modalwatch run x{r}, workers: {w}" if rates else f"one daemon, workers: {w}"
-        print(f"GOAL kafka_to_postgres_rate: {best:,.0f} events/s ({where}) vs 20,000 "
-              f"events/s {'PASS' if best >= 20_000 else 'FAIL'}")
+        print(
+            f"GOAL kafka_to_postgres_rate: {best:,.0f} events/s ({where}) vs 20,000 "
+            f"events/s {'PASS' if best >= 20_000 else 'FAIL'}"
+        )
         kpg = one[best_workers]
-        print(f"GOAL ratio_to_bare_consume: {kpg / bare:.2f} (one daemon, ingest.workers: {best_workers}, vs one bare"
-              f" loop) vs 0.5 {'PASS' if kpg / bare >= 0.5 else 'FAIL'}")
+        print(
+            f"GOAL ratio_to_bare_consume: {kpg / bare:.2f} (one daemon, ingest.workers: {best_workers}, vs"
+            " one bare"
+            f" loop) vs 0.5 {'PASS' if kpg / bare >= 0.5 else 'FAIL'}"
+        )
     finally:
         if broker is not None:
             stop_process(broker)

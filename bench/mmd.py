@@ -12,10 +12,12 @@ Both draw the same permutations: alibi-detect calls ``torch.randperm`` on torch'
 seeded per scenario, and modalwatch's ``mmd_test(seed=k)`` on a generator seeded alike, so the
 p-values differ only by the implementations (kernel bandwidth, float arithmetic), not by Monte
 Carlo noise; alibi-detect also runs the no-drift scenario on float64 arrays, where its sums carry
-no float32 rounding, to show which of the two is exact. alibi-detect also runs the no-drift scenario a second time with other permutations,
-to show how far its own p-values move when the permutations differ; modalwatch also runs
-100k × ``dim`` per side (subsampled). Ends with GOAL lines (speed ≥ 20×, peak memory ≤ 1 GiB, p-values within ±0.03) and exits 0.
+no float32 rounding, to show which of the two is exact. alibi-detect also runs the no-drift
+scenario a second time with other permutations, to show how far its own p-values move when the
+permutations differ; modalwatch also runs 100k × ``dim`` per side (subsampled). Ends with GOAL
+lines (speed ≥ 20×, peak memory ≤ 1 GiB, p-values within ±0.03) and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ALIBI = r'''
+ALIBI = r"""
 import json, resource, sys, time
 import numpy as np, torch
 from alibi_detect.cd import MMDDrift
@@ -46,9 +48,9 @@ for k, name in enumerate(sys.argv[2:]):
     r = cd.predict(win)
     out.append({"scenario": name, "seconds": time.perf_counter() - t, "p": float(r["data"]["p_val"])})
 print(json.dumps({"runs": out, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-'''
+"""
 
-OURS = r'''
+OURS = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[3])
 import numpy as np
@@ -62,7 +64,7 @@ for k, name in enumerate(sys.argv[2].split(",")):
     r = mmd_test(ref, win, permutations=int(__import__("os").environ["PERMS"]), seed=k)
     out.append({"scenario": name, "seconds": time.perf_counter() - t, "p": r.p_value})
 print(json.dumps({"runs": out, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-'''
+"""
 
 
 def alibi_python(venv: Path) -> Path:
@@ -90,19 +92,53 @@ def main() -> int:
         rng = np.random.default_rng(0)
         for name, shift in scenarios.items():
             np.save(f"{tmp}/{name}_ref.npy", rng.normal(0, 1, (args.n, args.dim)).astype(np.float32))
-            np.save(f"{tmp}/{name}_win.npy", (rng.normal(0, 1, (args.n, args.dim)) + shift).astype(np.float32))
-        theirs = json.loads(subprocess.run([py, "-c", ALIBI, tmp, *scenarios, "no_drift:again"], capture_output=True,
-                                           text=True, env=env, check=True).stdout.strip().splitlines()[-1])
+            np.save(
+                f"{tmp}/{name}_win.npy", (rng.normal(0, 1, (args.n, args.dim)) + shift).astype(np.float32)
+            )
+        theirs = json.loads(
+            subprocess.run(
+                [py, "-c", ALIBI, tmp, *scenarios, "no_drift:again"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         again = theirs["runs"].pop()  # alibi-detect on no_drift a second time, other permutations
-        exact = json.loads(subprocess.run([py, "-c", ALIBI, tmp, "no_drift:float64"], capture_output=True,
-                                          text=True, env=env, check=True).stdout.strip().splitlines()[-1])["runs"][0]
+        exact = json.loads(
+            subprocess.run(
+                [py, "-c", ALIBI, tmp, "no_drift:float64"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )["runs"][0]
         rng = np.random.default_rng(1)
         np.save(f"{tmp}/large_ref.npy", rng.normal(0, 1, (100_000, args.dim)).astype(np.float32))
         np.save(f"{tmp}/large_win.npy", rng.normal(0, 1, (100_000, args.dim)).astype(np.float32))
-        large = json.loads(subprocess.run([sys.executable, "-c", OURS, tmp, "large", str(ROOT)], capture_output=True,
-                                          text=True, env=env, check=True).stdout.splitlines()[-1])
-        ours = json.loads(subprocess.run([sys.executable, "-c", OURS, tmp, ",".join(scenarios), str(ROOT)],
-                                         capture_output=True, text=True, env=env, check=True).stdout.splitlines()[-1])
+        large = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", OURS, tmp, "large", str(ROOT)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.splitlines()[-1]
+        )
+        ours = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", OURS, tmp, ",".join(scenarios), str(ROOT)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.splitlines()[-1]
+        )
     print(f"{args.n:,} x {args.dim} per side, {args.permutations} permutations; {os.cpu_count()} cores")
     worst_dp = 0.0
     for a, b in zip(theirs["runs"], ours["runs"]):
@@ -113,23 +149,35 @@ def main() -> int:
         # (0.85 arrives as 0.8500000238), so compare them on the 1/permutations grid
         dp = abs(round(a["p"] * args.permutations) - round(b["p"] * args.permutations)) / args.permutations
         worst_dp = max(worst_dp, dp)
-        print(f"{a['scenario']:12s} alibi-detect p={a['p']:.3f} in {a['seconds']:6.1f} s   "
-              f"modalwatch p={b['p']:.3f} in {b['seconds']:5.2f} s   |dp|={dp:.3f}")
+        print(
+            f"{a['scenario']:12s} alibi-detect p={a['p']:.3f} in {a['seconds']:6.1f} s   "
+            f"modalwatch p={b['p']:.3f} in {b['seconds']:5.2f} s   |dp|={dp:.3f}"
+        )
     t_a = sum(r["seconds"] for r in theirs["runs"]) / len(theirs["runs"])
     t_o = sum(r["seconds"] for r in ours["runs"]) / len(ours["runs"])
     mem_a, mem_o = theirs["maxrss_kb"] / 2**20, ours["maxrss_kb"] / 2**20
     print(f"peak memory (process): alibi-detect {mem_a:.2f} GiB, modalwatch {mem_o:.2f} GiB")
     self_dp = abs(again["p"] - theirs["runs"][0]["p"])
-    print(f"alibi-detect against itself on no_drift (other permutations): p={again['p']:.3f} vs "
-          f"{theirs['runs'][0]['p']:.3f}, |dp|={self_dp:.3f}")
-    print(f"alibi-detect on no_drift with float64 inputs (same permutations, sums without float32 error): "
-          f"p={exact['p']:.3f} vs modalwatch {ours['runs'][0]['p']:.3f}")
-    print(f"modalwatch on 100,000 x {args.dim} per side (subsampled to 10,000 per side): "
-          f"{large['runs'][0]['seconds']:.1f} s, peak {large['maxrss_kb'] / 2**20:.2f} GiB, p={large['runs'][0]['p']:.3f}")
+    print(
+        f"alibi-detect against itself on no_drift (other permutations): p={again['p']:.3f} vs "
+        f"{theirs['runs'][0]['p']:.3f}, |dp|={self_dp:.3f}"
+    )
+    print(
+        f"alibi-detect on no_drift with float64 inputs (same permutations, sums without float32 error): "
+        f"p={exact['p']:.3f} vs modalwatch {ours['runs'][0]['p']:.3f}"
+    )
+    print(
+        f"modalwatch on 100,000 x {args.dim} per side (subsampled to 10,000 per side): "
+        f"{large['runs'][0]['seconds']:.1f} s, peak {large['maxrss_kb'] / 2**20:.2f} GiB,"
+        f" p={large['runs'][0]['p']:.3f}"
+    )
     print(f"GOAL mmd_speed_vs_alibi: {t_a / t_o:.1f}x vs 20x {'PASS' if t_a / t_o >= 20 else 'FAIL'}")
     print(f"GOAL mmd_peak_memory: {mem_o:.2f} GiB vs 1 GiB {'PASS' if mem_o <= 1 else 'FAIL'}")
-    print(f"GOAL mmd_p_values_vs_alibi: max |dp| {worst_dp:.3f} vs 0.03 {'PASS' if worst_dp <= 0.03 else 'FAIL'}"
-          f" (same permutations; alibi-detect against itself with other permutations: {self_dp:.3f})")
+    print(
+        f"GOAL mmd_p_values_vs_alibi: max |dp| {worst_dp:.3f} vs 0.03"
+        f" {'PASS' if worst_dp <= 0.03 else 'FAIL'}"
+        f" (same permutations; alibi-detect against itself with other permutations: {self_dp:.3f})"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ river's defaults, and a step found within 1,000 values. KSWIN's p-values are dis
 70 values): at alpha 5e-5 it gave 10 false alarms per 1M but missed half of the +1 SD steps, so
 its default stays at 1e-4. Ends with GOAL lines and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,10 +58,24 @@ def main() -> int:
     rows = [
         ("ADWIN", lambda: drift.ADWIN(), ADWINDetector, normal, 1.0, norm0, norm1),
         ("Page-Hinkley", lambda: drift.PageHinkley(), PageHinkleyDetector, normal, 1.0, norm0, norm1),
-        ("KSWIN", lambda: drift.KSWIN(seed=42), KSWINDetector, normal[: args.kswin_n], args.n / args.kswin_n,
-         norm0, norm1),
-        ("Bernoulli CUSUM", None, lambda: BernoulliCUSUM(p0=0.1), bern, 1.0,
-         lambda r, n: (r.uniform(0, 1, n) < 0.1).astype(float), lambda r, n: (r.uniform(0, 1, n) < 0.2).astype(float)),
+        (
+            "KSWIN",
+            lambda: drift.KSWIN(seed=42),
+            KSWINDetector,
+            normal[: args.kswin_n],
+            args.n / args.kswin_n,
+            norm0,
+            norm1,
+        ),
+        (
+            "Bernoulli CUSUM",
+            None,
+            lambda: BernoulliCUSUM(p0=0.1),
+            bern,
+            1.0,
+            lambda r, n: (r.uniform(0, 1, n) < 0.1).astype(float),
+            lambda r, n: (r.uniform(0, 1, n) < 0.2).astype(float),
+        ),
     ]
 
     class River:  # river's detectors with the same update() -> bool
@@ -72,19 +87,26 @@ def main() -> int:
             return self.det.drift_detected
 
     goals = []
-    print(f"false alarms per {args.n:,} stationary values (KSWIN scaled from {args.kswin_n:,}); delay after a step")
+    print(
+        f"false alarms per {args.n:,} stationary values (KSWIN scaled from {args.kswin_n:,}); delay after a"
+        " step"
+    )
     for name, river_make, ours_make, xs, scale, before, after in rows:
         t = time.perf_counter()
         theirs = alarms(River(river_make()), xs) * scale if river_make else None
         ours = alarms(ours_make(), xs) * scale
         d = delay(ours_make, before, after)
         river_txt = f"{theirs:8.0f}" if theirs is not None else "       —"
-        print(f"{name:16s} river defaults {river_txt}   modalwatch {ours:8.0f}   delay {d:6.0f} values "
-              f"({time.perf_counter() - t:.0f} s)")
+        print(
+            f"{name:16s} river defaults {river_txt}   modalwatch {ours:8.0f}   delay {d:6.0f} values "
+            f"({time.perf_counter() - t:.0f} s)"
+        )
         ok = ours <= 100 and (theirs is None or ours <= theirs) and d < 1000
-        goals.append(f"GOAL false_alarms_{name.lower().replace(' ', '_').replace('-', '_')}: {ours:.0f} per 1M "
-                     f"(river defaults {'n/a' if theirs is None else f'{theirs:.0f}'}), step found in {d:.0f} "
-                     f"vs ≤ 100 per 1M and < 1,000 {'PASS' if ok else 'FAIL'}")
+        goals.append(
+            f"GOAL false_alarms_{name.lower().replace(' ', '_').replace('-', '_')}: {ours:.0f} per 1M "
+            f"(river defaults {'n/a' if theirs is None else f'{theirs:.0f}'}), step found in {d:.0f} "
+            f"vs ≤ 100 per 1M and < 1,000 {'PASS' if ok else 'FAIL'}"
+        )
     for g in goals:
         print(g)
     return 0

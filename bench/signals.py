@@ -11,6 +11,7 @@ modalwatch's detectors.audio.loudness against pyloudnorm (filter_class="DeMan") 
 within 0.01 LU, the speed ratio, and the real-time factor on one core. Max momentary / short-term
 loudness and loudness range come from the same call. Ends with one GOAL line per goal, exit 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,11 +54,17 @@ def main() -> int:
     rtf = args.minutes * 60 / t_mw
     print(f"{args.minutes:g} min of 48 kHz stereo; {os.cpu_count()} cores")
     print(f"pyloudnorm (DeMan)      : {ref:9.4f} LUFS in {t_ref:6.2f} s (integrated only)")
-    print(f"modalwatch loudness     : {res.integrated_lufs:9.4f} LUFS in {t_mw:6.2f} s "
-          f"(+ max M {res.max_momentary_lufs:.2f}, max S {res.max_short_term_lufs:.2f}, LRA {res.loudness_range_lu:.2f})")
+    print(
+        f"modalwatch loudness     : {res.integrated_lufs:9.4f} LUFS in {t_mw:6.2f} s "
+        f"(+ max M {res.max_momentary_lufs:.2f}, max S {res.max_short_term_lufs:.2f}, LRA"
+        f" {res.loudness_range_lu:.2f})"
+    )
     image_goals = bench_images()
     print(f"GOAL loudness_agreement: {diff:.4f} LU vs 0.01 LU {'PASS' if diff <= 0.01 else 'FAIL'}")
-    print(f"GOAL loudness_speed_vs_pyloudnorm: {t_ref / t_mw:.2f}x vs 2.5x {'PASS' if t_ref / t_mw >= 2.5 else 'FAIL'}")
+    print(
+        f"GOAL loudness_speed_vs_pyloudnorm: {t_ref / t_mw:.2f}x vs 2.5x"
+        f" {'PASS' if t_ref / t_mw >= 2.5 else 'FAIL'}"
+    )
     print(f"GOAL loudness_real_time_factor: {rtf:,.0f}x vs 1,000x {'PASS' if rtf >= 1000 else 'FAIL'}")
     for line in image_goals:
         print(line)
@@ -80,7 +87,11 @@ def bench_images() -> list[str]:
     astronaut = skimage.data.astronaut()
     hd = np.asarray(Image.fromarray(astronaut).resize((1920, 1080), Image.Resampling.BICUBIC))
     goals = []
-    for name, data in (("png_512", encoded(astronaut, "PNG")), ("jpeg_1080p", encoded(hd, "JPEG", quality=90))):
+    for name, data in (
+        ("png_512", encoded(astronaut, "PNG")),
+        ("jpeg_1080p", encoded(hd, "JPEG", quality=90)),
+    ):
+
         def decode_only(data=data):
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
@@ -93,9 +104,13 @@ def bench_images() -> list[str]:
             t, sig = best_of(lambda data=data: signals_of("image", data), repeat=1)
             t_all = min(t_all, t)
         ratio = t_all / t_dec
-        print(f"{name:11s} decode {t_dec * 1e3:6.2f} ms, decode + all signals {t_all * 1e3:6.2f} ms "
-              f"({ratio:.2f}x; brightness {sig['brightness']:.2f}, sharpness {sig['sharpness']:.1f})")
-        goals.append(f"GOAL image_{name}_vs_decode: {ratio:.2f}x vs 1.3x {'PASS' if ratio <= 1.3 else 'FAIL'}")
+        print(
+            f"{name:11s} decode {t_dec * 1e3:6.2f} ms, decode + all signals {t_all * 1e3:6.2f} ms "
+            f"({ratio:.2f}x; brightness {sig['brightness']:.2f}, sharpness {sig['sharpness']:.1f})"
+        )
+        goals.append(
+            f"GOAL image_{name}_vs_decode: {ratio:.2f}x vs 1.3x {'PASS' if ratio <= 1.3 else 'FAIL'}"
+        )
     return goals
 
 

@@ -8,6 +8,7 @@ torch on the CPU in batches, and torch on CUDA when a device is present (host-to
 from pinned memory included, then resident on the device). Decoding is not part of these figures
 (bench/signals.py measures it). Ends with one GOAL line per goal and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ def frames(n: int) -> np.ndarray:
     import skimage.data
     from PIL import Image
 
-    base = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC))
+    base = np.asarray(
+        Image.fromarray(skimage.data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC)
+    )
     out = np.empty((n, 1080, 1920, 3), np.uint8)
     for i in range(n):
         gamma = 0.6 + 1.4 * i / max(1, n - 1)
@@ -45,8 +48,10 @@ def main() -> int:
     from detectors.image_torch import image_signals_batch
 
     x = frames(args.images)
-    print(f"{args.images} frames of 1920x1080 RGB; {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"{args.images} frames of 1920x1080 RGB; {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
 
     t = time.perf_counter()
     ref = [image_signals(f) for f in x]
@@ -56,7 +61,9 @@ def main() -> int:
     def run(device: str, pinned: torch.Tensor | None = None):
         got = []
         for k in range(0, args.images, args.batch):
-            src = pinned[k:k + args.batch] if pinned is not None else torch.from_numpy(x[k:k + args.batch])
+            src = (
+                pinned[k : k + args.batch] if pinned is not None else torch.from_numpy(x[k : k + args.batch])
+            )
             got += image_signals_batch(src.to(device, non_blocking=True))
         return got
 
@@ -88,21 +95,28 @@ def main() -> int:
         torch.cuda.synchronize()
         t = time.perf_counter()
         for k in range(0, args.images, args.batch):
-            image_signals_batch(resident[k:k + args.batch])
+            image_signals_batch(resident[k : k + args.batch])
         torch.cuda.synchronize()
         t_res = time.perf_counter() - t
         gpu_rate = args.images / t_gpu
         diffs.append(worst(gpu))
-        print(f"torch cuda ({name}), with copy: {gpu_rate:8.1f} images/s; resident: {args.images / t_res:8.1f}")
+        print(
+            f"torch cuda ({name}), with copy: {gpu_rate:8.1f} images/s; resident: {args.images / t_res:8.1f}"
+        )
     else:
         print("torch cuda             : no CUDA device on this machine: not measured")
 
     w = max(diffs)
-    print(f"GOAL torch_matches_numpy: max relative difference {w:.1e} vs 1e-4 {'PASS' if w <= 1e-4 else 'FAIL'}")
+    print(
+        f"GOAL torch_matches_numpy: max relative difference {w:.1e} vs 1e-4 {'PASS' if w <= 1e-4 else 'FAIL'}"
+    )
     if gpu_rate is None:
         print("GOAL torch_gpu_1080p_images_per_s: not measured (no CUDA device) vs 2,000/s FAIL")
     else:
-        print(f"GOAL torch_gpu_1080p_images_per_s: {gpu_rate:,.0f}/s vs 2,000/s {'PASS' if gpu_rate >= 2000 else 'FAIL'}")
+        print(
+            f"GOAL torch_gpu_1080p_images_per_s: {gpu_rate:,.0f}/s vs 2,000/s"
+            f" {'PASS' if gpu_rate >= 2000 else 'FAIL'}"
+        )
     return 0
 
 

@@ -6,6 +6,7 @@ stored all the same), 413 when the body exceeds ``ingest.max_payload_bytes``. ``
 answers 200, ``GET /v1/status`` the daemon's counters since it started (the HTTP threads never
 touch the store; ``modalwatch status`` reads the store's totals).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,14 @@ def split_body(body: bytes) -> list[bytes] | None:
 class HttpSource:
     name = "http"
 
-    def __init__(self, host: str, port: int, max_payload_bytes: int, status: Callable[[], dict] | None = None,
-                 wait_s: float = 30.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        max_payload_bytes: int,
+        status: Callable[[], dict] | None = None,
+        wait_s: float = 30.0,
+    ):
         self.max_payload_bytes = max_payload_bytes
         self.status = status
         self.wait_s = wait_s
@@ -62,7 +69,9 @@ class HttpSource:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="modalwatch-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="modalwatch-http", daemon=True
+        )
         self.exhausted = False
         self._closing = False
 
@@ -146,19 +155,30 @@ class HttpSource:
             def do_POST(self):
                 kind = _KINDS.get(self.path.split("?", 1)[0])
                 if kind is None:
-                    return self._reply(404, {"error": f"no such path: {self.path}; use /v1/events or /v1/labels"})
+                    return self._reply(
+                        404, {"error": f"no such path: {self.path}; use /v1/events or /v1/labels"}
+                    )
                 rid = self.headers.get("X-Request-Id") or uuid.uuid4().hex
                 try:
                     length = int(self.headers.get("Content-Length", ""))
                 except ValueError:
                     return self._reply(411, {"error": "Content-Length is required", "request_id": rid})
                 if length > source.max_payload_bytes:
-                    reason = (f"payload too large: {length} bytes > ingest.max_payload_bytes="
-                              f"{source.max_payload_bytes}")
+                    reason = (
+                        f"payload too large: {length} bytes > ingest.max_payload_bytes="
+                        f"{source.max_payload_bytes}"
+                    )
                     self.close_connection = True
                     req = source._submit([RawMessage("http", f"http:{rid}", None, kind, error=reason)], rid)
-                    self._reply(413, {"error": reason, "request_id": rid, "accepted": 0,
-                                      "rejected": [{"index": 0, "reason": reason}] if req else []})
+                    self._reply(
+                        413,
+                        {
+                            "error": reason,
+                            "request_id": rid,
+                            "accepted": 0,
+                            "rejected": [{"index": 0, "reason": reason}] if req else [],
+                        },
+                    )
                     if req is not None:
                         req.answered.set()
                     return
@@ -180,14 +200,21 @@ class HttpSource:
             def _answer(self, req: _Request | None, rid: str) -> None:
                 if req is None or not req.outcomes:
                     why = "shutting down" if source._closing else "the daemon did not commit in time"
-                    return self._reply(503, {"error": f"{why}; retry (events are idempotent by event_id)",
-                                             "request_id": rid})
-                rejected = [{"index": i, "position": o.position, "reason": o.reason}
-                            for i, o in enumerate(req.outcomes) if o.status == "dead_letter"]
+                    return self._reply(
+                        503, {"error": f"{why}; retry (events are idempotent by event_id)", "request_id": rid}
+                    )
+                rejected = [
+                    {"index": i, "position": o.position, "reason": o.reason}
+                    for i, o in enumerate(req.outcomes)
+                    if o.status == "dead_letter"
+                ]
                 accepted = sum(o.status != "dead_letter" for o in req.outcomes)
                 body = {"request_id": rid, "accepted": accepted, "rejected": rejected}
-                partial = [{"index": i, "position": o.position, "reason": o.reason}
-                           for i, o in enumerate(req.outcomes) if o.status != "dead_letter" and o.reason]
+                partial = [
+                    {"index": i, "position": o.position, "reason": o.reason}
+                    for i, o in enumerate(req.outcomes)
+                    if o.status != "dead_letter" and o.reason
+                ]
                 if partial:  # stored without a modality whose media failed (media.keep_partial_events)
                     body["partial"] = partial
                 self._reply(400 if rejected else 200, body)

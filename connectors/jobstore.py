@@ -14,6 +14,7 @@ take over an expired claim.)
 ``bind`` maps a job id to the callable to run in this process: the table keeps the job's textual
 function reference, and the job, when read back, runs the bound callable instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,13 @@ log = logging.getLogger("modalwatch.scheduler")
 
 
 class SqlJobStore(BaseJobStore):
-    def __init__(self, store: SqlStore, bind: dict[str, Callable] | None = None, scope: str = "",
-                 pickle_protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        bind: dict[str, Callable] | None = None,
+        scope: str = "",
+        pickle_protocol: int = pickle.HIGHEST_PROTOCOL,
+    ) -> None:
         super().__init__()
         self.store = store
         self.scope = scope
@@ -77,8 +83,10 @@ class SqlJobStore(BaseJobStore):
         scope_cond, scope_params = self._in_scope
         where = f"WHERE {scope_cond}" + (f" AND {cond}" if cond else "")
         with self._db() as db:
-            rows = db.all(f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
-                           scope_params + params)
+            rows = db.all(
+                f"SELECT id, job_state FROM scheduler_jobs {where} ORDER BY next_run_time",
+                scope_params + params,
+            )
             jobs, failed = [], []
             for job_id, blob in rows:
                 try:
@@ -103,8 +111,11 @@ class SqlJobStore(BaseJobStore):
         if self._closed:
             return None
         with self._db() as db:
-            rows = db.all("SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL"
-                           f" AND {self._in_scope[0]}", self._in_scope[1])
+            rows = db.all(
+                "SELECT MIN(next_run_time) FROM scheduler_jobs WHERE next_run_time IS NOT NULL"
+                f" AND {self._in_scope[0]}",
+                self._in_scope[1],
+            )
         return utc_timestamp_to_datetime(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def get_all_jobs(self) -> list[Job]:
@@ -114,19 +125,25 @@ class SqlJobStore(BaseJobStore):
 
     # -- writing -------------------------------------------------------------------------------
     def _state(self, job: Job) -> tuple[float | None, bytes]:
-        return datetime_to_utc_timestamp(job.next_run_time), pickle.dumps(job.__getstate__(), self.pickle_protocol)
+        return datetime_to_utc_timestamp(job.next_run_time), pickle.dumps(
+            job.__getstate__(), self.pickle_protocol
+        )
 
     def add_job(self, job: Job) -> None:
         with self._db() as db:
             if db.all("SELECT 1 FROM scheduler_jobs WHERE id = ?", (job.id,)):
                 raise ConflictingIdError(job.id)
-            db.execute("INSERT INTO scheduler_jobs (id, next_run_time, job_state) VALUES (?, ?, ?)",
-                       (job.id, *self._state(job)))
+            db.execute(
+                "INSERT INTO scheduler_jobs (id, next_run_time, job_state) VALUES (?, ?, ?)",
+                (job.id, *self._state(job)),
+            )
 
     def update_job(self, job: Job) -> None:
         with self._db() as db:
-            cur = db.execute("UPDATE scheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
-                             (*self._state(job), job.id))
+            cur = db.execute(
+                "UPDATE scheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
+                (*self._state(job), job.id),
+            )
             if cur.rowcount == 0:
                 raise JobLookupError(job.id)
 

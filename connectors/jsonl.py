@@ -1,4 +1,5 @@
 """JsonlSource: newline-delimited JSON from files, a directory of ``*.jsonl`` files, or stdin."""
+
 from __future__ import annotations
 
 import logging
@@ -70,14 +71,19 @@ class JsonlSource:
                 lineno += 1
                 error = None
                 if len(line.rstrip(b"\r\n")) > cap:
-                    error = f"payload too large: line exceeds ingest.max_payload_bytes={self.max_payload_bytes}"
+                    error = (
+                        f"payload too large: line exceeds ingest.max_payload_bytes={self.max_payload_bytes}"
+                    )
                     while line and not line.endswith(b"\n"):
                         line = fh.readline(1 << 20)
                     line = None
                 elif not line.strip():
                     continue
-                out.append(RawMessage(self.name, f"{where}:{lineno}", line.rstrip(b"\r\n") if line else None,
-                                      error=error))
+                out.append(
+                    RawMessage(
+                        self.name, f"{where}:{lineno}", line.rstrip(b"\r\n") if line else None, error=error
+                    )
+                )
             self._open[f] = (fh, lineno)
             if len(out) >= max_records:
                 break

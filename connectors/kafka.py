@@ -5,6 +5,7 @@ batch, and only up to the end of that batch: the daemon polls the next batch whi
 is being written, so the consumer's position is ahead of what is safe to commit. A broker that is
 down is retried with exponential backoff; the daemon does not crash.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,13 @@ class KafkaSource:
     name = "kafka"
     exhausted = False
 
-    def __init__(self, cfg, max_payload_bytes: int, should_stop: Callable[[], bool] = lambda: False,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        cfg,
+        max_payload_bytes: int,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.cfg = cfg
         self.max_payload_bytes = max_payload_bytes
         self._kinds = {cfg.events_topic: "inference", cfg.labels_topic: "label"}
@@ -67,12 +73,20 @@ class KafkaSource:
             try:
                 consumer = KafkaConsumer(**consumer_settings(self.cfg, self.max_payload_bytes))
                 consumer.subscribe(topics=sorted(self._kinds))
-                log.info("Kafka consumer joined group %s on %s, topics %s", self.cfg.group_id,
-                         ",".join(self.cfg.bootstrap_servers), sorted(self._kinds))
+                log.info(
+                    "Kafka consumer joined group %s on %s, topics %s",
+                    self.cfg.group_id,
+                    ",".join(self.cfg.bootstrap_servers),
+                    sorted(self._kinds),
+                )
                 return consumer
             except (KafkaError, OSError) as e:  # 2.x raises NoBrokersAvailable, a KafkaError
-                log.warning("Kafka at %s not reachable (%s); retrying in %.1fs", ",".join(self.cfg.bootstrap_servers),
-                            e.__class__.__name__, delay)
+                log.warning(
+                    "Kafka at %s not reachable (%s); retrying in %.1fs",
+                    ",".join(self.cfg.bootstrap_servers),
+                    e.__class__.__name__,
+                    delay,
+                )
                 self._sleep(delay)
                 delay = min(self.cfg.retry_max_s, delay * 2)
         return None
@@ -83,8 +97,10 @@ class KafkaSource:
             if self._consumer is None:
                 return []
         try:
-            batches = self._consumer.poll(timeout_ms=max(1, int(timeout_s * 1000)) if timeout_s else
-                                          self.cfg.poll_timeout_ms, max_records=max_records)
+            batches = self._consumer.poll(
+                timeout_ms=max(1, int(timeout_s * 1000)) if timeout_s else self.cfg.poll_timeout_ms,
+                max_records=max_records,
+            )
         except KafkaError as e:
             log.warning("Kafka poll failed (%s); will retry", e)
             self._sleep(self.cfg.retry_initial_s)
@@ -103,7 +119,10 @@ class KafkaSource:
                     error = "empty message (tombstone)"
                 elif len(value) > max(self.max_payload_bytes, DEAD_LETTER_PAYLOAD_MAX):
                     # decode() rejects anything over the limit; this only spares keeping a huge value
-                    error = f"payload too large: {len(value)} bytes > ingest.max_payload_bytes={self.max_payload_bytes}"
+                    error = (
+                        f"payload too large: {len(value)} bytes > "
+                        f"ingest.max_payload_bytes={self.max_payload_bytes}"
+                    )
                     value = None
                 out.append(RawMessage(self.name, pos, value, kind, error))
         if out:
@@ -162,7 +181,9 @@ class KafkaSource:
                 try:  # what was committed asynchronously, made sure of
                     self._consumer.commit(last)
                 except KafkaError as e:
-                    log.warning("final offset commit failed (%s); the uncommitted messages will be re-read", e)
+                    log.warning(
+                        "final offset commit failed (%s); the uncommitted messages will be re-read", e
+                    )
             self._consumer.close(autocommit=False)
             self._consumer = None
             self._uncommitted.clear()
@@ -171,16 +192,27 @@ class KafkaSource:
             self._commit_in_flight = False
 
 
-def produce_json(bootstrap_servers: list[str], topic: str, items: list[dict], key_field: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+def produce_json(
+    bootstrap_servers: list[str],
+    topic: str,
+    items: list[dict],
+    key_field: str | None = None,
+    timeout_s: float = 30.0,
+) -> None:
     """Send each item as one JSON message (keyed by ``key_field``) and wait until the broker has
     acknowledged every one; raises KafkaError if it does not (the caller then keeps the items)."""
     import json
 
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20)
     try:
-        futures = [producer.send(topic, json.dumps(it, sort_keys=True).encode(),
-                                 key=str(it[key_field]).encode() if key_field else None) for it in items]
+        futures = [
+            producer.send(
+                topic,
+                json.dumps(it, sort_keys=True).encode(),
+                key=str(it[key_field]).encode() if key_field else None,
+            )
+            for it in items
+        ]
         producer.flush(timeout=timeout_s)
         for f in futures:
             f.get(timeout=timeout_s)

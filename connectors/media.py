@@ -5,6 +5,7 @@ scheme is allowed and its file, symlinks resolved, lies under an allowed root; t
 at ``max_file_bytes`` so a huge file cannot exhaust memory. Every refusal is a ``MediaError`` that
 names the modality and the reason.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,10 @@ class MediaReader:
         scheme = parts.scheme.lower()
         if scheme not in self.allowed_schemes:
             allowed = ", ".join(sorted(self.allowed_schemes)) or "none"
-            raise MediaError(modality, f"URI scheme {scheme or '(none)'!r} is not allowed "
-                                       f"(media.allowed_schemes: {allowed})")
+            raise MediaError(
+                modality,
+                f"URI scheme {scheme or '(none)'!r} is not allowed (media.allowed_schemes: {allowed})",
+            )
         if parts.netloc not in ("", "localhost"):
             raise MediaError(modality, f"file:// URI names host {parts.netloc!r}: only local files are read")
         path = Path(unquote(parts.path))
@@ -60,7 +63,9 @@ class MediaReader:
             with open(real, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size > self.max_file_bytes:
-                    raise MediaError(modality, f"{path} is {size} bytes > media.max_file_bytes={self.max_file_bytes}")
+                    raise MediaError(
+                        modality, f"{path} is {size} bytes > media.max_file_bytes={self.max_file_bytes}"
+                    )
                 data = fh.read(self.max_file_bytes + 1)
         except MediaError:
             raise

@@ -1,4 +1,5 @@
 """PostgreSQL through psycopg 3; TimescaleDB hypertables where the extension exists."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,10 @@ log = logging.getLogger("modalwatch.store")
 # A hypertable's unique keys must hold the time column, so their keys are widened first.
 _HYPERTABLES = {
     "events": ("ts", "ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (event_id, ts)"),
-    "evaluations": ("window_start", "ALTER TABLE evaluations DROP CONSTRAINT evaluations_pkey,"
-                    " ADD PRIMARY KEY (id, window_start)"),
+    "evaluations": (
+        "window_start",
+        "ALTER TABLE evaluations DROP CONSTRAINT evaluations_pkey, ADD PRIMARY KEY (id, window_start)",
+    ),
 }
 
 # Advisory lock keys (transaction-scoped): one per thing two writers must not do at once.
@@ -137,9 +140,13 @@ class PostgresDialect(Dialect):
     def _copy_types(self, conn, table: str, cols: Sequence[str]) -> list[str]:
         """The types of ``cols`` of ``table``, as COPY wants them (asked once per connection)."""
         if table not in self._types:
-            udt = dict(conn.execute(
-                "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
-                " AND table_schema = current_schema()", (table,)).fetchall())
+            udt = dict(
+                conn.execute(
+                    "SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = %s"
+                    " AND table_schema = current_schema()",
+                    (table,),
+                ).fetchall()
+            )
             self._types[table] = [udt[c] for c in cols]
         return self._types[table]
 
@@ -160,8 +167,10 @@ class PostgresDialect(Dialect):
             cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
         self._copy(cur, stage, cols, rows, self._copy_types(conn, table, cols))
         collist = ", ".join(cols)
-        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
-                    f" RETURNING {key}")
+        cur.execute(
+            f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
+            f" RETURNING {key}"
+        )
         return {r[0] for r in cur.fetchall()}
 
     # -- schema --------------------------------------------------------------------------------
@@ -193,9 +202,11 @@ class PostgresDialect(Dialect):
         if compress_after is None:
             cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
             return
-        cur.execute("ALTER TABLE events SET (timescaledb.compress,"
-                    " timescaledb.compress_segmentby = 'model_name, model_version',"
-                    " timescaledb.compress_orderby = 'ts')")
+        cur.execute(
+            "ALTER TABLE events SET (timescaledb.compress,"
+            " timescaledb.compress_segmentby = 'model_name, model_version',"
+            " timescaledb.compress_orderby = 'ts')"
+        )
         cur.execute("SELECT remove_compression_policy('events', if_exists => TRUE)")
         cur.execute("SELECT add_compression_policy('events', compress_after => %s)", (compress_after,))
         log.info("timescaledb compresses events older than %s on %s", compress_after, self._where)

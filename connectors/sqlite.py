@@ -1,4 +1,5 @@
 """SQLite: the embedded default. One file, WAL mode, one writer at a time."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -91,7 +92,7 @@ class SqliteDialect(Dialect):
         existing: set = set()
         keys = [r[k] for r in rows]
         for i in range(0, len(keys), self.chunk_size):
-            chunk = keys[i:i + self.chunk_size]
+            chunk = keys[i : i + self.chunk_size]
             cond, params = self.in_list(key, chunk)
             existing.update(r[0] for r in cur.execute(f"SELECT {key} FROM {table} WHERE {cond}", params))
         fresh, new = [], set()
@@ -100,8 +101,11 @@ class SqliteDialect(Dialect):
                 new.add(r[k])
                 fresh.append(r)
         if fresh:
-            cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                            " ON CONFLICT DO NOTHING", fresh)
+            cur.executemany(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                " ON CONFLICT DO NOTHING",
+                fresh,
+            )
         return new
 
     def concat_bytes(self, expr: str) -> str:

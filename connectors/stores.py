@@ -1,4 +1,5 @@
 """Open the store a config names."""
+
 from __future__ import annotations
 
 from connectors.sql.store import SqlStore

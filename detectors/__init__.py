@@ -12,6 +12,7 @@ docstring has a runnable example (``pytest --doctest-modules detectors``).
 The modality-signal modules (audio, image, text) pull in SciPy; they are imported on first use,
 so that the daemon and every CLI command do not pay for them at start-up.
 """
+
 from importlib import import_module
 
 from detectors.calibration import CalibrationResult, calibration
@@ -20,10 +21,16 @@ from detectors.intervals import WilsonInterval, wilson_interval
 from detectors.online import ADWINDetector
 
 _LAZY = {
-    "AudioSignals": "audio", "LoudnessResult": "audio", "audio_signals": "audio", "loudness": "audio",
-    "sample_peak_dbfs": "audio", "true_peak_dbtp": "audio",
-    "ImageSignals": "image", "image_signals": "image",
-    "TextSignals": "text", "text_signals": "text",
+    "AudioSignals": "audio",
+    "LoudnessResult": "audio",
+    "audio_signals": "audio",
+    "loudness": "audio",
+    "sample_peak_dbfs": "audio",
+    "true_peak_dbtp": "audio",
+    "ImageSignals": "image",
+    "image_signals": "image",
+    "TextSignals": "text",
+    "text_signals": "text",
 }
 
 

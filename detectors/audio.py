@@ -16,6 +16,7 @@ Pure: samples in (float, shape ``(n,)`` or ``(n, channels)``, full scale = 1.0),
 * True peak: 4× oversampling with BS.1770-4 Annex 2's 48-tap interpolation filter, in dBTP; sample
   peak in dBFS.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,10 @@ import numpy as np
 from scipy import signal as sps
 
 # BS.1770-4, Table 1 and 2: the 48 kHz coefficients (a0 = 1).
-_SHELF_48K = ((1.53512485958697, -2.69169618940638, 1.19839281085285), (1.0, -1.69065929318241, 0.73248077421585))
+_SHELF_48K = (
+    (1.53512485958697, -2.69169618940638, 1.19839281085285),
+    (1.0, -1.69065929318241, 0.73248077421585),
+)
 _HIGHPASS_48K = ((1.0, -2.0, 1.0), (1.0, -1.99004745483398, 0.99007225036621))
 
 # The analogue prototypes behind them (libebur128's constants).
@@ -54,8 +58,10 @@ MIN_SAMPLE_RATE = 4000
 def k_weighting(sample_rate: int) -> np.ndarray:
     """The K-weighting filter as second-order sections (shelf, then high-pass), for ``sample_rate``."""
     if sample_rate < MIN_SAMPLE_RATE:
-        raise ValueError(f"sample rate {sample_rate} Hz is below {MIN_SAMPLE_RATE} Hz: K-weighting (BS.1770) "
-                         "is not defined there")
+        raise ValueError(
+            f"sample rate {sample_rate} Hz is below {MIN_SAMPLE_RATE} Hz: K-weighting (BS.1770) "
+            "is not defined there"
+        )
     if sample_rate == 48000:
         (b1, a1), (b2, a2) = _SHELF_48K, _HIGHPASS_48K
         return np.array([[*b1, *a1], [*b2, *a2]], dtype=float)
@@ -66,7 +72,7 @@ def derive_k_weighting(sample_rate: float) -> np.ndarray:
     """K-weighting re-derived from the analogue design with the bilinear transform."""
     k = math.tan(math.pi * _SHELF_F0 / sample_rate)
     vh = 10 ** (_SHELF_GAIN_DB / 20)
-    vb = vh ** 0.4996667741545416
+    vb = vh**0.4996667741545416
     a0 = 1 + k / _SHELF_Q + k * k
     b1 = ((vh + vb * k / _SHELF_Q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / _SHELF_Q + k * k) / a0)
     a1 = (1.0, 2 * (k * k - 1) / a0, (1 - k / _SHELF_Q + k * k) / a0)
@@ -135,7 +141,7 @@ def weighted_power_prefix(samples: np.ndarray, sample_rate: int, unit: int = 1) 
     for row, weight in zip(y, w[keep]):
         per_unit = row[: units * unit].reshape(units, unit)
         sums += weight * np.einsum("ij,ij->i", per_unit, per_unit).astype(np.float64)  # float32 within 10 ms
-        tail += float(np.sum(row[units * unit:] ** 2))
+        tail += float(np.sum(row[units * unit :] ** 2))
     out = np.empty(units + 1)
     out[0] = 0.0
     np.cumsum(sums, out=out[1:])
@@ -200,7 +206,9 @@ def loudness(samples: np.ndarray, sample_rate: int) -> LoudnessResult:
     )
 
 
-def momentary_series(samples: np.ndarray, sample_rate: int, window_s: float = 0.4, hop_s: float = 0.01) -> np.ndarray:
+def momentary_series(
+    samples: np.ndarray, sample_rate: int, window_s: float = 0.4, hop_s: float = 0.01
+) -> np.ndarray:
     """Loudness (LUFS) of ``window_s`` windows every ``hop_s``: momentary by default, 3 s for short-term."""
     unit = _unit(sample_rate) if round(hop_s * sample_rate) % max(_unit(sample_rate), 1) == 0 else 1
     prefix = weighted_power_prefix(samples, sample_rate, unit)
@@ -215,16 +223,66 @@ def sample_peak_dbfs(samples: np.ndarray) -> float:
 
 # BS.1770-4 Annex 2: the 48-tap, 4-phase interpolation filter, as published (phase p estimates
 # the point p/4 of a sample period along; phases 0/3 and 1/2 are each other reversed).
-_TRUE_PEAK_PHASES = np.array([
-    [0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875, 0.1373291015625,
-     0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250, 0.0148925781250, -0.0083007812500],
-    [-0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500, 0.4650878906250,
-     0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625, 0.0330810546875, -0.0189208984375],
-    [-0.0189208984375, 0.0330810546875, -0.0582275390625, 0.1015625000000, -0.2003173828125, 0.7797851562500,
-     0.4650878906250, -0.1665039062500, 0.0891113281250, -0.0517578125000, 0.0292968750000, -0.0291748046875],
-    [-0.0083007812500, 0.0148925781250, -0.0266113281250, 0.0476074218750, -0.1022949218750, 0.9721679687500,
-     0.1373291015625, -0.0594482421875, 0.0332031250000, -0.0196533203125, 0.0109863281250, 0.0017089843750],
-])
+_TRUE_PEAK_PHASES = np.array(
+    [
+        [
+            0.0017089843750,
+            0.0109863281250,
+            -0.0196533203125,
+            0.0332031250000,
+            -0.0594482421875,
+            0.1373291015625,
+            0.9721679687500,
+            -0.1022949218750,
+            0.0476074218750,
+            -0.0266113281250,
+            0.0148925781250,
+            -0.0083007812500,
+        ],
+        [
+            -0.0291748046875,
+            0.0292968750000,
+            -0.0517578125000,
+            0.0891113281250,
+            -0.1665039062500,
+            0.4650878906250,
+            0.7797851562500,
+            -0.2003173828125,
+            0.1015625000000,
+            -0.0582275390625,
+            0.0330810546875,
+            -0.0189208984375,
+        ],
+        [
+            -0.0189208984375,
+            0.0330810546875,
+            -0.0582275390625,
+            0.1015625000000,
+            -0.2003173828125,
+            0.7797851562500,
+            0.4650878906250,
+            -0.1665039062500,
+            0.0891113281250,
+            -0.0517578125000,
+            0.0292968750000,
+            -0.0291748046875,
+        ],
+        [
+            -0.0083007812500,
+            0.0148925781250,
+            -0.0266113281250,
+            0.0476074218750,
+            -0.1022949218750,
+            0.9721679687500,
+            0.1373291015625,
+            -0.0594482421875,
+            0.0332031250000,
+            -0.0196533203125,
+            0.0109863281250,
+            0.0017089843750,
+        ],
+    ]
+)
 _TAPS = _TRUE_PEAK_PHASES.shape[1]
 
 
@@ -242,7 +300,7 @@ def true_peak_dbtp(samples: np.ndarray) -> float:
         padded = np.pad(x[:, c].astype(np.float32), _TAPS - 1)
         windows = np.lib.stride_tricks.sliding_window_view(padded, _TAPS)
         for k in range(0, windows.shape[0], block):
-            peak = max(peak, float(np.max(np.abs(windows[k:k + block] @ phases))))
+            peak = max(peak, float(np.max(np.abs(windows[k : k + block] @ phases))))
     return 20 * math.log10(peak) if peak > 0 else -math.inf
 
 
@@ -303,10 +361,17 @@ def audio_signals(samples: np.ndarray, sample_rate: int) -> AudioSignals:
     else:
         silent, snr = 0.0, 0.0
     return AudioSignals(
-        duration_s=x.shape[0] / sample_rate, sample_rate_hz=int(sample_rate), channels=x.shape[1],
-        integrated_loudness_lufs=loud.integrated_lufs, loudness_range_lu=loud.loudness_range_lu,
-        max_momentary_lufs=loud.max_momentary_lufs, max_short_term_lufs=loud.max_short_term_lufs,
-        sample_peak_dbfs=sample_peak_dbfs(x), true_peak_dbtp=true_peak_dbtp(x),
+        duration_s=x.shape[0] / sample_rate,
+        sample_rate_hz=int(sample_rate),
+        channels=x.shape[1],
+        integrated_loudness_lufs=loud.integrated_lufs,
+        loudness_range_lu=loud.loudness_range_lu,
+        max_momentary_lufs=loud.max_momentary_lufs,
+        max_short_term_lufs=loud.max_short_term_lufs,
+        sample_peak_dbfs=sample_peak_dbfs(x),
+        true_peak_dbtp=true_peak_dbtp(x),
         clipping_share=float(np.mean(np.any(np.abs(x) >= CLIP_LEVEL, axis=1))),
-        silence_share=silent, snr_db=float(snr), dc_offset=float(np.max(np.abs(x.mean(axis=0)))),
+        silence_share=silent,
+        snr_db=float(snr),
+        dc_offset=float(np.max(np.abs(x.mean(axis=0)))),
     )

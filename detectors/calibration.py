@@ -21,9 +21,11 @@ Conventions (fixed, tested):
 >>> rng = np.random.default_rng(0)
 >>> conf = rng.uniform(0.5, 1.0, 5000)
 >>> honest = rng.uniform(size=5000) < conf
->>> round(calibration(conf, honest).ece, 3) < 0.02, round(calibration(conf, rng.uniform(size=5000) < 0.6).ece, 2)
+>>> coin = rng.uniform(size=5000) < 0.6
+>>> round(calibration(conf, honest).ece, 3) < 0.02, round(calibration(conf, coin).ece, 2)
 (True, 0.18)
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +80,10 @@ def bin_index(conf: np.ndarray, bins: int, scheme: Scheme = "equal_width") -> tu
         sorted_conf = conf[order]
         cuts = [int(round(n * k / bins)) for k in range(1, bins)]
         # a cut inside a run of equal values moves up to the end of that run
-        cuts = [int(np.searchsorted(sorted_conf, sorted_conf[c - 1], side="right")) if 0 < c < n else c
-                for c in cuts]
+        cuts = [
+            int(np.searchsorted(sorted_conf, sorted_conf[c - 1], side="right")) if 0 < c < n else c
+            for c in cuts
+        ]
         rank_bin = np.searchsorted(np.asarray(cuts), np.arange(n), side="right")
         idx = np.empty(n, np.int64)
         idx[order] = rank_bin
@@ -88,8 +92,9 @@ def bin_index(conf: np.ndarray, bins: int, scheme: Scheme = "equal_width") -> tu
     raise ValueError(f"unknown binning scheme {scheme!r}")
 
 
-def calibration(confidence, correct, bins: int = 15, scheme: Scheme = "equal_width",
-                min_n: int = 100) -> CalibrationResult:
+def calibration(
+    confidence, correct, bins: int = 15, scheme: Scheme = "equal_width", min_n: int = 100
+) -> CalibrationResult:
     """Top-label calibration of confidences against 0/1 correctness."""
     conf, ok = _check(confidence, correct)
     n = int(conf.size)
@@ -106,11 +111,27 @@ def calibration(confidence, correct, bins: int = 15, scheme: Scheme = "equal_wid
     full = count > 0
     mce = float(np.max(gaps[full] / count[full])) if full.any() else math.nan
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel = tuple(ReliabilityBin(float(edges[b]), float(edges[b + 1]), int(count[b]),
-                                   float(conf_sum[b] / count[b]) if count[b] else math.nan,
-                                   float(acc_sum[b] / count[b]) if count[b] else math.nan) for b in range(bins))
-    return CalibrationResult(ece, mce, float(np.mean((conf - ok) ** 2)), float(ok.mean()), float(conf.mean()), n,
-                             variant, rel, "ok")
+        rel = tuple(
+            ReliabilityBin(
+                float(edges[b]),
+                float(edges[b + 1]),
+                int(count[b]),
+                float(conf_sum[b] / count[b]) if count[b] else math.nan,
+                float(acc_sum[b] / count[b]) if count[b] else math.nan,
+            )
+            for b in range(bins)
+        )
+    return CalibrationResult(
+        ece,
+        mce,
+        float(np.mean((conf - ok) ** 2)),
+        float(ok.mean()),
+        float(conf.mean()),
+        n,
+        variant,
+        rel,
+        "ok",
+    )
 
 
 def classwise_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -150,9 +171,19 @@ class CalibrationDrift:
     status: Literal["ok", "insufficient_data"]
 
 
-def calibration_drift(ref_confidence, ref_correct, confidence, correct, bins: int = 15,
-                      scheme: Scheme = "equal_width", margin: float = 0.0, n_boot: int = 1000,
-                      level: float = 0.95, seed: int = 0, min_n: int = 100) -> CalibrationDrift:
+def calibration_drift(
+    ref_confidence,
+    ref_correct,
+    confidence,
+    correct,
+    bins: int = 15,
+    scheme: Scheme = "equal_width",
+    margin: float = 0.0,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    min_n: int = 100,
+) -> CalibrationDrift:
     """Has calibration got worse than the reference's?
 
     ECE is biased upwards in small samples (by roughly √(bins / n)), so a day's ECE compared with
@@ -178,8 +209,9 @@ def calibration_drift(ref_confidence, ref_correct, confidence, correct, bins: in
     variant = f"top_label_{scheme}_{bins}_size_matched_bootstrap_{n_boot}"
     if rc.size < min_n or wc.size < min_n:
         nan = math.nan
-        return CalibrationDrift(nan, nan, nan, nan, nan, nan, False, int(wc.size), int(rc.size), variant,
-                                "insufficient_data")
+        return CalibrationDrift(
+            nan, nan, nan, nan, nan, nan, False, int(wc.size), int(rc.size), variant, "insufficient_data"
+        )
     # resampled in a canonical order, so that the result depends on the reference's events, not
     # on the order a store returned them in
     order = np.lexsort((rok, rc))
@@ -190,11 +222,24 @@ def calibration_drift(ref_confidence, ref_correct, confidence, correct, bins: in
     q_low, q_high = (float(q) for q in np.quantile(null, [alpha, 1 - alpha]))
     low, high = w - q_high, w - q_low
     p = float((1 + np.count_nonzero(null >= w)) / (n_boot + 1))
-    return CalibrationDrift(w - float(null.mean()), low, high, p, w, float(null.mean()), low > margin,
-                            int(wc.size), int(rc.size), variant, "ok")
+    return CalibrationDrift(
+        w - float(null.mean()),
+        low,
+        high,
+        p,
+        w,
+        float(null.mean()),
+        low > margin,
+        int(wc.size),
+        int(rc.size),
+        variant,
+        "ok",
+    )
 
 
-def _bootstrap_ece(conf, ok, bins, scheme, n_boot, rng, size: int | None = None, chunk: int = 64) -> np.ndarray:
+def _bootstrap_ece(
+    conf, ok, bins, scheme, n_boot, rng, size: int | None = None, chunk: int = 64
+) -> np.ndarray:
     """ECE of ``n_boot`` resamples of ``size`` (default: the sample's); the bins are those of the
     sample (fixed edges for equal width; for equal mass, each event keeps its bin)."""
     idx, _ = bin_index(conf, bins, scheme)
@@ -207,5 +252,5 @@ def _bootstrap_ece(conf, ok, bins, scheme, n_boot, rng, size: int | None = None,
         b = idx[pick] + bins * np.arange(k)[:, None]  # one block of bins per replicate
         # per bin |accuracy sum − confidence sum| = |Σ (correct − confidence)|: one pass, not two
         gap = np.bincount(b.ravel(), weights=gap_of[pick].ravel(), minlength=bins * k).reshape(k, bins)
-        out[start:start + k] = np.abs(gap).sum(axis=1) / n
+        out[start : start + k] = np.abs(gap).sum(axis=1) / n
     return out

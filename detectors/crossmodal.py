@@ -10,13 +10,15 @@ Signals (names are part of the event contract; stored under the ``cross.`` prefi
 * ``av_offset_ms``: audio capture time minus image (video frame) capture time, in milliseconds,
   when both inputs carry ``capture.ts``. Positive: the audio was captured later.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
 
-def cross_modal_signals(present: set[str], expected: list[str],
-                        capture_ts: dict[str, datetime]) -> dict[str, float]:
+def cross_modal_signals(
+    present: set[str], expected: list[str], capture_ts: dict[str, datetime]
+) -> dict[str, float]:
     out: dict[str, float] = {}
     if expected:
         missing = [m for m in expected if m not in present]

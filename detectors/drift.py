@@ -37,6 +37,7 @@ Kolmogorov's limit distribution.
 >>> ks_test(ref, moved[:10]).status
 'insufficient_data'
 """
+
 from __future__ import annotations
 
 import math
@@ -127,7 +128,9 @@ class NumericReference:
     psi_shares: tuple[float, ...]
 
     @classmethod
-    def fit(cls, reference, psi_bins: int = 10, resolution: int = 2000, exact_max: int = 10_000) -> "NumericReference":
+    def fit(
+        cls, reference, psi_bins: int = 10, resolution: int = 2000, exact_max: int = 10_000
+    ) -> "NumericReference":
         ref = _sorted(_finite(reference))
         if ref.size == 0:
             return cls(0, math.nan, math.nan, True, (), (-math.inf, math.inf), (1.0,))
@@ -135,8 +138,15 @@ class NumericReference:
         values = ref if exact else _quantiles_of_sorted(ref, np.linspace(0, 1, resolution + 1))
         inner = np.unique(_quantiles_of_sorted(ref, np.linspace(0, 1, psi_bins + 1)[1:-1]))
         edges = np.concatenate(([-np.inf], inner, [np.inf]))
-        return cls(int(ref.size), float(ref.mean()), float(ref.std()), exact, tuple(values.tolist()),
-                   tuple(edges.tolist()), tuple(_shares(ref, edges).tolist()))
+        return cls(
+            int(ref.size),
+            float(ref.mean()),
+            float(ref.std()),
+            exact,
+            tuple(values.tolist()),
+            tuple(edges.tolist()),
+            tuple(_shares(ref, edges).tolist()),
+        )
 
     def state_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -147,8 +157,15 @@ class NumericReference:
     def from_state_dict(cls, d: dict) -> "NumericReference":
         edges = list(d["psi_edges"])
         edges[0], edges[-1] = -math.inf, math.inf
-        return cls(d["n"], d["mean"], d["std"], d["exact"], tuple(d["values"]),
-                   tuple(float(e) for e in edges), tuple(d["psi_shares"]))
+        return cls(
+            d["n"],
+            d["mean"],
+            d["std"],
+            d["exact"],
+            tuple(d["values"]),
+            tuple(float(e) for e in edges),
+            tuple(d["psi_shares"]),
+        )
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         v = np.asarray(self.values)
@@ -214,11 +231,14 @@ def wasserstein_test(ref: NumericReference, window, threshold: float = 0.1, min_
         u = (np.arange(m) + 0.5) / m
         dist = float(np.mean(np.abs(ref.quantile(u) - _inverted_cdf(_sorted(win), u))))
     value = dist / norm
-    return DriftResult("wasserstein", value, None, value >= threshold, value, threshold, int(win.size), ref.n, "ok")
+    return DriftResult(
+        "wasserstein", value, None, value >= threshold, value, threshold, int(win.size), ref.n, "ok"
+    )
 
 
-def psi_test(ref: NumericReference, window, threshold: float = 0.1, min_n: int = 100,
-             alpha: float | None = None) -> DriftResult:
+def psi_test(
+    ref: NumericReference, window, threshold: float = 0.1, min_n: int = 100, alpha: float | None = None
+) -> DriftResult:
     """PSI over the reference's quantile bins (see the module docstring), with a p-value.
 
     PSI is the symmetrised Kullback–Leibler divergence of the binned shares; for two samples of
@@ -272,7 +292,11 @@ class CategoricalReference:
 def _category_counts(ref: CategoricalReference, window) -> tuple[list[str], np.ndarray, np.ndarray]:
     win = CategoricalReference.fit(window).counts
     keys = sorted(set(ref.counts) | set(win))
-    return keys, np.array([ref.counts.get(k, 0) for k in keys], float), np.array([win.get(k, 0) for k in keys], float)
+    return (
+        keys,
+        np.array([ref.counts.get(k, 0) for k in keys], float),
+        np.array([win.get(k, 0) for k in keys], float),
+    )
 
 
 def chi_square_test(ref: CategoricalReference, window, alpha: float = 0.05, min_n: int = 30) -> DriftResult:
@@ -298,7 +322,9 @@ def chi_square_test(ref: CategoricalReference, window, alpha: float = 0.05, min_
     return DriftResult("chisquare", float(chi2), float(p), bool(p < alpha), v, alpha, n_win, ref.n, "ok")
 
 
-def jensen_shannon_test(ref: CategoricalReference, window, threshold: float = 0.1, min_n: int = 30) -> DriftResult:
+def jensen_shannon_test(
+    ref: CategoricalReference, window, threshold: float = 0.1, min_n: int = 30
+) -> DriftResult:
     """Jensen–Shannon distance (natural logarithm) between the category shares.
 
     >>> r = CategoricalReference.fit(["car"] * 300 + ["street"] * 700)

@@ -22,6 +22,7 @@ with a permutation test, in torch (CPU, or CUDA when given a CUDA device).
 >>> mmd_test(ref, rng.normal(0, 1, (300, 16))).drift, mmd_test(ref, rng.normal(0.3, 1, (300, 16))).drift
 (False, True)
 """
+
 from __future__ import annotations
 
 import math
@@ -61,9 +62,19 @@ def median_sigma(ref, block: int = 4096, max_points: int = 2000, seed: int = 0) 
     return float((0.5 * flat[k]).sqrt())
 
 
-def mmd_test(reference, window, permutations: int = 100, alpha: float = 0.05, sigma: float | None = None,
-             max_n: int = 10_000, min_n: int = 20, seed: int = 0, device: str | None = None,
-             block: int = 2048, dtype=None) -> MMDResult:
+def mmd_test(
+    reference,
+    window,
+    permutations: int = 100,
+    alpha: float = 0.05,
+    sigma: float | None = None,
+    max_n: int = 10_000,
+    min_n: int = 20,
+    seed: int = 0,
+    device: str | None = None,
+    block: int = 2048,
+    dtype=None,
+) -> MMDResult:
     """Permutation test of MMD² between ``reference`` (n × d) and ``window`` (m × d) embeddings."""
     import torch
 
@@ -75,8 +86,9 @@ def mmd_test(reference, window, permutations: int = 100, alpha: float = 0.05, si
     n_ref, n_win = x.shape[0], y.shape[0]
     variant = f"gaussian_median_sigma_unbiased_{permutations}_permutations"
     if n_ref < min_n or n_win < min_n:
-        return MMDResult(math.nan, math.nan, False, math.nan, n_win, n_ref, permutations, variant,
-                         "insufficient_data")
+        return MMDResult(
+            math.nan, math.nan, False, math.nan, n_win, n_ref, permutations, variant, "insufficient_data"
+        )
     rng = np.random.default_rng(seed)
     if n_ref > max_n:
         x = x[rng.choice(n_ref, max_n, replace=False)]
@@ -113,12 +125,13 @@ def mmd_test(reference, window, permutations: int = 100, alpha: float = 0.05, si
         kb = torch.exp_(d2.mul_(-inv))
         local = torch.arange(stop - start, device=dev)
         kb[local, local] = 0.0  # leave out the diagonal
-        own, rest = kb[:, : stop - start], kb[:, stop - start:]
+        own, rest = kb[:, : stop - start], kb[:, stop - start :]
         row_sums[start:stop] += kb.sum(1, dtype=torch.float64)
         row_sums[stop:] += rest.sum(0, dtype=torch.float64)
         m_own = member[start:stop]
-        ks += ((m_own * (own @ m_own)).sum(0, dtype=torch.float64)
-               + 2 * (m_own * (rest @ member[stop:])).sum(0, dtype=torch.float64))
+        ks += (m_own * (own @ m_own)).sum(0, dtype=torch.float64) + 2 * (m_own * (rest @ member[stop:])).sum(
+            0, dtype=torch.float64
+        )
     total = row_sums.sum()
     s_r = member.T.to(torch.float64) @ row_sums  # s'K1
     xx = ks

@@ -26,6 +26,7 @@ Signals (names are part of the event contract):
 * ``colorfulness``: Hasler & Süsstrunk (2003), σ_rgyb + 0.3 μ_rgyb on 8-bit values;
 * ``grayscale``: 1.0 when at least 99.9 % of pixels have all channels within 2 levels, else 0.0.
 """
+
 from __future__ import annotations
 
 import math
@@ -109,7 +110,7 @@ def _sums(x: np.ndarray) -> tuple[int, int]:
 # (R-G)² is at most 0.999·4 + 0.001·255² < 69.03, so a larger mean proves "not grey" without a
 # per-pixel pass.
 _GREY_SHARE = 0.999
-_GREY_MAX_MEAN_SQ = _GREY_SHARE * 4 + (1 - _GREY_SHARE) * 255 ** 2
+_GREY_MAX_MEAN_SQ = _GREY_SHARE * 4 + (1 - _GREY_SHARE) * 255**2
 
 
 class ImageSums(NamedTuple):
@@ -160,8 +161,15 @@ def image_sums_numpy(px: np.ndarray, luma: np.ndarray | None = None) -> ImageSum
         raise ValueError(f"luma shape {y.shape} does not match the pixels' {(h, w)}")
     y_sum, y_sq = _sums(y)
     lap_sum, lap_sq = _laplacian_sums(y)
-    base = (h * w, y_sum, y_sq, lap_sum, lap_sq, int(np.count_nonzero(y <= UNDEREXPOSED_LUMA)),
-            int(np.count_nonzero(y >= OVEREXPOSED_LUMA)))
+    base = (
+        h * w,
+        y_sum,
+        y_sq,
+        lap_sum,
+        lap_sq,
+        int(np.count_nonzero(y <= UNDEREXPOSED_LUMA)),
+        int(np.count_nonzero(y >= OVEREXPOSED_LUMA)),
+    )
     if px.ndim == 2:
         return ImageSums(*base)
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
@@ -184,7 +192,7 @@ def signals_from_sums(h: int, w: int, s: ImageSums) -> ImageSignals:
     """Every image signal from the sums; the only floating point in the image path (float64)."""
     n = float(s.n)
     y_mean = s.y_sum / n
-    y_var = max(0.0, s.y_sq / n - y_mean ** 2)
+    y_var = max(0.0, s.y_sq / n - y_mean**2)
     lap_var = max(0.0, s.lap_sq / n - (s.lap_sum / n) ** 2)
     # A one-channel picture has no colour sums; an RGB one has grey_pixels, or rg_sq > 0 when the
     # grey count was skipped (see image_sums_numpy).
@@ -192,16 +200,23 @@ def signals_from_sums(h: int, w: int, s: ImageSums) -> ImageSignals:
         colorfulness, grey = 0.0, 1.0
     else:
         rg_mean, yb_mean = s.rg_sum / n, s.yb2_sum / 2.0 / n
-        rg_std = math.sqrt(max(0.0, s.rg_sq / n - rg_mean ** 2))
-        yb_std = math.sqrt(max(0.0, s.yb2_sq / 4.0 / n - yb_mean ** 2))
+        rg_std = math.sqrt(max(0.0, s.rg_sq / n - rg_mean**2))
+        yb_std = math.sqrt(max(0.0, s.yb2_sq / 4.0 / n - yb_mean**2))
         colorfulness = math.hypot(rg_std, yb_std) + 0.3 * math.hypot(rg_mean, yb_mean)
         grey = float(s.grey_pixels is not None and s.grey_pixels >= _GREY_SHARE * n)
     return ImageSignals(
-        width=w, height=h, megapixels=n / 1e6, aspect_ratio=w / h,
-        brightness=y_mean, rms_contrast=math.sqrt(y_var) / 255.0,
-        sharpness=lap_var, sharpness_normalised=lap_var / y_var if y_var > 0 else 0.0,
-        underexposed_share=s.under / n, overexposed_share=s.over / n,
-        colorfulness=colorfulness, grayscale=grey,
+        width=w,
+        height=h,
+        megapixels=n / 1e6,
+        aspect_ratio=w / h,
+        brightness=y_mean,
+        rms_contrast=math.sqrt(y_var) / 255.0,
+        sharpness=lap_var,
+        sharpness_normalised=lap_var / y_var if y_var > 0 else 0.0,
+        underexposed_share=s.under / n,
+        overexposed_share=s.over / n,
+        colorfulness=colorfulness,
+        grayscale=grey,
     )
 
 

@@ -7,6 +7,7 @@ the values equal the NumPy path's to the last bits on any device, and no float32
 can creep into a variance (``detectors.image.signals_from_sums`` turns the sums into signals for
 every path). Pure: a tensor in, ``ImageSignals`` out; nothing is kept between calls.
 """
+
 from __future__ import annotations
 
 from detectors.image import OVEREXPOSED_LUMA, UNDEREXPOSED_LUMA, ImageSignals, ImageSums, signals_from_sums
@@ -45,9 +46,16 @@ def image_signals_batch(pixels) -> list[ImageSignals]:
         rg = r - g
         yb2 = r + g - 2 * bl
         spread = torch.maximum(rg.abs(), (g - bl).abs())
-        colour = torch.stack([rg.sum((1, 2), dtype=i64), (rg * rg).sum((1, 2), dtype=i64),
-                              yb2.sum((1, 2), dtype=i64), (yb2 * yb2).sum((1, 2), dtype=i64),
-                              (spread <= 2).sum((1, 2))], 1)
+        colour = torch.stack(
+            [
+                rg.sum((1, 2), dtype=i64),
+                (rg * rg).sum((1, 2), dtype=i64),
+                yb2.sum((1, 2), dtype=i64),
+                (yb2 * yb2).sum((1, 2), dtype=i64),
+                (spread <= 2).sum((1, 2)),
+            ],
+            1,
+        )
     else:
         colour = None
     stats = torch.stack([y_sum, y_sq, lap_sum, lap_sq, under, over], 1).cpu().tolist()

@@ -37,6 +37,7 @@ above are for unit variance).
 >>> 4000 <= hits[0] < 4400
 True
 """
+
 from __future__ import annotations
 
 import base64
@@ -76,9 +77,13 @@ class _RiverDetector:
         return bool(self._det.drift_detected)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": dict(self.params), "n_seen": self.n_seen,
-                "last_change_at": self.last_change_at,
-                "river": base64.b64encode(pickle.dumps(self._det)).decode("ascii")}
+        return {
+            "kind": self.kind,
+            "params": dict(self.params),
+            "n_seen": self.n_seen,
+            "last_change_at": self.last_change_at,
+            "river": base64.b64encode(pickle.dumps(self._det)).decode("ascii"),
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]):
@@ -127,7 +132,8 @@ class PageHinkleyDetector(_RiverDetector):
     stationary streams quiet (see the module docstring).
 
     >>> import numpy as np
-    >>> xs = np.concatenate([np.random.default_rng(1).normal(0, 1, 2000), np.random.default_rng(2).normal(1, 1, 2000)])
+    >>> before = np.random.default_rng(1).normal(0, 1, 2000)
+    >>> xs = np.concatenate([before, np.random.default_rng(2).normal(1, 1, 2000)])
     >>> det = PageHinkleyDetector()
     >>> hits = [i for i, x in enumerate(xs) if det.update(float(x))]
     >>> 2000 <= hits[0] < 2600
@@ -148,7 +154,8 @@ class KSWINDetector(_RiverDetector):
     with a smaller alpha than river's, as each value runs one more test.
 
     >>> import numpy as np
-    >>> xs = np.concatenate([np.random.default_rng(1).normal(0, 1, 500), np.random.default_rng(2).normal(2, 1, 200)])
+    >>> before, after = np.random.default_rng(1).normal(0, 1, 500), np.random.default_rng(2).normal(2, 1, 200)
+    >>> xs = np.concatenate([before, after])
     >>> det = KSWINDetector()
     >>> hits = [i for i, x in enumerate(xs) if det.update(float(x))]
     >>> 500 <= hits[0] < 560
@@ -218,10 +225,16 @@ class BernoulliCUSUM:
         return self.drift_detected
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": {"p0": self.p0_given, "shift": self.shift, "arl0": self.arl0,
-                                              "warmup": self.warmup},
-                "p0": self.p0, "s": self.s, "n_seen": self.n_seen, "warm_sum": self.warm_sum,
-                "last_change_at": self.last_change_at, "drift_detected": self.drift_detected}
+        return {
+            "kind": self.kind,
+            "params": {"p0": self.p0_given, "shift": self.shift, "arl0": self.arl0, "warmup": self.warmup},
+            "p0": self.p0,
+            "s": self.s,
+            "n_seen": self.n_seen,
+            "warm_sum": self.warm_sum,
+            "last_change_at": self.last_change_at,
+            "drift_detected": self.drift_detected,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "BernoulliCUSUM":
@@ -270,9 +283,15 @@ class MeanShiftCUSUM:
         return self.drift_detected
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": {"mean": self.mean, "std": self.std, "k": self.k, "h": self.h},
-                "up": self.up, "down": self.down, "n_seen": self.n_seen, "last_change_at": self.last_change_at,
-                "drift_detected": self.drift_detected}
+        return {
+            "kind": self.kind,
+            "params": {"mean": self.mean, "std": self.std, "k": self.k, "h": self.h},
+            "up": self.up,
+            "down": self.down,
+            "n_seen": self.n_seen,
+            "last_change_at": self.last_change_at,
+            "drift_detected": self.drift_detected,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "MeanShiftCUSUM":
@@ -282,7 +301,9 @@ class MeanShiftCUSUM:
         return det
 
 
-DETECTORS = {c.kind: c for c in (ADWINDetector, PageHinkleyDetector, KSWINDetector, BernoulliCUSUM, MeanShiftCUSUM)}
+DETECTORS = {
+    c.kind: c for c in (ADWINDetector, PageHinkleyDetector, KSWINDetector, BernoulliCUSUM, MeanShiftCUSUM)
+}
 
 
 def detector_from_state(state: dict[str, Any]):

@@ -32,6 +32,7 @@ drift, where the same confidence becomes less often right — labels find that.
 >>> bool(abs(est.accuracy - np.mean(window ** 2)) < 0.02), est.ci_low < est.accuracy < est.ci_high
 (True, True)
 """
+
 from __future__ import annotations
 
 import math
@@ -75,8 +76,13 @@ class ConfidenceCalibrator:
         return c if self.kind == "identity" else np.interp(c, self.x, self.y)
 
     def state_dict(self) -> dict:
-        return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "brier_raw": self.brier_raw,
-                "brier_isotonic": self.brier_isotonic}
+        return {
+            "kind": self.kind,
+            "x": list(self.x),
+            "y": list(self.y),
+            "brier_raw": self.brier_raw,
+            "brier_isotonic": self.brier_isotonic,
+        }
 
     @classmethod
     def from_state_dict(cls, d: dict) -> "ConfidenceCalibrator":
@@ -124,8 +130,9 @@ class PerformanceSummary:
         return cls(0, 0.0, 0.0)
 
     @classmethod
-    def of(cls, calibrator: ConfidenceCalibrator, confidence, predicted_positive=None,
-           bins: int = 100) -> "PerformanceSummary":
+    def of(
+        cls, calibrator: ConfidenceCalibrator, confidence, predicted_positive=None, bins: int = 100
+    ) -> "PerformanceSummary":
         """Summarise events. For a binary task pass ``predicted_positive`` (bool per event): the
         score of the positive class is then conf (predicted positive) or 1 − conf."""
         p = np.clip(calibrator(confidence), 0.0, 1.0)  # P(the prediction is right)
@@ -136,10 +143,14 @@ class PerformanceSummary:
             q = np.where(pos, p, 1 - p)  # P(y = 1)
             score = np.where(pos, conf, 1 - conf)
             idx = np.clip((score * bins).astype(int), 0, bins - 1)
-            out.update(tp=float(p[pos].sum()), fp=float((1 - p[pos]).sum()), tn=float(p[~pos].sum()),
-                       fn=float((1 - p[~pos]).sum()),
-                       pos_hist=tuple(np.bincount(idx, weights=q, minlength=bins).tolist()),
-                       neg_hist=tuple(np.bincount(idx, weights=1 - q, minlength=bins).tolist()))
+            out.update(
+                tp=float(p[pos].sum()),
+                fp=float((1 - p[pos]).sum()),
+                tn=float(p[~pos].sum()),
+                fn=float((1 - p[~pos]).sum()),
+                pos_hist=tuple(np.bincount(idx, weights=q, minlength=bins).tolist()),
+                neg_hist=tuple(np.bincount(idx, weights=1 - q, minlength=bins).tolist()),
+            )
         return cls(**out)
 
     def merge(self, other: "PerformanceSummary") -> "PerformanceSummary":
@@ -150,10 +161,17 @@ class PerformanceSummary:
                 return a
             return tuple(x + y for x, y in zip(a, b))
 
-        return PerformanceSummary(self.n + other.n, self.expected_correct + other.expected_correct,
-                                  self.variance + other.variance, self.tp + other.tp, self.fp + other.fp,
-                                  self.tn + other.tn, self.fn + other.fn, add(self.pos_hist, other.pos_hist),
-                                  add(self.neg_hist, other.neg_hist))
+        return PerformanceSummary(
+            self.n + other.n,
+            self.expected_correct + other.expected_correct,
+            self.variance + other.variance,
+            self.tp + other.tp,
+            self.fp + other.fp,
+            self.tn + other.tn,
+            self.fn + other.fn,
+            add(self.pos_hist, other.pos_hist),
+            add(self.neg_hist, other.neg_hist),
+        )
 
     def estimate(self, min_n: int = 50) -> PerformanceEstimate:
         if self.n < min_n:
@@ -168,7 +186,10 @@ class PerformanceSummary:
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else math.nan
             pos, neg = np.asarray(self.pos_hist), np.asarray(self.neg_hist)
             above = np.cumsum(pos[::-1])[::-1] - pos  # expected positives in higher bins
-            auc = float(np.sum(neg * (above + 0.5 * pos)) / (pos.sum() * neg.sum())) if pos.sum() and neg.sum() \
+            auc = (
+                float(np.sum(neg * (above + 0.5 * pos)) / (pos.sum() * neg.sum()))
+                if pos.sum() and neg.sum()
                 else math.nan
+            )
             est.update(precision=precision, recall=recall, f1=f1, roc_auc=auc)
         return PerformanceEstimate(**est)

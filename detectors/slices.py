@@ -24,6 +24,7 @@ false discoveries controlled across the whole evaluation. Pure: arrays and plain
 >>> [r.gap > 0 for r in rows if r.metric == "error_rate"]
 [False, True, False]
 """
+
 from __future__ import annotations
 
 import math
@@ -74,9 +75,15 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def slice_metrics(attributes: dict[str, np.ndarray], errors: np.ndarray, abstained: np.ndarray,
-                  confidence: np.ndarray, cross: list[tuple[str, str]] = (), min_n: int = 50,
-                  fdr: float = 0.05) -> list[SliceStat]:
+def slice_metrics(
+    attributes: dict[str, np.ndarray],
+    errors: np.ndarray,
+    abstained: np.ndarray,
+    confidence: np.ndarray,
+    cross: list[tuple[str, str]] = (),
+    min_n: int = 50,
+    fdr: float = 0.05,
+) -> list[SliceStat]:
     """Rows for every slice × metric, sorted by slice then metric.
 
     ``attributes``: per attribute, one label per event (``""`` = no value, skipped). ``errors``:
@@ -115,8 +122,9 @@ def _rate(key: str, metric: Metric, inside: np.ndarray, rest: np.ndarray, min_n:
     n, n_rest = inside.size, rest.size
     if n < min_n or n_rest < min_n:
         v = float(inside.mean()) if n else math.nan
-        return SliceStat(key, metric, n, v, math.nan, math.nan, math.nan, math.nan, None, None, False,
-                         "insufficient_data")
+        return SliceStat(
+            key, metric, n, v, math.nan, math.nan, math.nan, math.nan, None, None, False, "insufficient_data"
+        )
     k, k_rest = int(inside.sum()), int(rest.sum())
     w = wilson_interval(k, n)
     p1, p2 = k / n, k_rest / n_rest
@@ -130,8 +138,20 @@ def _mean(key: str, inside: np.ndarray, rest: np.ndarray, min_n: int) -> SliceSt
     n, n_rest = inside.size, rest.size
     if n < min_n or n_rest < min_n:
         v = float(inside.mean()) if n else math.nan
-        return SliceStat(key, "mean_confidence", n, v, math.nan, math.nan, math.nan, math.nan, None, None,
-                         False, "insufficient_data")
+        return SliceStat(
+            key,
+            "mean_confidence",
+            n,
+            v,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            None,
+            None,
+            False,
+            "insufficient_data",
+        )
     m1, m2 = float(inside.mean()), float(rest.mean())
     v1, v2 = float(inside.var(ddof=1)), float(rest.var(ddof=1))
     half = _Z95 * math.sqrt(v1 / n)

@@ -8,15 +8,24 @@
 * ``scripts``: how many writing systems the letters come from (Latin, Cyrillic, Greek, Arabic,
   Hebrew, CJK, Hangul, Kana, Devanagari, Thai, other), a script-mix indicator.
 """
+
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
 
 _SCRIPT_PREFIXES = (
-    ("LATIN", "latin"), ("CYRILLIC", "cyrillic"), ("GREEK", "greek"), ("ARABIC", "arabic"),
-    ("HEBREW", "hebrew"), ("CJK", "cjk"), ("HANGUL", "hangul"), ("HIRAGANA", "kana"), ("KATAKANA", "kana"),
-    ("DEVANAGARI", "devanagari"), ("THAI", "thai"),
+    ("LATIN", "latin"),
+    ("CYRILLIC", "cyrillic"),
+    ("GREEK", "greek"),
+    ("ARABIC", "arabic"),
+    ("HEBREW", "hebrew"),
+    ("CJK", "cjk"),
+    ("HANGUL", "hangul"),
+    ("HIRAGANA", "kana"),
+    ("KATAKANA", "kana"),
+    ("DEVANAGARI", "devanagari"),
+    ("THAI", "thai"),
 )
 
 
@@ -50,6 +59,10 @@ def text_signals(text: str) -> TextSignals:
     wide = sum(1 for c in text if ord(c) > 0x7F)
     scripts = {_script(c) for c in text if c.isalpha()}
     return TextSignals(
-        characters=n, tokens=len(text.split()), empty=float(not text.strip()),
-        non_printable_share=bad / n if n else 0.0, non_ascii_share=wide / n if n else 0.0, scripts=len(scripts),
+        characters=n,
+        tokens=len(text.split()),
+        empty=float(not text.strip()),
+        non_printable_share=bad / n if n else 0.0,
+        non_ascii_share=wide / n if n else 0.0,
+        scripts=len(scripts),
     )

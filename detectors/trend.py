@@ -16,6 +16,7 @@ the answer is ``insufficient_data``.
 >>> mann_kendall(rng.normal(0.1, 0.004, 30)).trend
 'none'
 """
+
 from __future__ import annotations
 
 import math

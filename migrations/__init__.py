@@ -2,6 +2,7 @@
 
 The SQL lives in this folder so that an installed modalwatch finds it beside its code.
 """
+
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent

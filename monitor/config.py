@@ -3,6 +3,7 @@
 Errors name the key and the line: ``ConfigError("alerts.rules[0].op (line 41): ...")``.
 Only the CLI exits; this module raises.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (AwareDatetime, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, create_model,
-                      field_validator, model_validator)
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from alerts import receivers
@@ -165,7 +176,9 @@ class EvaluationConfig(_Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Berlin)"
+            ) from None
         return v
 
     @property
@@ -204,7 +217,9 @@ class RuleConfig(_Section):
     # A breach must hold this long (event time, from the first breached window's start to the
     # current window's end) before the alert fires; until then it is pending and notifies nobody.
     for_: Duration = Field(timedelta(0), alias="for")
-    labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
+    labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -219,7 +234,9 @@ class RuleConfig(_Section):
     @model_validator(mode="after")
     def _one_baseline(self) -> "RuleConfig":
         if self.vs_reference + self.vs_previous + self.vs_earlier_lag > 1:
-            raise ValueError(f"rule {self.name!r}: vs_reference, vs_previous and vs_earlier_lag exclude each other")
+            raise ValueError(
+                f"rule {self.name!r}: vs_reference, vs_previous and vs_earlier_lag exclude each other"
+            )
         return self
 
 
@@ -253,15 +270,34 @@ class InhibitConfig(_Section):
 def default_rules() -> list[RuleConfig]:
     """The rules of the embedded default (config/default.yaml spells them out; a test keeps both equal)."""
     return [
-        RuleConfig(name="SignalDrift", metric="psi", field="decision", op=">=", threshold=1,
-                   summary="a modality signal's distribution moved away from the reference "
-                           "(PSI ≥ 0.25 and significant after Benjamini–Hochberg)"),
-        RuleConfig(name="SliceErrorRateUp", metric="error_rate", field="ci_low", vs_reference=True, threshold=0.05,
-                   severity="critical",
-                   summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference"),
-        RuleConfig(name="CalibrationDrift", metric="ece_drift", slice="*", field="decision", op=">=", threshold=1,
-                   summary="top-label ECE is above what the reference's calibration gives at this sample size "
-                           "(bootstrap interval above 0, significant after Benjamini–Hochberg)"),
+        RuleConfig(
+            name="SignalDrift",
+            metric="psi",
+            field="decision",
+            op=">=",
+            threshold=1,
+            summary="a modality signal's distribution moved away from the reference "
+            "(PSI ≥ 0.25 and significant after Benjamini–Hochberg)",
+        ),
+        RuleConfig(
+            name="SliceErrorRateUp",
+            metric="error_rate",
+            field="ci_low",
+            vs_reference=True,
+            threshold=0.05,
+            severity="critical",
+            summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference",
+        ),
+        RuleConfig(
+            name="CalibrationDrift",
+            metric="ece_drift",
+            slice="*",
+            field="decision",
+            op=">=",
+            threshold=1,
+            summary="top-label ECE is above what the reference's calibration gives at this sample size "
+            "(bootstrap interval above 0, significant after Benjamini–Hochberg)",
+        ),
     ]
 
 
@@ -280,7 +316,10 @@ class AlertsConfig(_Section):
 
     @model_validator(mode="after")
     def _unique(self) -> "AlertsConfig":
-        for what, names in (("rule", [r.name for r in self.rules]), ("webhook", [w.name for w in self.webhooks])):
+        for what, names in (
+            ("rule", [r.name for r in self.rules]),
+            ("webhook", [w.name for w in self.webhooks]),
+        ):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{what} names must be unique: {sorted(dup)}")
@@ -326,12 +365,13 @@ class Config(_Section):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-
     @model_validator(mode="after")
     def _workers_need_postgres(self) -> "Config":
         if self.ingest.workers and self.store.kind != "postgres":
-            raise ValueError(f"ingest.workers: {self.ingest.workers} needs store.kind: postgres"
-                             f" (SQLite takes one writer at a time); use 0 with {self.store.kind}")
+            raise ValueError(
+                f"ingest.workers: {self.ingest.workers} needs store.kind: postgres"
+                f" (SQLite takes one writer at a time); use 0 with {self.store.kind}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -341,8 +381,10 @@ class Config(_Section):
             ev = self.evaluation
             need = max(ev.intervals) + max(ev.lags or [ev.lag]) + timedelta(days=1)
             if ret < need:
-                raise ValueError(f"store.retention {ret} is shorter than the longest interval plus the longest lag"
-                                 f" plus a day ({need}): the last vintages would miss their events")
+                raise ValueError(
+                    f"store.retention {ret} is shorter than the longest interval plus the longest lag"
+                    f" plus a day ({need}): the last vintages would miss their events"
+                )
         return self
 
 
@@ -350,7 +392,9 @@ def _rebuild_checks_section() -> None:
     """``evaluation.checks``: one field per registered check, its own Config model, defaulted; an
     unknown check name is an error naming it. Rebuilt when a check is registered (a plugin's, a
     test's) so that its section validates like the built-in ones."""
-    fields = {name: (cls.Config, Field(default_factory=cls.Config)) for name, cls in checks.registered().items()}
+    fields = {
+        name: (cls.Config, Field(default_factory=cls.Config)) for name, cls in checks.registered().items()
+    }
     section = create_model("ChecksConfig", __base__=_Section, __module__=__name__, **fields)
     globals()["ChecksConfig"] = section  # pickled by name (a config goes to pipeline workers)
     EvaluationConfig.model_fields["checks"] = FieldInfo(annotation=section, default_factory=section)
@@ -370,9 +414,14 @@ def _rebuild_receivers() -> None:
     """``alerts.webhooks``: a list of the registered receiver kinds' configs, told apart by ``kind``
     (default ``webhook``). Rebuilt when a kind is registered."""
     kinds = receivers.receiver_kinds()
-    entry = Annotated[Union[tuple(Annotated[k.Config, Tag(f"{_KIND_TAG}{name}")] for name, k in kinds.items())],
-                      Discriminator(_receiver_kind, custom_error_type="receiver_kind",
-                                    custom_error_message=f"kind must be one of {', '.join(sorted(kinds))}")]
+    entry = Annotated[
+        Union[tuple(Annotated[k.Config, Tag(f"{_KIND_TAG}{name}")] for name, k in kinds.items())],
+        Discriminator(
+            _receiver_kind,
+            custom_error_type="receiver_kind",
+            custom_error_message=f"kind must be one of {', '.join(sorted(kinds))}",
+        ),
+    ]
     AlertsConfig.model_fields["webhooks"] = FieldInfo(annotation=list[entry], default_factory=list)
     AlertsConfig.model_rebuild(force=True)
     Config.model_rebuild(force=True)
@@ -405,7 +454,7 @@ _MOVED = {
     ("evaluation", "ece_min_n"): "evaluation.checks.calibration.min_n",
     ("evaluation", "calibration_bootstrap"): "evaluation.checks.calibration.bootstrap",
     ("evaluation", "error_rate_min_n"): "evaluation.checks.error_rate.min_n (and the min_n of slice_gaps,"
-                                        " missing_modality and estimated_accuracy)",
+    " missing_modality and estimated_accuracy)",
     ("evaluation", "cross"): "evaluation.checks.slice_gaps.cross",
     ("evaluation", "bands"): "evaluation.checks.slice_gaps.bands",
     ("evaluation", "performance_estimate"): "evaluation.checks.estimated_accuracy.enabled",
@@ -489,13 +538,16 @@ def _to_python(node: yaml.Node, loc: tuple, lines: dict, env, name: str) -> Any:
         for k, v in node.value:
             key = k.value
             if key in out:
-                raise ConfigError(f"{name}: {_dotted(loc + (key,))} (line {k.start_mark.line + 1}): duplicate key")
+                raise ConfigError(
+                    f"{name}: {_dotted(loc + (key,))} (line {k.start_mark.line + 1}): duplicate key"
+                )
             out[key] = _to_python(v, loc + (key,), lines, env, name)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, loc + (i,), lines, env, name) for i, v in enumerate(node.value)]
     value = node.value
     if "${" in value:
+
         def sub(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
             if var in env:
@@ -503,7 +555,8 @@ def _to_python(node: yaml.Node, loc: tuple, lines: dict, env, name: str) -> Any:
             if default is not None:
                 return default
             raise ConfigError(
-                f"{name}: {_dotted(loc)} (line {node.start_mark.line + 1}): environment variable {var} is not set"
+                f"{name}: {_dotted(loc)} (line {node.start_mark.line + 1}): environment variable {var} is"
+                " not set"
             )
 
         # An interpolated value stays a string; pydantic's lax mode turns "8787" into 8787 where

@@ -13,6 +13,7 @@ resumes its schedule — a run missed while it was down runs once at start-up. W
 evaluates a window is decided by its claim row. Signal
 handlers only set ``should_exit``; an evaluation in progress stops after the vintage it is on.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -61,9 +62,17 @@ class _Stopping(Exception):
 
 
 class Daemon:
-    def __init__(self, config, sources: list[Source], store: Store, senders: dict[str, Sender],
-                 clock: Callable[[], datetime] = utcnow,
-                 owner: str | None = None, stop_when_idle: bool = False, evaluate: bool = True):
+    def __init__(
+        self,
+        config,
+        sources: list[Source],
+        store: Store,
+        senders: dict[str, Sender],
+        clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
+        stop_when_idle: bool = False,
+        evaluate: bool = True,
+    ):
         self.config = config
         self.sources = sources
         self.store = store
@@ -78,8 +87,19 @@ class Daemon:
         self._tick_lock = threading.Lock()  # one evaluation at a time: the job, or the final one
         self._eval_store: Store | None = None  # the evaluation thread's connection, from startup()
         self._scheduler: BackgroundScheduler | None = None
-        self.stats = {"messages": 0, "stored": 0, "partial": 0, "duplicate": 0, "dead_letter": 0, "evaluated": 0,
-                      "evaluation_backlog": 0, "delivered": 0, "purged_events": 0, "orphan_labels": 0, "review_expired": 0}
+        self.stats = {
+            "messages": 0,
+            "stored": 0,
+            "partial": 0,
+            "duplicate": 0,
+            "dead_letter": 0,
+            "evaluated": 0,
+            "evaluation_backlog": 0,
+            "delivered": 0,
+            "purged_events": 0,
+            "orphan_labels": 0,
+            "review_expired": 0,
+        }
         self._purged_at: datetime | None = None
         self._writers: InProcess | Workers | None = None  # while main_loop runs
         self._in_flight: deque[tuple[int, Source]] = deque()  # batches handed over, not committed, poll order
@@ -116,27 +136,39 @@ class Daemon:
         self.store.set_compression(self.config.store.compress_after)
         self._eval_store = self.store.sibling()
         self.evaluator.store = self._eval_store
-        scope = f"{EVALUATION_JOB}@{replica_name()}/"  # '/' ends the name: no replica's scope prefixes another's
+        scope = (
+            f"{EVALUATION_JOB}@{replica_name()}/"  # '/' ends the name: no replica's scope prefixes another's
+        )
         self._job_id = scope + "tick"
         jobs = SqlJobStore(self.store.sibling(), bind={self._job_id: self.tick}, scope=scope)
-        self._scheduler = BackgroundScheduler(jobstores={"default": jobs},
-                                              executors={"default": ThreadPoolExecutor(1)},
-                                              job_defaults={"coalesce": True, "max_instances": 1,
-                                                            "misfire_grace_time": None},
-                                              timezone=timezone.utc)
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": jobs},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
         self._scheduler.start(paused=True)
         every = self.config.evaluation.tick_s
         job = self._scheduler.get_job(self._job_id)
         if job is None:
-            self._scheduler.add_job(f"{__name__}:evaluation_job", "interval", seconds=every, id=self._job_id,
-                                    next_run_time=datetime.now(timezone.utc))  # catch up at once
+            self._scheduler.add_job(
+                f"{__name__}:evaluation_job",
+                "interval",
+                seconds=every,
+                id=self._job_id,
+                next_run_time=datetime.now(timezone.utc),
+            )  # catch up at once
             log.info("evaluation job scheduled every %gs (new in %s)", every, self.store.describe())
         else:
             if job.trigger.interval.total_seconds() != every:
                 self._scheduler.reschedule_job(self._job_id, trigger="interval", seconds=every)
             # a run due while no daemon was up runs once now (coalesced, no grace limit)
-            log.info("evaluation job resumed from %s: every %gs, next run was due at %s", self.store.describe(),
-                     every, job.next_run_time.isoformat() if job.next_run_time else "never (paused)")
+            log.info(
+                "evaluation job resumed from %s: every %gs, next run was due at %s",
+                self.store.describe(),
+                every,
+                job.next_run_time.isoformat() if job.next_run_time else "never (paused)",
+            )
         self._scheduler.resume()
 
     def main_loop(self) -> None:
@@ -161,7 +193,12 @@ class Daemon:
                     break
                 if not busy and self._in_flight:
                     self._settle(timeout=0.05)  # nothing new: wait for the workers, not in a spin
-                if self.stop_when_idle and not busy and not self._in_flight and all(s.exhausted for s in self.sources):
+                if (
+                    self.stop_when_idle
+                    and not busy
+                    and not self._in_flight
+                    and all(s.exhausted for s in self.sources)
+                ):
                     self.tick()  # a finite run: evaluate what the input closed before it ends
                     self.drain_outbox()
                     return
@@ -178,8 +215,10 @@ class Daemon:
         if not n:
             return InProcess(self._store)
         if self.clock is not utcnow:
-            raise ValueError(f"ingest.workers: {n} runs the pipeline on the wall clock; this daemon has its own clock"
-                             " (use 0 workers)")
+            raise ValueError(
+                f"ingest.workers: {n} runs the pipeline on the wall clock; this daemon has its own clock"
+                " (use 0 workers)"
+            )
         return Workers(self.config, n)
 
     def _settle(self, timeout: float | None) -> None:
@@ -231,23 +270,36 @@ class Daemon:
             except _Stopping:
                 log.info("evaluation stopped between vintages: the daemon is stopping")
             except store.transient_errors as e:
-                log.warning("evaluation failed on %s (%s: %s); the next run retries", store.describe(),
-                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                log.warning(
+                    "evaluation failed on %s (%s: %s); the next run retries",
+                    store.describe(),
+                    type(e).__name__,
+                    str(e).splitlines()[0] if str(e) else "",
+                )
                 reconnect(store)
             except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
                 # (the store's transaction was rolled back on the way out of ``tx()``)
-                log.exception("evaluation failed; ingest goes on, the window is retried after its claim expires")
+                log.exception(
+                    "evaluation failed; ingest goes on, the window is retried after its claim expires"
+                )
 
     def _tick_once(self, store: Store) -> None:
         if self.evaluate:
-            self.stats["evaluated"] += self.evaluator.run_due(store.events.watermark(), progress=self._catch_up)
+            self.stats["evaluated"] += self.evaluator.run_due(
+                store.events.watermark(), progress=self._catch_up
+            )
             self.stats["evaluation_backlog"] = 0
         if self.evaluate:
             self.evaluator.apply_health(self.clock())  # data health on the ingest clock
         # what data health changed, and group timers that came due between vintages
         run_notifications(self.config, store, self.clock())
-        self.stats["delivered"] += deliver_due(store.alerts, self.senders, self.clock(),
-                                               self.config.alerts.retry_initial_s, self.config.alerts.retry_max_s)
+        self.stats["delivered"] += deliver_due(
+            store.alerts,
+            self.senders,
+            self.clock(),
+            self.config.alerts.retry_initial_s,
+            self.config.alerts.retry_max_s,
+        )
         now = self.clock()
         if self._purged_at is None or now - self._purged_at >= self.config.store.purge_every:
             done = purge(self.config, store, now)
@@ -274,9 +326,13 @@ class Daemon:
             with self._tick_lock:  # the evaluation connection is the job's too: one thread at a time
                 if not store.alerts.outbox_pending():
                     return
-                self.stats["delivered"] += deliver_due(store.alerts, self.senders, self.clock(),
-                                                       self.config.alerts.retry_initial_s,
-                                                       self.config.alerts.retry_max_s)
+                self.stats["delivered"] += deliver_due(
+                    store.alerts,
+                    self.senders,
+                    self.clock(),
+                    self.config.alerts.retry_initial_s,
+                    self.config.alerts.retry_max_s,
+                )
             time.sleep(0.05)
 
     def shutdown(self) -> None:
@@ -286,8 +342,12 @@ class Daemon:
                 try:
                     self._scheduler.remove_job(self._job_id)
                 except self.store.transient_errors as e:  # the database is away: stop all the same
-                    log.warning("could not remove this process's evaluation job %s from %s (%s); its row stays",
-                                self._job_id, self.store.describe(), type(e).__name__)
+                    log.warning(
+                        "could not remove this process's evaluation job %s from %s (%s); its row stays",
+                        self._job_id,
+                        self.store.describe(),
+                        type(e).__name__,
+                    )
             # waits for an evaluation in progress, which stops after its current vintage
             self._scheduler.shutdown(wait=True)
         if self._eval_store is not None:

@@ -15,6 +15,7 @@ measures itself. Episodes (written to ``episodes.json``), quiet before day 10:
 The real media alone shows the two media episodes: the signals only they carry (e.g.
 ``image.underexposed_share``, ``audio.true_peak_dbtp``) drift too.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,19 +47,51 @@ ENVS = ["indoor", "outdoor", "car"]
 MEDIA_EVERY = 5
 
 EPISODES = [
-    {"name": "mic_change", "start_day": 10, "description": "environment=car audio 10 dB quieter (microphone swap)",
-     "expect": [{"alertname": "SignalDrift", "slice": "environment=car", "modality": "audio",
-                 "signal": "integrated_loudness_lufs"},
-                {"alertname": "SignalDrift", "slice": "environment=car", "modality": "audio",
-                 "signal": "true_peak_dbtp"}]},
-    {"name": "confidence_inflation", "start_day": 11,
-     "description": "confidence creeps towards 1 while accuracy stays the same",
-     "expect": [{"alertname": "CalibrationDrift", "slice": "*"}]},
-    {"name": "cam_b_darkening", "start_day": 14, "description": "device=cam_b images darken, its error rate rises",
-     "expect": [{"alertname": "SignalDrift", "slice": "device=cam_b", "modality": "image", "signal": "brightness"},
-                {"alertname": "SignalDrift", "slice": "device=cam_b", "modality": "image",
-                 "signal": "underexposed_share"},
-                {"alertname": "SliceErrorRateUp", "slice": "device=cam_b"}]},
+    {
+        "name": "mic_change",
+        "start_day": 10,
+        "description": "environment=car audio 10 dB quieter (microphone swap)",
+        "expect": [
+            {
+                "alertname": "SignalDrift",
+                "slice": "environment=car",
+                "modality": "audio",
+                "signal": "integrated_loudness_lufs",
+            },
+            {
+                "alertname": "SignalDrift",
+                "slice": "environment=car",
+                "modality": "audio",
+                "signal": "true_peak_dbtp",
+            },
+        ],
+    },
+    {
+        "name": "confidence_inflation",
+        "start_day": 11,
+        "description": "confidence creeps towards 1 while accuracy stays the same",
+        "expect": [{"alertname": "CalibrationDrift", "slice": "*"}],
+    },
+    {
+        "name": "cam_b_darkening",
+        "start_day": 14,
+        "description": "device=cam_b images darken, its error rate rises",
+        "expect": [
+            {
+                "alertname": "SignalDrift",
+                "slice": "device=cam_b",
+                "modality": "image",
+                "signal": "brightness",
+            },
+            {
+                "alertname": "SignalDrift",
+                "slice": "device=cam_b",
+                "modality": "image",
+                "signal": "underexposed_share",
+            },
+            {"alertname": "SliceErrorRateUp", "slice": "device=cam_b"},
+        ],
+    },
 ]
 
 
@@ -100,33 +133,62 @@ def generate(days: int, seed: int, events_per_day: int, media=None) -> tuple[lis
         ts = START + timedelta(seconds=float(t[i]))
         eid = f"ev-{seed}-{i:07d}"
         inputs = {
-            "image": {"signals": {"brightness": round(float(brightness[i]), 3),
-                                  "sharpness": round(float(sharpness[i]), 3),
-                                  "rms_contrast": round(float(contrast[i]), 4)}},
-            "audio": {"signals": {"integrated_loudness_lufs": round(float(loudness[i]), 3),
-                                  "snr_db": round(float(snr[i]), 3)}},
+            "image": {
+                "signals": {
+                    "brightness": round(float(brightness[i]), 3),
+                    "sharpness": round(float(sharpness[i]), 3),
+                    "rms_contrast": round(float(contrast[i]), 4),
+                }
+            },
+            "audio": {
+                "signals": {
+                    "integrated_loudness_lufs": round(float(loudness[i]), 3),
+                    "snr_db": round(float(snr[i]), 3),
+                }
+            },
             "text": {"signals": {"characters": int(chars[i])}},
         }
         if media is not None and i % MEDIA_EVERY == 0:
             if device[i] == "cam_b":
-                inputs["image"] = {"uri": media.image(float(dark[i])),
-                                   "media_type": "image/jpeg"}
+                inputs["image"] = {"uri": media.image(float(dark[i])), "media_type": "image/jpeg"}
             if env[i] == "car":
                 inputs["audio"] = {"uri": media.speech(float(quieter[i])), "media_type": "audio/flac"}
-        lines.append((ts, 0, {
-            "type": "inference", "event_id": eid, "ts": ts.isoformat(),
-            "model": {"name": "scene-tagger", "version": "1.0.0"},
-            "slice": {"device": str(device[i]), "locale": str(locale[i]), "environment": str(env[i])},
-            "inputs": inputs,
-            "output": {"label": str(pred[i]), "confidence": float(shown_conf[i])},
-        }))
+        lines.append(
+            (
+                ts,
+                0,
+                {
+                    "type": "inference",
+                    "event_id": eid,
+                    "ts": ts.isoformat(),
+                    "model": {"name": "scene-tagger", "version": "1.0.0"},
+                    "slice": {"device": str(device[i]), "locale": str(locale[i]), "environment": str(env[i])},
+                    "inputs": inputs,
+                    "output": {"label": str(pred[i]), "confidence": float(shown_conf[i])},
+                },
+            )
+        )
         if labelled[i]:
             lts = ts + timedelta(seconds=float(label_delay[i]))
-            lines.append((lts, 1, {"type": "label", "event_id": eid, "label": str(truth[i]), "source": "feedback",
-                                   "ts": lts.isoformat()}))
+            lines.append(
+                (
+                    lts,
+                    1,
+                    {
+                        "type": "label",
+                        "event_id": eid,
+                        "label": str(truth[i]),
+                        "source": "feedback",
+                        "ts": lts.isoformat(),
+                    },
+                )
+            )
     lines.sort(key=lambda x: (x[0], x[1]))
-    episodes = [{**e, "starts_at": (START + timedelta(days=e["start_day"])).isoformat()}
-                for e in EPISODES if e["start_day"] < days - 2]
+    episodes = [
+        {**e, "starts_at": (START + timedelta(days=e["start_day"])).isoformat()}
+        for e in EPISODES
+        if e["start_day"] < days - 2
+    ]
     return [obj for _, _, obj in lines], episodes
 
 
@@ -174,10 +236,27 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     store.close()
     firing = [a for r in received for a in r["payload"]["alerts"] if a["status"] == "firing"]
     return {
-        "out": str(out), "days": days, "events": counts["events"], "labels": counts["labels"],
-        "evaluations": counts["evaluations"], "notifications_received": len(received),
-        "alerts_firing": sorted({(a["labels"]["alertname"] + " " + a["labels"]["slice"] +
-                                  (" " + a["labels"].get("modality", "") + "." + a["labels"]["signal"]
-                                   if "signal" in a["labels"] else "")) for a in firing}),
-        "episodes": [e["name"] for e in episodes], "review_items": n_review,
+        "out": str(out),
+        "days": days,
+        "events": counts["events"],
+        "labels": counts["labels"],
+        "evaluations": counts["evaluations"],
+        "notifications_received": len(received),
+        "alerts_firing": sorted(
+            {
+                (
+                    a["labels"]["alertname"]
+                    + " "
+                    + a["labels"]["slice"]
+                    + (
+                        " " + a["labels"].get("modality", "") + "." + a["labels"]["signal"]
+                        if "signal" in a["labels"]
+                        else ""
+                    )
+                )
+                for a in firing
+            }
+        ),
+        "episodes": [e["name"] for e in episodes],
+        "review_items": n_review,
     }

@@ -8,6 +8,7 @@ episodes are found by modalwatch's own signal extraction rather than by numbers 
   pauses, over low-frequency road noise, 1 s at 16 kHz; after a microphone swap the whole clip
   is 10 dB quieter.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,10 @@ def _photos() -> list[np.ndarray]:
             px = np.repeat(px[..., None], 3, axis=2)
         h, w = px.shape[:2]
         side = min(h, w)
-        square = px[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
-        out.append(np.asarray(Image.fromarray(square).resize((2 * SIDE, 2 * SIDE), Image.Resampling.BILINEAR)))
+        square = px[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+        out.append(
+            np.asarray(Image.fromarray(square).resize((2 * SIDE, 2 * SIDE), Image.Resampling.BILINEAR))
+        )
     return out
 
 
@@ -43,7 +46,7 @@ def picture(rng: np.random.Generator, photos: list[np.ndarray], dark: float) -> 
 
     base = photos[rng.integers(len(photos))]
     y, x = rng.integers(0, SIDE + 1, 2)
-    crop = base[y:y + SIDE, x:x + SIDE].astype(np.float64) / 255.0
+    crop = base[y : y + SIDE, x : x + SIDE].astype(np.float64) / 255.0
     gain = rng.normal(1.0, 0.06)
     gamma = 1.0 + 1.6 * dark
     px = np.clip(np.round(255.0 * np.clip(crop * gain, 0, 1) ** gamma), 0, 255).astype(np.uint8)
@@ -66,7 +69,9 @@ def speech_clip(rng: np.random.Generator, quieter_db: float) -> bytes:
     syllables = np.repeat(rng.uniform(0, 1, 5) > 0.3, AUDIO_RATE // 4 + 1)[:AUDIO_RATE]  # some are pauses
     envelope = (0.5 - 0.5 * np.cos(2 * np.pi * 4 * t)) ** 2 * syllables
     brown = np.cumsum(rng.normal(0, 1, AUDIO_RATE + 400))
-    rumble = (brown[400:] - (np.cumsum(brown)[400:] - np.cumsum(brown)[:-400]) / 400) / 60.0  # minus its trend
+    rumble = (
+        brown[400:] - (np.cumsum(brown)[400:] - np.cumsum(brown)[:-400]) / 400
+    ) / 60.0  # minus its trend
     level = 10 ** ((rng.normal(-14, 1.5) - quieter_db) / 20)
     x = level * (voiced * envelope / 3.0 + rumble * 10 ** (-rng.uniform(18, 26) / 20))
     buf = io.BytesIO()

@@ -13,6 +13,7 @@ One vintage is one path, each stage taking the previous one's output:
 3. in one transaction with the claim's finish and the rows: **rules** → **alert state** →
    **review queue** → **outbox** (``Evaluator.apply_rules``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,12 +48,15 @@ def owner_id() -> str:
 
 def seed_of(key: RunKey) -> int:
     """A seed fixed by the window, so a backfill's bootstrap gives the live run's numbers."""
-    return zlib.crc32(f"{key.model_name}|{key.model_version}|{key.interval_s}|{key.lag_s}|"
-                      f"{key.window_start.isoformat()}".encode())
+    return zlib.crc32(
+        f"{key.model_name}|{key.model_version}|{key.interval_s}|{key.lag_s}|"
+        f"{key.window_start.isoformat()}".encode()
+    )
 
 
-def compute(checks: Sequence[Check], summaries: dict[str, Any], inputs: EvaluationInput,
-            fdr: float) -> list[EvaluationRow]:
+def compute(
+    checks: Sequence[Check], summaries: dict[str, Any], inputs: EvaluationInput, fdr: float
+) -> list[EvaluationRow]:
     """The checks' rows for one window (each check, in order, sees the rows of those before it),
     with Benjamini–Hochberg applied within each declared test family. Pure."""
     rows: list[EvaluationRow] = []
@@ -62,7 +66,9 @@ def compute(checks: Sequence[Check], summaries: dict[str, Any], inputs: Evaluati
     return control_false_discoveries(rows, checks, fdr)
 
 
-def control_false_discoveries(rows: list[EvaluationRow], checks: Sequence[Check], fdr: float) -> list[EvaluationRow]:
+def control_false_discoveries(
+    rows: list[EvaluationRow], checks: Sequence[Check], fdr: float
+) -> list[EvaluationRow]:
     """Benjamini–Hochberg within each test family of the window (each check names the family of
     its rows: by default one per metric across all slices × signals, so a family of few tests is
     not drowned by hundreds of signal tests); rows adjusted already are left as they are. Then
@@ -96,9 +102,15 @@ class Evaluator:
         self._refs: dict[tuple, tuple[ReferenceSummary, dict[str, Any]]] = {}
 
     # -- the schedule --------------------------------------------------------------------------
-    def due(self, watermark: datetime | None, start: datetime | None = None, end: datetime | None = None,
-            include_finished: bool = False, interval: timedelta | None = None,
-            lag: timedelta | None = None) -> list[tuple[RunKey, datetime]]:
+    def due(
+        self,
+        watermark: datetime | None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_finished: bool = False,
+        interval: timedelta | None = None,
+        lag: timedelta | None = None,
+    ) -> list[tuple[RunKey, datetime]]:
         """Vintages whose window end + lag the watermark has passed, not yet evaluated, oldest
         first (``interval`` / ``lag`` keep only those)."""
         if watermark is None:
@@ -114,15 +126,25 @@ class Evaluator:
                     if interval is not None and iv != interval:
                         continue
                     iv_s, lag_s = int(iv.total_seconds()), int(vlag.total_seconds())
-                    done = set() if include_finished else self.store.evaluations.finished(
-                        mv.model_name, mv.model_version, iv_s, lag_s)
+                    done = (
+                        set()
+                        if include_finished
+                        else self.store.evaluations.finished(mv.model_name, mv.model_version, iv_s, lag_s)
+                    )
                     for t0, t1 in windows(iv, mv.first_ts, watermark - vlag, ev.tz):
                         if (start and t0 < start) or (end and t1 > end) or t0 in done:
                             continue
                         out.append((RunKey(mv.model_name, mv.model_version, iv_s, lag_s, t0), t1))
         # in the order the vintages became due: window end + lag
-        out.sort(key=lambda kt: (kt[1] + timedelta(seconds=kt[0].lag_s), kt[0].interval_s, kt[0].lag_s,
-                                 kt[0].model_name, kt[0].model_version))
+        out.sort(
+            key=lambda kt: (
+                kt[1] + timedelta(seconds=kt[0].lag_s),
+                kt[0].interval_s,
+                kt[0].lag_s,
+                kt[0].model_name,
+                kt[0].model_version,
+            )
+        )
         return out
 
     def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
@@ -143,24 +165,40 @@ class Evaluator:
         already stored are kept, and alert rules are not applied again, since alert state moves
         forward in window order and an old window must not re-open or re-resolve a later state."""
         now = self.clock()
-        if not force and not self.store.evaluations.claim(key, window_end, self.owner, now,
-                                                          self.config.evaluation.claim_expiry):
+        if not force and not self.store.evaluations.claim(
+            key, window_end, self.owner, now, self.config.evaluation.claim_expiry
+        ):
             return None
         rows = self.compute(key, window_end)
         with self.store.tx():
             # One transaction per vintage: finished, its rows and its alerts, or nothing. A replica
             # so slow that its claim expired and another took the vintage keeps none of its work.
-            if not force and not self.store.evaluations.finish(key, self.owner, self.clock()):  # changed nothing
-                log.warning("vintage %s %s, %ds window from %s (lag %ds) was taken over by another replica while"
-                            " this one evaluated it (evaluation.claim_expiry %s); its result is discarded",
-                            key.model_name, key.model_version, key.interval_s, key.window_start.isoformat(),
-                            key.lag_s, self.config.evaluation.claim_expiry)
+            if not force and not self.store.evaluations.finish(
+                key, self.owner, self.clock()
+            ):  # changed nothing
+                log.warning(
+                    "vintage %s %s, %ds window from %s (lag %ds) was taken over by another replica while"
+                    " this one evaluated it (evaluation.claim_expiry %s); its result is discarded",
+                    key.model_name,
+                    key.model_version,
+                    key.interval_s,
+                    key.window_start.isoformat(),
+                    key.lag_s,
+                    self.config.evaluation.claim_expiry,
+                )
                 return None
             self.store.evaluations.insert(rows)
             if not force:
                 self.apply_rules(rows, key, window_end, now)
-        log.info("evaluated %s %s, %ds window from %s (lag %ds): %d rows", key.model_name, key.model_version,
-                 key.interval_s, key.window_start.isoformat(), key.lag_s, len(rows))
+        log.info(
+            "evaluated %s %s, %ds window from %s (lag %ds): %d rows",
+            key.model_name,
+            key.model_version,
+            key.interval_s,
+            key.window_start.isoformat(),
+            key.lag_s,
+            len(rows),
+        )
         return rows
 
     def compute(self, key: RunKey, window_end: datetime) -> list[EvaluationRow]:
@@ -170,31 +208,41 @@ class Evaluator:
         return compute(self.checks, summaries, inputs, self.config.evaluation.fdr)
 
     # -- stage 1: read -------------------------------------------------------------------------
-    def read(self, key: RunKey, window_end: datetime, now: datetime) -> tuple[EvaluationInput, dict[str, Any]]:
+    def read(
+        self, key: RunKey, window_end: datetime, now: datetime
+    ) -> tuple[EvaluationInput, dict[str, Any]]:
         """Everything the enabled checks need for ``key``'s window, and their reference summaries."""
         labels_before = window_end + timedelta(seconds=key.lag_s)
-        (reference, summaries), window = self._reference(key, lambda store: store.events.load_window(
-            key.model_name, key.model_version, key.window_start, window_end, labels_before))
+        (reference, summaries), window = self._reference(
+            key,
+            lambda store: store.events.load_window(
+                key.model_name, key.model_version, key.window_start, window_end, labels_before
+            ),
+        )
         needs: set[str] = set()
         for c in self.checks:
             needs |= c.reads(summaries.get(c.name))
         inputs = EvaluationInput(key, window_end, now, WindowView(window), reference, seed_of(key))
         events = self.store.events
         if "embeddings" in needs:
-            inputs.embeddings = events.window_embeddings(key.model_name, key.model_version, key.window_start,
-                                                         window_end)
+            inputs.embeddings = events.window_embeddings(
+                key.model_name, key.model_version, key.window_start, window_end
+            )
         if "history" in needs:
             span = max(c.history_span() for c in self.checks if "history" in c.needs)
             metrics = sorted({m for c in self.checks if "history" in c.needs for m in c.history_metrics()})
             inputs.history = self.store.evaluations.history(
-                key, key.window_start - timedelta(seconds=key.interval_s) * span, metrics)
+                key, key.window_start - timedelta(seconds=key.interval_s) * span, metrics
+            )
         if "findings" in needs:
-            inputs.findings = self.store.ops.findings(key.model_name, key.model_version, key.window_start,
-                                                      window_end, labels_before)
+            inputs.findings = self.store.ops.findings(
+                key.model_name, key.model_version, key.window_start, window_end, labels_before
+            )
         return inputs, summaries
 
-    def _reference(self, key: RunKey, read_window: Callable[[Any], Window]
-                   ) -> tuple[tuple[ReferenceSummary, dict[str, Any]], Window]:
+    def _reference(
+        self, key: RunKey, read_window: Callable[[Any], Window]
+    ) -> tuple[tuple[ReferenceSummary, dict[str, Any]], Window]:
         """The reference of ``key``'s model version, summarised once and kept; and
         ``read_window(store)``. When the reference must be read first, the two reads run at once
         on two connections (the database's work on two cores), and the reference is summarised
@@ -207,17 +255,26 @@ class Evaluator:
             def read() -> tuple[Window, dict]:
                 return reference_from_file(self.config, file, key.model_name)
         else:
-            first_at = next(mv.first_ts for mv in self.store.events.model_versions()
-                            if (mv.model_name, mv.model_version) == (key.model_name, key.model_version))
+            first_at = next(
+                mv.first_ts
+                for mv in self.store.events.model_versions()
+                if (mv.model_name, mv.model_version) == (key.model_name, key.model_version)
+            )
             r0, r1 = reference_range(self.config, first_at)
             ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
 
             def read() -> tuple[Window, dict]:
                 events = self.store.events
-                data = events.load_window(key.model_name, key.model_version, r0, r1,
-                                          r1 + timedelta(seconds=key.lag_s))
-                emb = events.window_embeddings(key.model_name, key.model_version, r0, r1) if with_embeddings else {}
+                data = events.load_window(
+                    key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s)
+                )
+                emb = (
+                    events.window_embeddings(key.model_name, key.model_version, r0, r1)
+                    if with_embeddings
+                    else {}
+                )
                 return data, emb
+
         if ck in self._refs:
             return self._refs[ck], read_window(self.store)
         try:
@@ -242,7 +299,9 @@ class Evaluator:
         return ReferenceSummary.of(view), {c.name: c.summarise(view, embeddings) for c in self.checks}
 
     # -- stage 3: rules → alert state → review queue → outbox -----------------------------------
-    def apply_rules(self, rows: list[EvaluationRow], key: RunKey, window_end: datetime, now: datetime) -> None:
+    def apply_rules(
+        self, rows: list[EvaluationRow], key: RunKey, window_end: datetime, now: datetime
+    ) -> None:
         """Move each rule's alerts on this window's rows (pending → firing → resolved, with the
         rule's ``for``), queue the events of slices that need review, then run the notification
         pass — in the caller's transaction."""
@@ -250,10 +309,18 @@ class Evaluator:
         vintage = "+" + duration_text(key.lag_s) if len(self.config.evaluation.vintage_lags) > 1 else ""
         ev = self.store.evaluations
         kinds = {baseline_field(r) for r in rules}
-        previous = (ev.previous_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
-                                       key.window_start) if "previous" in kinds else {})
-        earlier = (ev.earlier_lag_values(key.model_name, key.model_version, key.interval_s, key.lag_s,
-                                         key.window_start) if "earlier_lag" in kinds else {})
+        previous = (
+            ev.previous_values(key.model_name, key.model_version, key.interval_s, key.lag_s, key.window_start)
+            if "previous" in kinds
+            else {}
+        )
+        earlier = (
+            ev.earlier_lag_values(
+                key.model_name, key.model_version, key.interval_s, key.lag_s, key.window_start
+            )
+            if "earlier_lag" in kinds
+            else {}
+        )
 
         def baseline(rule, row: EvaluationRow) -> float | None:
             values = {"previous": previous, "earlier_lag": earlier}.get(baseline_field(rule), {})
@@ -262,11 +329,19 @@ class Evaluator:
         moves = self._move(decisions(rules, rows, baseline, vintage), key.window_start, window_end, now)
         wanted = [(m.row.slice, "alert_slice") for m in moves if m.change == "fire"]
         rc = self.config.review
-        for metric, low, reason in (("estimated_accuracy", rc.estimated_accuracy_below, "low_estimated_accuracy"),
-                                    ("mean_confidence_gap", rc.mean_confidence_below, "low_mean_confidence")):
+        for metric, low, reason in (
+            ("estimated_accuracy", rc.estimated_accuracy_below, "low_estimated_accuracy"),
+            ("mean_confidence_gap", rc.mean_confidence_below, "low_mean_confidence"),
+        ):
             if low is not None:  # the gap rows' value is the slice's own mean confidence
-                wanted += [(row.slice, reason) for row in rows if row.metric == metric and row.status == "ok"
-                           and row.value is not None and row.value < low]
+                wanted += [
+                    (row.slice, reason)
+                    for row in rows
+                    if row.metric == metric
+                    and row.status == "ok"
+                    and row.value is not None
+                    and row.value < low
+                ]
         self._queue_slices(key, window_end, wanted, now)
         run_notifications(self.config, self.store, now)
 
@@ -280,7 +355,9 @@ class Evaluator:
                 log.warning("alert %s %s %s", m.alert.state, m.alert.rule, m.alert.labels)
         return moves
 
-    def _queue_slices(self, key: RunKey, window_end: datetime, wanted: list[tuple[str, str]], now: datetime) -> None:
+    def _queue_slices(
+        self, key: RunKey, window_end: datetime, wanted: list[tuple[str, str]], now: datetime
+    ) -> None:
         """For each (slice, reason): the slice's least confident unlabelled events of the window, all
         within the strata's daily budgets (monitor/review.py). The window is read once."""
         rc = self.config.review
@@ -290,15 +367,19 @@ class Evaluator:
         candidates, seen = [], set()
         for sl, reason in wanted:
             inside = _slice_predicate(sl)
-            picked = [(e, c, s) for e, c, s in pool if inside(s)][:rc.events_per_alert]
+            picked = [(e, c, s) for e, c, s in pool if inside(s)][: rc.events_per_alert]
             for e, c, s in picked:
                 if e not in seen:  # an event is queued for its first reason
                     seen.add(e)
-                    candidates.append(ReviewCandidate(e, f"{reason}:{sl}", round(1 - c, 6) + 1.0, now,
-                                                      stratum_of(s, rc.stratify_by)))
+                    candidates.append(
+                        ReviewCandidate(
+                            e, f"{reason}:{sl}", round(1 - c, 6) + 1.0, now, stratum_of(s, rc.stratify_by)
+                        )
+                    )
         day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
-        self.store.review.enqueue(within_budget(candidates, self.store.review.counts_since(day),
-                                                rc.daily_budget_per_stratum))
+        self.store.review.enqueue(
+            within_budget(candidates, self.store.review.counts_since(day), rc.daily_budget_per_stratum)
+        )
 
     # -- data health, on the ingest clock ------------------------------------------------------
     def health_rows(self, now: datetime) -> list[EvaluationRow]:
@@ -306,8 +387,12 @@ class Evaluator:
         rows = []
         for check in self.health_checks:
             since, recent = check.spans(now)
-            rows += check.run(None, HealthInput(now, self.store.ops.ingest_by_source(since, recent),
-                                                self.store.events.model_versions()))
+            rows += check.run(
+                None,
+                HealthInput(
+                    now, self.store.ops.ingest_by_source(since, recent), self.store.events.model_versions()
+                ),
+            )
         return rows
 
     def apply_health(self, now: datetime) -> int:

@@ -10,6 +10,7 @@
   dead letter whose reason says so: its event is older than the retention (deleted, or dropped
   upstream) or never came. It is not silently kept for ever, nor silently dropped.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,13 @@ def purge(config, store, now: datetime) -> Purged:
     lookback = config.evaluation.checks.data_health.silence_lookback
     store.ops.forget_ingest_before(now - lookback - timedelta(days=1))
     if out.events or out.orphan_labels:
-        log.info("retention: %d events older than %s deleted (reference windows kept); %d labels without an"
-                 " event dead-lettered", out.events, retention, out.orphan_labels)
+        log.info(
+            "retention: %d events older than %s deleted (reference windows kept); %d labels without an"
+            " event dead-lettered",
+            out.events,
+            retention,
+            out.orphan_labels,
+        )
     return out
 
 
@@ -53,17 +59,35 @@ def _expire_orphan_labels(config, store, now: datetime) -> int:
     """Labels whose event is not stored ``store.label_wait`` after they arrived become dead
     letters (source ``labels``, their own position), in one transaction."""
     wait = config.store.label_wait
-    reason = (f"no event with this event_id was stored within {wait} of the label: the event is older than the"
-              f" retention ({config.store.retention or 'none set'}) or never arrived")
+    reason = (
+        f"no event with this event_id was stored within {wait} of the label: the event is older than the"
+        f" retention ({config.store.retention or 'none set'}) or never arrived"
+    )
     with store.tx():
         orphans = store.events.orphan_labels(now - wait)
         if not orphans:
             return 0
-        store.ops.insert_dead_letters([
-            DeadLetter("labels", r.position, reason, json.dumps({"type": "label", "event_id": r.event_id,
-                                                                  "label": r.label, "source": r.source,
-                                                                  "ts": r.ts.isoformat()},
-                                                                 separators=(",", ":"), ensure_ascii=False), now)
-            for r in orphans])
+        store.ops.insert_dead_letters(
+            [
+                DeadLetter(
+                    "labels",
+                    r.position,
+                    reason,
+                    json.dumps(
+                        {
+                            "type": "label",
+                            "event_id": r.event_id,
+                            "label": r.label,
+                            "source": r.source,
+                            "ts": r.ts.isoformat(),
+                        },
+                        separators=(",", ":"),
+                        ensure_ascii=False,
+                    ),
+                    now,
+                )
+                for r in orphans
+            ]
+        )
         store.events.delete_labels(r.event_id for r in orphans)
     return len(orphans)

@@ -3,6 +3,7 @@
 Decoding is not I/O (bytes in, arrays out); reading a ``file://`` URI is, and lives with the
 callers. Every failure is a ``MediaError`` whose message names the modality and the reason.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,8 +31,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return decode_image_and_luma(data, max_pixels, luma=False)[0]
 
 
-def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS,
-                          luma: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_image_and_luma(
+    data: bytes, max_pixels: int = MAX_PIXELS, luma: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The pixels (as ``decode_image``) and their 8-bit Rec.601 luma, made by Pillow's C code
     (``convert("L")``, bit-identical to ``detectors.image.luma601``); no luma when ``luma`` is False."""
     from PIL import Image, UnidentifiedImageError
@@ -51,7 +53,9 @@ def decode_image_and_luma(data: bytes, max_pixels: int = MAX_PIXELS,
                 grey = np.asarray(im if im.mode == "L" else im.convert("L"), dtype=np.uint8)
                 return grey, grey
             rgb = im if im.mode == "RGB" else im.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8), np.asarray(rgb.convert("L"), dtype=np.uint8) if luma else None
+            return np.asarray(rgb, dtype=np.uint8), np.asarray(
+                rgb.convert("L"), dtype=np.uint8
+            ) if luma else None
     except MediaError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -104,8 +108,9 @@ def modality_of(path: Path) -> str:
     raise MediaError("unknown", f"cannot tell the modality of {path.name!r} from its suffix")
 
 
-def signals_of(modality: str, data: bytes, max_pixels: int = MAX_PIXELS,
-               max_audio_seconds: float = MAX_AUDIO_SECONDS) -> dict[str, float]:
+def signals_of(
+    modality: str, data: bytes, max_pixels: int = MAX_PIXELS, max_audio_seconds: float = MAX_AUDIO_SECONDS
+) -> dict[str, float]:
     """The signals of one decoded medium, as plain numbers (``-inf`` loudness stays ``-inf``)."""
     if modality == "image":
         from detectors.image import COMPILED, image_signals
@@ -134,8 +139,9 @@ def storable(x: float) -> float:
     return x if math.isfinite(x) else math.copysign(STORED_LEVEL_LIMIT, x)
 
 
-def measure_images_batched(items: list[bytes], device: str, max_pixels: int = MAX_PIXELS,
-                           map_fn=map, batch_pixels: int = 16_000_000) -> list[dict[str, float] | MediaError]:
+def measure_images_batched(
+    items: list[bytes], device: str, max_pixels: int = MAX_PIXELS, map_fn=map, batch_pixels: int = 16_000_000
+) -> list[dict[str, float] | MediaError]:
     """Image signals of many encoded images at once on a torch ``device`` ("cpu", "cuda" …):
     decoded with ``map_fn`` (a thread pool's map), grouped by size, measured in batches of at most
     ``batch_pixels`` pixels by ``detectors.image_torch``. One result per item, in order."""
@@ -158,7 +164,7 @@ def measure_images_batched(items: list[bytes], device: str, max_pixels: int = MA
     for shape, idx in groups.items():
         per = max(1, batch_pixels // (shape[0] * shape[1]))
         for k in range(0, len(idx), per):
-            chunk = idx[k:k + per]
+            chunk = idx[k : k + per]
             batch = torch.from_numpy(np.stack([decoded[i] for i in chunk])).to(device, non_blocking=True)
             for i, sig in zip(chunk, image_signals_batch(batch)):
                 out[i] = sig.as_dict()
@@ -174,7 +180,9 @@ class Measured(NamedTuple):
     failures: tuple[tuple[str, str], ...]
 
 
-def measure_event(event, read, media_cfg, measured: dict | None = None, raw_media: bool | None = None) -> Measured:
+def measure_event(
+    event, read, media_cfg, measured: dict | None = None, raw_media: bool | None = None
+) -> Measured:
     """Measure every raw medium of ``event`` (an InferenceEvent) and add cross-modal signals.
 
     ``read(modality, data_b64, uri) -> bytes`` fetches the media (connectors.media.MediaReader);
@@ -185,10 +193,15 @@ def measure_event(event, read, media_cfg, measured: dict | None = None, raw_medi
     inputs = event.inputs
     if raw_media is None:
         raw_media = event.has_raw_media
-    if not raw_media and not media_cfg.expected_modalities and not any("ts" in i.capture for i in inputs.values()):
+    if (
+        not raw_media
+        and not media_cfg.expected_modalities
+        and not any("ts" in i.capture for i in inputs.values())
+    ):
         # the hot path of producer-computed signals: validated finite numbers, nothing to measure
-        return Measured({f"{m}.{k}": v for m, i in inputs.items() for k, v in i.signals.items()},
-                        frozenset(inputs), ())
+        return Measured(
+            {f"{m}.{k}": v for m, i in inputs.items() for k, v in i.signals.items()}, frozenset(inputs), ()
+        )
     from detectors.crossmodal import cross_modal_signals
 
     signals: dict[str, float] = {}
@@ -205,7 +218,9 @@ def measure_event(event, read, media_cfg, measured: dict | None = None, raw_medi
                     values.update(done)
                 else:
                     data = read(modality, inp.data_b64, inp.uri)
-                    values.update(signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds))
+                    values.update(
+                        signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds)
+                    )
             except MediaError as e:
                 failures.append((modality, str(e)))
                 continue
@@ -227,12 +242,24 @@ def describe_file(path: Path) -> dict:
     try:
         modality = modality_of(path)
         sig = signals_of(modality, path.read_bytes())
-        return {"path": str(path), "modality": modality, "signals": {k: json_number(v) for k, v in sig.items()}}
+        return {
+            "path": str(path),
+            "modality": modality,
+            "signals": {k: json_number(v) for k, v in sig.items()},
+        }
     except MediaError as e:
         return {"path": str(path), "modality": e.modality, "error": str(e)}
     except OSError as e:
         return {"path": str(path), "error": f"cannot read: {e.strerror or e}"}
 
 
-__all__ = ["Measured", "decode_audio", "decode_image", "decode_text", "describe_file", "measure_event",
-           "signals_of", "storable"]
+__all__ = [
+    "Measured",
+    "decode_audio",
+    "decode_image",
+    "decode_text",
+    "describe_file",
+    "measure_event",
+    "signals_of",
+    "storable",
+]

@@ -8,6 +8,7 @@ committed together) and on every evaluation job run (for group_wait, group_inter
 repeat_interval that come due between vintages). Delivery is the outbox's job (alerts/outbox.py):
 retried, never lost, never sent twice.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

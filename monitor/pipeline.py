@@ -3,6 +3,7 @@
 Every message becomes exactly one outcome: stored, duplicate (already stored: replays change
 nothing) or a dead letter with its reason and source position.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
 
 log = logging.getLogger("modalwatch.pipeline")
+
 
 class Rejected(ValueError):
     pass
@@ -106,11 +108,24 @@ def scrub_payload(payload: bytes | None) -> str | None:
 
 def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> EventRow:
     out = ev.output
-    return EventRow(ev.event_id, ev.ts, ev.model.name, ev.model.version, dict(ev.slice), m.signals,
-                    ",".join(sorted(m.present)), out.label, out.confidence, out.probabilities, out.abstained,
-                    ev.embeddings, position, now,
-                    # where the media came from (never the media): a review task points the reviewer there
-                    {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None)
+    return EventRow(
+        ev.event_id,
+        ev.ts,
+        ev.model.name,
+        ev.model.version,
+        dict(ev.slice),
+        m.signals,
+        ",".join(sorted(m.present)),
+        out.label,
+        out.confidence,
+        out.probabilities,
+        out.abstained,
+        ev.embeddings,
+        position,
+        now,
+        # where the media came from (never the media): a review task points the reviewer there
+        {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None,
+    )
 
 
 def _first_stored(pairs, new_ids: set[str]):
@@ -126,8 +141,13 @@ def _first_stored(pairs, new_ids: set[str]):
 class Pipeline:
     """Stores batches of raw messages and feeds the per-slice error detectors (ADWIN)."""
 
-    def __init__(self, config, store, clock: Callable[[], datetime],
-                 read_media: Callable[[str, str | None, str | None], bytes] | None = None):
+    def __init__(
+        self,
+        config,
+        store,
+        clock: Callable[[], datetime],
+        read_media: Callable[[str, str | None, str | None], bytes] | None = None,
+    ):
         self.config = config
         self.store = store
         self.clock = clock
@@ -163,15 +183,20 @@ class Pipeline:
         pre: dict[int, dict] = {}
         if media.torch_device is not None and n_media:
             pre = self._measure_images_in_torch(events, map_fn)
-        return list(map_fn(lambda k: measure_event(events[k][1], self.read_media, media, pre.get(k)),
-                           range(len(events))))
+        return list(
+            map_fn(
+                lambda k: measure_event(events[k][1], self.read_media, media, pre.get(k)), range(len(events))
+            )
+        )
 
     def _measure_images_in_torch(self, events, map_fn) -> dict[int, dict]:
         from monitor.core.errors import MediaError
         from monitor.media import measure_images_batched
 
         media = self.config.media
-        todo = [k for k, (_, e) in enumerate(events) if "image" in e.inputs and e.inputs["image"].has_raw_media]
+        todo = [
+            k for k, (_, e) in enumerate(events) if "image" in e.inputs and e.inputs["image"].has_raw_media
+        ]
 
         def fetch(k):
             inp = events[k][1].inputs["image"]
@@ -200,9 +225,11 @@ class Pipeline:
             try:
                 ev = decode(msg, limit)
                 if ahead_of is not None and ev.ts > ahead_of:
-                    raise Rejected(f"{'event' if isinstance(ev, InferenceEvent) else 'label'} time {ev.ts.isoformat()} "
-                                   f"is {_ahead(ev.ts - now)} ahead of the clock (ingest.max_future_skew="
-                                   f"{_ahead(skew)}): check the producer's clock")
+                    raise Rejected(
+                        f"{'event' if isinstance(ev, InferenceEvent) else 'label'} time {ev.ts.isoformat()} "
+                        f"is {_ahead(ev.ts - now)} ahead of the clock (ingest.max_future_skew="
+                        f"{_ahead(skew)}): check the producer's clock"
+                    )
             except Rejected as e:
                 reason = str(e)
                 dead.append(DeadLetter(msg.source, msg.position, reason, scrub_payload(msg.payload), now))
@@ -226,9 +253,15 @@ class Pipeline:
                         outcomes[p] = Outcome(p, "dead_letter", reason)
                         continue
                     for modality, reason in m.failures:
-                        dead.append(DeadLetter(msg.source, f"{p}#{modality}",
-                                               f"{reason} (event {e.event_id} kept without it)",
-                                               scrub_payload(msg.payload), now))
+                        dead.append(
+                            DeadLetter(
+                                msg.source,
+                                f"{p}#{modality}",
+                                f"{reason} (event {e.event_id} kept without it)",
+                                scrub_payload(msg.payload),
+                                now,
+                            )
+                        )
                     partial[p] = "partial: " + "; ".join(r for _, r in m.failures)
                 kept.append((p, e))
                 rows.append(event_row(e, p, now, m))
@@ -236,14 +269,16 @@ class Pipeline:
         store = self.store
         with store.tx():
             new_events = store.events.insert(rows)
-            new_labels = store.events.insert_labels([LabelRow(e.event_id, e.label, e.source, e.ts, p, now)
-                                                     for p, e in labels])
+            new_labels = store.events.insert_labels(
+                [LabelRow(e.event_id, e.label, e.source, e.ts, p, now) for p, e in labels]
+            )
             store.ops.insert_dead_letters(dead)
             received = Counter(m.source for m in messages)
             dead_at = {d.position for d in dead}  # whole messages, not a lost modality
             rejected = Counter(m.source for m in messages if m.position in dead_at) if dead else Counter()
-            store.ops.count_ingest(now.replace(second=0, microsecond=0),
-                                   {k: (n, rejected[k]) for k, n in received.items()})
+            store.ops.count_ingest(
+                now.replace(second=0, microsecond=0), {k: (n, rejected[k]) for k, n in received.items()}
+            )
             if new_labels:  # from the labels topic, POST /v1/labels or a review import alike
                 store.review.close(new_labels)
             times: dict[tuple[str, str], list[datetime]] = {}
@@ -253,27 +288,44 @@ class Pipeline:
             self._feed_detectors(events, labels, new_events, new_labels, now)
             rc = self.config.review
             candidates = [
-                ReviewCandidate(e.event_id, reason, round(1 - e.output.confidence, 6), now,
-                                stratum_of(e.slice, rc.stratify_by))
-                for _, e in events if e.event_id in new_events
-                for reason in [review_reason(e.output, rc)] if reason]
+                ReviewCandidate(
+                    e.event_id,
+                    reason,
+                    round(1 - e.output.confidence, 6),
+                    now,
+                    stratum_of(e.slice, rc.stratify_by),
+                )
+                for _, e in events
+                if e.event_id in new_events
+                for reason in [review_reason(e.output, rc)]
+                if reason
+            ]
             if candidates:
                 store.ops.lock_shared_state()  # the day's counts per stratum: one writer at a time
                 day = floor_to(now, timedelta(days=1), self.config.evaluation.tz)
-                store.review.enqueue(within_budget(candidates, store.review.counts_since(day),
-                                                   rc.daily_budget_per_stratum))
+                store.review.enqueue(
+                    within_budget(candidates, store.review.counts_since(day), rc.daily_budget_per_stratum)
+                )
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
         for p, stored in _first_stored(labels, new_labels):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate")
         if dead:
             n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
-            log.warning("%d of %d messages went to dead letters, %d events were kept without a modality "
-                        "(first: %s: %s)", n_dead, len(messages), len(partial), dead[0].position,
-                        dead[0].reason[:200])
+            log.warning(
+                "%d of %d messages went to dead letters, %d events were kept without a modality "
+                "(first: %s: %s)",
+                n_dead,
+                len(messages),
+                len(partial),
+                dead[0].position,
+                dead[0].reason[:200],
+            )
         return [outcomes[m.position] for m in messages]
 
-    def _feed_detectors(self, events, labels, new_events: set[str], new_labels: set[str], now: datetime) -> None:
+    def _feed_detectors(
+        self, events, labels, new_events: set[str], new_labels: set[str], now: datetime
+    ) -> None:
         """Each (event, label) pair that became complete in this batch is one 0/1 error observation
         for the online check (monitor/checks/online.py), in event-time order."""
         if self._online is None:
@@ -284,9 +336,14 @@ class Pipeline:
         joined = self.store.events.events_for(label_of)
         if not joined:
             return
-        pairs = [(eid, joined[eid], label_of[eid]) for _, eid in sorted((info["ts"], eid) for eid, info in joined.items())]
+        pairs = [
+            (eid, joined[eid], label_of[eid])
+            for _, eid in sorted((info["ts"], eid) for eid, info in joined.items())
+        ]
         ops = self.store.ops
         ops.lock_shared_state()  # another writer (worker, replica) updates them too: one at a time
-        states, findings = self._online.observe(pairs, ops.states(self._online.state_keys(joined.values())), now)
+        states, findings = self._online.observe(
+            pairs, ops.states(self._online.state_keys(joined.values())), now
+        )
         ops.put_states(states, now)
         ops.insert_findings(findings)

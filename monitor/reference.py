@@ -1,4 +1,5 @@
 """Where each model version's reference comes from: its first days, a fixed range, or a file."""
+
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,12 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[s
         measured.append(measure_event(ev, read, cfg.media).signals)
         for name, vec in (ev.embeddings or {}).items():
             embeddings.setdefault(name, []).append(vec)
-    window = Window.of([dict(ev.slice) for ev in events], measured, [ev.output.label for ev in events],
-                       [ev.output.confidence for ev in events], [ev.output.abstained for ev in events],
-                       [labels.get(ev.event_id) for ev in events])
+    window = Window.of(
+        [dict(ev.slice) for ev in events],
+        measured,
+        [ev.output.label for ev in events],
+        [ev.output.confidence for ev in events],
+        [ev.output.abstained for ev in events],
+        [labels.get(ev.event_id) for ev in events],
+    )
     return window, embeddings

@@ -1,6 +1,7 @@
 """Replaying dead letters: each is decoded again through the pipeline (after a fix upstream or a
 raised limit); those that now pass are stored and marked replayed, the others stay with their
 new reason."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ def replay_dead_letters(pipeline, ids: set[int] | None, now: datetime, limit: in
     """Replay the pending dead letters (``ids``: only these) through ``pipeline``."""
     store = pipeline.store
     rows: list[DeadLetter] = [r for r in store.ops.dead_letters(limit=limit) if not ids or r.id in ids]
-    msgs = [RawMessage(r.source, r.position, r.payload.encode() if r.payload is not None else None) for r in rows]
+    msgs = [
+        RawMessage(r.source, r.position, r.payload.encode() if r.payload is not None else None) for r in rows
+    ]
     outcomes = pipeline.process(msgs) if msgs else []
     ok = [r.id for r, o in zip(rows, outcomes) if o.status != "dead_letter"]
     store.ops.mark_replayed(ok, now)
-    return Replayed(ok, [(r.id, o.reason) for r, o in zip(rows, outcomes) if o.status == "dead_letter"], len(rows))
+    return Replayed(
+        ok, [(r.id, o.reason) for r, o in zip(rows, outcomes) if o.status == "dead_letter"], len(rows)
+    )

@@ -1,4 +1,5 @@
 """Periodic longitudinal report: ``report.json`` and a self-contained ``report.html`` (no fetches)."""
+
 from __future__ import annotations
 
 import html
@@ -18,27 +19,63 @@ def _iso(dt) -> str | None:
 
 def build_report(store, start: datetime, end: datetime, generated_at: datetime) -> dict:
     ev = store.evaluations.frame(start, end)
-    alerts = [a for a in store.alerts.list() if a.starts_at < end and (a.ends_at is None or a.ends_at >= start)]
+    alerts = [
+        a for a in store.alerts.list() if a.starts_at < end and (a.ends_at is None or a.ends_at >= start)
+    ]
     reported = reported_metrics()  # each check names the metrics whose series the report shows
     intervals = []
     if len(ev):
-        for (mn, mv, iv, lag, ws), g in ev.groupby(["model_name", "model_version", "interval_s", "lag_s",
-                                                     "window_start"], sort=True):
+        for (mn, mv, iv, lag, ws), g in ev.groupby(
+            ["model_name", "model_version", "interval_s", "lag_s", "window_start"], sort=True
+        ):
+
             def pick(metric: str, g=g) -> list[dict]:
                 sub = g[g["metric"] == metric]
-                return [{"slice": r.slice, "signal": r.signal or None, "status": r.status, "value": _num(r.value),
-                         "reference": _num(r.reference_value), "ci_low": _num(r.ci_low), "ci_high": _num(r.ci_high),
-                         "n": int(r.n), "n_reference": int(r.n_reference)} for r in sub.itertuples()]
+                return [
+                    {
+                        "slice": r.slice,
+                        "signal": r.signal or None,
+                        "status": r.status,
+                        "value": _num(r.value),
+                        "reference": _num(r.reference_value),
+                        "ci_low": _num(r.ci_low),
+                        "ci_high": _num(r.ci_high),
+                        "n": int(r.n),
+                        "n_reference": int(r.n_reference),
+                    }
+                    for r in sub.itertuples()
+                ]
 
-            intervals.append({"model": {"name": mn, "version": mv}, "interval_s": int(iv), "lag_s": int(lag),
-                              "window_start": _iso(ws), "window_end": _iso(g["window_end"].iloc[0]),
-                              **{metric: pick(metric) for metric in reported}})
+            intervals.append(
+                {
+                    "model": {"name": mn, "version": mv},
+                    "interval_s": int(iv),
+                    "lag_s": int(lag),
+                    "window_start": _iso(ws),
+                    "window_end": _iso(g["window_end"].iloc[0]),
+                    **{metric: pick(metric) for metric in reported},
+                }
+            )
     return {
-        "generated_at": generated_at.isoformat(), "from": start.isoformat(), "to": end.isoformat(),
-        "counts": store.ops.counts(), "intervals": intervals, "review": store.review.stats(),
-        "alerts": [{"dedup_key": a.dedup_key, "rule": a.rule, "state": a.state, "labels": a.labels,
-                    "annotations": a.annotations, "starts_at": _iso(a.starts_at), "ends_at": _iso(a.ends_at),
-                    "value": a.value} for a in alerts],
+        "generated_at": generated_at.isoformat(),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "counts": store.ops.counts(),
+        "intervals": intervals,
+        "review": store.review.stats(),
+        "alerts": [
+            {
+                "dedup_key": a.dedup_key,
+                "rule": a.rule,
+                "state": a.state,
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "starts_at": _iso(a.starts_at),
+                "ends_at": _iso(a.ends_at),
+                "value": a.value,
+            }
+            for a in alerts
+        ],
     }
 
 
@@ -61,9 +98,17 @@ def _spark(values: list[float | None], width: int = 220, height: int = 36) -> st
     lo, hi = min(v for _, v in pts), max(v for _, v in pts)
     span = (hi - lo) or 1.0
     n = max(len(values) - 1, 1)
-    path = " ".join(f"{2 + i * (width - 4) / n:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in pts)
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}"><polyline fill="none" '
-            f'stroke="#2a6" stroke-width="1.5" points="{path}"/></svg>')
+    path = " ".join(
+        f"{2 + i * (width - 4) / n:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in pts
+    )
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}"><polyline fill="none" '
+        f'stroke="#2a6" stroke-width="1.5" points="{path}"/></svg>'
+    )
+
+
+def _signal_of(labels: dict) -> str:
+    return f"{labels.get('modality', '')}.{labels['signal']}" if "signal" in labels else ""
 
 
 def render_html(report: dict) -> str:
@@ -80,37 +125,53 @@ def render_html(report: dict) -> str:
         known = [v for v in vals if v is not None]
         last = f"{known[-1]:.4f}" if known else "insufficient data"
         peak = f"{max(known):.4f}" if known else ""
-        rows.append(f"<tr><td>{e(metric)}</td><td>{e(sl)}</td><td>{e(sig)}</td><td>{last}</td><td>{peak}</td>"
-                    f"<td>{_spark(vals)}</td></tr>")
-    alerts = "".join(
-        f"<tr><td>{e(a['state'])}</td><td>{e(a['rule'])}</td><td>{e(a['labels'].get('slice', ''))}</td>"
-        f"<td>{e(a['labels'].get('modality', '') + '.' + a['labels'].get('signal', '') if 'signal' in a['labels'] else '')}</td>"
-        f"<td>{e(a['starts_at'] or '')}</td><td>{e(a['ends_at'] or '')}</td>"
-        f"<td>{e(a['annotations'].get('summary', ''))} (value {e(a['annotations'].get('value', ''))})</td></tr>"
-        for a in report["alerts"]) or '<tr><td colspan="7">no alerts in this period</td></tr>'
+        rows.append(
+            f"<tr><td>{e(metric)}</td><td>{e(sl)}</td><td>{e(sig)}</td><td>{last}</td><td>{peak}</td>"
+            f"<td>{_spark(vals)}</td></tr>"
+        )
+    alerts = (
+        "".join(
+            f"<tr><td>{e(a['state'])}</td><td>{e(a['rule'])}</td><td>{e(a['labels'].get('slice', ''))}</td>"
+            f"<td>{e(_signal_of(a['labels']))}</td>"
+            f"<td>{e(a['starts_at'] or '')}</td><td>{e(a['ends_at'] or '')}</td>"
+            f"<td>{e(a['annotations'].get('summary', ''))} (value"
+            f" {e(a['annotations'].get('value', ''))})</td></tr>"
+            for a in report["alerts"]
+        )
+        or '<tr><td colspan="7">no alerts in this period</td></tr>'
+    )
     counts = "".join(f"<li>{e(k)}: {e(json.dumps(v))}</li>" for k, v in report["counts"].items())
     rv = report.get("review") or {"by_state": {}, "labelled": 0, "agreement": None}
-    agreement = "no reviewed items yet" if rv["agreement"] is None else (
-        f"reviewers agreed with the model on {rv['agreement']:.1%} of {rv['labelled']} labelled items")
-    review = "".join(f"<li>{e(k)}: {v}</li>" for k, v in sorted(rv["by_state"].items())) + f"<li>{e(agreement)}</li>"
+    agreement = (
+        "no reviewed items yet"
+        if rv["agreement"] is None
+        else (f"reviewers agreed with the model on {rv['agreement']:.1%} of {rv['labelled']} labelled items")
+    )
+    review = (
+        "".join(f"<li>{e(k)}: {v}</li>" for k, v in sorted(rv["by_state"].items()))
+        + f"<li>{e(agreement)}</li>"
+    )
     per_day = rv.get("labelled_per_day") or {}
     if per_day:
         review += "<li>labelled per day: " + e(", ".join(f"{d} {n}" for d, n in per_day.items())) + "</li>"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>modalwatch report {e(report['from'])} to {e(report['to'])}</title>
+<html lang="en"><head><meta charset="utf-8">
+<title>modalwatch report {e(report["from"])} to {e(report["to"])}</title>
 <style>
-body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:middle}} th{{background:#f3f3f3}}
 h1{{font-size:20px}} h2{{font-size:16px;margin-top:2em}}
 </style></head><body>
 <h1>modalwatch report</h1>
-<p>Event time {e(report['from'])} to {e(report['to'])}; {len(windows)} evaluated windows; generated {e(report['generated_at'])}.</p>
+<p>Event time {e(report["from"])} to {e(report["to"])}; {len(windows)} evaluated windows;
+generated {e(report["generated_at"])}.</p>
 <h2>Alerts</h2>
 <table><tr><th>state</th><th>rule</th><th>slice</th><th>signal</th><th>starts</th><th>ends</th><th>what</th></tr>{alerts}</table>
 <h2>Per-interval series</h2>
 <p>Error rate (Wilson 95 % interval in report.json), top-label ECE and PSI of each signal against the
 reference, per slice; one point per window, gaps where the sample was too small to say.</p>
-<table><tr><th>metric</th><th>slice</th><th>signal</th><th>last</th><th>max</th><th>series</th></tr>{''.join(rows)}</table>
+<table><tr><th>metric</th><th>slice</th><th>signal</th><th>last</th><th>max</th><th>series</th></tr>{"".join(rows)}</table>
 <h2>Human review</h2><p>Items by state (queued, exported, labelled, expired) and agreement with the model:</p>
 <ul>{review}</ul>
 <h2>Counts</h2><ul>{counts}</ul>

@@ -10,6 +10,7 @@ slice attribute) — takes at most ``review.daily_budget_per_stratum`` items, th
 first, so one loud slice cannot use up everyone's budget. An event is queued once; an item nobody
 labels within ``review.item_ttl`` expires.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def review_reason(output, rc) -> str | None:
     return None
 
 
-def within_budget(candidates: Sequence[ReviewCandidate], used: Mapping[str, int],
-                  budget: int) -> list[ReviewCandidate]:
+def within_budget(
+    candidates: Sequence[ReviewCandidate], used: Mapping[str, int], budget: int
+) -> list[ReviewCandidate]:
     """The candidates to queue: most uncertain first (highest ``priority``), at most ``budget`` per
     stratum counting what ``used`` says is queued already today."""
     taken = dict(used)
@@ -62,26 +64,56 @@ def within_budget(candidates: Sequence[ReviewCandidate], used: Mapping[str, int]
 def labelstudio_task(item: ReviewItem) -> dict:
     """One Label Studio task: media by the URI the event named (never bytes), the model's answer as
     a pre-filled prediction (a ``choices`` result named ``label``), and the event id to come back."""
-    data = {"event_id": item.event_id, "model": item.model_name, "model_version": item.model_version,
-            "ts": item.ts.isoformat(), "reason": item.reason, **{f"slice_{k}": v for k, v in item.slice.items()}}
+    data = {
+        "event_id": item.event_id,
+        "model": item.model_name,
+        "model_version": item.model_version,
+        "ts": item.ts.isoformat(),
+        "reason": item.reason,
+        **{f"slice_{k}": v for k, v in item.slice.items()},
+    }
     data.update(item.media_uris)  # image / audio / text: file:// URIs (map them to your storage)
     to_name = next((m for m in ("image", "audio", "text") if m in item.media_uris), "image")
     return {
         "data": data,
-        "predictions": [{"model_version": item.model_version, "score": item.confidence,
-                         "result": [{"from_name": "label", "to_name": to_name, "type": "choices",
-                                     "value": {"choices": [item.pred_label]}}]}],
+        "predictions": [
+            {
+                "model_version": item.model_version,
+                "score": item.confidence,
+                "result": [
+                    {
+                        "from_name": "label",
+                        "to_name": to_name,
+                        "type": "choices",
+                        "value": {"choices": [item.pred_label]},
+                    }
+                ],
+            }
+        ],
         "meta": {"modalwatch_event_id": item.event_id, "priority": item.priority},
     }
 
 
 def jsonl_record(item: ReviewItem) -> dict:
     """One JSONL export line: the item, with ``label`` for the reviewer to fill in."""
-    return {"event_id": item.event_id, "reason": item.reason, "priority": item.priority,
-            "queued_at": item.queued_at.isoformat(), "ts": item.ts.isoformat(),
-            "model": {"name": item.model_name, "version": item.model_version}, "slice": item.slice,
-            "output": {"label": item.pred_label, "confidence": item.confidence, "probabilities": item.probabilities},
-            "signals": item.signals, "media_uris": item.media_uris, "stratum": item.stratum, "label": None}
+    return {
+        "event_id": item.event_id,
+        "reason": item.reason,
+        "priority": item.priority,
+        "queued_at": item.queued_at.isoformat(),
+        "ts": item.ts.isoformat(),
+        "model": {"name": item.model_name, "version": item.model_version},
+        "slice": item.slice,
+        "output": {
+            "label": item.pred_label,
+            "confidence": item.confidence,
+            "probabilities": item.probabilities,
+        },
+        "signals": item.signals,
+        "media_uris": item.media_uris,
+        "stratum": item.stratum,
+        "label": None,
+    }
 
 
 def review_items(store, include_exported: bool = False, fmt: str = "jsonl") -> list[dict]:
@@ -141,12 +173,21 @@ def _labelstudio_labels(tasks, source: str, now: datetime) -> list[dict | str]:
         if eid is None:
             out.append(f"task {i}: no data.event_id")
         elif choice is not None:
-            out.append({"type": "label", "event_id": eid, "label": choice, "source": source,
-                        "ts": when or now.isoformat()})
+            out.append(
+                {
+                    "type": "label",
+                    "event_id": eid,
+                    "label": choice,
+                    "source": source,
+                    "ts": when or now.isoformat(),
+                }
+            )
     return out
 
 
-def import_labels(pipeline: BatchPipeline, path: Path, now: datetime, source: str = "review") -> list[Outcome]:
+def import_labels(
+    pipeline: BatchPipeline, path: Path, now: datetime, source: str = "review"
+) -> list[Outcome]:
     """Labels back from reviewers: JSONL lines ``{"event_id": ..., "label": ...}`` (``labelled_at``
     and ``source`` optional), or Label Studio's JSON export (a list of tasks with annotations).
     Each becomes a LabelEvent through the pipeline (bad ones are dead letters with the reason);
@@ -173,10 +214,17 @@ def import_labels(pipeline: BatchPipeline, path: Path, now: datetime, source: st
             if isinstance(obj, dict) and obj.get("label") is None and "event_id" in obj:
                 continue  # exported but not labelled yet
             if isinstance(obj, dict):
-                obj = {"type": "label", "event_id": obj.get("event_id"), "label": obj.get("label"),
-                       "source": obj.get("source", source), "ts": obj.get("labelled_at") or now.isoformat()}
+                obj = {
+                    "type": "label",
+                    "event_id": obj.get("event_id"),
+                    "label": obj.get("label"),
+                    "source": obj.get("source", source),
+                    "ts": obj.get("labelled_at") or now.isoformat(),
+                }
             msgs.append(RawMessage("review-import", f"{path}:{lineno}", json.dumps(obj).encode(), "label"))
     outcomes = pipeline.process(msgs)
-    labelled = [json.loads(m.payload)["event_id"] for m, o in zip(msgs, outcomes) if o.status != "dead_letter"]
+    labelled = [
+        json.loads(m.payload)["event_id"] for m, o in zip(msgs, outcomes) if o.status != "dead_letter"
+    ]
     pipeline.store.review.set_state(labelled, "labelled", now)
     return outcomes

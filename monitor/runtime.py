@@ -2,6 +2,7 @@
 effect of importing a module or constructing an object: library loggers' levels, the GC, BLAS
 threads, the devices the config names, and the imports an evaluation would otherwise pay for in
 its first window. ``Daemon.startup`` and each pipeline worker call ``start_process``."""
+
 from __future__ import annotations
 
 import gc

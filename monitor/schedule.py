@@ -11,6 +11,7 @@ schedule as production, in seconds. (apscheduler drives the daemon's evaluation 
 cron triggers skip a day at some DST changes — agronholm/apscheduler#606, #529 — so the
 boundaries are computed here with ``zoneinfo``.)
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
@@ -66,8 +67,9 @@ def floor_to(ts: datetime, interval: timedelta, tz: tzinfo = timezone.utc) -> da
     raise AssertionError("unreachable: boundaries never end")
 
 
-def windows(interval: timedelta, first_event_at: datetime, closed_before: datetime,
-            tz: tzinfo = timezone.utc) -> Iterator[tuple[datetime, datetime]]:
+def windows(
+    interval: timedelta, first_event_at: datetime, closed_before: datetime, tz: tzinfo = timezone.utc
+) -> Iterator[tuple[datetime, datetime]]:
     """[start, end) windows from the one holding ``first_event_at`` whose end is <= ``closed_before``."""
     start = floor_to(first_event_at, interval, tz)
     for end in _boundaries(interval, tz, start.astimezone(tz).date()):

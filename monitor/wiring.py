@@ -1,4 +1,5 @@
 """Build the parts a config names: sources and senders."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -12,8 +13,9 @@ def build_senders(config) -> dict[str, Sender]:
     return {w.name: receiver_for(w).sender() for w in config.alerts.webhooks}
 
 
-def build_sources(config, should_stop: Callable[[], bool] = lambda: False,
-                  status: Callable[[], dict] | None = None) -> list[Source]:
+def build_sources(
+    config, should_stop: Callable[[], bool] = lambda: False, status: Callable[[], dict] | None = None
+) -> list[Source]:
     """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters)."""
     ing = config.ingest
     sources: list[Source] = []
@@ -28,7 +30,11 @@ def build_sources(config, should_stop: Callable[[], bool] = lambda: False,
     if ing.jsonl.paths:
         from connectors.jsonl import JsonlSource
 
-        sources.append(JsonlSource(ing.jsonl.paths, follow=ing.jsonl.follow, max_payload_bytes=ing.max_payload_bytes))
+        sources.append(
+            JsonlSource(ing.jsonl.paths, follow=ing.jsonl.follow, max_payload_bytes=ing.max_payload_bytes)
+        )
     if not sources:
-        raise ValueError("no source configured: enable ingest.http, or set ingest.kafka or ingest.jsonl.paths")
+        raise ValueError(
+            "no source configured: enable ingest.http, or set ingest.kafka or ingest.jsonl.paths"
+        )
     return sources

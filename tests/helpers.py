@@ -1,4 +1,5 @@
 """Builders of valid events for tests."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def inference(i: int, ts: datetime | None = None, **over) -> dict:
         "ts": ts.isoformat(),
         "model": {"name": "m", "version": "1"},
         "slice": {"device": f"d{i % 3}", "locale": "en-US" if i % 2 else "de-DE"},
-        "inputs": {"image": {"signals": {"brightness": 100.0 + (i % 50)}},
-                   "audio": {"signals": {"loudness_lufs": -23.0 - (i % 7) * 0.1}}},
+        "inputs": {
+            "image": {"signals": {"brightness": 100.0 + (i % 50)}},
+            "audio": {"signals": {"loudness_lufs": -23.0 - (i % 7) * 0.1}},
+        },
         "output": {"label": "cat" if i % 4 else "dog", "confidence": 0.5 + (i % 50) / 100},
     }
     ev.update(over)

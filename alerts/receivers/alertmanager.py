@@ -1,4 +1,5 @@
 """``alertmanager``: the Alertmanager webhook v4 payload, unsigned, for existing Alertmanager tooling."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -5,6 +5,7 @@ for one group notification (``outbox_entries``: one payload per group, or one pe
 ``sender()``. Registering is one line (``@register_receiver``); the config's ``alerts.webhooks``
 entries, the notification pass and the daemon's senders find kinds here.
 """
+
 from __future__ import annotations
 
 import collections
@@ -74,8 +75,13 @@ class HttpSender:
     def send(self, payload: dict, delivery_id: str) -> None:
         self._admit()
         body, extra = self.encode(payload)
-        headers = {"Content-Type": "application/json", "User-Agent": "modalwatch",
-                   "X-Modalwatch-Delivery": delivery_id, "Idempotency-Key": delivery_id, **extra}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "modalwatch",
+            "X-Modalwatch-Delivery": delivery_id,
+            "Idempotency-Key": delivery_id,
+            **extra,
+        }
         req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
@@ -158,9 +164,15 @@ def _common(dicts: list[dict]) -> dict:
 
 
 def _am_alert(a: AlertRecord, status: str, external_url: str) -> dict:
-    return {"status": status, "labels": a.labels, "annotations": a.annotations, "startsAt": iso(a.starts_at),
-            "endsAt": iso(a.ends_at if status == "resolved" else None), "generatorURL": alert_url(external_url, a),
-            "fingerprint": a.dedup_key}
+    return {
+        "status": status,
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "startsAt": iso(a.starts_at),
+        "endsAt": iso(a.ends_at if status == "resolved" else None),
+        "generatorURL": alert_url(external_url, a),
+        "fingerprint": a.dedup_key,
+    }
 
 
 def alertmanager_payload(n, receiver: str, external_url: str, send_resolved: bool = True) -> dict:

@@ -6,6 +6,7 @@ sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``. A receiver recompute
 exact bytes it got and refuses a mismatch or a timestamp more than ``REPLAY_WINDOW_S`` (300 s)
 from its own clock — ``verify`` below is the reference snippet.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,13 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from alerts.receivers.base import (HttpSender, Receiver, UrlReceiverConfig, alertmanager_payload,
-                                   register_receiver)
+from alerts.receivers.base import (
+    HttpSender,
+    Receiver,
+    UrlReceiverConfig,
+    alertmanager_payload,
+    register_receiver,
+)
 
 SIGNATURE_HEADER = "X-Modalwatch-Signature"
 TIMESTAMP_HEADER = "X-Modalwatch-Timestamp"
@@ -28,8 +34,14 @@ def sign(secret: bytes, body: bytes, timestamp: str) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: bytes, body: bytes, timestamp: str | None, signature: str | None, now: float | None = None,
-           window_s: int = REPLAY_WINDOW_S) -> bool:
+def verify(
+    secret: bytes,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    now: float | None = None,
+    window_s: int = REPLAY_WINDOW_S,
+) -> bool:
     """The receiver's check: the signature matches the exact body and timestamp, and the timestamp
     is within ``window_s`` of the receiver's clock (a replayed old request is refused)."""
     if not timestamp or not signature or not timestamp.isdigit():
@@ -42,8 +54,9 @@ def verify(secret: bytes, body: bytes, timestamp: str | None, signature: str | N
 class WebhookSender(HttpSender):
     """Posts JSON, signed with ``secret`` when one is given (the secret is never logged)."""
 
-    def __init__(self, name: str, url: str, secret: str | None = None, timeout_s: float = 5.0,
-                 max_per_minute: int = 60):
+    def __init__(
+        self, name: str, url: str, secret: str | None = None, timeout_s: float = 5.0, max_per_minute: int = 60
+    ):
         super().__init__(name, url, timeout_s, max_per_minute)
         self._secret = secret.encode() if secret else None
 
@@ -71,5 +84,10 @@ class GenericWebhook(Receiver):
 
     def sender(self) -> WebhookSender:
         c = self.config
-        return WebhookSender(c.name, c.url.get_secret_value(), c.secret.get_secret_value() if c.secret else None,
-                             c.timeout_s, c.max_per_minute)
+        return WebhookSender(
+            c.name,
+            c.url.get_secret_value(),
+            c.secret.get_secret_value() if c.secret else None,
+            c.timeout_s,
+            c.max_per_minute,
+        )

@@ -1,4 +1,5 @@
 """One connection to a database, its dialect, and the transactions the repositories share."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -7,6 +7,7 @@ backend that does not say how it serialises notification passes, shared detector
 migrations cannot be constructed (one that silently did nothing would lose updates the day two
 writers met).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,4 +1,5 @@
 """Scheduled evaluations: the claims on each vintage, and the rows they store."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -19,7 +20,13 @@ class EvaluationRepository:
 
     # -- claims --------------------------------------------------------------------------------
     def _key(self, key: RunKey) -> tuple:
-        return key.model_name, key.model_version, key.interval_s, key.lag_s, self.db.dialect.ts(key.window_start)
+        return (
+            key.model_name,
+            key.model_version,
+            key.interval_s,
+            key.lag_s,
+            self.db.dialect.ts(key.window_start),
+        )
 
     _WHERE_KEY = "model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start = ?"
 
@@ -29,33 +36,51 @@ class EvaluationRepository:
         is retried at once rather than after the expiry)."""
         d = self.db.dialect
         with self.db.tx():
-            row = self.db.all(f"SELECT claimed_by, claimed_at, finished_at FROM eval_runs WHERE {self._WHERE_KEY}"
-                              + d.row_lock, self._key(key))
+            row = self.db.all(
+                f"SELECT claimed_by, claimed_at, finished_at FROM eval_runs WHERE {self._WHERE_KEY}"
+                + d.row_lock,
+                self._key(key),
+            )
             if not row:
                 cur = self.db.execute(
-                    "INSERT INTO eval_runs (model_name, model_version, interval_s, lag_s, window_start, window_end,"
+                    "INSERT INTO eval_runs (model_name, model_version, interval_s, lag_s, window_start,"
+                    " window_end,"
                     " claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (*self._key(key), d.ts(window_end), owner, d.ts(now)))
+                    (*self._key(key), d.ts(window_end), owner, d.ts(now)),
+                )
                 return cur.rowcount == 1
             claimed_by, claimed_at, finished_at = row[0]
             if finished_at is not None or (claimed_by != owner and d.ts_out(claimed_at) + expire > now):
                 return False
-            self.db.execute(f"UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE {self._WHERE_KEY}",
-                            (owner, d.ts(now), *self._key(key)))
+            self.db.execute(
+                f"UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE {self._WHERE_KEY}",
+                (owner, d.ts(now), *self._key(key)),
+            )
             return True
 
     def finish(self, key: RunKey, owner: str, now: datetime) -> bool:
         """Mark ``key`` finished if ``owner`` still holds its claim; False if another replica took
         it over (the claim expired) or finished it — the caller then rolls its result back."""
-        return self.db.execute(
-            f"UPDATE eval_runs SET finished_at = ? WHERE {self._WHERE_KEY} AND claimed_by = ? AND finished_at IS NULL",
-            (self.db.dialect.ts(now), *self._key(key), owner)).rowcount == 1
+        return (
+            self.db.execute(
+                f"UPDATE eval_runs SET finished_at = ? WHERE {self._WHERE_KEY} AND claimed_by = ? AND"
+                " finished_at IS NULL",
+                (self.db.dialect.ts(now), *self._key(key), owner),
+            ).rowcount
+            == 1
+        )
 
     def finished(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
         """The window starts of the finished vintages of one model version, interval and lag."""
-        return {self.db.dialect.ts_out(r[0]) for r in self.db.all(
-            "SELECT window_start FROM eval_runs WHERE model_name = ? AND model_version = ? AND interval_s = ?"
-            " AND lag_s = ? AND finished_at IS NOT NULL", (model_name, model_version, interval_s, lag_s))}
+        return {
+            self.db.dialect.ts_out(r[0])
+            for r in self.db.all(
+                "SELECT window_start FROM eval_runs WHERE model_name = ? AND model_version = ? AND"
+                " interval_s = ?"
+                " AND lag_s = ? AND finished_at IS NOT NULL",
+                (model_name, model_version, interval_s, lag_s),
+            )
+        }
 
     # -- rows ----------------------------------------------------------------------------------
     def insert(self, rows: Sequence[EvaluationRow]) -> None:
@@ -63,25 +88,34 @@ class EvaluationRepository:
         kept: a backfill never rewrites history)."""
         ts = self.db.dialect.ts
         self.db.many(
-            f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}) VALUES ({', '.join('?' * len(EVALUATION_COLUMNS))})"
+            f"INSERT INTO evaluations ({', '.join(EVALUATION_COLUMNS)}) VALUES"
+            f" ({', '.join('?' * len(EVALUATION_COLUMNS))})"
             " ON CONFLICT (model_name, model_version, interval_s, lag_s, window_start, slice, metric, signal)"
             " DO NOTHING",
-            [tuple(ts(getattr(r, c)) if c in _TIMES else getattr(r, c) for c in EVALUATION_COLUMNS) for r in rows])
+            [
+                tuple(ts(getattr(r, c)) if c in _TIMES else getattr(r, c) for c in EVALUATION_COLUMNS)
+                for r in rows
+            ],
+        )
 
-    def previous_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
-                        before: datetime) -> dict[tuple[str, str, str], float | None]:
+    def previous_values(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, before: datetime
+    ) -> dict[tuple[str, str, str], float | None]:
         """The values of the latest window before ``before`` of the same model version, interval and
         lag, by (slice, metric, signal)."""
         key = (model_name, model_version, interval_s, lag_s)
         rows = self.db.all(
             "SELECT slice, metric, signal, value FROM evaluations WHERE model_name = ? AND model_version = ?"
             " AND interval_s = ? AND lag_s = ? AND window_start = (SELECT MAX(window_start) FROM evaluations"
-            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start < ?)",
-            (*key, *key, self.db.dialect.ts(before)))
+            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start"
+            " < ?)",
+            (*key, *key, self.db.dialect.ts(before)),
+        )
         return {(sl, m, sig): v for sl, m, sig, v in rows}
 
-    def earlier_lag_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
-                           window_start: datetime) -> dict[tuple[str, str, str], float | None]:
+    def earlier_lag_values(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, window_start: datetime
+    ) -> dict[tuple[str, str, str], float | None]:
         """The same window's values at the next shorter lag (its previous vintage), by (slice, metric,
         signal)."""
         key = (model_name, model_version, interval_s)
@@ -89,8 +123,10 @@ class EvaluationRepository:
         rows = self.db.all(
             "SELECT slice, metric, signal, value FROM evaluations WHERE model_name = ? AND model_version = ?"
             " AND interval_s = ? AND window_start = ? AND lag_s = (SELECT MAX(lag_s) FROM evaluations"
-            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND window_start = ? AND lag_s < ?)",
-            (*key, ws, *key, ws, lag_s))
+            " WHERE model_name = ? AND model_version = ? AND interval_s = ? AND window_start = ? AND lag_s"
+            " < ?)",
+            (*key, ws, *key, ws, lag_s),
+        )
         return {(sl, m, sig): v for sl, m, sig, v in rows}
 
     def history(self, key: RunKey, since: datetime, metrics: Sequence[str]) -> list[EvaluationRow]:
@@ -101,11 +137,21 @@ class EvaluationRepository:
         d = self.db.dialect
         marks = ", ".join("?" * len(metrics))
         rows = self.db.all(
-            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations WHERE model_name = ? AND model_version = ?"
-            f" AND interval_s = ? AND lag_s = ? AND window_start >= ? AND window_start < ? AND metric IN ({marks})"
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations WHERE model_name = ? AND"
+            " model_version = ?"
+            " AND interval_s = ? AND lag_s = ? AND window_start >= ? AND window_start < ? AND metric IN"
+            f" ({marks})"
             " ORDER BY window_start, id",
-            (key.model_name, key.model_version, key.interval_s, key.lag_s, d.ts(since), d.ts(key.window_start),
-             *metrics))
+            (
+                key.model_name,
+                key.model_version,
+                key.interval_s,
+                key.lag_s,
+                d.ts(since),
+                d.ts(key.window_start),
+                *metrics,
+            ),
+        )
         return [self._row(r) for r in rows]
 
     def _row(self, r: tuple) -> EvaluationRow:
@@ -126,8 +172,10 @@ class EvaluationRepository:
             conds.append("window_start < ?")
             params.append(d.ts(end))
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
-        rows = self.db.all(f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations{where} ORDER BY window_start, id",
-                           params)
+        rows = self.db.all(
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations{where} ORDER BY window_start, id",
+            params,
+        )
         df = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
         for c in _TIMES:
             df[c] = [d.ts_out(v) for v in df[c]]

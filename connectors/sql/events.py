@@ -1,4 +1,5 @@
 """Events and labels: stored idempotently by event id, read back as windows of columns."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,8 +15,21 @@ from monitor.core.records import EventRow, LabelRow, ModelVersion
 from monitor.core.window import Window, outputs_frame
 
 EVENT_COLS = (
-    "event_id", "ts", "model_name", "model_version", "slice", "modalities", "pred_label", "confidence",
-    "probabilities", "abstained", "embeddings", "position", "ingested_at", "media_uris", "signal_layout",
+    "event_id",
+    "ts",
+    "model_name",
+    "model_version",
+    "slice",
+    "modalities",
+    "pred_label",
+    "confidence",
+    "probabilities",
+    "abstained",
+    "embeddings",
+    "position",
+    "ingested_at",
+    "media_uris",
+    "signal_layout",
     "signal_values",
 )
 LABEL_COLS = LabelRow._fields
@@ -38,7 +52,8 @@ class EventRepository:
             f" {d.list_agg('l.label')}"
             " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
             " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
-            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        )
 
     # -- writes --------------------------------------------------------------------------------
     def insert(self, rows: Sequence[EventRow]) -> set[str]:
@@ -51,13 +66,32 @@ class EventRepository:
         for r in rows:
             lid, names, packed = pack(r.signals)
             layouts[lid] = names
-            tuples.append((r.event_id, ts(r.ts), r.model_name, r.model_version, js(r.slice), r.modalities,
-                           r.pred_label, r.confidence, js(r.probabilities), r.abstained, js(r.embeddings),
-                           r.position, ts(r.ingested_at), js(r.media_uris), lid, packed))
+            tuples.append(
+                (
+                    r.event_id,
+                    ts(r.ts),
+                    r.model_name,
+                    r.model_version,
+                    js(r.slice),
+                    r.modalities,
+                    r.pred_label,
+                    r.confidence,
+                    js(r.probabilities),
+                    r.abstained,
+                    js(r.embeddings),
+                    r.position,
+                    ts(r.ingested_at),
+                    js(r.media_uris),
+                    lid,
+                    packed,
+                )
+            )
         with self.db.tx():
             if layouts:  # in id order: two writers adding the same new layouts never deadlock
-                self.db.many("INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                             [(lid, json_text(list(names))) for lid, names in sorted(layouts.items())])
+                self.db.many(
+                    "INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(lid, json_text(list(names))) for lid, names in sorted(layouts.items())],
+                )
             return d.insert_new(self.db.conn, "events", EVENT_COLS, "event_id", tuples)
 
     def insert_labels(self, rows: Sequence[LabelRow]) -> set[str]:
@@ -93,17 +127,26 @@ class EventRepository:
         for cond, params in self.db.where_in("event_id", event_ids):
             for eid, ts, mn, mv, sl, pred, conf in self.db.all(
                 "SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events"
-                f" WHERE {cond}", params,
+                f" WHERE {cond}",
+                params,
             ):
-                out[eid] = {"ts": d.ts_out(ts), "model_name": mn, "model_version": mv, "slice": d.js_out(sl),
-                            "pred_label": pred, "confidence": conf}
+                out[eid] = {
+                    "ts": d.ts_out(ts),
+                    "model_name": mn,
+                    "model_version": mv,
+                    "slice": d.js_out(sl),
+                    "pred_label": pred,
+                    "confidence": conf,
+                }
         return out
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """Each stored event's signals, by id."""
         out: dict[str, dict[str, float]] = {}
         for cond, params in self.db.where_in("event_id", event_ids):
-            rows = self.db.all(f"SELECT event_id, signal_layout, signal_values FROM events WHERE {cond}", params)
+            rows = self.db.all(
+                f"SELECT event_id, signal_layout, signal_values FROM events WHERE {cond}", params
+            )
             out.update(zip([r[0] for r in rows], self.unpack_signals([r[1:] for r in rows])))
         return out
 
@@ -117,8 +160,10 @@ class EventRepository:
         ids = list(ids)
         out: dict[int, tuple[str, ...]] = {}
         for cond, params in self.db.where_in("id", ids):
-            out.update((int(i), tuple(self.db.dialect.js_out(names))) for i, names in
-                       self.db.all(f"SELECT id, names FROM signal_layouts WHERE {cond}", params))
+            out.update(
+                (int(i), tuple(self.db.dialect.js_out(names)))
+                for i, names in self.db.all(f"SELECT id, names FROM signal_layouts WHERE {cond}", params)
+            )
         missing = set(ids) - set(out)
         if missing:
             raise RuntimeError(f"signal layouts {sorted(missing)} are referenced by events but not stored")
@@ -127,20 +172,27 @@ class EventRepository:
     # -- the event-time clock ------------------------------------------------------------------
     def model_versions(self) -> list[ModelVersion]:
         ts_out = self.db.dialect.ts_out
-        rows = self.db.all("SELECT model_name, model_version, first_ts, last_ts FROM model_versions"
-                           " ORDER BY first_ts, model_name, model_version")
+        rows = self.db.all(
+            "SELECT model_name, model_version, first_ts, last_ts FROM model_versions"
+            " ORDER BY first_ts, model_name, model_version"
+        )
         return [ModelVersion(a, b, ts_out(c), ts_out(d)) for a, b, c, d in rows]
 
     def watermark(self) -> datetime | None:
         """The latest event time seen, inference or label."""
-        vals = [self.db.dialect.ts_out(r[0]) for r in self.db.all(
-            "SELECT MAX(last_ts) FROM model_versions UNION ALL SELECT MAX(ts) FROM labels")]
+        vals = [
+            self.db.dialect.ts_out(r[0])
+            for r in self.db.all(
+                "SELECT MAX(last_ts) FROM model_versions UNION ALL SELECT MAX(ts) FROM labels"
+            )
+        ]
         vals = [v for v in vals if v is not None]
         return max(vals) if vals else None
 
     # -- windows -------------------------------------------------------------------------------
-    def load_window(self, model_name: str, model_version: str, start: datetime, end: datetime,
-                    labels_before: datetime) -> Window:
+    def load_window(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> Window:
         """Events of [start, end) in columns, with the labels known before ``labels_before``.
 
         Built for windows of millions of events: the database aggregates each chunk of event time
@@ -168,17 +220,29 @@ class EventRepository:
             np.repeat(np.array([g[2] for g in groups], dtype=object), counts),
             np.frombuffer(b"".join(bytes(g[6]) for g in groups), dtype=">f8").astype(float),
             np.repeat(np.array([bool(g[3]) for g in groups], dtype=bool), counts),
-            [x for g in groups for x in d.list_out(g[7])], blocks)
+            [x for g in groups for x in d.list_out(g[7])],
+            blocks,
+        )
 
-    def _window(self, slice_text: Sequence[str], pred_label: Sequence[str], confidence, abstained: Sequence,
-                label: Sequence, blocks: list[tuple[slice, int, bytes]]) -> Window:
+    def _window(
+        self,
+        slice_text: Sequence[str],
+        pred_label: Sequence[str],
+        confidence,
+        abstained: Sequence,
+        label: Sequence,
+        blocks: list[tuple[slice, int, bytes]],
+    ) -> Window:
         """A Window from per-event columns (slices as JSON text) and the signals as ``blocks``:
         (rows, layout id, the rows' packed values in row order)."""
         n = len(pred_label)
         codes, distinct = pd.factorize(pd.Series(slice_text, dtype=object), sort=False)
         js_out = self.db.dialect.js_out
-        slices = (pd.DataFrame.from_records([js_out(t) for t in distinct]).take(codes).reset_index(drop=True)
-                  if n else pd.DataFrame(index=pd.RangeIndex(0)))
+        slices = (
+            pd.DataFrame.from_records([js_out(t) for t in distinct]).take(codes).reset_index(drop=True)
+            if n
+            else pd.DataFrame(index=pd.RangeIndex(0))
+        )
         names_of = self.signal_layouts({lid for _, lid, _ in blocks})
         columns = sorted({c for names in names_of.values() for c in names})
         where = {c: j for j, c in enumerate(columns)}
@@ -186,12 +250,18 @@ class EventRepository:
         for rows, lid, packed in blocks:
             names = names_of[lid]
             if names:
-                mat[rows, [where[c] for c in names]] = np.frombuffer(packed, dtype="<f8").reshape(-1, len(names))
-        return Window(outputs_frame(pred_label, confidence, abstained, label), slices,
-                      pd.DataFrame(mat, columns=columns))
+                mat[rows, [where[c] for c in names]] = np.frombuffer(packed, dtype="<f8").reshape(
+                    -1, len(names)
+                )
+        return Window(
+            outputs_frame(pred_label, confidence, abstained, label),
+            slices,
+            pd.DataFrame(mat, columns=columns),
+        )
 
-    def window_embeddings(self, model_name: str, model_version: str, start: datetime, end: datetime
-                          ) -> dict[str, list[list[float]]]:
+    def window_embeddings(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> dict[str, list[list[float]]]:
         """The embeddings of [start, end), by name (events without embeddings are skipped)."""
         d = self.db.dialect
         rows = self.db.all(
@@ -205,22 +275,26 @@ class EventRepository:
                 out.setdefault(name, []).append(vec)
         return out
 
-    def unlabelled(self, model_name: str, model_version: str, start: datetime,
-                   end: datetime) -> list[tuple[str, float, dict]]:
+    def unlabelled(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> list[tuple[str, float, dict]]:
         """(event_id, confidence, slice) of the unlabelled events of a model version in [start, end),
         least confident first."""
         d = self.db.dialect
         rows = self.db.all(
-            "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id = e.event_id"
-            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            "SELECT e.event_id, e.confidence, e.slice FROM events e LEFT JOIN labels l ON l.event_id ="
+            " e.event_id"
+            " WHERE l.event_id IS NULL AND e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts"
+            " < ?"
             " ORDER BY e.confidence, e.event_id",
             (model_name, model_version, d.ts(start), d.ts(end)),
         )
         return [(eid, float(conf), d.js_out(sl)) for eid, conf, sl in rows]
 
     # -- retention -----------------------------------------------------------------------------
-    def purge(self, model_name: str, model_version: str, before: datetime, keep_from: datetime,
-              keep_to: datetime) -> int:
+    def purge(
+        self, model_name: str, model_version: str, before: datetime, keep_from: datetime, keep_to: datetime
+    ) -> int:
         """Delete one model version's events with ``ts < before`` except those in
         [``keep_from``, ``keep_to``) (its reference), with their labels and review items, in one
         transaction. Returns the number of events deleted."""
@@ -229,8 +303,10 @@ class EventRepository:
         params = (model_name, model_version, d.ts(before), d.ts(keep_from), d.ts(keep_to))
         with self.db.tx():
             for table in ("labels", "review_items"):
-                self.db.execute(f"DELETE FROM {table} WHERE event_id IN (SELECT event_id FROM events WHERE {cond})",
-                                params)
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE event_id IN (SELECT event_id FROM events WHERE {cond})",
+                    params,
+                )
             return self.db.execute(f"DELETE FROM events WHERE {cond}", params).rowcount
 
     def orphan_labels(self, ingested_before: datetime) -> list[LabelRow]:
@@ -238,8 +314,12 @@ class EventRepository:
         d = self.db.dialect
         rows = self.db.all(
             f"SELECT {', '.join(LABEL_COLS)} FROM labels l WHERE ingested_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)", (d.ts(ingested_before),))
-        return [LabelRow(eid, lab, src, d.ts_out(ts), pos, d.ts_out(ing)) for eid, lab, src, ts, pos, ing in rows]
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = l.event_id)",
+            (d.ts(ingested_before),),
+        )
+        return [
+            LabelRow(eid, lab, src, d.ts_out(ts), pos, d.ts_out(ing)) for eid, lab, src, ts, pos, ing in rows
+        ]
 
     def delete_labels(self, event_ids: Iterable[str]) -> None:
         with self.db.tx():

@@ -1,5 +1,6 @@
 """The daemon's own bookkeeping: dead letters, ingest tallies, online detector states and their
 findings, and the counts ``modalwatch status`` prints."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -19,14 +20,20 @@ class OperationsRepository:
         self.db.many(
             "INSERT INTO dead_letters (source, position, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (source, position) DO NOTHING",
-            [(r.source, r.position, r.reason, r.payload, ts(r.received_at)) for r in rows])
+            [(r.source, r.position, r.reason, r.payload, ts(r.received_at)) for r in rows],
+        )
 
     def dead_letters(self, include_replayed: bool = False, limit: int = 1000) -> list[DeadLetter]:
         ts_out = self.db.dialect.ts_out
         where = "" if include_replayed else " WHERE replayed_at IS NULL"
-        rows = self.db.all(f"SELECT id, source, position, reason, payload, received_at, replayed_at FROM dead_letters"
-                           f"{where} ORDER BY id LIMIT ?", (limit,))
-        return [DeadLetter(r[1], r[2], r[3], r[4], ts_out(r[5]), id=r[0], replayed_at=ts_out(r[6])) for r in rows]
+        rows = self.db.all(
+            f"SELECT id, source, position, reason, payload, received_at, replayed_at FROM dead_letters"
+            f"{where} ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(r[1], r[2], r[3], r[4], ts_out(r[5]), id=r[0], replayed_at=ts_out(r[6])) for r in rows
+        ]
 
     def mark_replayed(self, ids: Iterable[int], at: datetime) -> None:
         ts = self.db.dialect.ts
@@ -38,12 +45,16 @@ class OperationsRepository:
         ts = self.db.dialect.ts
         self.db.many(
             "INSERT INTO ingest_minutes (minute, source, messages, dead_letters) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (minute, source) DO UPDATE SET messages = ingest_minutes.messages + excluded.messages,"
+            " ON CONFLICT (minute, source) DO UPDATE SET messages = ingest_minutes.messages +"
+            " excluded.messages,"
             " dead_letters = ingest_minutes.dead_letters + excluded.dead_letters",
-            [(ts(minute), src, n, dead) for src, (n, dead) in sorted(counts.items())])
+            [(ts(minute), src, n, dead) for src, (n, dead) in sorted(counts.items())],
+        )
 
     def forget_ingest_before(self, before: datetime) -> int:
-        return self.db.execute("DELETE FROM ingest_minutes WHERE minute < ?", (self.db.dialect.ts(before),)).rowcount
+        return self.db.execute(
+            "DELETE FROM ingest_minutes WHERE minute < ?", (self.db.dialect.ts(before),)
+        ).rowcount
 
     def ingest_by_source(self, since: datetime, recent: datetime) -> list[SourceActivity]:
         """Per source seen since ``since``: its last minute with messages, and its messages and dead
@@ -53,7 +64,8 @@ class OperationsRepository:
             "SELECT source, MAX(minute), SUM(CASE WHEN minute >= ? THEN messages ELSE 0 END),"
             " SUM(CASE WHEN minute >= ? THEN dead_letters ELSE 0 END) FROM ingest_minutes WHERE minute >= ?"
             " AND messages > 0 GROUP BY source ORDER BY source",
-            (d.ts(recent), d.ts(recent), d.ts(since)))
+            (d.ts(recent), d.ts(recent), d.ts(since)),
+        )
         return [SourceActivity(src, d.ts_out(last), int(n), int(dead)) for src, last, n, dead in rows]
 
     # -- online detectors ----------------------------------------------------------------------
@@ -67,8 +79,12 @@ class OperationsRepository:
         js_out = self.db.dialect.js_out
         out = {}
         for cond, params in self.db.where_in("key", keys):
-            out.update({k: js_out(v) for k, v in self.db.all(f"SELECT key, state FROM detector_state WHERE {cond}",
-                                                               params)})
+            out.update(
+                {
+                    k: js_out(v)
+                    for k, v in self.db.all(f"SELECT key, state FROM detector_state WHERE {cond}", params)
+                }
+            )
         return out
 
     def put_states(self, states: dict[str, dict], at: datetime) -> None:
@@ -76,30 +92,50 @@ class OperationsRepository:
         self.db.many(
             "INSERT INTO detector_state (key, state, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            [(k, d.js(v), d.ts(at)) for k, v in states.items()])
+            [(k, d.js(v), d.ts(at)) for k, v in states.items()],
+        )
 
     def insert_findings(self, rows: Sequence[Finding]) -> None:
         d = self.db.dialect
         self.db.many(
-            "INSERT INTO findings (ts, model_name, model_version, slice, detector, metric, value, detail, created_at)"
+            "INSERT INTO findings (ts, model_name, model_version, slice, detector, metric, value, detail,"
+            " created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(d.ts(r.ts), r.model_name, r.model_version, r.slice, r.detector, r.metric, r.value, d.js(r.detail),
-              d.ts(r.created_at)) for r in rows])
+            [
+                (
+                    d.ts(r.ts),
+                    r.model_name,
+                    r.model_version,
+                    r.slice,
+                    r.detector,
+                    r.metric,
+                    r.value,
+                    d.js(r.detail),
+                    d.ts(r.created_at),
+                )
+                for r in rows
+            ],
+        )
 
-    def findings(self, model_name: str, model_version: str, start: datetime, end: datetime,
-                 labels_before: datetime) -> list[Finding]:
+    def findings(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> list[Finding]:
         """The findings of one model version whose observation's event time is in [start, end) and
         whose label was known (label time) before ``labels_before``: what a vintage's cut-off saw,
         whenever it is evaluated."""
         d = self.db.dialect
         rows = self.db.all(
             "SELECT f.ts, f.model_name, f.model_version, f.slice, f.detector, f.metric, f.value, f.detail,"
-            f" f.created_at FROM findings f JOIN labels l ON l.event_id = {d.json_field('f.detail', 'event_id')}"
+            " f.created_at FROM findings f JOIN labels l ON l.event_id ="
+            f" {d.json_field('f.detail', 'event_id')}"
             " WHERE f.model_name = ? AND f.model_version = ? AND f.ts >= ? AND f.ts < ? AND l.ts < ?"
             " ORDER BY f.ts, f.id",
-            (model_name, model_version, d.ts(start), d.ts(end), d.ts(labels_before)))
-        return [Finding(d.ts_out(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], d.js_out(r[7]), d.ts_out(r[8]))
-                for r in rows]
+            (model_name, model_version, d.ts(start), d.ts(end), d.ts(labels_before)),
+        )
+        return [
+            Finding(d.ts_out(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], d.js_out(r[7]), d.ts_out(r[8]))
+            for r in rows
+        ]
 
     # -- status --------------------------------------------------------------------------------
     def counts(self) -> dict[str, Any]:

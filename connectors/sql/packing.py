@@ -1,4 +1,5 @@
 """Signals as stored: packed float64 values in the order of a layout (migration 0007)."""
+
 from __future__ import annotations
 
 import hashlib

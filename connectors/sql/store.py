@@ -1,4 +1,5 @@
 """SqlStore: a database, its migrations, and one repository per aggregate."""
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,10 @@ class SqlStore:
             # the lock first: two replicas starting on an empty database would otherwise race even
             # on CREATE TABLE IF NOT EXISTS (PostgreSQL raises a unique violation on pg_type)
             self.dialect.lock_migrations(self.db.conn)
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                            " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
             done = {r[0] for r in self.db.all("SELECT version FROM schema_migrations")}
             applied = []
             for version, name, sql in migration_files(self.dialect.name):
@@ -84,8 +87,10 @@ class SqlStore:
                 if step is not None:
                     step(self)
                 self._run_script(sql)
-                self.db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                                (version, name, datetime.now(timezone.utc).isoformat()))
+                self.db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, datetime.now(timezone.utc).isoformat()),
+                )
                 applied.append(name)
             self.dialect.after_migrate(self.db.conn)
         for name in applied:
@@ -106,8 +111,10 @@ def _pack_legacy_signals(store: SqlStore, chunk: int = 10_000) -> None:
     db, d = store.db, store.dialect
     packer = SignalPacker()
     while True:
-        rows = db.all(f"SELECT event_id, {d.json_as_text('signals')} FROM events WHERE signal_values IS NULL"
-                      f" LIMIT {chunk}")
+        rows = db.all(
+            f"SELECT event_id, {d.json_as_text('signals')} FROM events WHERE signal_values IS NULL"
+            f" LIMIT {chunk}"
+        )
         if not rows:
             return
         layouts, updates = {}, []
@@ -115,8 +122,10 @@ def _pack_legacy_signals(store: SqlStore, chunk: int = 10_000) -> None:
             lid, names, packed = packer.pack(d.js_out(text) or {})
             layouts[lid] = names
             updates.append((lid, packed, event_id))
-        db.many("INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                [(lid, json_text(list(names))) for lid, names in sorted(layouts.items())])
+        db.many(
+            "INSERT INTO signal_layouts (id, names) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(lid, json_text(list(names))) for lid, names in sorted(layouts.items())],
+        )
         db.many("UPDATE events SET signal_layout = ?, signal_values = ? WHERE event_id = ?", updates)
         log.info("migration 0008: packed the signals of %d events stored before 0007", len(rows))
 

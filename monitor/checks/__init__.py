@@ -6,6 +6,7 @@ modalities, embedding drift, online change detection, trend (after the rows it f
 data health (on the ingest clock). A new check is a module with a ``@register``-ed class; import
 it before the config is loaded (a plugin's own import does that).
 """
+
 # imported to register, in this order (isort would sort them: the order is the rows')
 from monitor.checks import signal_drift  # noqa: F401, I001
 from monitor.checks import error_rate  # noqa: F401
@@ -32,5 +33,17 @@ from monitor.checks.base import (
     unregister,
 )
 
-__all__ = ["Check", "CheckConfig", "EvaluationInput", "ReferenceSummary", "WindowView", "enabled_checks", "metrics",
-           "on_registry_change", "register", "registered", "reported_metrics", "unregister"]
+__all__ = [
+    "Check",
+    "CheckConfig",
+    "EvaluationInput",
+    "ReferenceSummary",
+    "WindowView",
+    "enabled_checks",
+    "metrics",
+    "on_registry_change",
+    "register",
+    "registered",
+    "reported_metrics",
+    "unregister",
+]

@@ -11,6 +11,7 @@ in, rows out; the evaluator reads everything they need before any of them runs.
 Registering is one line (``@register``), from anywhere: the config, rules, evaluation, store and
 report find checks here.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,7 +72,9 @@ class WindowView:
     def labelled(self) -> np.ndarray:
         """Events with a label whose model did not abstain: the ones an error rate counts.
         (dtype=bool: an empty window's columns come back as object arrays.)"""
-        return self.frame["label"].notna().to_numpy(dtype=bool) & ~self.frame["abstained"].to_numpy(dtype=bool)
+        return self.frame["label"].notna().to_numpy(dtype=bool) & ~self.frame["abstained"].to_numpy(
+            dtype=bool
+        )
 
     @cached_property
     def confidence(self) -> np.ndarray:
@@ -121,7 +124,9 @@ class ReferenceSummary:
 
     @classmethod
     def of(cls, view: WindowView) -> "ReferenceSummary":
-        return cls(sorted(view.masks), list(view.signals.columns), {sl: view.answers(sl) for sl in view.masks})
+        return cls(
+            sorted(view.masks), list(view.signals.columns), {sl: view.answers(sl) for sl in view.masks}
+        )
 
 
 @dataclass
@@ -147,9 +152,16 @@ class EvaluationInput:
     def row(self, **values) -> EvaluationRow:
         """An evaluation row of this window (its model version, interval, lag and times filled in)."""
         k = self.key
-        return EvaluationRow(model_name=k.model_name, model_version=k.model_version, interval_s=k.interval_s,
-                             lag_s=k.lag_s, window_start=k.window_start, window_end=self.window_end,
-                             evaluated_at=self.evaluated_at, **values)
+        return EvaluationRow(
+            model_name=k.model_name,
+            model_version=k.model_version,
+            interval_s=k.interval_s,
+            lag_s=k.lag_s,
+            window_start=k.window_start,
+            window_end=self.window_end,
+            evaluated_at=self.evaluated_at,
+            **values,
+        )
 
 
 Needs = Literal["embeddings", "reference_embeddings", "history", "findings"]
@@ -213,7 +225,9 @@ def register(cls: type[Check]) -> type[Check]:
     taken = {m: c.name for c in _CHECKS.items().values() if c.name != cls.name for m in c.metrics}
     clash = sorted(set(cls.metrics) & set(taken))
     if clash:
-        raise ValueError(f"check {cls.name!r}: metrics {clash} are emitted by {sorted({taken[m] for m in clash})}")
+        raise ValueError(
+            f"check {cls.name!r}: metrics {clash} are emitted by {sorted({taken[m] for m in clash})}"
+        )
     _CHECKS.add(cls.name, cls)
     return cls
 

@@ -1,6 +1,7 @@
 """Calibration per slice: top-label ECE next to the reference's, and its drift — the window's ECE
 against the reference's at the same sample size, with a bootstrap interval and p-value (a day's
 ECE against a week's is biased up by about sqrt(bins / n): the naive comparison flags every day)."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -32,17 +33,42 @@ class Calibration(Check):
             rc, rok = inputs.reference.answers_of(sl)
             we = calibration(wc, wok, bins=c.bins, min_n=c.min_n)
             re_ = calibration(rc, rok, bins=c.bins, min_n=c.min_n)
-            rows.append(inputs.row(slice=sl, detector="ece", metric="ece", signal="", variant=we.variant,
-                                   status="ok" if we.status == re_.status == "ok" else "insufficient_data",
-                                   value=finite(we.ece), reference_value=finite(re_.ece), n=we.n, n_reference=re_.n))
+            rows.append(
+                inputs.row(
+                    slice=sl,
+                    detector="ece",
+                    metric="ece",
+                    signal="",
+                    variant=we.variant,
+                    status="ok" if we.status == re_.status == "ok" else "insufficient_data",
+                    value=finite(we.ece),
+                    reference_value=finite(re_.ece),
+                    n=we.n,
+                    n_reference=re_.n,
+                )
+            )
             if c.bootstrap:
-                d = calibration_drift(rc, rok, wc, wok, bins=c.bins, n_boot=c.bootstrap, seed=inputs.seed,
-                                      min_n=c.min_n)
-                rows.append(inputs.row(slice=sl, detector="bootstrap", metric="ece_drift", signal="",
-                                       variant=d.variant, status=d.status, value=finite(d.difference),
-                                       reference_value=finite(d.reference_ece), ci_low=finite(d.ci_low),
-                                       ci_high=finite(d.ci_high), n=d.n, n_reference=d.n_reference,
-                                       effect=finite(d.difference), p_value=d.p_value if d.status == "ok" else None))
+                d = calibration_drift(
+                    rc, rok, wc, wok, bins=c.bins, n_boot=c.bootstrap, seed=inputs.seed, min_n=c.min_n
+                )
+                rows.append(
+                    inputs.row(
+                        slice=sl,
+                        detector="bootstrap",
+                        metric="ece_drift",
+                        signal="",
+                        variant=d.variant,
+                        status=d.status,
+                        value=finite(d.difference),
+                        reference_value=finite(d.reference_ece),
+                        ci_low=finite(d.ci_low),
+                        ci_high=finite(d.ci_high),
+                        n=d.n,
+                        n_reference=d.n_reference,
+                        effect=finite(d.difference),
+                        p_value=d.p_value if d.status == "ok" else None,
+                    )
+                )
         return rows
 
     def family(self, row: EvaluationRow) -> str | None:

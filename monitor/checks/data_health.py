@@ -7,6 +7,7 @@ Not stored: they describe the daemon's input now, not a window.
   message (e.g. ``threshold: 600`` — no events for 10 minutes from a source that used to send);
 - ``ingest_lag_s`` per model version: the ingest clock minus its latest event time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,20 +50,53 @@ class DataHealth(Check):
     def run(self, summary, inputs: HealthInput) -> list[EvaluationRow]:
         now = inputs.now
 
-        def row(metric: str, model: str, version: str, value: float | None, n: int, source: str = "") -> EvaluationRow:
-            return EvaluationRow(model_name=model, model_version=version, interval_s=0, lag_s=0, window_start=now,
-                                 window_end=now, evaluated_at=now, slice=ALL, detector="health", metric=metric,
-                                 signal="", variant="ingest_clock",
-                                 status="ok" if value is not None else "insufficient_data", value=value, n=n,
-                                 source=source)
+        def row(
+            metric: str, model: str, version: str, value: float | None, n: int, source: str = ""
+        ) -> EvaluationRow:
+            return EvaluationRow(
+                model_name=model,
+                model_version=version,
+                interval_s=0,
+                lag_s=0,
+                window_start=now,
+                window_end=now,
+                evaluated_at=now,
+                slice=ALL,
+                detector="health",
+                metric=metric,
+                signal="",
+                variant="ingest_clock",
+                status="ok" if value is not None else "insufficient_data",
+                value=value,
+                n=n,
+                source=source,
+            )
 
         rows = []
         for s in inputs.sources:
-            rows.append(row("dead_letter_rate", ALL, ALL, s.dead_letters / s.messages if s.messages else None,
-                            s.messages, s.source))
+            rows.append(
+                row(
+                    "dead_letter_rate",
+                    ALL,
+                    ALL,
+                    s.dead_letters / s.messages if s.messages else None,
+                    s.messages,
+                    s.source,
+                )
+            )
             # the last minute with messages ended at last + 1 min at the latest
-            rows.append(row("source_silence_s", ALL, ALL, max(0.0, (now - s.last_minute).total_seconds() - 60),
-                            s.messages, s.source))
+            rows.append(
+                row(
+                    "source_silence_s",
+                    ALL,
+                    ALL,
+                    max(0.0, (now - s.last_minute).total_seconds() - 60),
+                    s.messages,
+                    s.source,
+                )
+            )
         for mv in inputs.model_versions:
-            rows.append(row("ingest_lag_s", mv.model_name, mv.model_version, (now - mv.last_ts).total_seconds(), 0))
+            rows.append(
+                row("ingest_lag_s", mv.model_name, mv.model_version, (now - mv.last_ts).total_seconds(), 0)
+            )
         return rows

@@ -1,5 +1,6 @@
 """Embedding drift: per embedding name, MMD² of the window's embeddings against the reference's
 (all traffic), with a permutation p-value (detectors/embedding.py, torch; CUDA when asked)."""
+
 from __future__ import annotations
 
 import logging
@@ -44,13 +45,34 @@ class EmbeddingDrift(Check):
             vecs = inputs.embeddings.get(name, [])
             win_emb = np.asarray(vecs, dtype=float) if vecs else np.zeros((0, ref_emb.shape[1]))
             if win_emb.ndim != 2 or win_emb.shape[1] != ref_emb.shape[1]:
-                log.warning("embedding %r changed dimension (%s → %s): not tested", name, ref_emb.shape[1:],
-                            win_emb.shape[1:])
+                log.warning(
+                    "embedding %r changed dimension (%s → %s): not tested",
+                    name,
+                    ref_emb.shape[1:],
+                    win_emb.shape[1:],
+                )
                 continue
-            r = mmd_test(ref_emb, win_emb, permutations=c.permutations, max_n=c.max_n, seed=inputs.seed,
-                         device=c.device)
-            rows.append(inputs.row(slice=ALL, detector="mmd", metric="mmd", signal=f"embedding.{name}",
-                                   variant=r.variant, status=r.status, value=finite(r.mmd2), n=r.n,
-                                   n_reference=r.n_reference, p_value=r.p_value if r.status == "ok" else None,
-                                   effect=finite(r.mmd2)))
+            r = mmd_test(
+                ref_emb,
+                win_emb,
+                permutations=c.permutations,
+                max_n=c.max_n,
+                seed=inputs.seed,
+                device=c.device,
+            )
+            rows.append(
+                inputs.row(
+                    slice=ALL,
+                    detector="mmd",
+                    metric="mmd",
+                    signal=f"embedding.{name}",
+                    variant=r.variant,
+                    status=r.status,
+                    value=finite(r.mmd2),
+                    n=r.n,
+                    n_reference=r.n_reference,
+                    p_value=r.p_value if r.status == "ok" else None,
+                    effect=finite(r.mmd2),
+                )
+            )
         return rows

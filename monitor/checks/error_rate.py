@@ -1,4 +1,5 @@
 """Error rate per slice with a 95 % Wilson interval, next to the reference's."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -25,10 +26,25 @@ class ErrorRate(Check):
         for sl in inputs.slices:
             _, wok = inputs.window.answers(sl)
             _, rok = inputs.reference.answers_of(sl)
-            werr, rerr = wilson_interval(int((~wok).sum()), len(wok)), wilson_interval(int((~rok).sum()), len(rok))
+            werr, rerr = (
+                wilson_interval(int((~wok).sum()), len(wok)),
+                wilson_interval(int((~rok).sum()), len(rok)),
+            )
             enough = len(wok) >= self.config.min_n and len(rok) >= self.config.min_n
-            rows.append(inputs.row(slice=sl, detector="wilson", metric="error_rate", signal="", variant="wilson_95",
-                                   status="ok" if enough else "insufficient_data", value=finite(werr.estimate),
-                                   reference_value=finite(rerr.estimate), ci_low=finite(werr.low),
-                                   ci_high=finite(werr.high), n=werr.n, n_reference=rerr.n))
+            rows.append(
+                inputs.row(
+                    slice=sl,
+                    detector="wilson",
+                    metric="error_rate",
+                    signal="",
+                    variant="wilson_95",
+                    status="ok" if enough else "insufficient_data",
+                    value=finite(werr.estimate),
+                    reference_value=finite(rerr.estimate),
+                    ci_low=finite(werr.low),
+                    ci_high=finite(werr.high),
+                    n=werr.n,
+                    n_reference=rerr.n,
+                )
+            )
         return rows

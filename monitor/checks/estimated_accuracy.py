@@ -1,6 +1,7 @@
 """Label-free accuracy per slice: the window's answered events' confidences, calibrated on the
 reference's labelled events (detectors/performance.py), with a sampling-error band, next to the
 reference's realised accuracy. Right while P(correct | confidence) holds; labels find the rest."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -31,12 +32,24 @@ class EstimatedAccuracy(Check):
         for sl in inputs.slices:
             _, ref_correct = inputs.reference.answers_of(sl)
             est = PerformanceSummary.of(calibrator, win.confidence[win.mask(sl) & answered]).estimate(
-                min_n=self.config.min_n)
+                min_n=self.config.min_n
+            )
             ref_acc = float(ref_correct.mean()) if len(ref_correct) else None
-            rows.append(inputs.row(
-                slice=sl, detector="cbpe", metric="estimated_accuracy", signal="",
-                variant=f"confidence_{calibrator.kind}", status=est.status, value=finite(est.accuracy),
-                reference_value=finite(ref_acc) if ref_acc is not None else None, ci_low=finite(est.ci_low),
-                ci_high=finite(est.ci_high), n=est.n, n_reference=len(ref_correct),
-                effect=finite(est.accuracy - ref_acc) if ref_acc is not None else None))
+            rows.append(
+                inputs.row(
+                    slice=sl,
+                    detector="cbpe",
+                    metric="estimated_accuracy",
+                    signal="",
+                    variant=f"confidence_{calibrator.kind}",
+                    status=est.status,
+                    value=finite(est.accuracy),
+                    reference_value=finite(ref_acc) if ref_acc is not None else None,
+                    ci_low=finite(est.ci_low),
+                    ci_high=finite(est.ci_high),
+                    n=est.n,
+                    n_reference=len(ref_correct),
+                    effect=finite(est.accuracy - ref_acc) if ref_acc is not None else None,
+                )
+            )
         return rows

@@ -1,6 +1,7 @@
 """Missing modalities: per expected modality (media.expected_modalities adds the
 ``cross.missing_<modality>`` signals), the share of the window's events that came without it,
 with a Wilson interval, next to the reference's share."""
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,22 @@ class MissingModality(Check):
             flags = _flags(inputs.window, col)
             n_ref, ref_share = summary.get(col, (0, math.nan))
             w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
-            rows.append(inputs.row(slice=ALL, detector="wilson", metric="missing_modality_share",
-                                   signal=col[len(PREFIX):], variant="share_of_events",
-                                   status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
-                                   value=finite(w.estimate), reference_value=finite(ref_share) if n_ref else None,
-                                   ci_low=finite(w.low), ci_high=finite(w.high), n=len(flags), n_reference=n_ref))
+            rows.append(
+                inputs.row(
+                    slice=ALL,
+                    detector="wilson",
+                    metric="missing_modality_share",
+                    signal=col[len(PREFIX) :],
+                    variant="share_of_events",
+                    status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
+                    value=finite(w.estimate),
+                    reference_value=finite(ref_share) if n_ref else None,
+                    ci_low=finite(w.low),
+                    ci_high=finite(w.high),
+                    n=len(flags),
+                    n_reference=n_ref,
+                )
+            )
         return rows
 
 

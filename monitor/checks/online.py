@@ -8,6 +8,7 @@ check's rows.
 The ingest side is ``observe`` (pure: states and pairs in, states and findings out); the pipeline
 does the reading and writing around it, under the store's shared-state lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class OnlineErrorRate(Check):
         """The detector states the pairs of these events (``events_for`` dicts) update."""
         return {f"adwin:{k}" for info in events for k in slice_keys(info["model_name"], info["slice"])}
 
-    def observe(self, pairs: list[tuple[str, dict, str]], states: dict[str, dict],
-                now: datetime) -> tuple[dict[str, dict], list[Finding]]:
+    def observe(
+        self, pairs: list[tuple[str, dict, str]], states: dict[str, dict], now: datetime
+    ) -> tuple[dict[str, dict], list[Finding]]:
         """Feed each (event id, event, label) pair — in event-time order — to its slices' detectors;
         returns the detectors' new states and the findings they raised."""
         dets: dict[str, ADWINDetector] = {}
@@ -57,14 +59,27 @@ class OnlineErrorRate(Check):
                 det = dets.get(k)
                 if det is None:
                     state = states.get(f"adwin:{k}")
-                    det = dets[k] = (ADWINDetector.from_state_dict(state) if state is not None
-                                     else ADWINDetector(delta=self.config.adwin_delta))
+                    det = dets[k] = (
+                        ADWINDetector.from_state_dict(state)
+                        if state is not None
+                        else ADWINDetector(delta=self.config.adwin_delta)
+                    )
                 det.update(err)
                 if det.drift_detected:
                     model_name, sl = k.split("|", 1)
-                    findings.append(Finding(info["ts"], model_name, info["model_version"], sl, "adwin", "error_rate",
-                                            det.estimate if math.isfinite(det.estimate) else None,
-                                            {"n_seen": det.n_seen, "event_id": eid}, now))
+                    findings.append(
+                        Finding(
+                            info["ts"],
+                            model_name,
+                            info["model_version"],
+                            sl,
+                            "adwin",
+                            "error_rate",
+                            det.estimate if math.isfinite(det.estimate) else None,
+                            {"n_seen": det.n_seen, "event_id": eid},
+                            now,
+                        )
+                    )
         return {f"adwin:{k}": d.state_dict() for k, d in dets.items()}, findings
 
     # -- per window ----------------------------------------------------------------------------
@@ -74,10 +89,20 @@ class OnlineErrorRate(Check):
         rows = []
         for sl in inputs.slices:
             n = len(inputs.window.answers(sl)[1])
-            rows.append(inputs.row(slice=sl, detector="adwin", metric="error_rate_change", signal="",
-                                   variant=f"detections_delta_{self.config.adwin_delta:g}",
-                                   status="ok" if n or hits[sl] else "insufficient_data", value=float(hits[sl]),
-                                   effect=last.get(sl), n=n, decision=int(hits[sl] > 0) if n or hits[sl] else None))
+            rows.append(
+                inputs.row(
+                    slice=sl,
+                    detector="adwin",
+                    metric="error_rate_change",
+                    signal="",
+                    variant=f"detections_delta_{self.config.adwin_delta:g}",
+                    status="ok" if n or hits[sl] else "insufficient_data",
+                    value=float(hits[sl]),
+                    effect=last.get(sl),
+                    n=n,
+                    decision=int(hits[sl] > 0) if n or hits[sl] else None,
+                )
+            )
         return rows
 
     def family(self, row: EvaluationRow) -> str | None:

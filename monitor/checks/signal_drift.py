@@ -7,6 +7,7 @@ rules' ``metric:`` names and the rows' metrics come from that registry. Each sig
 once per window and each slice's values come out of that sort already in order for every test;
 signals run in parallel threads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -125,7 +126,9 @@ class SignalDrift(Check):
             out.update({(sl, sig): f for sl, f in fitted.items()})
         return out
 
-    def run(self, summary: dict[tuple[str, str], NumericReference], inputs: EvaluationInput) -> list[EvaluationRow]:
+    def run(
+        self, summary: dict[tuple[str, str], NumericReference], inputs: EvaluationInput
+    ) -> list[EvaluationRow]:
         win = inputs.window
         signals = sorted(set(inputs.reference.signals) | set(win.signals.columns))
         empty = np.zeros(0)
@@ -134,21 +137,50 @@ class SignalDrift(Check):
         def drift(sig: str) -> dict[str, list[EvaluationRow]]:
             by_slice = win.sorted_by_slice(sig) if sig in win.signals else {}
             tests = self.config.signal_tests.get(sig, self.config.tests)
-            return {sl: [self._row(inputs, _TESTS[t], summary.get((sl, sig), no_reference), by_slice.get(sl, empty),
-                                   sl, sig) for t in tests] for sl in inputs.slices}
+            return {
+                sl: [
+                    self._row(
+                        inputs,
+                        _TESTS[t],
+                        summary.get((sl, sig), no_reference),
+                        by_slice.get(sl, empty),
+                        sl,
+                        sig,
+                    )
+                    for t in tests
+                ]
+                for sl in inputs.slices
+            }
 
         by_signal = dict(zip(signals, in_threads(drift, signals)))
         return [r for sl in inputs.slices for sig in signals for r in by_signal[sig][sl]]
 
-    def _row(self, inputs: EvaluationInput, test: DriftTest, ref: NumericReference, values: np.ndarray, sl: str,
-             sig: str) -> EvaluationRow:
+    def _row(
+        self,
+        inputs: EvaluationInput,
+        test: DriftTest,
+        ref: NumericReference,
+        values: np.ndarray,
+        sl: str,
+        sig: str,
+    ) -> EvaluationRow:
         r = test.score(ref, values, self.threshold(test.name, sig), self)
         ok = r.status == "ok"
-        return inputs.row(slice=sl, detector=test.name, metric=test.name, signal=sig, variant=test.variant(ref, self),
-                          status=r.status, value=finite(r.statistic), n=r.n, n_reference=r.n_reference,
-                          p_value=r.p_value, effect=finite(r.effect),
-                          # a test with a p-value decides after Benjamini–Hochberg over the window
-                          decision=int(r.drift) if ok and not test.adjusted else None)
+        return inputs.row(
+            slice=sl,
+            detector=test.name,
+            metric=test.name,
+            signal=sig,
+            variant=test.variant(ref, self),
+            status=r.status,
+            value=finite(r.statistic),
+            n=r.n,
+            n_reference=r.n_reference,
+            p_value=r.p_value,
+            effect=finite(r.effect),
+            # a test with a p-value decides after Benjamini–Hochberg over the window
+            decision=int(r.drift) if ok and not test.adjusted else None,
+        )
 
     def family(self, row: EvaluationRow) -> str | None:
         return row.metric if _TESTS[row.metric].adjusted else None
@@ -159,19 +191,36 @@ class SignalDrift(Check):
 
 register(SignalDrift)
 
-register_drift_test(DriftTest(
-    "psi", 0.25,
-    score=lambda ref, x, threshold, check: psi_test(ref, x, threshold=threshold, min_n=check.config.min_n),
-    variant=lambda ref, check: f"quantile_bins_{check.config.bins}",
-    # above the threshold, and more than small-sample noise
-    decide=lambda row, rejected, threshold: int(rejected and (row.value or 0.0) >= threshold)))
-register_drift_test(DriftTest(
-    "ks", 0.1,
-    score=lambda ref, x, threshold, check: ks_test(ref, x, alpha=check.fdr, min_n=check.config.min_n),
-    variant=lambda ref, check: "two_sided_exact_reference" if ref.exact else "two_sided_quantile_summary",
-    # significant, and an effect (D) at least the threshold
-    decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold)))
-register_drift_test(DriftTest(
-    "wasserstein", 0.1,
-    score=lambda ref, x, threshold, check: wasserstein_test(ref, x, threshold=threshold, min_n=check.config.min_n),
-    variant=lambda ref, check: "normed_by_reference_std", adjusted=False))
+register_drift_test(
+    DriftTest(
+        "psi",
+        0.25,
+        score=lambda ref, x, threshold, check: psi_test(
+            ref, x, threshold=threshold, min_n=check.config.min_n
+        ),
+        variant=lambda ref, check: f"quantile_bins_{check.config.bins}",
+        # above the threshold, and more than small-sample noise
+        decide=lambda row, rejected, threshold: int(rejected and (row.value or 0.0) >= threshold),
+    )
+)
+register_drift_test(
+    DriftTest(
+        "ks",
+        0.1,
+        score=lambda ref, x, threshold, check: ks_test(ref, x, alpha=check.fdr, min_n=check.config.min_n),
+        variant=lambda ref, check: "two_sided_exact_reference" if ref.exact else "two_sided_quantile_summary",
+        # significant, and an effect (D) at least the threshold
+        decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold),
+    )
+)
+register_drift_test(
+    DriftTest(
+        "wasserstein",
+        0.1,
+        score=lambda ref, x, threshold, check: wasserstein_test(
+            ref, x, threshold=threshold, min_n=check.config.min_n
+        ),
+        variant=lambda ref, check: "normed_by_reference_std",
+        adjusted=False,
+    )
+)

@@ -3,6 +3,7 @@ lag) of each slice's error rate, ECE and estimated accuracy, this window include
 are ``min_n`` of them; a trend in the direction that is worse is a finding. ``value`` is Sen's
 slope per interval, ``signal`` the metric it follows. A slow decay that never crosses a
 threshold in any one window is found this way."""
+
 from __future__ import annotations
 
 import math
@@ -47,16 +48,27 @@ class Trend(Check):
             if worse is None:
                 continue
             values = past.get((r.slice, r.metric), []) + [_value(r)]
-            t = mann_kendall(values[-c.window:], min_n=c.min_n)
-            out.append(inputs.row(
-                slice=r.slice, detector="mann_kendall", metric="trend", signal=r.metric,
-                variant=f"last_{c.window}_intervals_worse_{worse}", status=t.status, value=finite(t.slope), n=t.n,
-                n_reference=0, effect=finite(t.tau),
-                # one-sided: only a trend in the worse direction counts
-                p_value=(t.p_value / 2 if (t.s > 0) == (worse == "increasing") else 1.0) if t.status == "ok" else None))
+            t = mann_kendall(values[-c.window :], min_n=c.min_n)
+            out.append(
+                inputs.row(
+                    slice=r.slice,
+                    detector="mann_kendall",
+                    metric="trend",
+                    signal=r.metric,
+                    variant=f"last_{c.window}_intervals_worse_{worse}",
+                    status=t.status,
+                    value=finite(t.slope),
+                    n=t.n,
+                    n_reference=0,
+                    effect=finite(t.tau),
+                    # one-sided: only a trend in the worse direction counts
+                    p_value=(t.p_value / 2 if (t.s > 0) == (worse == "increasing") else 1.0)
+                    if t.status == "ok"
+                    else None,
+                )
+            )
         return out
 
 
 def _value(r: EvaluationRow) -> float:
     return r.value if r.status == "ok" and r.value is not None else math.nan
-

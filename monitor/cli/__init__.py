@@ -1,5 +1,6 @@
 """``modalwatch`` command line: one module per command group, each adding its commands. Only this
 package exits; every command closes its store however it ends."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,15 @@ GROUPS = (daemon, evaluation, dlq, alerts, review, tools)
 def build_parser() -> argparse.ArgumentParser:
     # --config is accepted before or after any (sub)command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", default=argparse.SUPPRESS,
-                        help="YAML config (default: the embedded default, config/default.yaml)")
-    p = argparse.ArgumentParser(prog="modalwatch", description="Monitor a deployed multimodal model.",
-                                parents=[common])
+    common.add_argument(
+        "--config",
+        "-c",
+        default=argparse.SUPPRESS,
+        help="YAML config (default: the embedded default, config/default.yaml)",
+    )
+    p = argparse.ArgumentParser(
+        prog="modalwatch", description="Monitor a deployed multimodal model.", parents=[common]
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add(name, fn, help_, parent=sub):
@@ -50,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001 - only the expected kinds are turned into a message
-        if isinstance(e, (ValueError, OSError)) or type(e).__module__.split(".")[0] in ("psycopg", "kafka", "sqlite3"):
+        if isinstance(e, (ValueError, OSError)) or type(e).__module__.split(".")[0] in (
+            "psycopg",
+            "kafka",
+            "sqlite3",
+        ):
             print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
         raise

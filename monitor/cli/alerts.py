@@ -1,4 +1,5 @@
 """``alerts list`` and ``silence add|list|expire``."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,22 @@ def cmd_silence(args, cfg) -> int:
         else:
             for si in store.alerts.silences(active_at=None if args.all else at):
                 state = "active" if si.active(at) else "expired"
-                row = {"id": si.id, "matchers": si.matchers, "state": state, "starts_at": si.starts_at.isoformat(),
-                       "ends_at": si.ends_at.isoformat(), "created_at": si.created_at.isoformat(),
-                       "created_by": si.created_by, "comment": si.comment}
-                print(json.dumps(row, sort_keys=True) if args.json else
-                      f"{si.id:>5} {state:<8} until {row['ends_at']}  {si.matchers}  {si.created_by}: {si.comment}")
+                row = {
+                    "id": si.id,
+                    "matchers": si.matchers,
+                    "state": state,
+                    "starts_at": si.starts_at.isoformat(),
+                    "ends_at": si.ends_at.isoformat(),
+                    "created_at": si.created_at.isoformat(),
+                    "created_by": si.created_by,
+                    "comment": si.comment,
+                }
+                print(
+                    json.dumps(row, sort_keys=True)
+                    if args.json
+                    else f"{si.id:>5} {state:<8} until {row['ends_at']}  {si.matchers}  "
+                    f"{si.created_by}: {si.comment}"
+                )
     return 0
 
 
@@ -50,16 +62,25 @@ def cmd_alerts(args, cfg) -> int:
     with opened_store(cfg) as store:
         alerts = store.alerts.list(state=args.state)
     for a in alerts:
-        row = {"fingerprint": a.dedup_key, "state": a.state, "labels": a.labels, "starts_at": a.starts_at.isoformat(),
-               "ends_at": a.ends_at.isoformat() if a.ends_at else None, "changed_at": a.changed_at.isoformat(),
-               "value": a.value, "summary": a.annotations.get("summary", "")}
+        row = {
+            "fingerprint": a.dedup_key,
+            "state": a.state,
+            "labels": a.labels,
+            "starts_at": a.starts_at.isoformat(),
+            "ends_at": a.ends_at.isoformat() if a.ends_at else None,
+            "changed_at": a.changed_at.isoformat(),
+            "value": a.value,
+            "summary": a.annotations.get("summary", ""),
+        }
         if args.json:
             print(json.dumps(row, sort_keys=True))
         else:
             lab = a.labels
             what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
-            print(f"{a.dedup_key} {a.state:<9} {row['starts_at']} .. {row['ends_at'] or 'now':<25} "
-                  f"{lab['alertname']} {lab.get('model', '')} [{lab.get('slice', '*')}]{what} value={a.value}")
+            print(
+                f"{a.dedup_key} {a.state:<9} {row['starts_at']} .. {row['ends_at'] or 'now':<25} "
+                f"{lab['alertname']} {lab.get('model', '')} [{lab.get('slice', '*')}]{what} value={a.value}"
+            )
     return 0
 
 
@@ -67,8 +88,14 @@ def add_commands(add) -> None:
     sp = add("silence", cmd_silence, "silences: add, list, expire")
     ssub = sp.add_subparsers(dest="silence_cmd", required=True)
     sa = add("add", None, "mute alerts matching every matcher for a while", ssub)
-    sa.add_argument("--matcher", "-m", type=_matcher, action="append", required=True,
-                    help="label=value or label=~regex (repeatable), e.g. -m alertname=SignalDrift -m slice=device=cam_b")
+    sa.add_argument(
+        "--matcher",
+        "-m",
+        type=_matcher,
+        action="append",
+        required=True,
+        help="label=value or label=~regex (repeatable), e.g. -m alertname=SignalDrift -m slice=device=cam_b",
+    )
     sa.add_argument("--duration", "-d", type=duration_arg, required=True, help="e.g. 2h, 1d")
     sa.add_argument("--comment", required=True)
     sa.add_argument("--author", default=os.environ.get("USER", "unknown"))

@@ -1,5 +1,6 @@
 """What the command modules share: argument types, the store a command opens (and always
 closes), the clock, JSON output."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """``run``, ``ingest``, ``migrate``: the daemon, a one-off ingest, the schema."""
+
 from __future__ import annotations
 
 from monitor.cli.common import opened_store
@@ -10,8 +11,11 @@ def cmd_run(args, cfg) -> int:
 
     with opened_store(cfg) as store:
         daemon: Daemon | None = None
-        sources = build_sources(cfg, should_stop=lambda: daemon is not None and daemon.should_exit,
-                                status=lambda: dict(daemon.stats) if daemon else {})
+        sources = build_sources(
+            cfg,
+            should_stop=lambda: daemon is not None and daemon.should_exit,
+            status=lambda: dict(daemon.stats) if daemon else {},
+        )
         daemon = Daemon(cfg, sources, store, build_senders(cfg))
         daemon.install_signal_handlers()
         daemon.run()
@@ -29,15 +33,20 @@ def cmd_ingest(args, cfg) -> int:
         daemon.run()
     st = daemon.stats
     partial = f" ({st['partial']} without a modality whose media failed)" if st["partial"] else ""
-    print(f"read {st['messages']}: stored {st['stored']}{partial}, already stored {st['duplicate']}, "
-          f"dead letters {st['dead_letter']}")
+    print(
+        f"read {st['messages']}: stored {st['stored']}{partial}, already stored {st['duplicate']}, "
+        f"dead letters {st['dead_letter']}"
+    )
     return 0
 
 
 def cmd_migrate(args, cfg) -> int:
     with opened_store(cfg, migrate=False) as store:
         applied = store.migrate()
-        print(f"{store.describe()}: applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+        print(
+            f"{store.describe()}: applied {len(applied)}"
+            f" migration(s){': ' + ', '.join(applied) if applied else ''}"
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
 """``dlq list`` and ``dlq replay``: dead letters."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,19 @@ def cmd_dlq(args, cfg) -> int:
     with opened_store(cfg) as store:
         if args.dlq_cmd == "list":
             for r in store.ops.dead_letters(include_replayed=args.all, limit=args.limit):
-                row = {"id": r.id, "source": r.source, "position": r.position, "reason": r.reason,
-                       "received_at": r.received_at.isoformat(),
-                       "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None}
+                row = {
+                    "id": r.id,
+                    "source": r.source,
+                    "position": r.position,
+                    "reason": r.reason,
+                    "received_at": r.received_at.isoformat(),
+                    "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
+                }
                 if args.payload:
                     row["payload"] = r.payload
-                print(json.dumps(row) if args.json else f"{r.id:>6} {r.source:<8} {r.position:<40} {r.reason}")
+                print(
+                    json.dumps(row) if args.json else f"{r.id:>6} {r.source:<8} {r.position:<40} {r.reason}"
+                )
             return 0
         from monitor.replay import replay_dead_letters
 

@@ -1,4 +1,5 @@
 """``evaluate``, ``history``, ``report``, ``status``: windows, their series, reports, counts."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ def cmd_evaluate(args, cfg) -> int:
 
     with opened_store(cfg) as store:
         ev = Evaluator(cfg, store, now)
-        runs = ev.due(store.events.watermark(), start=args.from_, end=args.to, include_finished=args.force,
-                      interval=args.interval, lag=args.lag)
+        runs = ev.due(
+            store.events.watermark(),
+            start=args.from_,
+            end=args.to,
+            include_finished=args.force,
+            interval=args.interval,
+            lag=args.lag,
+        )
         for i, (key, t1) in enumerate(runs):
             ev.run(key, t1, force=args.force)
             progress(i + 1, len(runs))
@@ -27,21 +34,51 @@ def cmd_history(args, cfg) -> int:
     ev = cfg.evaluation
     with opened_store(cfg) as store:
         frame = store.evaluations.frame()
-    h = metric_history(frame, args.metric, args.slice, args.signal, args.interval or ev.intervals[0],
-                       args.lag if args.lag is not None else ev.vintage_lags[0], args.model)
+    h = metric_history(
+        frame,
+        args.metric,
+        args.slice,
+        args.signal,
+        args.interval or ev.intervals[0],
+        args.lag if args.lag is not None else ev.vintage_lags[0],
+        args.model,
+    )
     t = h.trend
     if args.json:
-        print(json.dumps({"metric": h.metric, "slice": h.slice, "signal": h.signal, "model": h.model,
-                          "interval": h.interval, "lag": h.lag,
-                          "trend": {"direction": t.trend, "p_value": json_num(t.p_value), "tau": json_num(t.tau),
-                                    "sens_slope_per_interval": json_num(t.slope), "n": t.n, "status": t.status},
-                          "first_change": h.first_change, "points": h.points}, default=_json_default))
+        print(
+            json.dumps(
+                {
+                    "metric": h.metric,
+                    "slice": h.slice,
+                    "signal": h.signal,
+                    "model": h.model,
+                    "interval": h.interval,
+                    "lag": h.lag,
+                    "trend": {
+                        "direction": t.trend,
+                        "p_value": json_num(t.p_value),
+                        "tau": json_num(t.tau),
+                        "sens_slope_per_interval": json_num(t.slope),
+                        "n": t.n,
+                        "status": t.status,
+                    },
+                    "first_change": h.first_change,
+                    "points": h.points,
+                },
+                default=_json_default,
+            )
+        )
         return 0
-    print(f"{h.metric} of {h.model}, slice {h.slice}{' ' + h.signal if h.signal else ''}, "
-          f"interval {h.interval}, lag {h.lag}")
+    print(
+        f"{h.metric} of {h.model}, slice {h.slice}{' ' + h.signal if h.signal else ''}, "
+        f"interval {h.interval}, lag {h.lag}"
+    )
     for pt in h.points:
-        ci = (f" [{pt['ci_low']:.4g}, {pt['ci_high']:.4g}]" if pt["ci_low"] is not None and pt["ci_high"] is not None
-              and pt["ci_low"] == pt["ci_low"] else "")
+        ci = (
+            f" [{pt['ci_low']:.4g}, {pt['ci_high']:.4g}]"
+            if pt["ci_low"] is not None and pt["ci_high"] is not None and pt["ci_low"] == pt["ci_low"]
+            else ""
+        )
         val = "—" if pt["value"] is None else f"{pt['value']:.4g}"
         flag = " *" if pt["decision"] == 1 else ""
         status = "" if pt["status"] == "ok" else " " + pt["status"]
@@ -93,8 +130,11 @@ def add_commands(add) -> None:
     sp = add("evaluate", cmd_evaluate, "evaluate (backfill) the windows in [--from, --to)")
     sp.add_argument("--from", dest="from_", type=date_arg, required=True)
     sp.add_argument("--to", type=date_arg, required=True)
-    sp.add_argument("--force", action="store_true",
-                    help="recompute windows already evaluated (keeps stored rows, sends no alerts)")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute windows already evaluated (keeps stored rows, sends no alerts)",
+    )
     sp.add_argument("--interval", type=duration_arg, help="only this interval (e.g. 1d)")
     sp.add_argument("--lag", type=duration_arg, help="only this label-maturity lag (e.g. 7d)")
     sp = add("history", cmd_history, "print one metric's series across intervals, with its trend")

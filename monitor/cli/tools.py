@@ -1,4 +1,5 @@
 """``schema``, ``check-config``, ``signals``, ``demo``: the contract, a config, files, a replay."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,10 @@ def cmd_schema(args, cfg) -> int:
 
 
 def cmd_check_config(args, cfg) -> int:
-    print(f"{args.file}: ok (store {cfg.store.kind}, {len(cfg.alerts.rules)} rules, "
-          f"{len(cfg.alerts.webhooks)} webhooks)")
+    print(
+        f"{args.file}: ok (store {cfg.store.kind}, {len(cfg.alerts.rules)} rules, "
+        f"{len(cfg.alerts.webhooks)} webhooks)"
+    )
     return 0
 
 
@@ -50,7 +53,9 @@ def add_commands(add) -> None:
     add("schema", cmd_schema, "print the JSON Schema of the events")
     sp = add("check-config", cmd_check_config, "validate a config file")
     sp.add_argument("file")
-    sp = add("signals", cmd_signals, "print the quality signals of image, audio or text files (one JSON line each)")
+    sp = add(
+        "signals", cmd_signals, "print the quality signals of image, audio or text files (one JSON line each)"
+    )
     sp.add_argument("files", nargs="+")
     sp = add("demo", cmd_demo, "replay a synthetic multimodal stream through the real pipeline")
     sp.add_argument("--out", default="demo-out")

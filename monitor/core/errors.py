@@ -1,4 +1,5 @@
 """Errors that cross from one part to another and name what failed."""
+
 from __future__ import annotations
 
 

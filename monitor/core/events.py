@@ -8,6 +8,7 @@ Two kinds of event reach modalwatch, from Kafka, HTTP or JSONL:
 A modality carries producer-computed ``signals``, raw media (inline ``data_b64`` or a ``uri``)
 that modalwatch measures itself and then drops, or both (measured signals win on a name clash).
 """
+
 from __future__ import annotations
 
 import math
@@ -143,7 +144,10 @@ class LabelEvent(_Strict):
 
 
 def json_schemas() -> dict[str, dict]:
-    return {"InferenceEvent": InferenceEvent.model_json_schema(), "LabelEvent": LabelEvent.model_json_schema()}
+    return {
+        "InferenceEvent": InferenceEvent.model_json_schema(),
+        "LabelEvent": LabelEvent.model_json_schema(),
+    }
 
 
 def kind_of(obj: dict) -> Literal["inference", "label"]:

@@ -1,4 +1,5 @@
 """What a source hands to the pipeline, and what it gets back once the store has committed."""
+
 from __future__ import annotations
 
 from typing import Literal, NamedTuple

@@ -4,6 +4,7 @@ Each says what an implementation really promises; the real adapters live in conn
 stores) and alerts/ (senders), and each is tested against the real thing (Kafka, PostgreSQL, an
 HTTP receiver). Fakes of these Protocols are fine for unit tests of orchestration.
 """
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
@@ -13,8 +14,21 @@ from typing import Any, Iterable, Protocol, Sequence
 import pandas as pd
 
 from monitor.core.messages import Outcome, RawMessage
-from monitor.core.records import (AlertRecord, DeadLetter, EvaluationRow, EventRow, Finding, GroupState, LabelRow,
-                                  ModelVersion, OutboxEntry, ReviewCandidate, ReviewItem, Silence, SourceActivity)
+from monitor.core.records import (
+    AlertRecord,
+    DeadLetter,
+    EvaluationRow,
+    EventRow,
+    Finding,
+    GroupState,
+    LabelRow,
+    ModelVersion,
+    OutboxEntry,
+    ReviewCandidate,
+    ReviewItem,
+    Silence,
+    SourceActivity,
+)
 from monitor.core.window import RunKey, Window
 
 
@@ -69,17 +83,21 @@ class EventStore(Protocol):
 
     def watermark(self) -> datetime | None: ...
 
-    def load_window(self, model_name: str, model_version: str, start: datetime, end: datetime,
-                    labels_before: datetime) -> Window: ...
+    def load_window(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> Window: ...
 
-    def window_embeddings(self, model_name: str, model_version: str, start: datetime,
-                          end: datetime) -> dict[str, list[list[float]]]: ...
+    def window_embeddings(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> dict[str, list[list[float]]]: ...
 
-    def unlabelled(self, model_name: str, model_version: str, start: datetime,
-                   end: datetime) -> list[tuple[str, float, dict]]: ...
+    def unlabelled(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> list[tuple[str, float, dict]]: ...
 
-    def purge(self, model_name: str, model_version: str, before: datetime, keep_from: datetime,
-              keep_to: datetime) -> int: ...
+    def purge(
+        self, model_name: str, model_version: str, before: datetime, keep_from: datetime, keep_to: datetime
+    ) -> int: ...
 
     def orphan_labels(self, ingested_before: datetime) -> list[LabelRow]: ...
 
@@ -91,7 +109,9 @@ class EvaluationStore(Protocol):
     finished or expires; ``finish`` succeeds only for the owner still holding it, so a replica
     whose claim was taken over keeps none of its work."""
 
-    def claim(self, key: RunKey, window_end: datetime, owner: str, now: datetime, expire: timedelta) -> bool: ...
+    def claim(
+        self, key: RunKey, window_end: datetime, owner: str, now: datetime, expire: timedelta
+    ) -> bool: ...
 
     def finish(self, key: RunKey, owner: str, now: datetime) -> bool: ...
 
@@ -101,11 +121,13 @@ class EvaluationStore(Protocol):
 
     def history(self, key: RunKey, since: datetime, metrics: Sequence[str]) -> list[EvaluationRow]: ...
 
-    def previous_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
-                        before: datetime) -> dict[tuple[str, str, str], float | None]: ...
+    def previous_values(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, before: datetime
+    ) -> dict[tuple[str, str, str], float | None]: ...
 
-    def earlier_lag_values(self, model_name: str, model_version: str, interval_s: int, lag_s: int,
-                           window_start: datetime) -> dict[tuple[str, str, str], float | None]: ...
+    def earlier_lag_values(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, window_start: datetime
+    ) -> dict[tuple[str, str, str], float | None]: ...
 
     def frame(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame: ...
 
@@ -128,8 +150,15 @@ class AlertStore(Protocol):
 
     def put_group(self, group: GroupState) -> None: ...
 
-    def add_silence(self, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str,
-                    comment: str, now: datetime) -> int: ...
+    def add_silence(
+        self,
+        matchers: dict[str, str],
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
+        now: datetime,
+    ) -> int: ...
 
     def silences(self, active_at: datetime | None = None) -> list[Silence]: ...
 
@@ -188,7 +217,9 @@ class OperationsStore(Protocol):
 
     def insert_findings(self, rows: Sequence[Finding]) -> None: ...
 
-    def findings(self, model_name: str, model_version: str, start: datetime, end: datetime) -> list[Finding]: ...
+    def findings(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> list[Finding]: ...
 
     def counts(self) -> dict[str, Any]: ...
 

@@ -5,6 +5,7 @@ attribute where they are used (a misspelt field is an error where it is written,
 Event and label rows are NamedTuples (one is built per message on the hot path); the rest are
 frozen dataclasses.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

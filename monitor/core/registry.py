@@ -1,5 +1,6 @@
 """A registry of named extension classes (checks, receiver kinds), with listeners told of changes
 (the config rebuilds the sections the registered classes own)."""
+
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar

@@ -1,4 +1,5 @@
 """What every config section is made of: a strict pydantic model and durations."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """A window of events as a store reads it, and the key of one scheduled evaluation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,15 +22,25 @@ class Window:
     signals: pd.DataFrame
 
     @classmethod
-    def of(cls, slices: Sequence[dict], signals: Sequence[dict], pred_label: Sequence[str],
-           confidence: Sequence[float], abstained: Sequence[bool], label: Sequence[str | None]) -> "Window":
+    def of(
+        cls,
+        slices: Sequence[dict],
+        signals: Sequence[dict],
+        pred_label: Sequence[str],
+        confidence: Sequence[float],
+        abstained: Sequence[bool],
+        label: Sequence[str | None],
+    ) -> "Window":
         """From per-event values (a reference file's events)."""
         n = len(pred_label)
         index = pd.RangeIndex(n)
-        return cls(outputs_frame(pred_label, confidence, abstained, label),
-                   pd.DataFrame.from_records(list(slices), index=index) if n else pd.DataFrame(index=index),
-                   pd.DataFrame.from_records(list(signals), index=index).astype(float) if n
-                   else pd.DataFrame(index=index))
+        return cls(
+            outputs_frame(pred_label, confidence, abstained, label),
+            pd.DataFrame.from_records(list(slices), index=index) if n else pd.DataFrame(index=index),
+            pd.DataFrame.from_records(list(signals), index=index).astype(float)
+            if n
+            else pd.DataFrame(index=index),
+        )
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -37,10 +48,14 @@ class Window:
 
 def outputs_frame(pred_label, confidence, abstained, label) -> pd.DataFrame:
     """The model's answers and the known labels as a window's ``frame``."""
-    return pd.DataFrame({"pred_label": np.asarray(pred_label, dtype=object),
-                         "confidence": np.asarray(confidence, dtype=float),
-                         "abstained": np.asarray(abstained, dtype=bool),
-                         "label": np.asarray(label, dtype=object)})
+    return pd.DataFrame(
+        {
+            "pred_label": np.asarray(pred_label, dtype=object),
+            "confidence": np.asarray(confidence, dtype=float),
+            "abstained": np.asarray(abstained, dtype=bool),
+            "label": np.asarray(label, dtype=object),
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A receiver down for 300 attempts while the daemon is SIGKILLed twice: once it answers, each
 notification arrives, and a receiver that deduplicates on the Idempotency-Key (the same on every
 retry of one notification) counts each exactly once, in order."""
+
 import signal
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ def test_receiver_down_for_300_attempts_and_two_sigkills_then_each_notification_
     inbox.mkdir()
     with WebhookReceiver(secret=SECRET, refuse_first=300) as recv:
         text = f"""
-store: {{path: {tmp_path / 'mw.db'}}}
+store: {{path: {tmp_path / "mw.db"}}}
 ingest: {{http: {{enabled: false}}, jsonl: {{paths: ["{inbox}"], follow: true}}}}
 {EVALUATION.replace("reference: {days: 2}", "reference: {days: 2}, tick_s: 0.02")}
 alerts:
@@ -42,12 +43,15 @@ alerts:
         proc = start()
         try:
             for kill_at in (100, 200):
-                assert _wait(lambda k=kill_at: recv.attempts >= k, 120), (tmp_path / "daemon.log").read_text()[-3000:]
+                assert _wait(lambda k=kill_at: recv.attempts >= k, 120), (
+                    tmp_path / "daemon.log"
+                ).read_text()[-3000:]
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 proc = start()
-            assert _wait(lambda: len({r["delivery"] for r in recv.received}) >= 2, 120), \
-                (tmp_path / "daemon.log").read_text()[-3000:]
+            assert _wait(lambda: len({r["delivery"] for r in recv.received}) >= 2, 120), (
+                tmp_path / "daemon.log"
+            ).read_text()[-3000:]
             time.sleep(1.0)  # a duplicate would show up now
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
@@ -68,7 +72,9 @@ alerts:
     assert all(r["signature_valid"] for r in recv.received)
     # a receiver deduplicating on (fingerprint, status) counts each alert's firing and resolution once
     firsts_by_key = {r["delivery"]: r for r in reversed(recv.received)}
-    per_alert = Counter((a["fingerprint"], a["status"]) for r in firsts_by_key.values() for a in r["payload"]["alerts"])
+    per_alert = Counter(
+        (a["fingerprint"], a["status"]) for r in firsts_by_key.values() for a in r["payload"]["alerts"]
+    )
     assert sorted(s for _, s in per_alert) == ["firing", "resolved"] and set(per_alert.values()) == {1}
     store = SqliteStore(tmp_path / "mw.db")
     assert store.ops.counts()["outbox"] == {"delivered": 2}

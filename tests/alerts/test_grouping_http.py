@@ -1,6 +1,7 @@
 """The grouping promise end to end: 100 firing alerts of one problem in a real store, the
 notification pass and the outbox, a real HTTP receiver — one notification within group_wait, one
 when they resolve, a repeat only after repeat_interval."""
+
 from datetime import datetime, timedelta, timezone
 
 from alerts.receiver import WebhookReceiver
@@ -16,11 +17,27 @@ T = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 
 
 def _put(store, i, state, at):
-    labels = {"alertname": "SignalDrift", "model": "m", "slice": f"device=d{i:03d}", "severity": "warning",
-              "modality": "image", "signal": "brightness"}
-    store.alerts.put(AlertRecord(dedup_key(labels), "SignalDrift", labels,
-                                 {"summary": "brightness moved", "value": "0.4"}, state, T,
-                                 at if state == "resolved" else None, 0.4), at)
+    labels = {
+        "alertname": "SignalDrift",
+        "model": "m",
+        "slice": f"device=d{i:03d}",
+        "severity": "warning",
+        "modality": "image",
+        "signal": "brightness",
+    }
+    store.alerts.put(
+        AlertRecord(
+            dedup_key(labels),
+            "SignalDrift",
+            labels,
+            {"summary": "brightness moved", "value": "0.4"},
+            state,
+            T,
+            at if state == "resolved" else None,
+            0.4,
+        ),
+        at,
+    )
 
 
 def test_a_hundred_alerts_one_notification_one_resolved_repeat_on_schedule(tmp_path):

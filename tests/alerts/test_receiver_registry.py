@@ -1,6 +1,7 @@
 """Adding a receiver kind is one class and one registration line: its config validates under
 ``alerts.webhooks``, the notification pass writes its payloads to the outbox, and the daemon
 delivers them through its sender — nothing else changes."""
+
 from typing import Literal
 
 import pytest
@@ -27,8 +28,10 @@ class Chat(Receiver):
     Config = ChatConfig
 
     def payload(self, n, external_url):
-        return {"channel": self.config.channel,
-                "lines": [f"{n.status}: {describe(a)}" for a in n.firing + n.resolved]}
+        return {
+            "channel": self.config.channel,
+            "lines": [f"{n.status}: {describe(a)}" for a in n.firing + n.resolved],
+        }
 
 
 @pytest.fixture
@@ -56,14 +59,18 @@ alerts:
         d.drain_outbox(timeout_s=10)
         store.close()
     (got,) = [r["payload"] for r in recv.received]
-    assert got["channel"] == "#vision" and got["lines"] == ["firing: BrightnessDrift on m [*] image.brightness"]
+    assert got["channel"] == "#vision" and got["lines"] == [
+        "firing: BrightnessDrift on m [*] image.brightness"
+    ]
 
 
 def test_an_unknown_kind_names_the_known_ones():
     assert set(receiver_kinds()) == {"webhook", "alertmanager", "slack", "pagerduty"}
-    with pytest.raises(ConfigError, match=r"alerts\.webhooks\[0\] \(line 3\): kind must be one of alertmanager, "
-                                          r"pagerduty, slack, webhook"):
+    with pytest.raises(
+        ConfigError,
+        match=r"alerts\.webhooks\[0\] \(line 3\): kind must be one of alertmanager, "
+        r"pagerduty, slack, webhook",
+    ):
         parse_config("alerts:\n  webhooks:\n    - {name: x, kind: chat, url: http://x}\n")
     with pytest.raises(ConfigError, match=r"alerts\.webhooks\[0\]\.channel"):  # a key of another kind
         parse_config("alerts:\n  webhooks:\n    - {name: x, kind: slack, url: http://x, channel: c}\n")
-

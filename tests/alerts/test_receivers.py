@@ -1,5 +1,6 @@
 """Each receiver kind end to end: a daemon's evaluation fires alerts in several slices; routed
 and grouped notifications reach real HTTP receivers on loopback in each kind's own format."""
+
 import json
 import re
 from datetime import timedelta
@@ -15,13 +16,15 @@ ROUTING_KEY = "R0UTINGKEY0000000000000000000000"  # PagerDuty integration keys a
 
 
 def _config(urls, tmp_path):
-    return parse_config(EVALUATION + f"""
+    return parse_config(
+        EVALUATION
+        + f"""
 alerts:
   retry_initial_s: 0.05
   webhooks:
-    - {{name: am, kind: alertmanager, url: "{urls['am']}"}}
-    - {{name: slack, kind: slack, url: "{urls['slack']}"}}
-    - {{name: pd, kind: pagerduty, url: "{urls['pd']}", routing_key: "{ROUTING_KEY}"}}
+    - {{name: am, kind: alertmanager, url: "{urls["am"]}"}}
+    - {{name: slack, kind: slack, url: "{urls["slack"]}"}}
+    - {{name: pd, kind: pagerduty, url: "{urls["pd"]}", routing_key: "{ROUTING_KEY}"}}
   route:
     receiver: am
     group_wait: 0s
@@ -33,7 +36,8 @@ alerts:
     - {{name: BrightnessDrift, metric: psi, signal: image.brightness, threshold: 0.25}}
     - {{name: BrightnessDriftAll, metric: psi, slice: "*", signal: image.brightness, threshold: 0.25,
        severity: critical}}
-""")
+"""
+    )
 
 
 def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
@@ -58,11 +62,18 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
         assert p["blocks"][0]["type"] == "header" and p["blocks"][0]["text"]["type"] == "plain_text"
         assert len(p["blocks"][0]["text"]["text"]) <= 150 and len(p["blocks"]) <= 50
         assert all(b["type"] in ("header", "context", "section", "actions") for b in p["blocks"])
-        assert all(b["text"]["type"] == "mrkdwn" and len(b["text"]["text"]) <= 3000
-                   for b in p["blocks"] if b["type"] == "section")
+        assert all(
+            b["text"]["type"] == "mrkdwn" and len(b["text"]["text"]) <= 3000
+            for b in p["blocks"]
+            if b["type"] == "section"
+        )
         assert p["blocks"][-1]["elements"][0]["url"].endswith("/report")
-    firing_slices = {re.search(r"\[(.*?)\]", b["text"]["text"]).group(1)
-                     for p in got[:2] for b in p["blocks"] if b["type"] == "section"}
+    firing_slices = {
+        re.search(r"\[(.*?)\]", b["text"]["text"]).group(1)
+        for p in got[:2]
+        for b in p["blocks"]
+        if b["type"] == "section"
+    }
     assert len(firing_slices) > 3  # one notification per alert name, listing every slice
 
     # PagerDuty Events API v2: required fields; trigger then resolve with dedup_key = fingerprint
@@ -78,12 +89,15 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
 
 def test_alertmanager_v4_payload(tmp_path):
     with WebhookReceiver() as am:
-        cfg = parse_config(EVALUATION + f"""
+        cfg = parse_config(
+            EVALUATION
+            + f"""
 alerts:
   webhooks: [{{name: am, kind: alertmanager, url: "{am.url}"}}]
   route: {{receiver: am, group_wait: 0s, group_interval: 0s, group_by: [alertname]}}
   rules: [{{name: BrightnessDrift, metric: psi, signal: image.brightness, threshold: 0.25, for: 1d}}]
-""")
+"""
+        )
         store = SqliteStore(tmp_path / "mw.db")
         store.migrate()
         _load(store, cfg, shifted_day=3, days=7, shifted_days=2)  # firing for days 3 and 4, resolved on 5
@@ -95,17 +109,41 @@ alerts:
     payloads = [r["payload"] for r in am.received]
     assert [p["status"] for p in payloads] == ["firing", "resolved"]
     for p in payloads:
-        assert p["version"] == "4" and p["receiver"] == "am" and p["groupLabels"] == {"alertname": "BrightnessDrift"}
-        assert set(p) >= {"version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-                          "commonLabels", "commonAnnotations", "externalURL", "alerts"}
+        assert (
+            p["version"] == "4"
+            and p["receiver"] == "am"
+            and p["groupLabels"] == {"alertname": "BrightnessDrift"}
+        )
+        assert set(p) >= {
+            "version",
+            "groupKey",
+            "truncatedAlerts",
+            "status",
+            "receiver",
+            "groupLabels",
+            "commonLabels",
+            "commonAnnotations",
+            "externalURL",
+            "alerts",
+        }
         for a in p["alerts"]:
-            assert set(a) >= {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
+            assert set(a) >= {
+                "status",
+                "labels",
+                "annotations",
+                "startsAt",
+                "endsAt",
+                "generatorURL",
+                "fingerprint",
+            }
         assert p["commonLabels"]["alertname"] == "BrightnessDrift"
     # for: 1d: day 3 alone made them pending; the breach held through day 4, so they fired with
     # startsAt = day 3, and resolved on day 5
     first = payloads[0]["alerts"][0]
     assert first["startsAt"].startswith(_day(3).date().isoformat())
-    assert first["annotations"]["window_start"].startswith(_day(4).date().isoformat())  # fired by day 4's window
+    assert first["annotations"]["window_start"].startswith(
+        _day(4).date().isoformat()
+    )  # fired by day 4's window
     assert {a.state for a in alerts} <= {"resolved", "cleared"}
 
 
@@ -121,7 +159,15 @@ def test_slack_message_is_json_serialisable_without_secrets(tmp_path):
 
     from monitor.core.records import AlertRecord
 
-    a = AlertRecord("f" * 24, "X", {"alertname": "X", "model": "m", "slice": "*"}, {"summary": "s"}, "firing",
-                    None, None, None)
+    a = AlertRecord(
+        "f" * 24,
+        "X",
+        {"alertname": "X", "model": "m", "slice": "*"},
+        {"summary": "s"},
+        "firing",
+        None,
+        None,
+        None,
+    )
     msg = slack_payload(Notification("g", "slack", "firing", {"alertname": "X"}, [a] * 30, []), "http://mw")
     assert json.loads(json.dumps(msg))["blocks"][-2]["elements"][0]["text"] == "… and 10 more"

@@ -1,4 +1,5 @@
 """Routing, grouping, silences and inhibition (alerts/routing.py): pure, with a hand-moved clock."""
+
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -24,8 +25,17 @@ alerts:
 
 def _alert(state, changed_at=T, **labels):
     labels = {"alertname": "SignalDrift", "model": "m", "slice": "*", "severity": "warning", **labels}
-    return AlertRecord(dedup_key(labels), "SignalDrift", labels, {"summary": "s", "value": "1"}, state, T, None,
-                       None, changed_at)
+    return AlertRecord(
+        dedup_key(labels),
+        "SignalDrift",
+        labels,
+        {"summary": "s", "value": "1"},
+        state,
+        T,
+        None,
+        None,
+        changed_at,
+    )
 
 
 class Sim:
@@ -51,7 +61,7 @@ ROUTE = """  route:
 """
 
 
-def test_a_hundred_findings_of_one_problem_are_one_notification_then_one_resolved_then_repeats_only_on_schedule():
+def test_a_hundred_findings_of_one_problem_are_one_notification_one_resolved_repeats_on_schedule():
     sim = Sim(_cfg(ROUTE))
     alerts = []
     for i in range(100):  # findings arrive one by one within group_wait
@@ -76,7 +86,9 @@ def test_changes_wait_for_group_interval_and_a_blip_inside_group_wait_is_never_s
     a, b = _alert("firing", slice="x"), _alert("firing", slice="y")
     assert sim.at(T, [a]) == []
     assert sim.at(T + 10 * S, [replace(a, state="resolved")]) == []
-    assert sim.at(T + 40 * S, [replace(a, state="resolved")]) == []  # fired and resolved before anyone was told
+    assert (
+        sim.at(T + 40 * S, [replace(a, state="resolved")]) == []
+    )  # fired and resolved before anyone was told
     a = _alert("firing", T + 100 * S, slice="x")  # fires again
     assert sim.at(T + 100 * S, [a]) == []
     (first,) = sim.at(T + 130 * S, [a])
@@ -104,7 +116,8 @@ def test_routing_tree_matchers_regex_continue_and_inheritance():
     got = routes_for(root, img.labels)
     assert [(r.receiver, r.group_by, r.group_wait) for r in got] == [
         ("vision", ("alertname", "model", "slice"), timedelta(0)),
-        ("oncall", ("alertname", "model"), timedelta(0))]  # continued into the regex route: inherits oncall
+        ("oncall", ("alertname", "model"), timedelta(0)),
+    ]  # continued into the regex route: inherits oncall
     assert got[1].group_interval == timedelta(minutes=1)
     assert [r.receiver for r in routes_for(root, _alert("firing", slice="locale=de").labels)] == ["oncall"]
 
@@ -125,9 +138,14 @@ def test_a_silence_mutes_matching_alerts_until_it_expires():
 
 
 def test_a_stalled_stream_inhibits_drift_alerts_of_the_same_model():
-    sim = Sim(_cfg(ROUTE.replace("30s", "0s"), """  inhibit:
+    sim = Sim(
+        _cfg(
+            ROUTE.replace("30s", "0s"),
+            """  inhibit:
     - {source: {alertname: NoTraffic}, target: {alertname: SignalDrift}, equal: [model]}
-"""))
+""",
+        )
+    )
     stall = _alert("firing", alertname="NoTraffic")
     drift = _alert("firing")
     other_model = _alert("firing", model="other")

@@ -1,5 +1,6 @@
 """`modalwatch silence add|list|expire` and `modalwatch alerts list` on a real store: a silence
 mutes the notifications of the alerts it matches until it is expired; history stays queryable."""
+
 import json
 import subprocess
 
@@ -13,15 +14,20 @@ from tests.conftest import ROOT, modalwatch_cmd
 
 
 def _cli(cfg_path, *args):
-    out = subprocess.run(modalwatch_cmd() + [*args, "--config", str(cfg_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        modalwatch_cmd() + [*args, "--config", str(cfg_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return out
 
 
 def test_silence_mutes_matching_alerts_until_expired_and_alerts_list_shows_history(tmp_path):
     with WebhookReceiver() as recv:
         text = f"""
-store: {{path: {tmp_path / 'mw.db'}}}
+store: {{path: {tmp_path / "mw.db"}}}
 {EVALUATION}alerts:
   webhooks: [{{name: oncall, kind: alertmanager, url: "{recv.url}"}}]
   route: {{receiver: oncall, group_wait: 0s, group_interval: 0s, group_by: [alertname, slice]}}
@@ -33,14 +39,32 @@ store: {{path: {tmp_path / 'mw.db'}}}
         store = SqliteStore(tmp_path / "mw.db")
         store.migrate()
 
-        out = _cli(cfg_path, "silence", "add", "-m", "slice=~device=.*", "-m", "alertname=BrightnessDrift",
-                   "--duration", "2h", "--comment", "camera maintenance", "--author", "ana")
+        out = _cli(
+            cfg_path,
+            "silence",
+            "add",
+            "-m",
+            "slice=~device=.*",
+            "-m",
+            "alertname=BrightnessDrift",
+            "--duration",
+            "2h",
+            "--comment",
+            "camera maintenance",
+            "--author",
+            "ana",
+        )
         assert out.returncode == 0, out.stderr
         assert "silence 1:" in out.stdout
-        assert _cli(cfg_path, "silence", "add", "-m", "nolabelvalue", "-d", "1h", "--comment", "x").returncode == 2
+        assert (
+            _cli(cfg_path, "silence", "add", "-m", "nolabelvalue", "-d", "1h", "--comment", "x").returncode
+            == 2
+        )
 
         _load(store, cfg, shifted_day=3, days=5)  # day 3 drifts in every slice, day 4 is back to normal
-        store.db.conn.execute("DELETE FROM events WHERE ts >= ?", (store.dialect.ts(_day(4)),))  # so it stays firing
+        store.db.conn.execute(
+            "DELETE FROM events WHERE ts >= ?", (store.dialect.ts(_day(4)),)
+        )  # so it stays firing
         d = Daemon(cfg, [], store, build_senders(cfg))
         d.tick()
         d.drain_outbox(timeout_s=10)
@@ -49,7 +73,8 @@ store: {{path: {tmp_path / 'mw.db'}}}
 
         listed = [json.loads(x) for x in _cli(cfg_path, "silence", "list", "--json").stdout.splitlines()]
         assert [(x["id"], x["state"], x["created_by"], x["comment"]) for x in listed] == [
-            (1, "active", "ana", "camera maintenance")]
+            (1, "active", "ana", "camera maintenance")
+        ]
         assert listed[0]["matchers"] == {"slice": "~device=.*", "alertname": "BrightnessDrift"}
         assert _cli(cfg_path, "silence", "expire", "1").returncode == 0
         assert _cli(cfg_path, "silence", "expire", "1").returncode == 1  # not in force any more

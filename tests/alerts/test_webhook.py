@@ -1,4 +1,5 @@
 """An alert goes through the outbox to a real HTTP receiver: retried, signed, delivered once."""
+
 import json
 import time
 from datetime import timedelta
@@ -18,11 +19,15 @@ SECRET = "s3cret-for-tests"
 
 
 # daily windows evaluated at once (no lag), two reference days: what _load's traffic needs
-EVALUATION = "evaluation: {intervals: [1d], lag: 0s, reference: {days: 2}, checks: {signal_drift: {min_n: 50}}}\n"
+EVALUATION = (
+    "evaluation: {intervals: [1d], lag: 0s, reference: {days: 2}, checks: {signal_drift: {min_n: 50}}}\n"
+)
 
 
 def _config(url):
-    return parse_config(EVALUATION + f"""
+    return parse_config(
+        EVALUATION
+        + f"""
 alerts:
   retry_initial_s: 0.05
   retry_max_s: 0.2
@@ -30,7 +35,8 @@ alerts:
   route: {{receiver: oncall, group_wait: 0s, group_interval: 0s}}
   rules:
     - {{name: BrightnessDrift, metric: psi, slice: "*", signal: image.brightness, threshold: 0.25}}
-""")
+"""
+    )
 
 
 def _load(store, cfg, shifted_day=3, days=6, shifted_days=1):

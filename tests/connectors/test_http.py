@@ -1,4 +1,5 @@
 """HTTP ingest served by the daemon: answers after the store commit, 400/413 with reasons."""
+
 import json
 import threading
 import time
@@ -69,8 +70,9 @@ def test_bad_items_get_400_with_reasons_and_the_good_ones_are_kept(daemon):
 def test_media_that_fails_is_named_in_a_200_answer_and_the_event_kept(daemon):
     d, base, store = daemon
     ok = inference(1, inputs={"text": {"data_b64": b64("hello world".encode())}})
-    bad = inference(2, inputs={"image": {"data_b64": b64(b"GIF89a not really")},
-                               "text": {"data_b64": b64(b"two words")}})
+    bad = inference(
+        2, inputs={"image": {"data_b64": b64(b"GIF89a not really")}, "text": {"data_b64": b64(b"two words")}}
+    )
     code, body = _post(base + "/v1/events", json.dumps([ok, bad]).encode())
     assert (code, body["accepted"], body["rejected"]) == (200, 2, [])
     (p,) = body["partial"]

@@ -1,4 +1,5 @@
 """apscheduler's job store in the modalwatch database, on SQLite and a real PostgreSQL."""
+
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,8 +12,11 @@ from connectors.jobstore import SqlJobStore
 
 
 def _scheduler(store, bind):
-    return BackgroundScheduler(jobstores={"default": SqlJobStore(store.sibling(), bind=bind)},
-                               job_defaults={"coalesce": True, "misfire_grace_time": None}, timezone=timezone.utc)
+    return BackgroundScheduler(
+        jobstores={"default": SqlJobStore(store.sibling(), bind=bind)},
+        job_defaults={"coalesce": True, "misfire_grace_time": None},
+        timezone=timezone.utc,
+    )
 
 
 def test_a_job_survives_a_restart_and_a_missed_run_runs_once(any_store):
@@ -36,7 +40,7 @@ def test_a_job_survives_a_restart_and_a_missed_run_runs_once(any_store):
         job = second.get_job("j")
         assert job.trigger.interval == timedelta(hours=1)
         assert job.next_run_time > datetime.now(timezone.utc)  # rescheduled in the database
-        (nrt,), = any_store.db.all("SELECT next_run_time FROM scheduler_jobs WHERE id = 'j'")
+        ((nrt,),) = any_store.db.all("SELECT next_run_time FROM scheduler_jobs WHERE id = 'j'")
         assert nrt == pytest.approx(job.next_run_time.timestamp())
     finally:
         second.shutdown(wait=True)
@@ -49,8 +53,13 @@ def test_job_store_contract(any_store):
         store = sched._lookup_jobstore("default")
         later = datetime.now(timezone.utc) + timedelta(minutes=5)
         sched.add_job("monitor.daemon:evaluation_job", "interval", minutes=1, id="b", next_run_time=later)
-        sched.add_job("monitor.daemon:evaluation_job", "interval", minutes=1, id="a",
-                      next_run_time=later - timedelta(minutes=2))
+        sched.add_job(
+            "monitor.daemon:evaluation_job",
+            "interval",
+            minutes=1,
+            id="a",
+            next_run_time=later - timedelta(minutes=2),
+        )
         assert [j.id for j in store.get_all_jobs()] == ["a", "b"]  # soonest first
         assert abs((store.get_next_run_time() - (later - timedelta(minutes=2))).total_seconds()) < 1e-3
         assert store.get_due_jobs(later - timedelta(minutes=1))[0].id == "a"
@@ -72,10 +81,12 @@ def test_job_store_contract(any_store):
 def test_each_replica_sees_only_its_own_scope(any_store):
     from connectors.jobstore import SqlJobStore
 
-    a = BackgroundScheduler(jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:1/")},
-                            timezone=timezone.utc)
-    b = BackgroundScheduler(jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:12/")},
-                            timezone=timezone.utc)
+    a = BackgroundScheduler(
+        jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:1/")}, timezone=timezone.utc
+    )
+    b = BackgroundScheduler(
+        jobstores={"default": SqlJobStore(any_store.sibling(), scope="r:12/")}, timezone=timezone.utc
+    )
     for sched, name in ((a, "r:1/tick"), (b, "r:12/tick")):
         sched.start(paused=True)
         sched.add_job("monitor.daemon:evaluation_job", "interval", minutes=1, id=name)

@@ -1,4 +1,5 @@
 """JSONL → SQLite through `modalwatch ingest`, the command users run."""
+
 import json
 import signal
 import subprocess
@@ -16,16 +17,21 @@ def _config(tmp_path, **extra):
 
 
 def _run(*args, check=True):
-    return subprocess.run(modalwatch_cmd() + list(args), cwd=ROOT, capture_output=True, text=True, check=check,
-                          timeout=300)
+    return subprocess.run(
+        modalwatch_cmd() + list(args), cwd=ROOT, capture_output=True, text=True, check=check, timeout=300
+    )
 
 
 def test_interrupted_ingest_rerun_stores_each_event_once(tmp_path):
     n = 20_000
     data = write_jsonl(tmp_path / "events.jsonl", [inference(i) for i in range(n)])
     cfg = _config(tmp_path)
-    proc = subprocess.Popen(modalwatch_cmd() + ["ingest", "--config", str(cfg), str(data)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        modalwatch_cmd() + ["ingest", "--config", str(cfg), str(data)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     db = tmp_path / "mw.db"
     deadline = time.time() + 120
     stored = 0
@@ -54,22 +60,24 @@ def test_interrupted_ingest_rerun_stores_each_event_once(tmp_path):
 def test_mixed_file_good_stored_bad_dead_lettered_with_line(tmp_path):
     big = inference(900, embeddings={"clip": [0.5] * 200})
     lines = [
-        inference(1),                                   # 1 ok
-        "{not json",                                    # 2 malformed
-        {**inference(2), "output": {"label": "cat", "confidence": 1.7}},   # 3 out of range
-        inference(3),                                   # 4 ok
+        inference(1),  # 1 ok
+        "{not json",  # 2 malformed
+        {**inference(2), "output": {"label": "cat", "confidence": 1.7}},  # 3 out of range
+        inference(3),  # 4 ok
         json.dumps(inference(4)).replace("100.0", "NaN").replace("104.0", "NaN"),  # 5 NaN
-        label(99),                                      # 6 label for an unknown event: kept
+        label(99),  # 6 label for an unknown event: kept
         {**inference(5), "inputs": {"image": {"data_b64": "aGk="}}},  # 7 corrupt image: kept without it
-        json.dumps(big),                                # 8 too large for the configured limit
-        "[1, 2]",                                       # 9 not an object
-        {"event_id": "x"},                              # 10 neither kind
+        json.dumps(big),  # 8 too large for the configured limit
+        "[1, 2]",  # 9 not an object
+        {"event_id": "x"},  # 10 neither kind
     ]
     data = write_jsonl(tmp_path / "mixed.jsonl", lines)
     cfg = _config(tmp_path, ingest="ingest:\n  max_payload_bytes: 700\n")
     out = _run("ingest", "--config", str(cfg), str(data))
     # 3 events (one without its image) and 1 label
-    assert "stored 4 (1 without a modality whose media failed)" in out.stdout and "dead letters 6" in out.stdout
+    assert (
+        "stored 4 (1 without a modality whose media failed)" in out.stdout and "dead letters 6" in out.stdout
+    )
     listed = [json.loads(x) for x in _run("dlq", "list", "--json", "--config", str(cfg)).stdout.splitlines()]
     by_line = {d["position"].rsplit(":", 1)[1].replace("#image", ""): d["reason"] for d in listed}
     by_line = {int(k): v for k, v in by_line.items()}

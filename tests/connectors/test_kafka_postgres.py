@@ -1,5 +1,6 @@
 """Kafka → PostgreSQL with the real daemon process: SIGKILL midway, restart, nothing lost or doubled;
 with the pipeline in the daemon's process and in worker processes (ingest.workers)."""
+
 import json
 import re
 import signal
@@ -100,8 +101,13 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url
         p1.send_signal(signal.SIGKILL)
         p1.wait()
     if workers:  # the kernel ends the workers with the daemon: no orphan goes on writing
-        pids = re.search(r"pipeline worker processes started \(pids ([\d, ]+)\)",
-                         (tmp_path / "run1.log").read_text()).group(1).split(", ")
+        pids = (
+            re.search(
+                r"pipeline worker processes started \(pids ([\d, ]+)\)", (tmp_path / "run1.log").read_text()
+            )
+            .group(1)
+            .split(", ")
+        )
         deadline = time.time() + 10
         while time.time() < deadline and any(_alive(int(p)) for p in pids):
             time.sleep(0.05)

@@ -1,4 +1,5 @@
 """KafkaSource against a real broker that is down at first: the daemon waits and retries, then reads."""
+
 import json
 import signal
 import time
@@ -17,7 +18,7 @@ def test_broker_down_then_up_daemon_retries_without_crashing(tmp_path):
     topic = f"inf-{uuid.uuid4().hex[:6]}"
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"""
-store: {{path: {tmp_path / 'mw.db'}}}
+store: {{path: {tmp_path / "mw.db"}}}
 ingest:
   http: {{enabled: false}}
   kafka:
@@ -84,8 +85,14 @@ def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):
         prod.send(topic, json.dumps(inference(i)).encode(), partition=0)
     prod.flush()
     prod.close()
-    kc = KafkaConfig(bootstrap_servers=[kafka_bootstrap], group_id=f"g-{topic}", events_topic=topic,
-                     labels_topic=f"{topic}-labels", session_timeout_ms=6000, max_poll_interval_ms=5000)
+    kc = KafkaConfig(
+        bootstrap_servers=[kafka_bootstrap],
+        group_id=f"g-{topic}",
+        events_topic=topic,
+        labels_topic=f"{topic}-labels",
+        session_timeout_ms=6000,
+        max_poll_interval_ms=5000,
+    )
     src = KafkaSource(kc, 1 << 20)
 
     def committed() -> int | None:

@@ -2,6 +2,7 @@
 two daemons plus a third started late, 3 partitions, 30 days of traffic; one daemon SIGKILLed
 midway. Every event is stored once, every vintage evaluated exactly once, and the dead daemon's
 partitions are taken over by the others."""
+
 import json
 import os
 import re
@@ -91,7 +92,8 @@ def _wait(pred, timeout_s, what):
 
 
 def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_vintage_once(
-        tmp_path, pg_url, kafka_bootstrap):
+    tmp_path, pg_url, kafka_bootstrap
+):
     topic, group = f"rep-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"
     make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=PARTS)
     cfg = _config(tmp_path, kafka_bootstrap, topic, group)
@@ -112,8 +114,11 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
         _wait(lambda: events() >= PER_DAY * 3, 120, "the first replicas to store events")
         start("c")  # late: the group rebalances to three members
         _wait(lambda: finished() >= 3, 180, "the first vintages")
-        _wait(lambda: re.search(r"Updated partition assignment: \[T", (tmp_path / "c.log").read_text()), 120,
-              "the late replica's partitions")  # three members now: each holds a partition of each topic
+        _wait(
+            lambda: re.search(r"Updated partition assignment: \[T", (tmp_path / "c.log").read_text()),
+            120,
+            "the late replica's partitions",
+        )  # three members now: each holds a partition of each topic
         procs["a"].send_signal(signal.SIGKILL)  # no goodbye: the group notices by session timeout
         procs["a"].wait()
         _send(kafka_bootstrap, topic, range(half, DAYS))  # to every partition, a's among them
@@ -137,15 +142,22 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
 
     text = {n: (tmp_path / f"{n}.log").read_text() for n in procs}
     with psycopg.connect(pg_url) as c:
-        assert c.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events").fetchone() == (n_events,) * 2
+        assert (
+            c.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events").fetchone() == (n_events,) * 2
+        )
         assert c.execute("SELECT COUNT(*) FROM labels").fetchone()[0] == n_events // 2
-        runs = c.execute("SELECT window_start, claimed_by FROM eval_runs WHERE finished_at IS NOT NULL").fetchall()
-        per_vintage = c.execute("SELECT COUNT(DISTINCT evaluated_at) FROM evaluations GROUP BY window_start").fetchall()
+        runs = c.execute(
+            "SELECT window_start, claimed_by FROM eval_runs WHERE finished_at IS NOT NULL"
+        ).fetchall()
+        per_vintage = c.execute(
+            "SELECT COUNT(DISTINCT evaluated_at) FROM evaluations GROUP BY window_start"
+        ).fetchall()
     assert sorted(r[0] for r in runs) == [T0 + timedelta(days=d) for d in range(VINTAGES)]
     assert {n for (n,) in per_vintage} == {1}  # each vintage's rows were written by one evaluation
     # every vintage was evaluated exactly once across the three logs (a's may stop mid-way)
-    done = Counter(m for t in text.values()
-                   for m in re.findall(r"evaluated m 1, 86400s window from (\S+) \(lag", t))
+    done = Counter(
+        m for t in text.values() for m in re.findall(r"evaluated m 1, 86400s window from (\S+) \(lag", t)
+    )
     assert len(done) == VINTAGES and set(done.values()) == {1}, done
     assert len({owner for _, owner in runs}) >= 2  # the work was shared
     # the survivors took over the dead replica's partitions: every event sent after the kill, to

@@ -32,7 +32,9 @@ def test_replayed_events_change_nothing(any_store):
     p = Pipeline(Config(), any_store, lambda: T0)
     first = p.process(_msgs([inference(i) for i in range(50)] + [label(i) for i in range(0, 50, 2)]))
     assert [o.status for o in first].count("stored") == 75
-    again = p.process(_msgs([inference(i) for i in range(60)] + [label(i) for i in range(0, 50, 2)], "replay"))
+    again = p.process(
+        _msgs([inference(i) for i in range(60)] + [label(i) for i in range(0, 50, 2)], "replay")
+    )
     assert [o.status for o in again].count("duplicate") == 75
     assert [o.status for o in again].count("stored") == 10
     c = any_store.ops.counts()
@@ -56,8 +58,9 @@ def test_no_raw_media_reaches_any_table(any_store):
     bad["inputs"]["audio"] = {"data_b64": b64(wav_bytes(tone(-20, 0.5))[:40])}  # no data chunk: a dead letter
     out = Pipeline(Config(), any_store, lambda: T0).process(_msgs([good, bad]))
     assert [o.status for o in out] == ["stored", "stored"] and out[1].reason.startswith("partial: audio:")
-    loudness = any_store.events.load_window("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2)).signals[
-        "audio.integrated_loudness_lufs"]
+    loudness = any_store.events.load_window(
+        "m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=2)
+    ).signals["audio.integrated_loudness_lufs"]
     assert np.isfinite(loudness[0]) and np.isnan(loudness[1])
     assert len(any_store.ops.dead_letters()) == 1
     prefix = good["inputs"]["audio"]["data_b64"][:40]
@@ -73,7 +76,9 @@ def test_a_window_is_claimed_once(any_store):
     assert not any_store.evaluations.claim(key, end, "b", T0 + timedelta(minutes=1), timedelta(minutes=10))
     # a claimant that died: its claim expires and another replica takes the window
     assert any_store.evaluations.claim(key, end, "b", T0 + timedelta(minutes=11), timedelta(minutes=10))
-    assert not any_store.evaluations.finish(key, "a", T0 + timedelta(minutes=12))  # a was slow, not dead: b's now
+    assert not any_store.evaluations.finish(
+        key, "a", T0 + timedelta(minutes=12)
+    )  # a was slow, not dead: b's now
     assert any_store.evaluations.finish(key, "b", T0 + timedelta(minutes=12))
     assert not any_store.evaluations.finish(key, "b", T0 + timedelta(minutes=13))  # finished once
     assert not any_store.evaluations.claim(key, end, "c", T0 + timedelta(hours=5), timedelta(minutes=10))
@@ -119,8 +124,14 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
     env = {**os.environ, "MW_URL": pg_url}
 
     def migrate():
-        out = subprocess.run(modalwatch_cmd() + ["migrate", "--config", str(cfg)], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            modalwatch_cmd() + ["migrate", "--config", str(cfg)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         return out
 
@@ -134,29 +145,89 @@ def test_migrate_command_on_postgres_is_idempotent_and_says_which_kind(pg_url, t
 
 def _row(eid, minutes, sl, signals):
     # two hours apart: a window is read 6 hours at a time
-    return EventRow(eid, T0 + timedelta(hours=2 * minutes), "m", "1", sl, signals, "image", "cat", 0.5 + minutes / 10,
-                    None, minutes == 3, None, eid, T0, None)
+    return EventRow(
+        eid,
+        T0 + timedelta(hours=2 * minutes),
+        "m",
+        "1",
+        sl,
+        signals,
+        "image",
+        "cat",
+        0.5 + minutes / 10,
+        None,
+        minutes == 3,
+        None,
+        eid,
+        T0,
+        None,
+    )
 
 
 def test_a_window_reads_packed_signals_of_any_layout(any_store):
-    any_store.events.insert([_row("a", 1, {"device": "a"}, {"x": 1.5, "y": -2.0}),
-                             _row("b", 2, {"locale": "fr", "device": "b"}, {"z": 0.25, "y": 3.0}),
-                             _row("c", 3, {}, {"x": 7.0}),
-                             _row("d", 4, {"device": "a"}, {})])
+    any_store.events.insert(
+        [
+            _row("a", 1, {"device": "a"}, {"x": 1.5, "y": -2.0}),
+            _row("b", 2, {"locale": "fr", "device": "b"}, {"z": 0.25, "y": 3.0}),
+            _row("c", 3, {}, {"x": 7.0}),
+            _row("d", 4, {"device": "a"}, {}),
+        ]
+    )
     any_store.events.insert_labels([LabelRow("b", "dog", "t", T0 + timedelta(minutes=5), "l", T0)])
-    assert any_store.events.signals_for(["a", "b", "c", "d"]) == {"a": {"x": 1.5, "y": -2.0}, "b": {"y": 3.0, "z": 0.25},
-                                                                 "c": {"x": 7.0}, "d": {}}
+    assert any_store.events.signals_for(["a", "b", "c", "d"]) == {
+        "a": {"x": 1.5, "y": -2.0},
+        "b": {"y": 3.0, "z": 0.25},
+        "c": {"x": 7.0},
+        "d": {},
+    }
     w = any_store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=1))
     # a window's rows come in the store's order: matched here by their confidence (one per event)
     assert _rows(w) == [
-        {"confidence": 0.6, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
-         "x": 1.5, "y": -2.0, "z": None},
-        {"confidence": 0.7, "pred_label": "cat", "abstained": False, "label": "dog", "device": "b", "locale": "fr",
-         "x": None, "y": 3.0, "z": 0.25},
-        {"confidence": 0.8, "pred_label": "cat", "abstained": True, "label": None, "device": None, "locale": None,
-         "x": 7.0, "y": None, "z": None},
-        {"confidence": 0.9, "pred_label": "cat", "abstained": False, "label": None, "device": "a", "locale": None,
-         "x": None, "y": None, "z": None}]
+        {
+            "confidence": 0.6,
+            "pred_label": "cat",
+            "abstained": False,
+            "label": None,
+            "device": "a",
+            "locale": None,
+            "x": 1.5,
+            "y": -2.0,
+            "z": None,
+        },
+        {
+            "confidence": 0.7,
+            "pred_label": "cat",
+            "abstained": False,
+            "label": "dog",
+            "device": "b",
+            "locale": "fr",
+            "x": None,
+            "y": 3.0,
+            "z": 0.25,
+        },
+        {
+            "confidence": 0.8,
+            "pred_label": "cat",
+            "abstained": True,
+            "label": None,
+            "device": None,
+            "locale": None,
+            "x": 7.0,
+            "y": None,
+            "z": None,
+        },
+        {
+            "confidence": 0.9,
+            "pred_label": "cat",
+            "abstained": False,
+            "label": None,
+            "device": "a",
+            "locale": None,
+            "x": None,
+            "y": None,
+            "z": None,
+        },
+    ]
     assert list(w.signals.columns) == ["x", "y", "z"] and list(w.slices.columns) == ["device", "locale"]
     # a label known only later is not in a vintage evaluated before it arrived
     early = any_store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(minutes=5))
@@ -171,23 +242,36 @@ def test_migration_0008_packs_the_signals_of_events_stored_before_0007(kind, tmp
     from connectors.sqlite import SqliteStore
     from migrations import migration_files
 
-    store = SqliteStore(tmp_path / "old.db") if kind == "sqlite" else PostgresStore(request.getfixturevalue("pg_url"))
+    store = (
+        SqliteStore(tmp_path / "old.db")
+        if kind == "sqlite"
+        else PostgresStore(request.getfixturevalue("pg_url"))
+    )
     with store.tx():  # the schema of release 0007
-        store.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                         " applied_at TEXT NOT NULL)")
+        store.db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL)"
+        )
         for version, name, sql in migration_files(kind)[:7]:
             store._run_script(sql)
             store.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, "then"))
         ts = store.dialect.ts
         for eid, minutes, signals in (("old", 1, '{"x": 7.0, "y": -1.5}'), ("empty", 2, "{}")):
             store.db.execute(
-                "INSERT INTO events (event_id, ts, model_name, model_version, slice, signals, modalities, pred_label,"
-                " confidence, abstained, position, ingested_at) VALUES (?, ?, 'm', '1', '{}', ?, 'image', 'cat', 0.7,"
-                " ?, ?, ?)", (eid, ts(T0 + timedelta(hours=minutes)), signals, False, eid, ts(T0)))
+                "INSERT INTO events (event_id, ts, model_name, model_version, slice, signals, modalities,"
+                " pred_label,"
+                " confidence, abstained, position, ingested_at) VALUES (?, ?, 'm', '1', '{}', ?, 'image',"
+                " 'cat', 0.7,"
+                " ?, ?, ?)",
+                (eid, ts(T0 + timedelta(hours=minutes)), signals, False, eid, ts(T0)),
+            )
     assert store.migrate() == ["0008_one_signal_encoding"]
     store.events.insert([_row("new", 2, {"device": "a"}, {"x": 1.0})])
-    assert store.events.signals_for(["old", "empty", "new"]) == {"old": {"x": 7.0, "y": -1.5}, "empty": {},
-                                                                  "new": {"x": 1.0}}
+    assert store.events.signals_for(["old", "empty", "new"]) == {
+        "old": {"x": 7.0, "y": -1.5},
+        "empty": {},
+        "new": {"x": 1.0},
+    }
     w = store.events.load_window("m", "1", T0, T0 + timedelta(hours=9), T0 + timedelta(hours=9))
     assert sorted(w.signals["x"].dropna().tolist()) == [1.0, 7.0] and len(w) == 3
     assert store.db.all("SELECT COUNT(*) FROM events WHERE signal_values IS NULL") == [(0,)]
@@ -198,8 +282,13 @@ def test_migration_0008_packs_the_signals_of_events_stored_before_0007(kind, tmp
 
 def _rows(w):
     frame = pd.concat([w.frame, w.slices, w.signals], axis=1).sort_values("confidence")
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else round(v, 9) if isinstance(v, float) else v)
-             for k, v in r.items()} for r in frame.astype(object).to_dict("records")]
+    return [
+        {
+            k: (None if isinstance(v, float) and np.isnan(v) else round(v, 9) if isinstance(v, float) else v)
+            for k, v in r.items()
+        }
+        for r in frame.astype(object).to_dict("records")
+    ]
 
 
 def test_two_writers_storing_the_same_events_at_once_store_each_once(pg_url):
@@ -244,7 +333,8 @@ def test_a_dialect_that_does_not_say_how_it_locks_does_not_construct():
 
         def sibling(self): ...
 
-        def describe(self): return "partial"
+        def describe(self):
+            return "partial"
 
         def insert_new(self, conn, table, cols, key, rows): ...
 

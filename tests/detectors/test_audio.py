@@ -1,15 +1,25 @@
 """EBU Tech 3341 / 3342 compliance cases (../shared/reference/ebu3341-public.md), synthesised here."""
+
 import math
 
 import numpy as np
 import pytest
 
-from detectors.audio import derive_k_weighting, k_weighting, loudness, momentary_series, sample_peak_dbfs, true_peak_dbtp
+from detectors.audio import (
+    derive_k_weighting,
+    k_weighting,
+    loudness,
+    momentary_series,
+    sample_peak_dbfs,
+    true_peak_dbtp,
+)
 
 FS = 48000
 
 
-def tone(dbfs: float, seconds: float, freq: float = 1000.0, phase_deg: float = 0.0, fs: int = FS) -> np.ndarray:
+def tone(
+    dbfs: float, seconds: float, freq: float = 1000.0, phase_deg: float = 0.0, fs: int = FS
+) -> np.ndarray:
     """A stereo sine whose per-channel PEAK is ``dbfs``."""
     t = np.arange(round(seconds * fs)) / fs
     x = 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * t + math.radians(phase_deg))
@@ -38,7 +48,9 @@ def test_3341_3_relative_gate():
 
 
 def test_3341_5_power_averaging():
-    assert loudness(seq((-26, 20), (-20, 20.1), (-26, 20)), FS).integrated_lufs == pytest.approx(-23.0, abs=0.1)
+    assert loudness(seq((-26, 20), (-20, 20.1), (-26, 20)), FS).integrated_lufs == pytest.approx(
+        -23.0, abs=0.1
+    )
 
 
 def test_3341_9_short_term_constant_after_3s():
@@ -51,7 +63,7 @@ def test_3341_9_short_term_constant_after_3s():
 def test_3341_12_momentary_constant_after_1s():
     x = seq(*[p for _ in range(25) for p in ((-20, 0.18), (-30, 0.22))])
     m = momentary_series(x, FS)
-    after_1s = m[round((1.0 - 0.4) / 0.01):]  # windows ending after 1 s
+    after_1s = m[round((1.0 - 0.4) / 0.01) :]  # windows ending after 1 s
     assert np.all(np.abs(after_1s - (-23.0)) <= 0.1)
     assert loudness(x, FS).max_momentary_lufs == pytest.approx(-23.0, abs=0.1)
 
@@ -118,8 +130,10 @@ def speech(tmp_path_factory):
     exe = shutil.which("espeak-ng")
     assert exe, "espeak-ng is not installed: run `make system-deps` (Debian package espeak-ng)"
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    text = ("The quick brown fox jumps over the lazy dog. Monitoring a model in production means "
-            "watching its inputs, its confidence and its errors, day after day.")
+    text = (
+        "The quick brown fox jumps over the lazy dog. Monitoring a model in production means "
+        "watching its inputs, its confidence and its errors, day after day."
+    )
     subprocess.run([exe, "-w", str(path), "-s", "150", text], check=True, capture_output=True, timeout=60)
     x, fs = soundfile.read(path, dtype="float64", always_2d=True)
     assert x.shape[0] > 5 * fs  # several seconds of speech
@@ -145,7 +159,7 @@ def test_audio_signals_of_a_clip_with_pauses_clipping_and_offset():
 
     rng = np.random.default_rng(1)
     speechy = tone(-12, 4)
-    speechy[FS:2 * FS] = 0.0  # one second of digital silence
+    speechy[FS : 2 * FS] = 0.0  # one second of digital silence
     s = audio_signals(speechy, FS)
     assert s.duration_s == 4.0 and s.channels == 2 and s.sample_rate_hz == FS
     assert s.silence_share == pytest.approx(0.25, abs=0.01) and s.snr_db == math.inf

@@ -64,8 +64,9 @@ def test_top_label_ece_and_mce_equal_torchmetrics_multiclass(temperature):
     assert not np.any(np.isin(np.round(conf * 15, 9), np.arange(16)))  # no confidence on an edge
     ours = calibration(conf, pred == labels, bins=15)
     for norm, value in (("l1", ours.ece), ("max", ours.mce)):
-        theirs = multiclass_calibration_error(torch.tensor(p, dtype=torch.float64), torch.tensor(labels),
-                                              num_classes=4, n_bins=15, norm=norm)
+        theirs = multiclass_calibration_error(
+            torch.tensor(p, dtype=torch.float64), torch.tensor(labels), num_classes=4, n_bins=15, norm=norm
+        )
         assert value == pytest.approx(float(theirs), abs=1e-6)  # torchmetrics works in float32
 
 
@@ -75,8 +76,10 @@ def test_classwise_ece_of_a_binary_task_equals_torchmetrics_binary():
 
     rng = np.random.default_rng(3)
     p1 = rng.uniform(0.01, 0.99, 3000)
-    y = (rng.uniform(size=3000) < p1 ** 1.3).astype(int)
-    theirs = float(binary_calibration_error(torch.tensor(p1, dtype=torch.float64), torch.tensor(y), n_bins=10))
+    y = (rng.uniform(size=3000) < p1**1.3).astype(int)
+    theirs = float(
+        binary_calibration_error(torch.tensor(p1, dtype=torch.float64), torch.tensor(y), n_bins=10)
+    )
     assert calibration(p1, y == 1, bins=10).ece == pytest.approx(theirs, abs=1e-6)
     probs = np.column_stack([1 - p1, p1])
     both = classwise_ece(probs, y, bins=10)
@@ -90,7 +93,9 @@ def test_edge_conventions_equal_mass_bins_and_brier():
     ties = np.array([0.9] * 70 + [0.5] * 30)
     idx, edges = bin_index(ties, 4, "equal_mass")
     assert len(set(idx[ties == 0.9])) == 1 and len(set(idx[ties == 0.5])) == 1  # ties stay together
-    r = calibration(ties, np.r_[np.ones(63), np.zeros(7), np.ones(15), np.zeros(15)], bins=4, scheme="equal_mass")
+    r = calibration(
+        ties, np.r_[np.ones(63), np.zeros(7), np.ones(15), np.zeros(15)], bins=4, scheme="equal_mass"
+    )
     assert r.ece == pytest.approx(0.0) and r.variant == "top_label_equal_mass_4"
     assert sum(b.n for b in r.bins) == 100
     p, labels = _multiclass(n=500)

@@ -1,5 +1,6 @@
 """modalwatch's two-sample drift tests reach Evidently's decisions on the same data (Evidently 0.7's
 own stattest implementations and its DataDriftPreset are the reference)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,14 +75,24 @@ def test_psi_decisions_agree_where_the_binning_does_not_matter():
         value, drift = _psi(pd.Series(ref), pd.Series(windows[name]), NUM, 0.1)
         ours = psi_test(summary, windows[name])
         assert ours.drift == drift, (name, ours.statistic, value)
-    assert psi_test(summary, windows["same"]).statistic < 0.01 < 0.1 < psi_test(summary, windows["shift_half_sd"]).statistic
+    assert (
+        psi_test(summary, windows["same"]).statistic
+        < 0.01
+        < 0.1
+        < psi_test(summary, windows["shift_half_sd"]).statistic
+    )
 
 
 def test_categorical_tests_equal_evidentlys():
     rng = np.random.default_rng(5)
     cats = np.array(["car", "indoor", "outdoor", "street"])
     ref = rng.choice(cats, 3000, p=[0.25, 0.35, 0.3, 0.1])
-    for shares in ([0.25, 0.35, 0.3, 0.1], [0.27, 0.33, 0.3, 0.1], [0.4, 0.3, 0.2, 0.1], [0.1, 0.3, 0.3, 0.3]):
+    for shares in (
+        [0.25, 0.35, 0.3, 0.1],
+        [0.27, 0.33, 0.3, 0.1],
+        [0.4, 0.3, 0.2, 0.1],
+        [0.1, 0.3, 0.3, 0.3],
+    ):
         win = rng.choice(cats, 800, p=shares)
         p, drift = _chi_stat_test(pd.Series(ref), pd.Series(win), CAT, 0.05)
         ours = chi_square_test(CategoricalReference.fit(ref), win)
@@ -120,7 +131,9 @@ def test_data_drift_preset_and_our_defaults_flag_the_same_columns():
 def test_insufficient_data_and_state_round_trip():
     rng = np.random.default_rng(0)
     summary = NumericReference.fit(rng.normal(0, 1, 50_000))
-    again = NumericReference.from_state_dict(__import__("json").loads(__import__("json").dumps(summary.state_dict())))
+    again = NumericReference.from_state_dict(
+        __import__("json").loads(__import__("json").dumps(summary.state_dict()))
+    )
     win = rng.normal(0.2, 1, 1000)
     for test in (ks_test, wasserstein_test, psi_test):
         assert test(again, win) == test(summary, win)

@@ -1,5 +1,6 @@
 """MMD² permutation test for embeddings: the statistic against a direct computation, the median
 heuristic against alibi-detect's convention, calibrated p-values, subsampling and bad input."""
+
 import numpy as np
 import pytest
 import torch
@@ -56,7 +57,9 @@ def test_subsampling_insufficient_data_and_bad_shapes():
     assert mmd_test(x, y, permutations=30, seed=5) == mmd_test(x, y, permutations=30, seed=5)  # seeded
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: this check runs where torch sees one")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here: this check runs where torch sees one"
+)
 def test_cuda_gives_the_cpu_answer():
     rng = np.random.default_rng(3)
     x, y = rng.normal(0, 1, (3000, 64)), rng.normal(0.03, 1, (3000, 64))

@@ -1,4 +1,5 @@
 """Image signals on scikit-image's offline sample pictures, against Pillow and OpenCV."""
+
 import cv2
 import numpy as np
 import pytest
@@ -36,8 +37,9 @@ def test_degradations_move_signals_the_documented_way(name):
     base = image_signals(px)
     dark = image_signals(_gamma(px, 2.2))
     assert dark.brightness < base.brightness - 30 and dark.underexposed_share > base.underexposed_share
-    blurred = [image_signals(np.asarray(Image.fromarray(px).filter(ImageFilter.GaussianBlur(s))))
-               for s in (1, 2, 4)]
+    blurred = [
+        image_signals(np.asarray(Image.fromarray(px).filter(ImageFilter.GaussianBlur(s)))) for s in (1, 2, 4)
+    ]
     sharp = [base.sharpness] + [b.sharpness for b in blurred]
     norm = [base.sharpness_normalised] + [b.sharpness_normalised for b in blurred]
     assert sharp == sorted(sharp, reverse=True) and norm == sorted(norm, reverse=True)
@@ -60,7 +62,10 @@ def test_colorfulness_exposure_and_bad_input():
     red = np.zeros((50, 60, 3), np.uint8)
     red[..., 0] = 255
     assert image_signals(grey).colorfulness == 0.0 and image_signals(grey).grayscale == 1.0
-    assert image_signals(red).colorfulness == pytest.approx(0.3 * np.hypot(255, 127.5)) and image_signals(red).grayscale == 0.0
+    assert (
+        image_signals(red).colorfulness == pytest.approx(0.3 * np.hypot(255, 127.5))
+        and image_signals(red).grayscale == 0.0
+    )
     white = image_signals(np.full((10, 10), 250, np.uint8))
     assert white.overexposed_share == 1.0 and white.underexposed_share == 0.0
     assert laplacian_variance(np.full((8, 8), 7, np.uint8)) == 0.0
@@ -93,8 +98,12 @@ def test_the_compiled_pass_equals_the_numpy_path(name):
     assert image._imagesums is not None, "detectors._imagesums was not built (pip install needs a C compiler)"
     rng = np.random.default_rng(4)
     px = picture(name)
-    for variant in (px, px[::3, ::2], np.ascontiguousarray(px[:, ::-1]), rng.integers(0, 256, (3, 1, 3), np.uint8)
-                    if px.ndim == 3 else rng.integers(0, 256, (1, 3), np.uint8)):
+    for variant in (
+        px,
+        px[::3, ::2],
+        np.ascontiguousarray(px[:, ::-1]),
+        rng.integers(0, 256, (3, 1, 3), np.uint8) if px.ndim == 3 else rng.integers(0, 256, (1, 3), np.uint8),
+    ):
         pil_luma = np.asarray(Image.fromarray(variant).convert("L"))
         h, w = variant.shape[:2]
         assert image_signals(variant) == signals_from_sums(h, w, image_sums_numpy(variant, pil_luma))

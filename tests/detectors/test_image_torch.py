@@ -1,5 +1,6 @@
 """The batched torch path gives the NumPy path's image signals (CPU here; CUDA when present is
 measured by bench/signals_torch.py)."""
+
 import numpy as np
 import pytest
 import skimage.data

@@ -44,8 +44,11 @@ def test_every_detector_restored_from_its_state_continues_exactly():
 
     rng = np.random.default_rng(5)
     numbers = np.concatenate([rng.normal(0, 1, 1500), rng.normal(2, 1, 1500)])
-    for make, xs in ((PageHinkleyDetector, numbers), (lambda: KSWINDetector(alpha=0.001), numbers[:1200]),
-                     (lambda: BernoulliCUSUM(warmup=300), _stream())):
+    for make, xs in (
+        (PageHinkleyDetector, numbers),
+        (lambda: KSWINDetector(alpha=0.001), numbers[:1200]),
+        (lambda: BernoulliCUSUM(warmup=300), _stream()),
+    ):
         whole = _detections(make(), xs)
         cut = len(xs) // 2 + 7
         first = make()

@@ -1,5 +1,6 @@
 """Label-free performance estimation: close to the realised performance under covariate shift,
 a band that covers it, incremental summaries, and calibration kept only when it helps."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
@@ -10,7 +11,7 @@ from detectors.performance import ConfidenceCalibrator, PerformanceSummary
 def _model(rng, n, low=0.5, high=1.0):
     """An over-confident binary classifier: P(right | conf) = conf ** 1.5."""
     conf = rng.uniform(low, high, n)
-    right = rng.uniform(size=n) < conf ** 1.5
+    right = rng.uniform(size=n) < conf**1.5
     pred_pos = rng.uniform(size=n) < 0.4
     truth = np.where(right, pred_pos, ~pred_pos)
     return conf, right, pred_pos, truth
@@ -56,7 +57,9 @@ def test_summaries_merge_exactly_and_calibration_is_skipped_when_it_does_not_hel
         parts = parts.merge(PerformanceSummary.of(honest, c[chunk], p[chunk]))
     assert parts.n == whole.n and parts.estimate().accuracy == pytest.approx(whole.estimate().accuracy)
     assert parts.estimate().roc_auc == pytest.approx(whole.estimate().roc_auc)
-    fitted = ConfidenceCalibrator.fit(conf, rng.uniform(size=4000) < conf ** 3)
-    again = ConfidenceCalibrator.from_state_dict(__import__("json").loads(__import__("json").dumps(fitted.state_dict())))
+    fitted = ConfidenceCalibrator.fit(conf, rng.uniform(size=4000) < conf**3)
+    again = ConfidenceCalibrator.from_state_dict(
+        __import__("json").loads(__import__("json").dumps(fitted.state_dict()))
+    )
     assert again.kind == "isotonic" and np.array_equal(again(c), fitted(c))
     assert PerformanceSummary.of(honest, c[:10]).estimate().status == "insufficient_data"

@@ -1,4 +1,5 @@
 """Per-slice metrics: crossing, signal bands, labelled-only error rates, insufficient data, BH."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -21,8 +22,9 @@ def _data(n=8000, seed=0):
 
 def test_crossed_slices_find_the_one_bad_combination():
     device, locale, errors, abstained, conf, _ = _data()
-    rows = slice_metrics({"device": device, "locale": locale}, errors, abstained, conf,
-                         cross=[("device", "locale")])
+    rows = slice_metrics(
+        {"device": device, "locale": locale}, errors, abstained, conf, cross=[("device", "locale")]
+    )
     by = {(r.slice, r.metric): r for r in rows}
     worst = by[("device=b&locale=de", "error_rate")]
     assert worst.significant and worst.gap > 0.15 and worst.ci_low > 0.2

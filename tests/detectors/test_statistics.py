@@ -1,5 +1,6 @@
 """Statistical honesty, shown on simulated and real data: quiet when nothing changes, power when
 something does, intervals that cover, and a documented real change found where it happened."""
+
 import numpy as np
 import pytest
 
@@ -33,7 +34,9 @@ def test_power_a_ten_point_error_rise_in_a_5_percent_slice_is_found_within_two_d
         device = rng.choice(slices, per_day)
         rate = np.where((device == "s07") & (day >= 1), 0.20, 0.10)  # +10 points from day 1
         errors = (rng.uniform(size=per_day) < rate).astype(float)
-        rows = slice_metrics({"device": device}, errors, np.zeros(per_day, bool), rng.uniform(0.5, 1, per_day))
+        rows = slice_metrics(
+            {"device": device}, errors, np.zeros(per_day, bool), rng.uniform(0.5, 1, per_day)
+        )
         hit = [r for r in rows if r.metric == "error_rate" and r.significant and r.gap > 0]
         if day == 0:
             assert hit == []
@@ -46,7 +49,11 @@ def test_power_a_ten_point_error_rise_in_a_5_percent_slice_is_found_within_two_d
 def test_power_a_half_sd_shift_of_a_signal_in_one_slice_is_found_in_the_first_window():
     rng = np.random.default_rng(11)
     slices, signals = 20, 5  # 100 tests in one evaluation, BH across them
-    refs = {(s, g): NumericReference.fit(rng.normal(0, 1, 7 * 1000)) for s in range(slices) for g in range(signals)}
+    refs = {
+        (s, g): NumericReference.fit(rng.normal(0, 1, 7 * 1000))
+        for s in range(slices)
+        for g in range(signals)
+    }
     keys = list(refs)
     p = np.array([ks_test(refs[k], rng.normal(0.5 if k == (3, 2) else 0.0, 1, 1000)).p_value for k in keys])
     rejected, _ = benjamini_hochberg(p)
@@ -71,8 +78,11 @@ def test_wilson_coverage_at_a_fixed_rate_oscillates_as_documented():
     from scipy.stats import binom
 
     def coverage(n, p):
-        return sum(binom.pmf(k, n, p) for k in range(n + 1)
-                   if wilson_interval(k, n).low <= p <= wilson_interval(k, n).high)
+        return sum(
+            binom.pmf(k, n, p)
+            for k in range(n + 1)
+            if wilson_interval(k, n).low <= p <= wilson_interval(k, n).high
+        )
 
     assert coverage(50, 0.5) == pytest.approx(0.935, abs=0.001)
     assert min(coverage(1000, p) for p in (0.05, 0.1, 0.2, 0.3, 0.5)) > 0.945

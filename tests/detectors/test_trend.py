@@ -1,5 +1,6 @@
 """Mann–Kendall against independent implementations: SciPy's Kendall tau and its p-value,
 SciPy's Theil–Sen slope."""
+
 import numpy as np
 import pytest
 from scipy import stats

@@ -1,6 +1,7 @@
 """The registry of checks: a check registered from this file — no other file touched — gets its
 config section, its rows evaluated and stored, its series in the report, and rules that alert on
 it; a disabled check runs nowhere; a config naming an unknown check or metric says which."""
+
 import pytest
 from pydantic import Field
 
@@ -35,10 +36,19 @@ class ConfidentShare(Check):
         rows = []
         for sl in inputs.slices:
             conf = win.confidence[win.mask(sl)]
-            rows.append(inputs.row(slice=sl, detector="share", metric="confident_share", signal="", variant="above",
-                                   status="ok" if len(conf) else "insufficient_data",
-                                   value=float((conf > self.config.above).mean()) if len(conf) else None,
-                                   reference_value=summary if sl == ALL else None, n=len(conf)))
+            rows.append(
+                inputs.row(
+                    slice=sl,
+                    detector="share",
+                    metric="confident_share",
+                    signal="",
+                    variant="above",
+                    status="ok" if len(conf) else "insufficient_data",
+                    value=float((conf > self.config.above).mean()) if len(conf) else None,
+                    reference_value=summary if sl == ALL else None,
+                    n=len(conf),
+                )
+            )
         return rows
 
 
@@ -50,7 +60,9 @@ def toy_check():
 
 
 TOY = CFG.replace("  checks:\n", "  checks:\n    confident_share: {above: 0.95}\n").replace(
-    "  rules:\n", "  rules:\n    - {name: Overconfident, metric: confident_share, slice: '*', threshold: 0.01}\n")
+    "  rules:\n",
+    "  rules:\n    - {name: Overconfident, metric: confident_share, slice: '*', threshold: 0.01}\n",
+)
 
 
 def test_a_check_registered_here_is_configured_evaluated_stored_reported_and_alertable(any_store, toy_check):
@@ -70,8 +82,11 @@ def test_a_check_registered_here_is_configured_evaluated_stored_reported_and_ale
 
 
 def test_a_disabled_check_runs_nowhere(any_store):
-    cfg = parse_config(CFG.replace("  checks:\n", "  checks:\n    signal_drift: {enabled: false}\n"
-                                                  "    trend: {enabled: false}\n"))
+    cfg = parse_config(
+        CFG.replace(
+            "  checks:\n", "  checks:\n    signal_drift: {enabled: false}\n    trend: {enabled: false}\n"
+        )
+    )
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=5))
     Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.events.watermark())
     metrics = set(any_store.evaluations.frame()["metric"])
@@ -85,15 +100,32 @@ def test_unknown_checks_metrics_and_drift_tests_are_errors_that_say_which():
         parse_config("alerts:\n  rules:\n    - {name: X, metric: confident_share, threshold: 1}\n")
     with pytest.raises(ConfigError, match=r"signal_drift\.tests.*unknown drift test.*'kl'"):
         parse_config("evaluation:\n  checks:\n    signal_drift: {tests: [psi, kl]}\n")
-    with pytest.raises(ConfigError, match=r"evaluation\.psi_min_n \(line 2\): moved to "
-                                          r"evaluation\.checks\.signal_drift\.min_n"):
+    with pytest.raises(
+        ConfigError,
+        match=r"evaluation\.psi_min_n \(line 2\): moved to "
+        r"evaluation\.checks\.signal_drift\.min_n",
+    ):
         parse_config("evaluation:\n  psi_min_n: 50\n")
 
 
 def test_the_rules_metric_choices_are_the_registry_s():
-    assert set(checks.metrics()) >= {"psi", "ks", "wasserstein", "error_rate", "ece", "ece_drift", "error_rate_gap",
-                                     "estimated_accuracy", "mmd", "trend", "missing_modality_share",
-                                     "error_rate_change", "dead_letter_rate", "source_silence_s", "ingest_lag_s"}
+    assert set(checks.metrics()) >= {
+        "psi",
+        "ks",
+        "wasserstein",
+        "error_rate",
+        "ece",
+        "ece_drift",
+        "error_rate_gap",
+        "estimated_accuracy",
+        "mmd",
+        "trend",
+        "missing_modality_share",
+        "error_rate_change",
+        "dead_letter_rate",
+        "source_silence_s",
+        "ingest_lag_s",
+    }
     assert checks.metrics()["ece_drift"].name == "calibration"
     with pytest.raises(ValueError, match="emitted by"):
         register(type("Clash", (ConfidentShare,), {"name": "clash", "metrics": ("psi",)}))

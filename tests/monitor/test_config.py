@@ -12,9 +12,14 @@ def test_example_configs_validate():
     default = load_config(ROOT / "config" / "default.yaml", env={})
     assert default.store.kind == "sqlite" and default.ingest.http.host == "127.0.0.1"
     assert default.evaluation.intervals == [timedelta(days=1)]
-    prod = load_config(ROOT / "config" / "production.yaml",
-                       env={"MODALWATCH_PG_URL": "postgresql://u:pw@db/x", "MODALWATCH_WEBHOOK_URL": "http://h/x",
-                            "MODALWATCH_WEBHOOK_SECRET": "007"})
+    prod = load_config(
+        ROOT / "config" / "production.yaml",
+        env={
+            "MODALWATCH_PG_URL": "postgresql://u:pw@db/x",
+            "MODALWATCH_WEBHOOK_URL": "http://h/x",
+            "MODALWATCH_WEBHOOK_SECRET": "007",
+        },
+    )
     assert prod.store.kind == "postgres" and prod.ingest.kafka.bootstrap_servers == ["kafka:9092"]
     assert prod.ingest.workers == 2
     assert prod.alerts.webhooks[0].secret.get_secret_value() == "007"
@@ -31,15 +36,22 @@ def test_misspelt_key_names_key_and_line():
 
 
 def test_bad_value_names_nested_key_and_line():
-    text = "alerts:\n  rules:\n    - name: A\n      metric: psi\n      threshold: 0.2\n    - name: B\n      metric: pis\n      threshold: 1\n"
+    text = (
+        "alerts:\n  rules:\n    - name: A\n      metric: psi\n      threshold: 0.2\n"
+        "    - name: B\n      metric: pis\n      threshold: 1\n"
+    )
     with pytest.raises(ConfigError, match=r"alerts\.rules\[1\]\.metric \(line 7\)"):
         parse_config(text)
 
 
 def test_env_interpolation_and_missing_variable():
-    cfg = parse_config("store:\n  path: ${DBP:-/tmp/x.db}\ningest:\n  http:\n    port: ${PORT}\n", env={"PORT": "9001"})
+    cfg = parse_config(
+        "store:\n  path: ${DBP:-/tmp/x.db}\ningest:\n  http:\n    port: ${PORT}\n", env={"PORT": "9001"}
+    )
     assert cfg.store.path == "/tmp/x.db" and cfg.ingest.http.port == 9001
-    with pytest.raises(ConfigError, match=r"ingest\.http\.port \(line 5\): environment variable PORT is not set"):
+    with pytest.raises(
+        ConfigError, match=r"ingest\.http\.port \(line 5\): environment variable PORT is not set"
+    ):
         parse_config("store:\n  path: x\ningest:\n  http:\n    port: ${PORT}\n", env={})
 
 

@@ -1,4 +1,5 @@
 """`modalwatch run` on the embedded default: HTTP ingest, a tailed JSONL directory, SIGTERM."""
+
 import json
 from datetime import timedelta
 import signal
@@ -27,17 +28,21 @@ def test_run_serves_http_tails_jsonl_and_stops_on_sigterm(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n"
-                   f"ingest:\n  http: {{port: {port}}}\n  jsonl: {{paths: [{inbox}], follow: true}}\n")
+    cfg.write_text(
+        f"store: {{path: {tmp_path / 'mw.db'}}}\n"
+        f"ingest:\n  http: {{port: {port}}}\n  jsonl: {{paths: [{inbox}], follow: true}}\n"
+    )
     log = open(tmp_path / "daemon.log", "wb")
     proc = run_daemon(cfg, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        assert _wait(lambda: urllib.request.urlopen(base + "/healthz", timeout=2).status == 200), \
-            (tmp_path / "daemon.log").read_text()[-2000:]
+        assert _wait(lambda: urllib.request.urlopen(base + "/healthz", timeout=2).status == 200), (
+            tmp_path / "daemon.log"
+        ).read_text()[-2000:]
         body = json.dumps([inference(i) for i in range(10)]).encode()
-        req = urllib.request.Request(base + "/v1/events", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/v1/events", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         assert json.loads(urllib.request.urlopen(req, timeout=10).read())["accepted"] == 10
         # a file dropped in the watched directory, then a line appended to it, are both picked up
         f = inbox / "a.jsonl"
@@ -108,6 +113,7 @@ def test_catch_up_after_downtime_shows_a_backlog_gauge_and_progress(tmp_path, ca
 
 class _Trickle:
     """A source that never runs dry: a few new events on every poll, as production traffic."""
+
     name, exhausted = "trickle", False
 
     def __init__(self):

@@ -1,4 +1,5 @@
 """`modalwatch demo`: every injected episode raises its alert; nothing fires before the first one."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,13 @@ from tests.conftest import ROOT, modalwatch_cmd
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run(modalwatch_cmd() + ["demo", "--days", "21", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        modalwatch_cmd() + ["demo", "--days", "21", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -29,8 +35,12 @@ def test_each_injected_episode_raises_its_alert(demo_out):
     firing = _firing(demo_out)
     for ep in episodes:
         for want in ep["expect"]:
-            hits = [a for a in firing if all(a["labels"].get(k) == v for k, v in want.items())
-                    and a["startsAt"] >= ep["starts_at"].replace("+00:00", "Z")[:10]]
+            hits = [
+                a
+                for a in firing
+                if all(a["labels"].get(k) == v for k, v in want.items())
+                and a["startsAt"] >= ep["starts_at"].replace("+00:00", "Z")[:10]
+            ]
             assert hits, f"episode {ep['name']}: no alert matching {want}"
 
 
@@ -57,10 +67,13 @@ def test_demo_leaves_report_and_review_queue(demo_out):
 def test_without_the_demo_extra_the_demo_names_the_extra_to_install(tmp_path):
     """`pip install modalwatch` has no scikit-image (the demo's photographs): one line says which
     extra brings it, no traceback, and nothing is written."""
-    hide = ("import sys; sys.modules['skimage'] = None; from monitor.cli import main; "
-            f"sys.exit(main(['demo', '--out', {str(tmp_path / 'out')!r}]))")
+    hide = (
+        "import sys; sys.modules['skimage'] = None; from monitor.cli import main; "
+        f"sys.exit(main(['demo', '--out', {str(tmp_path / 'out')!r}]))"
+    )
     proc = subprocess.run([sys.executable, "-c", hide], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == ["error: modalwatch demo needs the demo extra: "
-                                                "pip install 'modalwatch[demo]'"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: modalwatch demo needs the demo extra: pip install 'modalwatch[demo]'"
+    ]
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
 """Scheduled evaluation on event time, backfill, rules → alerts → review queue, report, status."""
+
 import json
 from datetime import timedelta
 
@@ -32,8 +33,10 @@ def _traffic(days=7, per_day=300, bad_day=5, seed=0, error_rate=None, label_ever
     being wrong); every ``label_every``-th event gets a label 2 h later."""
     rng = np.random.default_rng(seed)
     if error_rate is None:
+
         def error_rate(day, ev):
             return 0.6 if day == bad_day and ev["slice"]["device"] == "d1" else 0.1
+
     msgs = []
     for i in range(days * per_day):
         day = i // per_day
@@ -42,13 +45,28 @@ def _traffic(days=7, per_day=300, bad_day=5, seed=0, error_rate=None, label_ever
         truth = "bird" if rng.uniform() < error_rate(day, ev) else ev["output"]["label"]
         msgs.append(RawMessage("t", f"t:e{i}", json.dumps(ev).encode()))
         if i % label_every == 0:
-            msgs.append(RawMessage("t", f"t:l{i}", json.dumps(label(i, ts=ts + timedelta(hours=2), value=truth)).encode()))
+            msgs.append(
+                RawMessage(
+                    "t", f"t:l{i}", json.dumps(label(i, ts=ts + timedelta(hours=2), value=truth)).encode()
+                )
+            )
     msgs.sort(key=lambda m: json.loads(m.payload)["ts"])
     return msgs
 
 
 def _numbers(df):
-    cols = ["window_start", "slice", "metric", "signal", "status", "value", "reference_value", "ci_low", "ci_high", "n"]
+    cols = [
+        "window_start",
+        "slice",
+        "metric",
+        "signal",
+        "status",
+        "value",
+        "reference_value",
+        "ci_low",
+        "ci_high",
+        "n",
+    ]
     return sorted(map(tuple, df[cols].astype(str).values.tolist()))
 
 
@@ -110,7 +128,9 @@ def test_review_export_then_import_joins_labels(any_store, tmp_path):
     (tmp_path / "labelled.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
     outcomes = import_labels(p, tmp_path / "labelled.jsonl", T0 + timedelta(hours=1))
     assert all(o.status == "stored" for o in outcomes)
-    assert any_store.ops.counts()["labels_joined"] == n and any_store.ops.counts()["review"] == {"labelled": n}
+    assert any_store.ops.counts()["labels_joined"] == n and any_store.ops.counts()["review"] == {
+        "labelled": n
+    }
 
 
 def test_cli_ingest_evaluate_report(tmp_path):
@@ -124,8 +144,13 @@ def test_cli_ingest_evaluate_report(tmp_path):
     cfg.write_text(f"store:\n  path: {tmp_path / 'mw.db'}\n" + CFG)
 
     def run(*a):
-        out = subprocess.run(modalwatch_cmd() + list(a) + ["--config", str(cfg)], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+        out = subprocess.run(
+            modalwatch_cmd() + list(a) + ["--config", str(cfg)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -149,7 +174,9 @@ def _evaluated(store, seed, change, extra=""):
     for m in _traffic(seed=seed):
         obj = json.loads(m.payload)
         if obj.get("type") == "inference":
-            day = int((np.datetime64(obj["ts"][:19]) - np.datetime64(T0.isoformat()[:19])) // np.timedelta64(1, "D"))
+            day = int(
+                (np.datetime64(obj["ts"][:19]) - np.datetime64(T0.isoformat()[:19])) // np.timedelta64(1, "D")
+            )
             change(obj, day, rng)
             m = RawMessage(m.source, m.position, json.dumps(obj).encode())
         msgs.append(m)
@@ -161,6 +188,7 @@ def _evaluated(store, seed, change, extra=""):
 def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
     """Day 5: device d1's errors jump (a slice gap); brightness shifts on d2 only (KS on that slice);
     nothing else moves, and BH keeps every other decision at 0."""
+
     def change(obj, day, rng):
         shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
         obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
@@ -179,14 +207,26 @@ def test_a_window_stores_tests_with_p_values_bh_and_decisions(any_store):
     worse = gaps[gaps["effect"] > 0]  # (d0 and d2 are then significantly better than the rest)
     assert set(worse["slice"]) == {"device=d1"} and (worse["effect"] > 0.2).all()
     quiet = df[df["window_start"] < T0 + timedelta(days=5)]
-    assert quiet[quiet["metric"].isin(["ks", "error_rate_gap", "ece_drift", "psi"])]["decision"].fillna(0).sum() == 0
-    assert set(df["metric"]) >= {"psi", "ks", "error_rate", "ece", "ece_drift", "error_rate_gap",
-                                 "abstention_rate_gap", "mean_confidence_gap"}
+    assert (
+        quiet[quiet["metric"].isin(["ks", "error_rate_gap", "ece_drift", "psi"])]["decision"].fillna(0).sum()
+        == 0
+    )
+    assert set(df["metric"]) >= {
+        "psi",
+        "ks",
+        "error_rate",
+        "ece",
+        "ece_drift",
+        "error_rate_gap",
+        "abstention_rate_gap",
+        "mean_confidence_gap",
+    }
 
 
 def test_embedding_drift_and_label_free_accuracy_rows(any_store):
     """Day 5's embeddings move (MMD finds it, no other day); every slice gets an accuracy estimate
     from confidences alone, close to the realised accuracy of its labelled events."""
+
     def change(obj, day, rng):
         obj["embeddings"] = {"clip": rng.normal(0.8 if day == 5 else 0.0, 1, 8).round(4).tolist()}
 
@@ -205,6 +245,7 @@ def test_embedding_drift_and_label_free_accuracy_rows(any_store):
 
 def test_signal_bands_are_slices_of_the_gap_tests(any_store):
     """Dark images (brightness < 100) are wrong far more often: the band's error gap is found."""
+
     def change(obj, day, rng):
         b = float(rng.uniform(20, 200))
         obj["inputs"]["image"]["signals"]["brightness"] = b
@@ -234,8 +275,11 @@ def test_vintages_each_lag_is_stored_and_later_labels_do_not_rewrite_earlier_one
     day4 = T0 + timedelta(days=4)
     assert err[(day4, 0)] < err[(day4, 172800)]  # the last 2 h of labels were not known at +0
     assert len(ev.due(T0 + timedelta(days=9))) == 0
-    vintages = {a["labels"].get("vintage") for a in any_store.db.all("SELECT labels FROM alerts") for a in
-                [{"labels": json.loads(a[0]) if isinstance(a[0], str) else a[0]}]}
+    vintages = {
+        a["labels"].get("vintage")
+        for a in any_store.db.all("SELECT labels FROM alerts")
+        for a in [{"labels": json.loads(a[0]) if isinstance(a[0], str) else a[0]}]
+    }
     assert vintages <= {"+0s", "+2d"} and vintages
 
 
@@ -250,8 +294,13 @@ def test_history_prints_a_series_with_its_trend(tmp_path):
     cfg.write_text(f"store:\n  path: {tmp_path / 'mw.db'}\n" + CFG)
 
     def run(*a, ok=True):
-        out = subprocess.run(modalwatch_cmd() + list(a) + ["--config", str(cfg)], cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
+        out = subprocess.run(
+            modalwatch_cmd() + list(a) + ["--config", str(cfg)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert (out.returncode == 0) == ok, out.stderr
         return out
 
@@ -278,7 +327,9 @@ def test_a_reference_file_is_the_reference_of_every_version(any_store, tmp_path)
         lines.append(json.dumps(label(100_000 + i, ts=T0 - timedelta(days=30), value=ev["output"]["label"])))
     lines.append("{not json")
     (tmp_path / "ref.jsonl").write_text("\n".join(lines) + "\n")
-    cfg = parse_config(CFG.replace("  reference: {days: 3}\n", f"  reference: {{file: {tmp_path / 'ref.jsonl'}}}\n"))
+    cfg = parse_config(
+        CFG.replace("  reference: {days: 3}\n", f"  reference: {{file: {tmp_path / 'ref.jsonl'}}}\n")
+    )
     Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=3))
     ev = Evaluator(cfg, any_store, lambda: T0, owner="a")
     assert [k.window_start for k, _ in ev.due(T0 + timedelta(days=3))] == [T0, T0 + timedelta(days=1)]
@@ -288,19 +339,25 @@ def test_a_reference_file_is_the_reference_of_every_version(any_store, tmp_path)
     assert len(ks) == 2 and (ks["decision"] == 1).all() and (ks["n_reference"] == 600).all()
     err = df[(df["metric"] == "error_rate") & (df["slice"] == "*")]
     assert (err["reference_value"] == 0.0).all()  # every reference prediction was right
-    missing = parse_config(CFG.replace("  reference: {days: 3}\n", "  reference: {file: /nonexistent.jsonl}\n"))
+    missing = parse_config(
+        CFG.replace("  reference: {days: 3}\n", "  reference: {file: /nonexistent.jsonl}\n")
+    )
     with pytest.raises(ValueError, match="evaluation.reference.file: /nonexistent.jsonl does not exist"):
-        Evaluator(missing, any_store, lambda: T0, owner="b").compute(ev.due(T0 + timedelta(days=9), include_finished=True)[0][0],
-                                                                     T0 + timedelta(days=1))
+        Evaluator(missing, any_store, lambda: T0, owner="b").compute(
+            ev.due(T0 + timedelta(days=9), include_finished=True)[0][0], T0 + timedelta(days=1)
+        )
 
 
 def test_a_signal_can_have_its_own_thresholds(any_store):
     """The same d2 brightness shift, but brightness's KS needs D ≥ 0.9 here: no KS decision for it."""
+
     def change(obj, day, rng):
         shift = 25.0 if day == 5 and obj["slice"]["device"] == "d2" else 0.0
         obj["inputs"]["image"]["signals"]["brightness"] = float(rng.normal(100 + shift, 10))
 
-    df = _evaluated(any_store, 4, change, extra="    signal_drift: {signal_thresholds: {image.brightness: {ks: 0.9}}}\n")
+    df = _evaluated(
+        any_store, 4, change, extra="    signal_drift: {signal_thresholds: {image.brightness: {ks: 0.9}}}\n"
+    )
     ks = df[(df["metric"] == "ks") & (df["signal"] == "image.brightness") & (df["slice"] == "device=d2")]
     day5 = ks[ks["window_start"] == T0 + timedelta(days=5)]
     assert day5["effect"].iloc[0] > 0.5 and day5["decision"].iloc[0] == 0  # big, but under its own bar
@@ -320,8 +377,11 @@ def test_slow_decay_is_found_as_a_trend_before_any_single_window_alerts(any_stor
     if aging:
         assert len(found) and found.min() <= T0 + timedelta(days=14)
         # the threshold rule on single windows (ErrUp) fires later, if at all
-        err_up = [any_store.dialect.ts_out(start) for labels, start in any_store.db.all("SELECT labels, starts_at FROM alerts")
-                  if (json.loads(labels) if isinstance(labels, str) else labels)["slice"] == "*"]
+        err_up = [
+            any_store.dialect.ts_out(start)
+            for labels, start in any_store.db.all("SELECT labels, starts_at FROM alerts")
+            if (json.loads(labels) if isinstance(labels, str) else labels)["slice"] == "*"
+        ]
         assert all(start > found.min() for start in err_up)
     else:
         assert found.empty
@@ -349,8 +409,10 @@ def test_a_replica_whose_claim_was_taken_over_keeps_none_of_its_work(any_store, 
     assert "was taken over by another replica" in caplog.text
     stored = any_store.evaluations.frame()
     assert len(stored[stored.window_start == key.window_start]) == len(b_rows)
-    assert any_store.db.all("SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
-                          (any_store.dialect.ts(key.window_start),)) == [("b",)]
+    assert any_store.db.all(
+        "SELECT claimed_by FROM eval_runs WHERE window_start = ? AND finished_at IS NOT NULL",
+        (any_store.dialect.ts(key.window_start),),
+    ) == [("b",)]
 
 
 def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server_url):
@@ -378,7 +440,10 @@ def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server
     with pytest.raises(store.transient_errors):
         ev.run(key, end)
     store.reconnect()
-    assert store.ops.counts()["evaluations"] == 0 and store.evaluations.finished("m", "1", key.interval_s, key.lag_s) == set()
+    assert (
+        store.ops.counts()["evaluations"] == 0
+        and store.evaluations.finished("m", "1", key.interval_s, key.lag_s) == set()
+    )
     assert not Evaluator(cfg, store, lambda: NOW, owner="b").run(key, end)  # a's claim still holds for others
     ev.compute = real
     rows = ev.run(key, end)
@@ -388,24 +453,35 @@ def test_a_vintage_cut_off_by_a_lost_database_is_retried_whole(pg_url, pg_server
 
 
 def test_a_rule_against_the_previous_window_fires_on_a_jump_not_on_a_level(any_store):
-    cfg = parse_config(CFG.replace(
-        "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
-        "    - {name: ErrJump, metric: error_rate, vs_previous: true, threshold: 0.25}"))
+    cfg = parse_config(
+        CFG.replace(
+            "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
+            "    - {name: ErrJump, metric: error_rate, vs_previous: true, threshold: 0.25}",
+        )
+    )
     # device d1 fails from day 4 on and stays failed: one jump, then a high but steady level
-    Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=8, error_rate=lambda day, ev: (
-        0.6 if day >= 4 and ev["slice"]["device"] == "d1" else 0.1)))
+    Pipeline(cfg, any_store, lambda: NOW).process(
+        _traffic(
+            days=8, error_rate=lambda day, ev: 0.6 if day >= 4 and ev["slice"]["device"] == "d1" else 0.1
+        )
+    )
     Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
     (a,) = [a for a in any_store.alerts.list() if a.labels["slice"] == "device=d1"]
     assert a.starts_at == T0 + timedelta(days=4) and a.ends_at == T0 + timedelta(days=6)
     assert a.state == "resolved"  # day 5 is as bad as day 4: no jump, the alert resolves
     with pytest.raises(Exception, match="exclude each other"):
-        parse_config("alerts: {rules: [{name: X, metric: ece, threshold: 1, vs_previous: true, vs_reference: true}]}")
+        parse_config(
+            "alerts: {rules: [{name: X, metric: ece, threshold: 1, vs_previous: true, vs_reference: true}]}"
+        )
 
 
 def test_a_rule_against_the_earlier_vintage_fires_when_late_labels_change_a_window(any_store):
-    cfg = parse_config(CFG.replace("  lag: 1d\n", "  lags: [0s, 2d]\n").replace(
-        "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
-        "    - {name: ErrRevised, metric: error_rate, slice: '*', vs_earlier_lag: true, threshold: 0.04}"))
+    cfg = parse_config(
+        CFG.replace("  lag: 1d\n", "  lags: [0s, 2d]\n").replace(
+            "    - {name: ErrUp, metric: error_rate, field: ci_low, vs_reference: true, threshold: 0.05}",
+            "    - {name: ErrRevised, metric: error_rate, slice: '*', vs_earlier_lag: true, threshold: 0.04}",
+        )
+    )
 
     def late_errors(day, ev):  # day 4's last two hours go wrong; their labels come after midnight
         return 0.95 if day == 4 and ev["ts"][11:13] in ("22", "23") else 0.05
@@ -431,7 +507,9 @@ def test_sqlite_and_postgresql_give_the_same_numbers(sqlite_store, pg_url):
             Pipeline(cfg, store, lambda: NOW).process(_traffic(label_every=3))
             assert Evaluator(cfg, store, lambda: T0, owner="a").run_due(store.events.watermark()) == 6
             df = store.evaluations.frame()
-            results.append({(str(r.window_start), r.slice, r.metric, r.signal, r.variant): r for r in df.itertuples()})
+            results.append(
+                {(str(r.window_start), r.slice, r.metric, r.signal, r.variant): r for r in df.itertuples()}
+            )
     finally:
         pg.close()
     lite, post = results

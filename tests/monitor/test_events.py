@@ -8,8 +8,10 @@ from tests.helpers import inference, label
 
 
 def _decode(obj, kind=None):
-    return decode(RawMessage("test", "p", json.dumps(obj).encode() if not isinstance(obj, bytes) else obj, kind),
-                  1 << 20)
+    return decode(
+        RawMessage("test", "p", json.dumps(obj).encode() if not isinstance(obj, bytes) else obj, kind),
+        1 << 20,
+    )
 
 
 def test_valid_events_decode():
@@ -19,16 +21,25 @@ def test_valid_events_decode():
     assert isinstance(lab, LabelEvent) and lab.label == "cat"
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda e: e["output"].update(confidence=1.5), "output.confidence"),
-    (lambda e: e.update(ts="2026-01-05T00:00:00"), "timezone"),
-    (lambda e: e.pop("event_id"), "event_id: Field required"),
-    (lambda e: e.update(colour="red"), "colour: Extra inputs"),
-    (lambda e: e["inputs"]["image"]["signals"].update(brightness=float("nan")), "finite"),
-    (lambda e: e["inputs"]["image"].update(data_b64="aGVsbG8=", uri="file:///x.png"), "data_b64 or uri, not both"),
-    (lambda e: e["inputs"]["audio"].update(capture={"ts": "2026-01-05T00:00:00"}), "capture.ts .* no time zone"),
-    (lambda e: e["inputs"]["audio"].update(capture={"ts": "yesterday"}), "not an ISO-8601 time"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda e: e["output"].update(confidence=1.5), "output.confidence"),
+        (lambda e: e.update(ts="2026-01-05T00:00:00"), "timezone"),
+        (lambda e: e.pop("event_id"), "event_id: Field required"),
+        (lambda e: e.update(colour="red"), "colour: Extra inputs"),
+        (lambda e: e["inputs"]["image"]["signals"].update(brightness=float("nan")), "finite"),
+        (
+            lambda e: e["inputs"]["image"].update(data_b64="aGVsbG8=", uri="file:///x.png"),
+            "data_b64 or uri, not both",
+        ),
+        (
+            lambda e: e["inputs"]["audio"].update(capture={"ts": "2026-01-05T00:00:00"}),
+            "capture.ts .* no time zone",
+        ),
+        (lambda e: e["inputs"]["audio"].update(capture={"ts": "yesterday"}), "not an ISO-8601 time"),
+    ],
+)
 def test_schema_violations_are_rejected_with_a_reason(mutate, reason):
     ev = inference(2)
     mutate(ev)

@@ -1,5 +1,6 @@
 """Data health (issue 6): dead-letter rate and silence per source, ingest lag per model, the share
 of events missing an expected modality — through the ordinary rules, `for` and notifications."""
+
 import json
 from datetime import timedelta
 
@@ -18,8 +19,10 @@ alerts:
 
 
 def _feed(store, cfg, at, n_good, n_bad, source="kafka", start=0):
-    msgs = [RawMessage(source, f"{source}:{start + i}", json.dumps(inference(start + i)).encode())
-            for i in range(n_good)]
+    msgs = [
+        RawMessage(source, f"{source}:{start + i}", json.dumps(inference(start + i)).encode())
+        for i in range(n_good)
+    ]
     msgs += [RawMessage(source, f"{source}:bad{start + i}", b"{not json") for i in range(n_bad)]
     Pipeline(cfg, store, lambda: at).process(msgs)
 
@@ -81,12 +84,16 @@ def test_missing_modality_share_is_an_evaluation_row(any_store):
     msgs = []
     for m in _traffic(days=6):  # on day 4, every third event comes without audio
         obj = json.loads(m.payload)
-        if obj["type"] == "inference" and obj["ts"] >= (T0 + timedelta(days=4)).isoformat() \
-                and int(obj["event_id"][1:]) % 3 == 0:
+        if (
+            obj["type"] == "inference"
+            and obj["ts"] >= (T0 + timedelta(days=4)).isoformat()
+            and int(obj["event_id"][1:]) % 3 == 0
+        ):
             obj["inputs"].pop("audio")
             m = m._replace(payload=json.dumps(obj).encode())
         msgs.append(m)
     from tests.helpers import NOW
+
     Pipeline(cfg, any_store, lambda: NOW).process(msgs)
     Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
     df = any_store.evaluations.frame()
@@ -104,12 +111,17 @@ def test_the_daemon_tells_on_call_about_a_silent_source(any_store):
 
     t = T0 + timedelta(days=1)
     with WebhookReceiver() as recv:
-        cfg = parse_config(HEALTH + f"""  webhooks: [{{name: oncall, kind: alertmanager, url: "{recv.url}"}}]
+        cfg = parse_config(
+            HEALTH
+            + f"""  webhooks: [{{name: oncall, kind: alertmanager, url: "{recv.url}"}}]
   route: {{receiver: oncall, group_wait: 0s, group_by: [alertname, source]}}
-""")
+"""
+        )
         _feed(any_store, cfg, t, 50, 0)
         d = Daemon(cfg, [], any_store, build_senders(cfg), clock=lambda: t + timedelta(minutes=12))
         d.tick()
         d.drain_outbox(timeout_s=10)
     (got,) = [r["payload"] for r in recv.received]
-    assert got["groupLabels"] == {"alertname": "SourceSilent", "source": "kafka"} and got["status"] == "firing"
+    assert (
+        got["groupLabels"] == {"alertname": "SourceSilent", "source": "kafka"} and got["status"] == "firing"
+    )

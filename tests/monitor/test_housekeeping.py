@@ -1,4 +1,5 @@
 """Retention of raw event rows (issue 5), on SQLite and a real PostgreSQL."""
+
 import json
 from datetime import timedelta
 
@@ -36,8 +37,10 @@ def test_old_events_go_with_their_labels_but_the_reference_and_evaluations_stay(
     done = purge(cfg, any_store, now)
     assert _per_day(any_store) == {d: 300 for d in (0, 1, 2, 5, 6, 7, 8, 9)}
     assert done.events == 2 * 300  # days 3 and 4
-    orphans = any_store.db.all("SELECT COUNT(*) FROM labels l WHERE NOT EXISTS"
-                             " (SELECT 1 FROM events e WHERE e.event_id = l.event_id)")
+    orphans = any_store.db.all(
+        "SELECT COUNT(*) FROM labels l WHERE NOT EXISTS"
+        " (SELECT 1 FROM events e WHERE e.event_id = l.event_id)"
+    )
     assert orphans == [(0,)]  # the deleted events' labels went with them
     assert any_store.ops.counts()["evaluations"] == evaluations  # the long-term record is kept
     assert purge(cfg, any_store, now).events == 0  # idempotent
@@ -45,7 +48,9 @@ def test_old_events_go_with_their_labels_but_the_reference_and_evaluations_stay(
     # a restarted daemon summarises its reference from the kept days: the same numbers as before
     fresh = Evaluator(cfg, any_store, lambda: NOW, owner="b")
     key = RunKey("m", "1", 86400, 86400, T0 + timedelta(days=8))
-    rows = {(r.slice, r.metric, r.signal): r for r in fresh.compute(key, key.window_start + timedelta(days=1))}
+    rows = {
+        (r.slice, r.metric, r.signal): r for r in fresh.compute(key, key.window_start + timedelta(days=1))
+    }
     stored = any_store.evaluations.frame()
     stored = stored[stored.window_start == key.window_start]
     assert len(stored) > 10
@@ -61,7 +66,8 @@ def test_a_label_for_an_event_past_retention_becomes_a_dead_letter_naming_why(an
     purge(cfg, any_store, T0 + timedelta(days=10))
     late = label(3 * 300 + 7, ts=T0 + timedelta(days=10))  # its event (day 3) was deleted
     Pipeline(cfg, any_store, lambda: T0 + timedelta(days=10)).process(
-        [RawMessage("t", "t:late", json.dumps(late).encode())])
+        [RawMessage("t", "t:late", json.dumps(late).encode())]
+    )
     assert purge(cfg, any_store, T0 + timedelta(days=10, hours=12)).orphan_labels == 0  # still waiting
     assert purge(cfg, any_store, T0 + timedelta(days=11, hours=1)).orphan_labels == 1
     (dl,) = [d for d in any_store.ops.dead_letters() if d.source == "labels"]

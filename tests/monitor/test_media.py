@@ -1,4 +1,5 @@
 """Decoding real files (Pillow, libsndfile) into signals, and `modalwatch signals FILE...`."""
+
 import io
 import json
 import math
@@ -23,7 +24,7 @@ def test_image_formats_and_modes_decode_to_what_pillow_sees():
         assert s["brightness"] == pytest.approx(pil_l.mean(), abs=1e-9) and s["width"] == 512
     rgba = np.dstack([px, np.full(px.shape[:2], 255, np.uint8)])
     np.testing.assert_array_equal(decode_image(_png(rgba)), px)
-    grey16 = (skimage.data.camera().astype(np.uint16) * 257)
+    grey16 = skimage.data.camera().astype(np.uint16) * 257
     decoded = decode_image(_png(grey16))
     np.testing.assert_array_equal(decoded, skimage.data.camera())  # 16-bit scaled back to 8-bit
 
@@ -65,8 +66,13 @@ def test_signals_command_prints_one_json_line_per_file(tmp_path):
     (tmp_path / "b.wav").write_bytes(_wav(_tone(-33, 5)))
     (tmp_path / "c.txt").write_text("hello world")
     (tmp_path / "d.jpg").write_bytes(b"\xff\xd8\xff broken")
-    out = subprocess.run(modalwatch_cmd() + ["signals"] + [str(tmp_path / n) for n in ("a.png", "b.wav", "c.txt", "d.jpg")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        modalwatch_cmd() + ["signals"] + [str(tmp_path / n) for n in ("a.png", "b.wav", "c.txt", "d.jpg")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1  # one file failed
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r.get("modality") for r in rows] == ["image", "audio", "text", "image"]

@@ -1,5 +1,6 @@
 """Raw media through the pipeline: measured, stored as signals, bytes dropped; bad media
 dead-lettered per modality while the rest of the event is kept."""
+
 import io
 import json
 import math
@@ -34,14 +35,19 @@ def _stored_signals(store):
 
 def test_inline_media_of_every_modality_is_measured_and_not_kept(sqlite_store):
     jpeg = image_bytes(skimage.data.chelsea(), "JPEG", quality=85)
-    ev = _event(1, image={"data_b64": b64(jpeg), "signals": {"producer_score": 3.0}},
-                audio={"data_b64": b64(wav_bytes(tone(-20, 3, channels=1)))},
-                text={"data_b64": b64("Grüße".encode())})
+    ev = _event(
+        1,
+        image={"data_b64": b64(jpeg), "signals": {"producer_score": 3.0}},
+        audio={"data_b64": b64(wav_bytes(tone(-20, 3, channels=1)))},
+        text={"data_b64": b64("Grüße".encode())},
+    )
     out = _pipeline(sqlite_store).process(_msgs([ev]))
     assert out[0].status == "stored" and out[0].reason == ""
     s = _stored_signals(sqlite_store)["e0000001"]
     # independent references: Pillow's own luma, the analytic loudness of a sine (−3.01 dB per channel)
-    assert s["image.brightness"] == pytest.approx(np.asarray(Image.open(io.BytesIO(jpeg)).convert("L")).mean())
+    assert s["image.brightness"] == pytest.approx(
+        np.asarray(Image.open(io.BytesIO(jpeg)).convert("L")).mean()
+    )
     assert (s["image.width"], s["image.height"]) == (451, 300)
     assert s["image.producer_score"] == 3.0  # producer signals kept beside the measured ones
     assert s["audio.integrated_loudness_lufs"] == pytest.approx(-23.01, abs=0.05)
@@ -88,14 +94,18 @@ def test_bad_media_dead_letters_name_the_modality_and_keep_the_rest(sqlite_store
     png, small = image_bytes(skimage.data.camera()), image_bytes(skimage.data.camera()[:200, :200])
     nan_wav = wav_bytes(np.full((4800, 1), np.nan), subtype="FLOAT")
     events = [
-        _event(1, image={"data_b64": b64(small[: len(small) // 2])}, text={"data_b64": b64(b"ok")}),  # truncated
+        _event(
+            1, image={"data_b64": b64(small[: len(small) // 2])}, text={"data_b64": b64(b"ok")}
+        ),  # truncated
         _event(2, image={"data_b64": b64(small)}, audio={"data_b64": b64(nan_wav)}),
         _event(3, audio={"data_b64": b64(wav_bytes(np.zeros((0, 1))))}),
         _event(4, image={"data_b64": b64(png)}),  # a "bomb" under the configured pixel limit
         _event(5, audio={"data_b64": b64(wav_bytes(tone(-20, 3, channels=1)))}),  # too long
         _event(6, audio={"data_b64": "not base64!"}),
         _event(7, image={"data_b64": b64(b"\x00\x00\x00\x18ftypmp42" + bytes(200))}),  # a video container
-        _event(8, audio={"data_b64": b64(wav_bytes(tone(-20, 1, rate=2000, channels=1, freq=200), rate=2000))}),
+        _event(
+            8, audio={"data_b64": b64(wav_bytes(tone(-20, 1, rate=2000, channels=1, freq=200), rate=2000))}
+        ),
     ]
     cfg = "media:\n  max_pixels: 100000\n  max_audio_seconds: 2\n"
     out = _pipeline(sqlite_store, cfg).process(_msgs(events))
@@ -128,12 +138,20 @@ def test_cross_modal_signals_missing_modalities_and_av_offset(sqlite_store):
     cfg = "media:\n  expected_modalities: [image, audio, text]\n"
     wav = b64(wav_bytes(tone(-30, 1, channels=1)))
     events = [
-        _event(1, image={"signals": {"brightness": 90.0}, "capture": {"ts": "2026-01-05T00:00:00.000+00:00",
-                                                                       "frame_index": 12}},
-               audio={"data_b64": wav, "capture": {"ts": "2026-01-05T00:00:00.120+00:00"}}),
+        _event(
+            1,
+            image={
+                "signals": {"brightness": 90.0},
+                "capture": {"ts": "2026-01-05T00:00:00.000+00:00", "frame_index": 12},
+            },
+            audio={"data_b64": wav, "capture": {"ts": "2026-01-05T00:00:00.120+00:00"}},
+        ),
         _event(2, audio={"data_b64": b64(b"junk")}, text={"signals": {"characters": 3.0}}),
-        _event(3, image={"signals": {"brightness": 1.0}, "capture": {"ts": 1767571200.5}},
-               audio={"signals": {"x": 1.0}, "capture": {"ts": 1767571200.25}}),
+        _event(
+            3,
+            image={"signals": {"brightness": 1.0}, "capture": {"ts": 1767571200.5}},
+            audio={"signals": {"x": 1.0}, "capture": {"ts": 1767571200.25}},
+        ),
     ]
     _pipeline(sqlite_store, cfg).process(_msgs(events))
     s = _stored_signals(sqlite_store)
@@ -160,8 +178,12 @@ def test_the_torch_image_path_stores_what_the_numpy_path_stores(tmp_path):
     from connectors.sqlite import SqliteStore
 
     rng = np.random.default_rng(3)
-    pictures = [skimage.data.astronaut(), skimage.data.camera(), skimage.data.astronaut()[::2, ::2],
-                rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)]
+    pictures = [
+        skimage.data.astronaut(),
+        skimage.data.camera(),
+        skimage.data.astronaut()[::2, ::2],
+        rng.integers(0, 256, (256, 256, 3), dtype=np.uint8),
+    ]
     events = [_event(i, image={"data_b64": b64(image_bytes(px))}) for i, px in enumerate(pictures)]
     events.append(_event(9, image={"data_b64": b64(b"broken")}, text={"data_b64": b64(b"still here")}))
     results = []

@@ -1,4 +1,5 @@
 """The pipeline's online detector: ADWIN per slice on the error stream, state kept in the store."""
+
 import json
 from datetime import timedelta
 
@@ -20,7 +21,11 @@ def _stream(n=6000, change_at=3000, seed=5):
         p_err = 0.6 if (i >= change_at and ev["slice"]["device"] == "d1") else 0.05
         truth = "bird" if rng.uniform() < p_err else ev["output"]["label"]
         out.append(RawMessage("t", f"t:e{i}", json.dumps(ev).encode()))
-        out.append(RawMessage("t", f"t:l{i}", json.dumps(label(i, ts=ts + timedelta(seconds=5), value=truth)).encode()))
+        out.append(
+            RawMessage(
+                "t", f"t:l{i}", json.dumps(label(i, ts=ts + timedelta(seconds=5), value=truth)).encode()
+            )
+        )
     return out
 
 
@@ -34,7 +39,7 @@ def test_adwin_flags_the_slice_whose_errors_rose_and_only_after_the_change(tmp_p
     p = Pipeline(Config(), store, lambda: NOW)
     msgs = _stream()
     for i in range(0, len(msgs), 500):
-        p.process(msgs[i:i + 500])
+        p.process(msgs[i : i + 500])
     found = _findings(store)
     change_ts = (T0 + timedelta(seconds=10 * 3000)).isoformat()
     d1 = [f for f in found if f[0] == "device=d1"]
@@ -50,11 +55,11 @@ def test_detector_state_survives_a_restart_exactly(tmp_path):
     whole.migrate()
     p = Pipeline(Config(), whole, lambda: NOW)
     for i in range(0, len(msgs), 400):
-        p.process(msgs[i:i + 400])
+        p.process(msgs[i : i + 400])
     split = SqliteStore(tmp_path / "split.db")
     split.migrate()
     for i in range(0, len(msgs), 400):
-        Pipeline(Config(), split, lambda: NOW).process(msgs[i:i + 400])  # a new process each batch
+        Pipeline(Config(), split, lambda: NOW).process(msgs[i : i + 400])  # a new process each batch
     assert _findings(split) == _findings(whole) and _findings(whole)
 
 
@@ -67,12 +72,18 @@ def test_events_and_labels_from_a_clock_ahead_of_ours_are_dead_letters(tmp_path)
     store = SqliteStore(tmp_path / "mw.db")
     store.migrate()
     now = T0 + timedelta(days=1)
-    ahead = [inference(1, ts=now + timedelta(hours=3)), label(1, ts=now + timedelta(days=2)),
-             inference(2, ts=now + timedelta(minutes=30))]  # within the default hour: fine
+    ahead = [
+        inference(1, ts=now + timedelta(hours=3)),
+        label(1, ts=now + timedelta(days=2)),
+        inference(2, ts=now + timedelta(minutes=30)),
+    ]  # within the default hour: fine
     msgs = [RawMessage("t", f"t:{i}", json.dumps(o).encode()) for i, o in enumerate(ahead)]
     out = Pipeline(parse_config(""), store, lambda: now).process(msgs)
     assert [o.status for o in out] == ["dead_letter", "dead_letter", "stored"]
-    assert "event time" in out[0].reason and "3.0 h ahead of the clock (ingest.max_future_skew=1.0 h)" in out[0].reason
+    assert (
+        "event time" in out[0].reason
+        and "3.0 h ahead of the clock (ingest.max_future_skew=1.0 h)" in out[0].reason
+    )
     assert out[1].reason.startswith("label time") and "2.0 d ahead" in out[1].reason
     lenient = Pipeline(parse_config("ingest:\n  max_future_skew: null\n"), store, lambda: now)
     assert [o.status for o in lenient.process(msgs[:1])] == ["stored"]

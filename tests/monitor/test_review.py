@@ -1,5 +1,6 @@
 """Review routing (issue 6): candidates within a per-stratum daily budget, most uncertain first,
 never twice, expiring; Label Studio export (URIs, predictions, no bytes) and import back."""
+
 import json
 from datetime import timedelta
 
@@ -35,7 +36,9 @@ def test_a_loud_slice_cannot_use_up_the_budget_most_uncertain_first_never_twice(
     for it in queued:
         by.setdefault(it.stratum, []).append(it)
     assert {k: len(v) for k, v in by.items()} == {"device=cam_a": 50, "device=cam_b": 20}
-    assert max(it.confidence for it in by["device=cam_a"]) <= 0.112 + 1e-9  # the 50 least confident (each value 4x)
+    assert (
+        max(it.confidence for it in by["device=cam_a"]) <= 0.112 + 1e-9
+    )  # the 50 least confident (each value 4x)
     Pipeline(cfg, any_store, lambda: day0).process(_msgs(loud, "again"))  # replayed: nothing new
     more = [_uncertain(9000 + i, "cam_a", 0.01) for i in range(10)]
     Pipeline(cfg, any_store, lambda: day0 + timedelta(hours=1)).process(_msgs(more))
@@ -46,9 +49,13 @@ def test_a_loud_slice_cannot_use_up_the_budget_most_uncertain_first_never_twice(
     Pipeline(cfg, any_store, lambda: day0 + timedelta(days=1)).process(_msgs(fresh))
     assert len(any_store.review.queue("queued")) == 120  # a new day, a new budget of 50
 
-    abst = inference(9999, slice={"device": "cam_c"}, output={"label": "cat", "confidence": 0.9, "abstained": True})
+    abst = inference(
+        9999, slice={"device": "cam_c"}, output={"label": "cat", "confidence": 0.9, "abstained": True}
+    )
     Pipeline(cfg, any_store, lambda: day0).process(_msgs([abst], "abst"))
-    assert [it.reason for it in any_store.review.queue("queued") if it.event_id == "e0009999"] == ["abstained"]
+    assert [it.reason for it in any_store.review.queue("queued") if it.event_id == "e0009999"] == [
+        "abstained"
+    ]
 
     assert purge(cfg, any_store, day0 + timedelta(days=7, hours=1)).review_expired == 71  # day 0's items
     assert len(any_store.review.queue("expired")) == 71 and len(any_store.review.queue("queued")) == 50
@@ -71,20 +78,39 @@ def test_label_studio_export_points_at_media_and_import_closes_items(any_store, 
     for t in tasks:
         assert t["data"]["image"] == uri and t["data"]["slice_device"] == "cam_a"
         (pred,) = t["predictions"]
-        assert pred["result"][0] == {"from_name": "label", "to_name": "image", "type": "choices",
-                                     "value": {"choices": ["cat"]}}
+        assert pred["result"][0] == {
+            "from_name": "label",
+            "to_name": "image",
+            "type": "choices",
+            "value": {"choices": ["cat"]},
+        }
         assert 0 < pred["score"] < 1
     assert "data_b64" not in out.read_text() and "iVBOR" not in out.read_text()  # no bytes, only the URI
     assert len(any_store.review.queue("exported")) == 3
 
     # what Label Studio exports after review: the tasks with annotations (one cancelled, one task skipped)
-    tasks[0]["annotations"] = [{"result": [{"type": "choices", "value": {"choices": ["dog"]}}],
-                                "updated_at": "2026-01-05T10:00:00Z", "was_cancelled": False}]
+    tasks[0]["annotations"] = [
+        {
+            "result": [{"type": "choices", "value": {"choices": ["dog"]}}],
+            "updated_at": "2026-01-05T10:00:00Z",
+            "was_cancelled": False,
+        }
+    ]
     tasks[1]["annotations"] = [
-        {"result": [{"type": "choices", "value": {"choices": ["dog"]}}], "updated_at": "2026-01-05T10:00:00Z"},
-        {"result": [{"type": "choices", "value": {"choices": ["cat"]}}], "updated_at": "2026-01-05T11:00:00Z"},
-        {"result": [{"type": "choices", "value": {"choices": ["bird"]}}], "updated_at": "2026-01-05T12:00:00Z",
-         "was_cancelled": True}]
+        {
+            "result": [{"type": "choices", "value": {"choices": ["dog"]}}],
+            "updated_at": "2026-01-05T10:00:00Z",
+        },
+        {
+            "result": [{"type": "choices", "value": {"choices": ["cat"]}}],
+            "updated_at": "2026-01-05T11:00:00Z",
+        },
+        {
+            "result": [{"type": "choices", "value": {"choices": ["bird"]}}],
+            "updated_at": "2026-01-05T12:00:00Z",
+            "was_cancelled": True,
+        },
+    ]
     back = tmp_path / "export.json"
     back.write_text(json.dumps(tasks))
     later = T0 + timedelta(days=1)
@@ -115,12 +141,26 @@ def test_a_label_from_the_ordinary_labels_stream_closes_its_review_item(any_stor
 
 def test_modalities_that_disagree_make_a_confident_event_a_candidate(any_store):
     cfg = parse_config(CFG)
-    agree = inference(1, output={"label": "cat", "confidence": 0.95,
-                                 "per_modality": {"image": {"label": "cat"}, "audio": {"label": "cat", "confidence": 0.9}}})
-    differ = inference(2, output={"label": "cat", "confidence": 0.95,
-                                  "per_modality": {"image": {"label": "cat"}, "audio": {"label": "dog"}}})
+    agree = inference(
+        1,
+        output={
+            "label": "cat",
+            "confidence": 0.95,
+            "per_modality": {"image": {"label": "cat"}, "audio": {"label": "cat", "confidence": 0.9}},
+        },
+    )
+    differ = inference(
+        2,
+        output={
+            "label": "cat",
+            "confidence": 0.95,
+            "per_modality": {"image": {"label": "cat"}, "audio": {"label": "dog"}},
+        },
+    )
     Pipeline(cfg, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([agree, differ]))
-    assert [(it.event_id, it.reason) for it in any_store.review.queue()] == [("e0000002", "modalities_disagree")]
+    assert [(it.event_id, it.reason) for it in any_store.review.queue()] == [
+        ("e0000002", "modalities_disagree")
+    ]
     off = parse_config(CFG.replace("item_ttl: 7d}", "item_ttl: 7d, modalities_disagree: false}"))
     differ["event_id"] = "e0000003"
     Pipeline(off, any_store, lambda: T0 + timedelta(days=1)).process(_msgs([differ], "off"))
@@ -134,8 +174,13 @@ def _review_cli(tmp_path, extra_yaml, *args):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n" + extra_yaml)
-    return subprocess.run(modalwatch_cmd() + ["review", "export", *args, "--config", str(cfg)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        modalwatch_cmd() + ["review", "export", *args, "--config", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _queue_three(tmp_path):
@@ -144,7 +189,8 @@ def _queue_three(tmp_path):
     store = SqliteStore(tmp_path / "mw.db")
     store.migrate()
     Pipeline(parse_config(CFG), store, lambda: T0 + timedelta(days=1)).process(
-        _msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)]))
+        _msgs([_uncertain(i, "cam_a", 0.2) for i in range(3)])
+    )
     return store
 
 
@@ -176,13 +222,16 @@ def test_review_export_to_a_kafka_topic(tmp_path, kafka_bootstrap):
     topic = f"review-{uuid.uuid4().hex[:8]}"
     make_topics(kafka_bootstrap, [topic])
     store = _queue_three(tmp_path)
-    yaml = (f"ingest: {{kafka: {{bootstrap_servers: ['{kafka_bootstrap}']}}}}\n"
-            f"review: {{export_topic: {topic}}}\n")
+    yaml = (
+        f"ingest: {{kafka: {{bootstrap_servers: ['{kafka_bootstrap}']}}}}\n"
+        f"review: {{export_topic: {topic}}}\n"
+    )
     out = _review_cli(tmp_path, yaml, "--to", "kafka")
     assert out.returncode == 0, out.stderr
     assert "exported 3 review item(s) to Kafka topic" in out.stdout
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=10_000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
     got = [json.loads(m.value) for m in consumer]
     consumer.close()
     assert sorted(g["event_id"] for g in got) == ["e0000000", "e0000001", "e0000002"]
@@ -197,11 +246,16 @@ def test_slices_with_low_mean_confidence_send_their_unlabelled_events(any_store)
     from tests.monitor.test_evaluation import CFG as EVAL_CFG, _traffic
 
     for threshold, expect in ((0.5, 0), (0.8, 1)):  # every slice's mean confidence here is about 0.745
-        cfg = parse_config(EVAL_CFG.replace("  events_per_alert: 10", f"  events_per_alert: 10\n"
-                                            f"  mean_confidence_below: {threshold}"))
+        cfg = parse_config(
+            EVAL_CFG.replace(
+                "  events_per_alert: 10", f"  events_per_alert: 10\n  mean_confidence_below: {threshold}"
+            )
+        )
         any_store.db.execute("DELETE FROM eval_runs")
         if threshold == 0.5:
             Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=6, label_every=1000))
         Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
         reasons = {it.reason for it in any_store.review.queue()}
-        assert bool({r for r in reasons if r.startswith("low_mean_confidence:device=")}) == bool(expect), reasons
+        assert bool({r for r in reasons if r.startswith("low_mean_confidence:device=")}) == bool(expect), (
+            reasons
+        )

@@ -1,4 +1,5 @@
 """Window boundaries on local calendar time, daylight-saving changes included."""
+
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -26,10 +27,13 @@ def test_utc_windows_are_whole_days_and_hours():
     assert week == datetime(2026, 1, 5, tzinfo=UTC) and week.weekday() == 0  # a Monday
 
 
-@pytest.mark.parametrize("tz,spring,autumn", [
-    (BERLIN, datetime(2026, 3, 29), datetime(2026, 10, 25)),
-    (NEW_YORK, datetime(2026, 3, 8), datetime(2026, 11, 1)),
-])
+@pytest.mark.parametrize(
+    "tz,spring,autumn",
+    [
+        (BERLIN, datetime(2026, 3, 29), datetime(2026, 10, 25)),
+        (NEW_YORK, datetime(2026, 3, 8), datetime(2026, 11, 1)),
+    ],
+)
 def test_local_days_are_23_and_25_hours_at_the_changes(tz, spring, autumn):
     for day, hours in ((spring, 23), (autumn, 25)):
         start = day.replace(tzinfo=tz).astimezone(UTC) - timedelta(days=2)
@@ -55,5 +59,7 @@ def test_the_evaluation_uses_the_configured_zone_and_names_a_bad_one():
     r0, r1 = reference_range(cfg, datetime(2026, 3, 25, 12, tzinfo=UTC))
     assert r0 == datetime(2026, 3, 24, 23, tzinfo=UTC)  # local midnight, winter time
     assert r1 == datetime(2026, 3, 31, 22, tzinfo=UTC)  # 7 local days later, summer time: 167 h
-    with pytest.raises(ConfigError, match=r"evaluation.timezone \(line 2\): .*unknown time zone 'Mars/Olympus'"):
+    with pytest.raises(
+        ConfigError, match=r"evaluation.timezone \(line 2\): .*unknown time zone 'Mars/Olympus'"
+    ):
         parse_config("evaluation:\n  timezone: Mars/Olympus\n")

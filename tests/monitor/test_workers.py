@@ -1,6 +1,7 @@
 """Pipeline worker processes (ingest.workers) against a real PostgreSQL: the same outcomes as the
 daemon's own process, failures that stop the daemon loudly, and detector states that two writers
 update without losing each other's observations."""
+
 import json
 import os
 import signal
@@ -21,7 +22,9 @@ from tests.helpers import b64, inference, label
 
 
 def _cfg(url: str, workers: int = 1):
-    return parse_config(f'store: {{kind: postgres, url: "{url}", batch_size: 100}}\ningest: {{workers: {workers}}}\n')
+    return parse_config(
+        f'store: {{kind: postgres, url: "{url}", batch_size: 100}}\ningest: {{workers: {workers}}}\n'
+    )
 
 
 @pytest.fixture
@@ -37,13 +40,25 @@ def second_pg_url(pg_server_url):
 def _batches():
     bad = inference(3)
     bad["output"]["confidence"] = 1.5
-    partial = inference(4, inputs={"image": {"data_b64": b64(b"GIF89a not an image")},
-                                   "text": {"data_b64": b64(b"some words")}})
-    first = [json.dumps(inference(1)).encode(), json.dumps(inference(2)).encode(), b"{oops",
-             json.dumps(bad).encode(), json.dumps(partial).encode()]
+    partial = inference(
+        4,
+        inputs={"image": {"data_b64": b64(b"GIF89a not an image")}, "text": {"data_b64": b64(b"some words")}},
+    )
+    first = [
+        json.dumps(inference(1)).encode(),
+        json.dumps(inference(2)).encode(),
+        b"{oops",
+        json.dumps(bad).encode(),
+        json.dumps(partial).encode(),
+    ]
     second = [json.dumps(inference(1)).encode(), json.dumps(label(2)).encode(), json.dumps(label(2)).encode()]
-    return ([RawMessage("t", f"t/0/{i}", p, "inference") for i, p in enumerate(first)],
-            [RawMessage("t", f"t/0/{5 + i}", p, "inference" if i == 0 else "label") for i, p in enumerate(second)])
+    return (
+        [RawMessage("t", f"t/0/{i}", p, "inference") for i, p in enumerate(first)],
+        [
+            RawMessage("t", f"t/0/{5 + i}", p, "inference" if i == 0 else "label")
+            for i, p in enumerate(second)
+        ],
+    )
 
 
 def test_workers_give_the_outcomes_and_rows_of_the_daemons_own_process(pg_url, second_pg_url):
@@ -54,7 +69,9 @@ def test_workers_give_the_outcomes_and_rows_of_the_daemons_own_process(pg_url, s
     expected = [pipeline.process(b) for b in _batches()]
     store.close()
 
-    workers = Workers(_cfg(second_pg_url), 1)  # one worker: the two batches in order, like the daemon's process
+    workers = Workers(
+        _cfg(second_pg_url), 1
+    )  # one worker: the two batches in order, like the daemon's process
     try:
         first, second = _batches()
         workers.submit(7, first)
@@ -67,14 +84,28 @@ def test_workers_give_the_outcomes_and_rows_of_the_daemons_own_process(pg_url, s
         workers.close()
     assert [got[7], got[8]] == expected
     statuses = [o.status for o in got[7]] + [o.status for o in got[8]]
-    assert statuses == ["stored", "stored", "dead_letter", "dead_letter", "stored", "duplicate", "stored", "duplicate"]
+    assert statuses == [
+        "stored",
+        "stored",
+        "dead_letter",
+        "dead_letter",
+        "stored",
+        "duplicate",
+        "stored",
+        "duplicate",
+    ]
     assert got[7][4].reason.startswith("partial: image: cannot decode")
 
     def rows(url):
         with psycopg.connect(url) as c:
-            return (c.execute("SELECT event_id, slice, signal_values, position FROM events ORDER BY 1").fetchall(),
-                    c.execute("SELECT event_id, label FROM labels ORDER BY 1").fetchall(),
-                    c.execute("SELECT position, reason FROM dead_letters ORDER BY 1").fetchall())
+            return (
+                c.execute(
+                    "SELECT event_id, slice, signal_values, position FROM events ORDER BY 1"
+                ).fetchall(),
+                c.execute("SELECT event_id, label FROM labels ORDER BY 1").fetchall(),
+                c.execute("SELECT position, reason FROM dead_letters ORDER BY 1").fetchall(),
+            )
+
     assert rows(second_pg_url) == rows(pg_url)
 
 
@@ -84,8 +115,11 @@ def test_a_worker_that_dies_stops_the_daemon_with_the_reason(pg_url):
     try:
         workers.submit(1, _batches()[0])  # held by the worker when it dies (or before it read it)
         os.kill(workers._procs[0].pid, signal.SIGKILL)
-        with pytest.raises(WorkerError, match=r"pipeline worker 0 exited \(exit code -9\); the batches it held were"
-                                              r" not committed"):
+        with pytest.raises(
+            WorkerError,
+            match=r"pipeline worker 0 exited \(exit code -9\); the batches it held were"
+            r" not committed",
+        ):
             workers.wait(timeout=30)
         with pytest.raises(WorkerError, match=r"pipeline worker 0 exited \(exit code -9\)"):
             workers.submit(2, _batches()[1])
@@ -106,20 +140,27 @@ def test_two_writers_update_the_detector_states_without_losing_observations(pg_u
     n = 400
     store = PostgresStore(pg_url)
     Pipeline(_cfg(pg_url), store, utcnow).process(
-        [RawMessage("seed", f"s:{i}", json.dumps(inference(i)).encode(), "inference") for i in range(n)])
+        [RawMessage("seed", f"s:{i}", json.dumps(inference(i)).encode(), "inference") for i in range(n)]
+    )
     store.close()
 
     def feed(source: str, ids: range) -> None:
         st = PostgresStore(pg_url)
         p = Pipeline(_cfg(pg_url), st, utcnow)
         for k in range(ids.start, ids.stop, 10):  # many small batches: many chances to interleave
-            p.process([RawMessage(source, f"{source}:{i}", json.dumps(label(i)).encode(), "label")
-                       for i in range(k, min(k + 10, ids.stop))])
+            p.process(
+                [
+                    RawMessage(source, f"{source}:{i}", json.dumps(label(i)).encode(), "label")
+                    for i in range(k, min(k + 10, ids.stop))
+                ]
+            )
         st.close()
 
     # different sources: their ingest counters are different rows, so nothing else serialises them
-    threads = [threading.Thread(target=feed, args=("a", range(0, n // 2))),
-               threading.Thread(target=feed, args=("b", range(n // 2, n)))]
+    threads = [
+        threading.Thread(target=feed, args=("a", range(0, n // 2))),
+        threading.Thread(target=feed, args=("b", range(n // 2, n))),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -151,18 +192,36 @@ def test_two_writers_keep_the_daily_review_budget(pg_url):
     """Two writers (here two model versions, so nothing else orders their transactions) queue
     uncertain events of one stratum at once: the stratum's daily budget holds."""
     PostgresStore(pg_url).migrate()
-    cfg = parse_config(f'store: {{kind: postgres, url: "{pg_url}"}}\n'
-                       'review: {daily_budget_per_stratum: 30, stratify_by: [device]}\n')
+    cfg = parse_config(
+        f'store: {{kind: postgres, url: "{pg_url}"}}\n'
+        "review: {daily_budget_per_stratum: 30, stratify_by: [device]}\n"
+    )
     now = datetime.now(timezone.utc)
 
     def batch(version: str, ids: range) -> list[RawMessage]:
-        return [RawMessage(version, f"{version}:{i}", json.dumps(inference(
-            i, ts=now - timedelta(hours=1), model={"name": "m", "version": version}, slice={"device": "cam"},
-            output={"label": "cat", "confidence": 0.1})).encode(), "inference") for i in ids]
+        return [
+            RawMessage(
+                version,
+                f"{version}:{i}",
+                json.dumps(
+                    inference(
+                        i,
+                        ts=now - timedelta(hours=1),
+                        model={"name": "m", "version": version},
+                        slice={"device": "cam"},
+                        output={"label": "cat", "confidence": 0.1},
+                    )
+                ).encode(),
+                "inference",
+            )
+            for i in ids
+        ]
 
     a, b = PostgresStore(pg_url), PostgresStore(pg_url)
     # the signal layout is stored first (inserting a new one would order the two transactions)
-    Pipeline(cfg, a, utcnow).process([RawMessage("0", "0:0", json.dumps(inference(999)).encode(), "inference")])
+    Pipeline(cfg, a, utcnow).process(
+        [RawMessage("0", "0:0", json.dumps(inference(999)).encode(), "inference")]
+    )
     with a.tx():  # a's batch fills the budget and is not committed yet when b's comes
         Pipeline(cfg, a, utcnow).process(batch("1", range(0, 40)))
         t = threading.Thread(target=lambda: Pipeline(cfg, b, utcnow).process(batch("2", range(40, 80))))
@@ -245,15 +304,21 @@ def test_sigterm_while_the_database_is_away_stops_workers_and_commits_nothing(tm
     via_proxy = pg_url.replace(f"{u.hostname}:{u.port or 5432}", f"127.0.0.1:{proxy.port}", 1)
     port = free_port()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f'store: {{kind: postgres, url: "{via_proxy}"}}\n'
-                   f"ingest: {{workers: 1, http: {{port: {port}}}}}\nevaluation: {{tick_s: 3600}}\n")
+    cfg.write_text(
+        f'store: {{kind: postgres, url: "{via_proxy}"}}\n'
+        f"ingest: {{workers: 1, http: {{port: {port}}}}}\nevaluation: {{tick_s: 3600}}\n"
+    )
     log = open(tmp_path / "daemon.log", "wb")
     proc = run_daemon(cfg, log)
     base = f"http://127.0.0.1:{port}"
 
     def post(ids, timeout=30):
-        req = urllib.request.Request(base + "/v1/events", data=json.dumps([inference(i) for i in ids]).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/v1/events",
+            data=json.dumps([inference(i) for i in ids]).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status
@@ -310,11 +375,13 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
     prod.flush()
     prod.close()
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f'store: {{kind: postgres, url: "{pg_url}", batch_size: 100}}\n'
-                   f"ingest:\n  workers: 2\n  http: {{enabled: false}}\n"
-                   f"  kafka: {{bootstrap_servers: ['{kafka_bootstrap}'], group_id: g-{topic}, events_topic: {topic},"
-                   f" labels_topic: {topic}-labels, max_poll_records: 100, session_timeout_ms: 6000,"
-                   f" max_poll_interval_ms: 5000}}\nevaluation: {{tick_s: 3600}}\n")
+    cfg.write_text(
+        f'store: {{kind: postgres, url: "{pg_url}", batch_size: 100}}\n'
+        f"ingest:\n  workers: 2\n  http: {{enabled: false}}\n"
+        f"  kafka: {{bootstrap_servers: ['{kafka_bootstrap}'], group_id: g-{topic}, events_topic: {topic},"
+        f" labels_topic: {topic}-labels, max_poll_records: 100, session_timeout_ms: 6000,"
+        f" max_poll_interval_ms: 5000}}\nevaluation: {{tick_s: 3600}}\n"
+    )
     PostgresStore(pg_url).migrate()
     with open(tmp_path / "daemon.log", "wb") as log:
         proc = run_daemon(cfg, log)
