@@ -288,6 +288,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     n = args.events
+    import monitor.daemon  # noqa: F401 - what a daemon has imported when it tunes its GC at start-up
     from monitor.runtime import tune_gc
 
     tune_gc(2000)  # the daemon's GC settings (for the bench's batch size), for both loops alike

@@ -49,7 +49,9 @@ def opened_store(cfg, migrate: bool = True) -> Iterator:
 def opened_pipeline(cfg, store) -> Iterator:
     """A pipeline on ``store`` (the wall clock), closed when the command is done with it."""
     from monitor.pipeline import Pipeline
+    from monitor.runtime import check_devices
 
+    check_devices(cfg)
     pipeline = Pipeline(cfg, store, now)
     try:
         yield pipeline

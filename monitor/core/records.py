@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple
 
 Status = Literal["ok", "insufficient_data"]
 AlertState = Literal["pending", "firing", "resolved", "cleared"]
-ReviewState = Literal["queued", "exported", "labelled", "expired"]
 
 ALL = "*"  # the slice of all traffic
 
@@ -94,10 +93,6 @@ class EvaluationRow:
     effect: float | None = None
     decision: int | None = None
     source: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 # The columns of ``evaluations``, in EvaluationRow's field order (``source`` is not stored).
