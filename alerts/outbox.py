@@ -40,6 +40,10 @@ def deliver_due(
         except RateLimited:
             continue
         except DeliveryError as e:
+            if e.permanent:
+                log.warning("delivery %s refused for good (%s): set aside as dead, not retried", item.id, e)
+                alerts.outbox_dead(item.id, str(e), now)
+                continue
             when = now + backoff(item.attempts, initial_s, max_s, jitter=random.random())
             log.warning(
                 "delivery %s failed (attempt %d): %s; next at %s",

@@ -19,12 +19,14 @@ class WebhookReceiver:
         self,
         secret: str | None = None,
         refuse_first: int = 0,
+        refuse_status: int = 503,
         out_path: Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         self._secret = secret.encode() if secret else None
         self.refuse_first = refuse_first
+        self.refuse_status = refuse_status
         self.out_path = out_path
         self.attempts = 0
         self.received: list[dict] = []  # accepted deliveries: payload, delivery id, signature_valid
@@ -72,7 +74,7 @@ class WebhookReceiver:
                         if recv.out_path is not None:
                             with open(recv.out_path, "a", encoding="utf-8") as fh:
                                 fh.write(json.dumps(entry, sort_keys=True) + "\n")
-                self.send_response(503 if refuse else 200)
+                self.send_response(recv.refuse_status if refuse else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

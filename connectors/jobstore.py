@@ -163,3 +163,17 @@ class SqlJobStore(BaseJobStore):
 
     def __repr__(self) -> str:
         return f"<SqlJobStore ({self.store.describe()})>"
+
+
+def forget_gone_schedules(store: SqlStore, prefix: str, gone: Callable[[str], bool]) -> list[str]:
+    """Remove the job rows under ``prefix`` whose replica (the name after it, up to '/') ``gone``
+    says is no more — a process killed before it could remove its own row; return their ids."""
+    removed = []
+    with store.db.tx() as db:
+        for (job_id,) in db.all(
+            "SELECT id FROM scheduler_jobs WHERE substr(id, 1, ?) = ?", (len(prefix), prefix)
+        ):
+            if gone(job_id[len(prefix) :].split("/", 1)[0]):
+                db.execute("DELETE FROM scheduler_jobs WHERE id = ?", (job_id,))
+                removed.append(job_id)
+    return removed

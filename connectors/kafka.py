@@ -9,6 +9,7 @@ down is retried with exponential backoff; the daemon does not crash.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from typing import Callable
@@ -66,36 +67,59 @@ class KafkaSource:
         self._to_close: dict = {}  # the latest committed end of each partition, committed again at close
         self._unsent: dict = {}  # ends to commit with the next request
         self._commit_in_flight = False
+        self._connector: threading.Thread | None = None  # makes the consumer, off the daemon's thread
+        self._ready: KafkaConsumer | None = None  # made, not yet taken by poll()
+        self._down: str | None = None  # why there is no consumer yet
+        self._closed = False
+        self._wake = threading.Event()  # set at close: the connector's backoff ends
 
-    def _connect(self) -> KafkaConsumer | None:
+    def _connect(self) -> None:
+        """Make the consumer in a thread of its own, retrying with backoff while the brokers are
+        away: the daemon's loop goes on meanwhile (HTTP ingest answers, a stop is prompt), and
+        ``health()`` says why Kafka gives nothing yet."""
         delay = self.cfg.retry_initial_s
-        while not self._should_stop():
+        while not self._should_stop() and not self._closed:
             try:
                 consumer = KafkaConsumer(**consumer_settings(self.cfg, self.max_payload_bytes))
                 consumer.subscribe(topics=sorted(self._kinds))
-                log.info(
-                    "Kafka consumer joined group %s on %s, topics %s",
-                    self.cfg.group_id,
-                    ",".join(self.cfg.bootstrap_servers),
-                    sorted(self._kinds),
-                )
-                return consumer
             except (KafkaError, OSError) as e:  # 2.x raises NoBrokersAvailable, a KafkaError
-                log.warning(
-                    "Kafka at %s not reachable (%s); retrying in %.1fs",
-                    ",".join(self.cfg.bootstrap_servers),
-                    e.__class__.__name__,
-                    delay,
+                self._down = (
+                    f"not reachable at {','.join(self.cfg.bootstrap_servers)} ({e.__class__.__name__})"
                 )
-                self._sleep(delay)
+                log.warning("Kafka %s; retrying in %.1fs", self._down, delay)
+                self._wake.wait(delay)
                 delay = min(self.cfg.retry_max_s, delay * 2)
+                continue
+            log.info(
+                "Kafka consumer joined group %s on %s, topics %s",
+                self.cfg.group_id,
+                ",".join(self.cfg.bootstrap_servers),
+                sorted(self._kinds),
+            )
+            if self._closed:
+                consumer.close(autocommit=False)
+                return
+            self._ready = consumer  # handed over: poll() takes it on the daemon's thread
+            return
+
+    def health(self) -> str | None:
+        if self._consumer is None:
+            return self._down or "connecting"
         return None
 
     def poll(self, max_records: int, timeout_s: float = 0.0) -> list[RawMessage]:
         if self._consumer is None:
-            self._consumer = self._connect()
-            if self._consumer is None:
+            if self._ready is None:
+                if self._connector is None:
+                    self._connector = threading.Thread(
+                        target=self._connect, name="modalwatch-kafka-connect", daemon=True
+                    )
+                    self._connector.start()
+                if timeout_s:
+                    self._wake.wait(timeout_s)  # the loop's idle wait, not a spin
                 return []
+            self._consumer, self._ready = self._ready, None
+            self._down = None
         try:
             batches = self._consumer.poll(
                 timeout_ms=max(1, int(timeout_s * 1000)) if timeout_s else self.cfg.poll_timeout_ms,
@@ -174,6 +198,14 @@ class KafkaSource:
                 log.info("offset commit not done (%s); it goes with the next one", response)
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._connector is not None:
+            # a connect attempt in flight ends on its own (and closes what it made): not waited for long
+            self._connector.join(2)
+        if self._ready is not None:
+            self._ready.close(autocommit=False)
+            self._ready = None
         if self._consumer is not None:
             mine = self._consumer.assignment()
             last = {tp: end for tp, end in self._to_close.items() if tp in mine}

@@ -48,7 +48,10 @@ class MediaReader:
             )
         if parts.netloc not in ("", "localhost"):
             raise MediaError(modality, f"file:// URI names host {parts.netloc!r}: only local files are read")
-        path = Path(unquote(parts.path))
+        decoded = unquote(parts.path)
+        if "\x00" in decoded:
+            raise MediaError(modality, "file:// URI path holds a NUL (%00): no file has such a name")
+        path = Path(decoded)
         if not path.is_absolute():
             raise MediaError(modality, "file:// URI path must be absolute")
         if not self.roots:

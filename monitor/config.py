@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import (
     AwareDatetime,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -47,6 +48,9 @@ class StoreConfig(_Section):
     label_wait: Duration = timedelta(days=1)
     # timescaledb only: event chunks older than this are compressed; unset: not compressed.
     compress_after: Duration | None = timedelta(days=7)
+    # `modalwatch run`: a database that refuses connections at start is tried again, with backoff,
+    # this long (a container's database may still be initialising) before the daemon gives up.
+    startup_wait: Duration = timedelta(minutes=2)
 
     @model_validator(mode="after")
     def _url_for_postgres(self) -> "StoreConfig":
@@ -55,10 +59,43 @@ class StoreConfig(_Section):
         return self
 
 
+def _yaml_switch(v: Any) -> Any:
+    return {False: "off", True: "required"}[v] if isinstance(v, bool) else v
+
+
 class HttpConfig(_Section):
+    """HTTP ingest and the daemon's endpoints. Writing endpoints (``POST /v1/events``,
+    ``/v1/labels``) take ``Authorization: Bearer <token>`` with any of ``tokens`` (from the
+    environment; several, so one can be rotated in before the other is dropped). ``auth``:
+    ``auto`` requires tokens when ``host`` binds beyond loopback, ``required`` always, ``off``
+    never (loopback only, or behind a proxy that authenticates)."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
+    # YAML reads a bare off / on as booleans: they mean off / required here
+    auth: Annotated[Literal["auto", "required", "off"], BeforeValidator(_yaml_switch)] = "auto"
+    tokens: list[SecretStr] = Field(default_factory=list)
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.auth == "required" or (self.auth == "auto" and not self.loopback)
+
+    @model_validator(mode="after")
+    def _tokens_where_required(self) -> "HttpConfig":
+        if self.enabled and self.tokens_required and not self.tokens:
+            why = "auth is required" if self.auth == "required" else f"host {self.host} binds beyond loopback"
+            raise ValueError(
+                f"ingest.http.tokens: none given, and {why} (set tokens from the environment, e.g."
+                ' ["${MODALWATCH_TOKEN}"], or auth: off behind an authenticating proxy)'
+            )
+        if any(len(t.get_secret_value()) < 16 for t in self.tokens):
+            raise ValueError("ingest.http.tokens: a token must be at least 16 characters")
+        return self
 
 
 class JsonlConfig(_Section):

@@ -20,7 +20,6 @@ import itertools
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -31,10 +30,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.outbox import deliver_due
-from connectors.jobstore import SqlJobStore
+from connectors.jobstore import SqlJobStore, forget_gone_schedules
 from monitor.core.messages import Outcome, RawMessage
 from monitor.core.ports import Sender, Source, Store
-from monitor.evaluation import Evaluator
+from monitor.evaluation import Evaluator, dead_process_of_this_host, owner_id
 from monitor.housekeeping import purge
 from monitor.notify import run_notifications
 from monitor.pipeline import Pipeline
@@ -44,12 +43,6 @@ from monitor.workers import InProcess, Workers, reconnect, store_with_retry
 log = logging.getLogger("modalwatch.daemon")
 
 EVALUATION_JOB = "modalwatch-evaluation"
-
-
-def replica_name() -> str:
-    """This replica's name in the scheduler table: ``MODALWATCH_REPLICA`` (e.g. a StatefulSet pod
-    name, stable across restarts), else host and process id (a new schedule per process)."""
-    return os.environ.get("MODALWATCH_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def evaluation_job() -> None:
@@ -102,7 +95,11 @@ class Daemon:
         }
         self._purged_at: datetime | None = None
         self._writers: InProcess | Workers | None = None  # while main_loop runs
-        self._in_flight: deque[tuple[int, Source]] = deque()  # batches handed over, not committed, poll order
+        # batches handed over, not committed, in poll order: (id, source, when handed over)
+        self._in_flight: deque[tuple[int, Source, float]] = deque()
+        self._started = False
+        self._store_trouble: str | None = None  # why the ingest connection fails, while it does
+        self._eval_trouble: str | None = None  # why the last evaluation run failed on the store
         self._finished: dict[int, list[Outcome] | None] = {}  # their outcomes, as they come
         self._batch_ids = itertools.count()
 
@@ -136,10 +133,10 @@ class Daemon:
         self.store.set_compression(self.config.store.compress_after)
         self._eval_store = self.store.sibling()
         self.evaluator.store = self._eval_store
-        scope = (
-            f"{EVALUATION_JOB}@{replica_name()}/"  # '/' ends the name: no replica's scope prefixes another's
-        )
+        scope = f"{EVALUATION_JOB}@{owner_id()}/"  # '/' ends the name: no replica's scope prefixes another's
         self._job_id = scope + "tick"
+        for gone in forget_gone_schedules(self.store, f"{EVALUATION_JOB}@", dead_process_of_this_host):
+            log.info("removed the evaluation job %s of a process of this host that is gone", gone)
         jobs = SqlJobStore(self.store.sibling(), bind={self._job_id: self.tick}, scope=scope)
         self._scheduler = BackgroundScheduler(
             jobstores={"default": jobs},
@@ -170,6 +167,7 @@ class Daemon:
                 job.next_run_time.isoformat() if job.next_run_time else "never (paused)",
             )
         self._scheduler.resume()
+        self._started = True
 
     def main_loop(self) -> None:
         max_records = self.config.store.batch_size
@@ -184,7 +182,7 @@ class Daemon:
                     if msgs:
                         busy = True
                         batch_id = next(self._batch_ids)
-                        self._in_flight.append((batch_id, src))
+                        self._in_flight.append((batch_id, src, time.monotonic()))
                         self._writers.submit(batch_id, msgs)
                     self._settle(timeout=0)
                     if self.should_exit:
@@ -232,7 +230,7 @@ class Daemon:
             done = self._writers.wait(0.5)
         self._finished.update(done)
         while self._in_flight and self._in_flight[0][0] in self._finished:
-            batch_id, src = self._in_flight.popleft()
+            batch_id, src, _ = self._in_flight.popleft()
             outcomes = self._finished.pop(batch_id)
             if outcomes is None:
                 # given up while stopping: neither it nor a later batch is committed (re-read after restart)
@@ -249,7 +247,38 @@ class Daemon:
 
     def _store(self, msgs: list[RawMessage]) -> list[Outcome] | None:
         # The database went away: keep the batch, reconnect with backoff, never crash.
-        return store_with_retry(self.pipeline.process, self.store, msgs, lambda: self.should_exit)
+        return store_with_retry(
+            self.pipeline.process,
+            self.store,
+            msgs,
+            lambda: self.should_exit,
+            trouble=self._note_store_trouble,
+        )
+
+    def _note_store_trouble(self, why: str | None) -> None:
+        self._store_trouble = why
+
+    STALL_S = 30.0  # a batch not stored this long makes the daemon not ready
+
+    def readiness(self) -> list[str]:
+        """Why the daemon cannot take traffic now (empty: it can): still starting, a source down
+        (Kafka not reachable), the store unreachable, or batches not stored for a while (workers
+        retrying against a database that is away). Answered by ``GET /readyz``, from any thread."""
+        reasons = [] if self._started else ["starting"]
+        for src in self.sources:
+            health = getattr(src, "health", None)
+            why = health() if health is not None else None
+            if why:
+                reasons.append(f"{src.name}: {why}")
+        for why in (self._store_trouble, self._eval_trouble):
+            if why:
+                reasons.append(f"store: {why}")
+        in_flight = list(self._in_flight)
+        if in_flight and time.monotonic() - in_flight[0][2] > self.STALL_S:
+            reasons.append(
+                f"ingest: a batch handed over {time.monotonic() - in_flight[0][2]:.0f} s ago is not stored"
+            )
+        return reasons
 
     def _committed(self, src: Source, outcomes: list[Outcome]) -> None:
         src.commit(outcomes)  # after the store: at least once, never lost
@@ -267,6 +296,7 @@ class Daemon:
         with self._tick_lock:
             try:
                 self._tick_once(store)
+                self._eval_trouble = None
             except _Stopping:
                 log.info("evaluation stopped between vintages: the daemon is stopping")
             except store.transient_errors as e:
@@ -276,6 +306,7 @@ class Daemon:
                     type(e).__name__,
                     str(e).splitlines()[0] if str(e) else "",
                 )
+                self._eval_trouble = f"{store.describe()} unreachable ({type(e).__name__})"
                 reconnect(store)
             except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
                 # (the store's transaction was rolled back on the way out of ``tx()``)

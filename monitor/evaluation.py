@@ -43,7 +43,24 @@ log = logging.getLogger("modalwatch.evaluation")
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a claim: the replica's name (``MODALWATCH_REPLICA``, stable across restarts, so a
+    restarted replica takes its own claims back at once), else this host and process."""
+    return os.environ.get("MODALWATCH_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def dead_process_of_this_host(holder: str) -> bool:
+    """Whether ``holder`` (an owner ``host:pid``) was a process of this host that is gone: its
+    claims need not wait for their expiry."""
+    host, sep, pid = holder.rpartition(":")
+    if not sep or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def seed_of(key: RunKey) -> int:
@@ -58,11 +75,34 @@ def compute(
     checks: Sequence[Check], summaries: dict[str, Any], inputs: EvaluationInput, fdr: float
 ) -> list[EvaluationRow]:
     """The checks' rows for one window (each check, in order, sees the rows of those before it),
-    with Benjamini–Hochberg applied within each declared test family. Pure."""
+    with Benjamini–Hochberg applied within each declared test family. A check that raises gives
+    one ``error`` row naming the exception instead of its rows (logged with its traceback): the
+    window is evaluated, its other checks stand, and no rule reads the error row — one event or
+    one bug does not stop the schedule."""
     rows: list[EvaluationRow] = []
     for check in checks:
         inputs.rows = rows
-        rows = rows + check.run(summaries.get(check.name), inputs)
+        try:
+            rows = rows + check.run(summaries.get(check.name), inputs)
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            log.exception(
+                "check %s failed on %s %s, window from %s",
+                check.name,
+                inputs.key.model_name,
+                inputs.key.model_version,
+                inputs.key.window_start.isoformat(),
+            )
+            rows = rows + [
+                inputs.row(
+                    slice=ALL,
+                    detector=check.name,
+                    metric=check.metrics[0],
+                    signal="",
+                    variant=f"failed_{type(e).__name__}",
+                    status="error",
+                    value=None,
+                )
+            ]
     return control_false_discoveries(rows, checks, fdr)
 
 
@@ -166,7 +206,7 @@ class Evaluator:
         forward in window order and an old window must not re-open or re-resolve a later state."""
         now = self.clock()
         if not force and not self.store.evaluations.claim(
-            key, window_end, self.owner, now, self.config.evaluation.claim_expiry
+            key, window_end, self.owner, now, self.config.evaluation.claim_expiry, orphaned=self._orphaned
         ):
             return None
         rows = self.compute(key, window_end)
@@ -200,6 +240,12 @@ class Evaluator:
             len(rows),
         )
         return rows
+
+    def _orphaned(self, holder: str) -> bool:
+        if dead_process_of_this_host(holder):
+            log.info("taking over a claim of %s, a process of this host that is gone", holder)
+            return True
+        return False
 
     def compute(self, key: RunKey, window_end: datetime) -> list[EvaluationRow]:
         """One window's rows: stages 1 and 2 (read, then the checks and Benjamini–Hochberg), not

@@ -83,8 +83,9 @@ def _expire_orphan_labels(config, store, now: datetime) -> int:
                         },
                         separators=(",", ":"),
                         ensure_ascii=False,
-                    ),
+                    ).encode(),
                     now,
+                    "label",
                 )
                 for r in orphans
             ]

@@ -7,6 +7,7 @@ callers. Every failure is a ``MediaError`` whose message names the modality and 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from monitor.core.errors import MediaError
+
+log = logging.getLogger("modalwatch.media")
 
 MAX_PIXELS = 64_000_000  # a decompression bomb is refused before it is decoded
 MAX_AUDIO_SECONDS = 3600.0
@@ -223,6 +226,12 @@ def measure_event(
                     )
             except MediaError as e:
                 failures.append((modality, str(e)))
+                continue
+            except Exception as e:  # noqa: BLE001 - hostile media must not stop the batch: its event is told why
+                log.warning(
+                    "measuring %s of event %s failed unexpectedly", modality, event.event_id, exc_info=True
+                )
+                failures.append((modality, f"{modality}: cannot be measured ({type(e).__name__})"))
                 continue
         signals.update((f"{modality}.{k}", storable(v)) for k, v in values.items())
         present.add(modality)

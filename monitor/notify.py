@@ -20,10 +20,10 @@ from alerts.routing import build_routes, plan
 def run_notifications(config, store, now: datetime) -> int:
     """Returns the number of notifications written to the outbox."""
     acfg = config.alerts
-    receivers = {w.name: receiver_for(w) for w in acfg.webhooks}
+    receivers = {w.name: receiver_for(w) for w in acfg.webhooks if w.enabled}
     if not receivers:
         return 0
-    root = build_routes(acfg.route, list(receivers))
+    root = build_routes(acfg.route, [w.name for w in acfg.webhooks])
     alerts = store.alerts
     with store.tx():
         alerts.lock()
@@ -31,7 +31,9 @@ def run_notifications(config, store, now: datetime) -> int:
         told = {fp for st in states.values() for fp in st.notified}
         p = plan(root, alerts.to_notify(told), states, alerts.silences(active_at=now), acfg.inhibit, now)
         for n in p.notifications:
-            receiver = receivers[n.receiver]
+            receiver = receivers.get(n.receiver)
+            if receiver is None:  # disabled in this deployment
+                continue
             if n.status == "resolved" and not receiver.config.send_resolved:
                 continue
             for dedup_key, payload in receiver.outbox_entries(n, acfg.external_url):

@@ -6,13 +6,14 @@ nothing) or a dead letter with its reason and source position.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Callable
 
 from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 
 from monitor.checks.online import OnlineErrorRate
 from monitor.core.events import InferenceEvent, LabelEvent, kind_of
@@ -29,47 +30,79 @@ class Rejected(ValueError):
     pass
 
 
-_VALIDATE_INFERENCE = InferenceEvent.__pydantic_validator__.validate_json
-_VALIDATE_LABEL = LabelEvent.__pydantic_validator__.validate_json
+_VALIDATE = {
+    "inference": InferenceEvent.__pydantic_validator__.validate_json,
+    "label": LabelEvent.__pydantic_validator__.validate_json,
+}
+_NUL_ESCAPE = b"\\u0000"
 
 
 def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEvent:
-    """The event in ``msg``, or ``Rejected`` with a reason a producer can act on."""
+    """The event in ``msg``, or ``Rejected`` with a reason a producer can act on.
+
+    Whatever the bytes hold, the answer is an event or ``Rejected``: JSON is parsed by
+    pydantic-core, whose parser bounds nesting depth and number size itself (a deeply nested
+    object or a 5,000-digit number is malformed JSON here, not a crash), and validated in strict
+    mode, as the JSON Schema says (``"0.9"`` is not a confidence, nor ``1700000000`` a time)."""
     if msg.error:
         raise Rejected(msg.error)
-    if msg.payload is None or len(msg.payload) > max_payload_bytes:
-        size = 0 if msg.payload is None else len(msg.payload)
+    payload = msg.payload
+    if payload is None or len(payload) > max_payload_bytes:
+        size = 0 if payload is None else len(payload)
         raise Rejected(f"payload too large: {size} bytes > ingest.max_payload_bytes={max_payload_bytes}")
-    if msg.kind is not None:
-        # The topic or path says the kind: validate straight from bytes (no Python-level JSON).
+    kind = msg.kind
+    if kind is None:  # a JSONL line: its content says the kind
         try:
-            # the model's validator itself: what model_validate_json calls, without its Python frame
-            ev = (_VALIDATE_INFERENCE if msg.kind == "inference" else _VALIDATE_LABEL)(msg.payload)
-        except ValidationError as e:
-            errors = e.errors()
-            if any(err["type"] == "json_invalid" for err in errors):
-                raise Rejected(f"malformed JSON: {errors[0]['msg']}") from None
-            sent = next((err["input"] for err in errors if err["loc"] == ("type",)), None)
-            if sent is not None:
-                raise Rejected(f"a {sent!r} event was sent where {msg.kind!r} events go") from None
-            raise Rejected("schema violation: " + _explain(e)) from None
-    else:
-        try:
-            obj = json.loads(msg.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            obj = from_json(payload)
+        except ValueError as e:
             raise Rejected(f"malformed JSON: {e}") from None
         if not isinstance(obj, dict):
-            raise Rejected(f"an event must be a JSON object, got {type(obj).__name__}")
+            raise Rejected(f"an event must be a JSON object, got {_json_type(obj)}")
         try:
             kind = kind_of(obj)
         except ValueError as e:
             raise Rejected(str(e)) from None
-        model = InferenceEvent if kind == "inference" else LabelEvent
-        try:
-            ev = model.model_validate(obj)
-        except ValidationError as e:
-            raise Rejected("schema violation: " + _explain(e)) from None
-    return ev
+    if _NUL_ESCAPE in payload and _holds_nul(payload):
+        raise Rejected("a string holds U+0000 (NUL), which text columns cannot store: remove it")
+    try:
+        return _VALIDATE[kind](payload)
+    except ValidationError as e:
+        errors = e.errors()
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise Rejected(f"malformed JSON: {errors[0]['msg']}") from None
+        sent = next((err["input"] for err in errors if err["loc"] == ("type",)), None)
+        if sent is not None and msg.kind is not None:
+            raise Rejected(f"a {printable(sent)!r} event was sent where {msg.kind!r} events go") from None
+        raise Rejected("schema violation: " + _explain(e)) from None
+
+
+def _json_type(obj) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(obj), "a number"
+    )
+
+
+def _holds_nul(payload: bytes) -> bool:
+    """Whether JSON text holds an escaped U+0000 (a raw NUL byte is not JSON at all): an escape
+    counts unless its backslash is itself escaped (preceded by an odd run of backslashes)."""
+    i = payload.find(_NUL_ESCAPE)
+    while i >= 0:
+        j = i
+        while j > 0 and payload[j - 1] == 0x5C:
+            j -= 1
+        if (i - j) % 2 == 0:
+            return True
+        i = payload.find(_NUL_ESCAPE, i + 1)
+    return False
+
+
+def printable(text) -> str:
+    """``text`` for a reason or a log line: control characters escaped (a NUL cannot be stored),
+    capped."""
+    s = str(text)
+    if not s.isprintable():
+        s = s.encode("unicode_escape").decode("ascii")
+    return s if len(s) <= 200 else s[:200] + "…"
 
 
 def _ahead(d) -> str:
@@ -80,30 +113,46 @@ def _ahead(d) -> str:
 def _explain(e: ValidationError, limit: int = 5) -> str:
     parts = []
     for err in e.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(event)"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(printable(p) for p in err["loc"]) or "(event)"
+        parts.append(f"{loc}: {printable(err['msg'])}")
     more = e.error_count() - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def scrub_payload(payload: bytes | None) -> str | None:
-    """The payload as kept in dead letters: raw media removed (promise 1), size-capped."""
+def scrub_payload(payload: bytes | None) -> bytes | None:
+    """The payload as kept in dead letters: its own bytes (a replay reads them again), raw media
+    cut out (promise 1) — inline base64 and a URI of another scheme than ``file`` (a ``data:`` URI
+    is the media itself) become a note with their size or a hash —, size-capped. A payload that
+    cannot be parsed and may hold media is not kept."""
     if payload is None or len(payload) > DEAD_LETTER_PAYLOAD_MAX:
         return None
-    text = payload.decode("utf-8", errors="replace")
     try:
-        obj = json.loads(text)
+        obj = from_json(payload)
     except ValueError:
-        # Unparseable: the media inside cannot be cut out, so a payload that may hold some is not kept.
-        return None if "data_b64" in text else text
-    if isinstance(obj, dict) and isinstance(obj.get("inputs"), dict):
-        for inp in obj["inputs"].values():
-            if isinstance(inp, dict) and "data_b64" in inp:
-                size = len(str(inp["data_b64"]))
-                inp["data_b64"] = None
-                inp["_modalwatch_dropped"] = f"inline media of {size} base64 characters was not kept"
-        return json.dumps(obj, separators=(",", ":"))
-    return text
+        return None if (b"data_b64" in payload or b";base64," in payload) else payload
+    inputs = obj.get("inputs") if isinstance(obj, dict) else None
+    cut = False
+    for inp in inputs.values() if isinstance(inputs, dict) else ():
+        if not isinstance(inp, dict):
+            continue
+        if "data_b64" in inp:
+            inp["_modalwatch_dropped"] = (
+                f"inline media of {len(str(inp['data_b64']))} base64 characters was not kept"
+            )
+            inp["data_b64"] = None
+            cut = True
+        uri = inp.get("uri")
+        if isinstance(uri, str) and not uri.startswith("file:"):
+            inp["uri"] = uri_stand_in(uri)
+            cut = True
+    return to_json(obj) if cut else payload
+
+
+def uri_stand_in(uri: str) -> str:
+    """What is kept of a URI modalwatch does not read: its scheme and a hash, never its body (a
+    ``data:`` URI is the media itself)."""
+    scheme = uri.split(":", 1)[0][:32] if ":" in uri else ""
+    return f"{printable(scheme) or 'no-scheme'}:sha256:{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
 
 
 def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> EventRow:
@@ -124,7 +173,12 @@ def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> 
         position,
         now,
         # where the media came from (never the media): a review task points the reviewer there
-        {mod: inp.uri for mod, inp in ev.inputs.items() if inp.uri} or None,
+        {
+            mod: inp.uri if inp.uri.startswith("file:") else uri_stand_in(inp.uri)
+            for mod, inp in ev.inputs.items()
+            if inp.uri
+        }
+        or None,
     )
 
 
@@ -232,7 +286,9 @@ class Pipeline:
                     )
             except Rejected as e:
                 reason = str(e)
-                dead.append(DeadLetter(msg.source, msg.position, reason, scrub_payload(msg.payload), now))
+                dead.append(
+                    DeadLetter(msg.source, msg.position, reason, scrub_payload(msg.payload), now, msg.kind)
+                )
                 outcomes[msg.position] = Outcome(msg.position, "dead_letter", reason)
                 continue
             (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
@@ -249,7 +305,9 @@ class Pipeline:
                     msg = by_position[p]
                     if not keep_partial:
                         reason = "; ".join(r for _, r in m.failures) + " (media.keep_partial_events is false)"
-                        dead.append(DeadLetter(msg.source, p, reason, scrub_payload(msg.payload), now))
+                        dead.append(
+                            DeadLetter(msg.source, p, reason, scrub_payload(msg.payload), now, msg.kind)
+                        )
                         outcomes[p] = Outcome(p, "dead_letter", reason)
                         continue
                     for modality, reason in m.failures:
@@ -260,6 +318,7 @@ class Pipeline:
                                 f"{reason} (event {e.event_id} kept without it)",
                                 scrub_payload(msg.payload),
                                 now,
+                                msg.kind,
                             )
                         )
                     partial[p] = "partial: " + "; ".join(r for _, r in m.failures)
@@ -272,10 +331,16 @@ class Pipeline:
             new_labels = store.events.insert_labels(
                 [LabelRow(e.event_id, e.label, e.source, e.ts, p, now) for p, e in labels]
             )
-            store.ops.insert_dead_letters(dead)
-            received = Counter(m.source for m in messages)
-            dead_at = {d.position for d in dead}  # whole messages, not a lost modality
-            rejected = Counter(m.source for m in messages if m.position in dead_at) if dead else Counter()
+            new_dead = store.ops.insert_dead_letters(dead)  # (source, position) of the letters new now
+            # the health counters count a message once — the first time it is stored or
+            # dead-lettered, not again when a source re-reads it after a restart — so a crash
+            # cannot double them (a modality's letter, at <position>#<modality>, is not a message)
+            first = {p for p, stored in _first_stored(events, new_events) if stored}
+            first |= {p for p, stored in _first_stored(labels, new_labels) if stored}
+            received = Counter(
+                m.source for m in messages if m.position in first or (m.source, m.position) in new_dead
+            )
+            rejected = Counter(m.source for m in messages if (m.source, m.position) in new_dead)
             store.ops.count_ingest(
                 now.replace(second=0, microsecond=0), {k: (n, rejected[k]) for k, n in received.items()}
             )

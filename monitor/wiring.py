@@ -10,13 +10,17 @@ from monitor.core.ports import Sender, Source
 
 def build_senders(config) -> dict[str, Sender]:
     """One sender per receiver of ``alerts.webhooks``, by name (each kind builds its own)."""
-    return {w.name: receiver_for(w).sender() for w in config.alerts.webhooks}
+    return {w.name: receiver_for(w).sender() for w in config.alerts.webhooks if w.enabled}
 
 
 def build_sources(
-    config, should_stop: Callable[[], bool] = lambda: False, status: Callable[[], dict] | None = None
+    config,
+    should_stop: Callable[[], bool] = lambda: False,
+    status: Callable[[], dict] | None = None,
+    ready: Callable[[], list[str]] | None = None,
 ) -> list[Source]:
-    """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters)."""
+    """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters),
+    ``ready`` ``GET /readyz`` (why the daemon cannot take traffic, if it cannot)."""
     ing = config.ingest
     sources: list[Source] = []
     if ing.kafka is not None:
@@ -26,7 +30,11 @@ def build_sources(
     if ing.http.enabled:
         from connectors.http import HttpSource
 
-        sources.append(HttpSource(ing.http.host, ing.http.port, ing.max_payload_bytes, status=status))
+        http = ing.http
+        tokens = [t.get_secret_value() for t in http.tokens] if http.auth != "off" else []
+        sources.append(
+            HttpSource(http.host, http.port, ing.max_payload_bytes, status=status, tokens=tokens, ready=ready)
+        )
     if ing.jsonl.paths:
         from connectors.jsonl import JsonlSource
 

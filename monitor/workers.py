@@ -55,15 +55,20 @@ def store_with_retry(
     msgs: list[RawMessage],
     stopping: Callable[[], bool],
     sleep: Callable[[float], object] = time.sleep,
+    trouble: Callable[[str | None], None] = lambda why: None,
 ) -> list[Outcome] | None:
     """``process(msgs)``, retried with backoff while the database is away; None when asked to stop
     first (the source is then not committed, so nothing is lost: at least once). ``sleep`` waits
-    between attempts (a worker's wakes up when the daemon stops)."""
+    between attempts (a worker's wakes up when the daemon stops); ``trouble`` is told why the
+    store fails, and None once it works again (the daemon's readiness)."""
     delay = 0.5
     while True:
         try:
-            return process(msgs)
+            outcomes = process(msgs)
+            trouble(None)
+            return outcomes
         except store.transient_errors as e:
+            trouble(f"{store.describe()} unreachable ({type(e).__name__})")
             log.warning(
                 "store %s failed (%s: %s); retrying the batch in %.1fs",
                 store.describe(),

@@ -12,11 +12,12 @@ import collections
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from typing import Callable, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from monitor.core.errors import DeliveryError, RateLimited
 from monitor.core.records import AlertRecord
@@ -31,9 +32,27 @@ class ReceiverConfig(Section):
     name: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     kind: str
     url: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: SecretStr | None) -> SecretStr | None:
+        """An http(s) URL with a host — checked here so that a typo never reaches a request (whose
+        error would carry the URL, and the secret in its path, into a log)."""
+        if v is not None:
+            parts = urllib.parse.urlsplit(v.get_secret_value())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    "url must be an http:// or https:// URL with a host (the value is not shown: it"
+                    " may hold a secret)"
+                )
+        return v
+
     timeout_s: float = Field(5.0, gt=0)
     max_per_minute: int = Field(60, ge=1)  # rate limit: beyond it, notifications wait in the outbox
     send_resolved: bool = True
+    # false: configured but told nothing (a receiver whose URL or key is not set in this
+    # deployment, e.g. enabled: ${MODALWATCH_SLACK_ENABLED:-false})
+    enabled: bool = True
 
 
 class UrlReceiverConfig(ReceiverConfig):
@@ -82,12 +101,16 @@ class HttpSender:
             "Idempotency-Key": delivery_id,
             **extra,
         }
-        req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
         try:
+            req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 resp.read()
         except urllib.error.HTTPError as e:
-            raise DeliveryError(f"{self.name}: HTTP {e.code}") from None
+            # 4xx is the receiver saying no to this request (408 timeout and 429 too many: later)
+            permanent = 400 <= e.code < 500 and e.code not in (408, 425, 429)
+            raise DeliveryError(f"{self.name}: HTTP {e.code}", permanent=permanent) from None
+        except ValueError:  # never the URL in the message: it may hold the credential
+            raise DeliveryError(f"{self.name}: the receiver's URL cannot be used", permanent=True) from None
         except (urllib.error.URLError, OSError) as e:
             raise DeliveryError(f"{self.name}: {getattr(e, 'reason', e)}") from None
 

@@ -195,6 +195,14 @@ class AlertRepository:
             (self.db.dialect.ts(now), outbox_id),
         )
 
+    def outbox_dead(self, outbox_id: int, error: str, now: datetime) -> None:
+        """The receiver refused it for good: kept, with the reason, and no longer attempted."""
+        self.db.execute(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?, delivered_at = ?"
+            " WHERE id = ?",
+            (error[:500], self.db.dialect.ts(now), outbox_id),
+        )
+
     def outbox_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
         self.db.execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -30,10 +30,19 @@ class EvaluationRepository:
 
     _WHERE_KEY = "model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start = ?"
 
-    def claim(self, key: RunKey, window_end: datetime, owner: str, now: datetime, expire: timedelta) -> bool:
-        """Claim ``key`` for ``owner``; True if it is ours to evaluate: new, an expired claim, or
-        an unfinished claim of ``owner``'s own (its run failed, e.g. the database went away, and
-        is retried at once rather than after the expiry)."""
+    def claim(
+        self,
+        key: RunKey,
+        window_end: datetime,
+        owner: str,
+        now: datetime,
+        expire: timedelta,
+        orphaned: Callable[[str], bool] = lambda holder: False,
+    ) -> bool:
+        """Claim ``key`` for ``owner``; True if it is ours to evaluate: new, an expired claim, an
+        unfinished claim of ``owner``'s own (its run failed, e.g. the database went away, or this
+        replica restarted under the same name: retried at once rather than after the expiry), or
+        one whose holder ``orphaned`` says is gone (a process of this host that died)."""
         d = self.db.dialect
         with self.db.tx():
             row = self.db.all(
@@ -50,7 +59,9 @@ class EvaluationRepository:
                 )
                 return cur.rowcount == 1
             claimed_by, claimed_at, finished_at = row[0]
-            if finished_at is not None or (claimed_by != owner and d.ts_out(claimed_at) + expire > now):
+            if finished_at is not None or (
+                claimed_by != owner and d.ts_out(claimed_at) + expire > now and not orphaned(claimed_by)
+            ):
                 return False
             self.db.execute(
                 f"UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE {self._WHERE_KEY}",

@@ -15,24 +15,53 @@ class OperationsRepository:
         self.db = db
 
     # -- dead letters --------------------------------------------------------------------------
-    def insert_dead_letters(self, rows: Sequence[DeadLetter]) -> None:
+    def insert_dead_letters(self, rows: Sequence[DeadLetter]) -> set[tuple[str, str]]:
+        """Store the dead letters not stored yet (a re-read message is one letter, not two);
+        return the (source, position) of those that are new."""
+        if not rows:
+            return set()
         ts = self.db.dialect.ts
-        self.db.many(
-            "INSERT INTO dead_letters (source, position, reason, payload, received_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (source, position) DO NOTHING",
-            [(r.source, r.position, r.reason, r.payload, ts(r.received_at)) for r in rows],
-        )
+        with self.db.tx():
+            known: set[tuple[str, str]] = set()
+            by_source: dict[str, set[str]] = {}
+            for r in rows:
+                by_source.setdefault(r.source, set()).add(r.position)
+            for src, positions in by_source.items():  # (source, position) is the letters' unique key
+                for cond, params in self.db.where_in("position", positions):
+                    known.update(
+                        (src, p)
+                        for (p,) in self.db.all(
+                            f"SELECT position FROM dead_letters WHERE source = ? AND {cond}", [src, *params]
+                        )
+                    )
+            self.db.many(
+                "INSERT INTO dead_letters (source, position, reason, raw, kind, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, position) DO NOTHING",
+                [(r.source, r.position, r.reason, r.payload, r.kind, ts(r.received_at)) for r in rows],
+            )
+        return {(r.source, r.position) for r in rows} - known
 
     def dead_letters(self, include_replayed: bool = False, limit: int = 1000) -> list[DeadLetter]:
         ts_out = self.db.dialect.ts_out
         where = "" if include_replayed else " WHERE replayed_at IS NULL"
         rows = self.db.all(
-            f"SELECT id, source, position, reason, payload, received_at, replayed_at FROM dead_letters"
-            f"{where} ORDER BY id LIMIT ?",
+            "SELECT id, source, position, reason, raw, payload, kind, received_at, replayed_at"
+            f" FROM dead_letters{where} ORDER BY id LIMIT ?",
             (limit,),
         )
+        # ``payload`` holds the text of dead letters stored before migration 0009
         return [
-            DeadLetter(r[1], r[2], r[3], r[4], ts_out(r[5]), id=r[0], replayed_at=ts_out(r[6])) for r in rows
+            DeadLetter(
+                r[1],
+                r[2],
+                r[3],
+                bytes(r[4]) if r[4] is not None else r[5] and r[5].encode(),
+                ts_out(r[7]),
+                r[6],
+                id=r[0],
+                replayed_at=ts_out(r[8]),
+            )
+            for r in rows
         ]
 
     def mark_replayed(self, ids: Iterable[int], at: datetime) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 from pydantic import Field
@@ -30,7 +31,14 @@ class EmbeddingDrift(Check):
     config: EmbeddingDriftConfig
 
     def summarise(self, reference: WindowView, embeddings) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v, dtype=float) for k, v in embeddings.items()}
+        """Per name, the reference's vectors of its most common dimension (an event whose vector
+        has another length is left out: one producer's mistake does not stop the check)."""
+        out = {}
+        for name, vecs in embeddings.items():
+            dims = Counter(len(v) for v in vecs)
+            dim = max(sorted(dims), key=dims.__getitem__)
+            out[name] = np.asarray([v for v in vecs if len(v) == dim], dtype=float)
+        return out
 
     def reads(self, summary: dict[str, np.ndarray]) -> frozenset:
         # a reference without embeddings: the window's are not read (a scan of its events)
@@ -42,16 +50,15 @@ class EmbeddingDrift(Check):
         c = self.config
         rows = []
         for name, ref_emb in sorted(summary.items()):
+            dim = ref_emb.shape[1]
             vecs = inputs.embeddings.get(name, [])
-            win_emb = np.asarray(vecs, dtype=float) if vecs else np.zeros((0, ref_emb.shape[1]))
-            if win_emb.ndim != 2 or win_emb.shape[1] != ref_emb.shape[1]:
+            same = [v for v in vecs if len(v) == dim]
+            win_emb = np.asarray(same, dtype=float) if same else np.zeros((0, dim))
+            left_out = len(vecs) - len(same)
+            if left_out and not same:
                 log.warning(
-                    "embedding %r changed dimension (%s → %s): not tested",
-                    name,
-                    ref_emb.shape[1:],
-                    win_emb.shape[1:],
+                    "embedding %r: no vector of the reference's dimension %d in the window", name, dim
                 )
-                continue
             r = mmd_test(
                 ref_emb,
                 win_emb,
@@ -66,7 +73,8 @@ class EmbeddingDrift(Check):
                     detector="mmd",
                     metric="mmd",
                     signal=f"embedding.{name}",
-                    variant=r.variant,
+                    # vectors of another length than the reference's are left out, and said so
+                    variant=r.variant + (f"_without_{left_out}_of_another_dimension" if left_out else ""),
                     status=r.status,
                     value=finite(r.mmd2),
                     n=r.n,

@@ -32,11 +32,17 @@ def now() -> datetime:
 
 
 @contextmanager
-def opened_store(cfg, migrate: bool = True) -> Iterator:
-    """The config's store, migrated, closed when the command ends — however it ends."""
+def opened_store(cfg, migrate: bool = True, wait: bool = False) -> Iterator:
+    """The config's store, migrated, closed when the command ends — however it ends. With
+    ``wait`` (the daemon), a database that refuses connections at start is tried again with
+    backoff for up to ``store.startup_wait`` (a container's database may still be initialising)."""
     from connectors.stores import open_store
 
-    store = open_store(cfg.store)
+    store = (
+        _with_backoff(lambda: open_store(cfg.store), cfg.store.startup_wait)
+        if wait
+        else open_store(cfg.store)
+    )
     try:
         if migrate:
             store.migrate()
@@ -57,6 +63,29 @@ def opened_pipeline(cfg, store) -> Iterator:
         yield pipeline
     finally:
         pipeline.close()
+
+
+def _with_backoff(connect, patience):
+    """``connect()``, again after each failure to reach the database, with doubling waits, until
+    ``patience`` is spent (then the last error is raised)."""
+    import logging
+    import time
+
+    log = logging.getLogger("modalwatch.cli")
+    deadline = time.monotonic() + patience.total_seconds()
+    delay = 0.5
+    while True:
+        try:
+            return connect()
+        except Exception as e:  # noqa: BLE001 - only a database's own errors are retried
+            if (
+                type(e).__module__.split(".")[0] not in ("psycopg", "sqlite3")
+                or time.monotonic() + delay > deadline
+            ):
+                raise
+            log.warning("the store is not reachable yet (%s); trying again in %.1fs", type(e).__name__, delay)
+            time.sleep(delay)
+            delay = min(10.0, delay * 2)
 
 
 def progress(done: int, total: int) -> None:

@@ -9,12 +9,13 @@ def cmd_run(args, cfg) -> int:
     from monitor.daemon import Daemon
     from monitor.wiring import build_senders, build_sources
 
-    with opened_store(cfg) as store:
+    with opened_store(cfg, wait=True) as store:
         daemon: Daemon | None = None
         sources = build_sources(
             cfg,
             should_stop=lambda: daemon is not None and daemon.should_exit,
             status=lambda: dict(daemon.stats) if daemon else {},
+            ready=lambda: daemon.readiness() if daemon else ["starting"],
         )
         daemon = Daemon(cfg, sources, store, build_senders(cfg))
         daemon.install_signal_handlers()

@@ -19,8 +19,10 @@ def cmd_dlq(args, cfg) -> int:
                     "received_at": r.received_at.isoformat(),
                     "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
                 }
-                if args.payload:
-                    row["payload"] = r.payload
+                if args.payload:  # its bytes as text (invalid UTF-8 shown as U+FFFD; replay reads the bytes)
+                    row["payload"] = (
+                        None if r.payload is None else r.payload.decode("utf-8", errors="replace")
+                    )
                 print(
                     json.dumps(row) if args.json else f"{r.id:>6} {r.source:<8} {r.position:<40} {r.reason}"
                 )
@@ -29,9 +31,12 @@ def cmd_dlq(args, cfg) -> int:
 
         with opened_pipeline(cfg, store) as pipeline:
             done = replay_dead_letters(pipeline, set(args.id or []), now())
-    for dl_id, reason in done.still_rejected:
-        print(f"{dl_id}: still rejected: {reason}")
-    print(f"replayed {len(done.replayed)} of {done.total} dead letter(s)")
+    for dl_id, status, reason in done.outcomes:
+        print(
+            f"{dl_id}: {'still rejected' if status == 'dead_letter' else status}"
+            f"{': ' + reason if reason else ''}"
+        )
+    print(f"replayed {len(done.replayed)} of {len(done.outcomes)} dead letter(s)")
     return 0
 
 

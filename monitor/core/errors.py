@@ -13,7 +13,13 @@ class MediaError(ValueError):
 
 
 class DeliveryError(OSError):
-    """A receiver did not take a notification; the outbox retries it with backoff."""
+    """A receiver did not take a notification; the outbox retries it with backoff — unless
+    ``permanent`` (the receiver refused it for good, e.g. HTTP 400/401/403/404): then the entry is
+    set aside as dead, with the reason, instead of being retried for ever."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class RateLimited(Exception):

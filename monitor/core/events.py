@@ -23,7 +23,10 @@ NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    """Strict as the JSON Schema says: no coercion (``"0.9"`` is not a number, ``true`` not a
+    confidence, ``"yes"`` not a boolean, a Unix number not a time), no unknown keys, no NaN."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
 
 class ModelRef(_Strict):
@@ -115,7 +118,7 @@ class InferenceEvent(_Strict):
     model: ModelRef
     slice: dict[NonEmpty, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
     inputs: dict[Modality, ModalityInput] = Field(default_factory=dict)
-    embeddings: dict[NonEmpty, list[float]] | None = None
+    embeddings: dict[NonEmpty, Annotated[list[float], Field(min_length=1)]] | None = None
     output: Output
 
     @property

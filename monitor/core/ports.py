@@ -174,6 +174,8 @@ class AlertStore(Protocol):
 
     def outbox_failed(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None: ...
 
+    def outbox_dead(self, outbox_id: int, error: str, now: datetime) -> None: ...
+
 
 class ReviewStore(Protocol):
     """The review queue: an event is queued once, whatever the reason."""
@@ -197,7 +199,7 @@ class OperationsStore(Protocol):
     """Dead letters, ingest tallies, online detector states and findings, counts.
     ``lock_shared_state`` (inside a transaction) holds the states writers read and write back."""
 
-    def insert_dead_letters(self, rows: Sequence[DeadLetter]) -> None: ...
+    def insert_dead_letters(self, rows: Sequence[DeadLetter]) -> set[tuple[str, str]]: ...
 
     def dead_letters(self, include_replayed: bool = False, limit: int = 1000) -> list[DeadLetter]: ...
 

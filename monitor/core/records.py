@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-Status = Literal["ok", "insufficient_data"]
+Status = Literal["ok", "insufficient_data", "error"]
 AlertState = Literal["pending", "firing", "resolved", "cleared"]
 
 ALL = "*"  # the slice of all traffic
@@ -49,13 +49,16 @@ class LabelRow(NamedTuple):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A rejected message: its reason, source position and payload (raw media cut out, capped)."""
+    """A rejected message: its reason, source position, its own bytes (raw media cut out, capped;
+    None when they could not be kept) and the kind its source said (None: the content says), so a
+    replay reads it as it came."""
 
     source: str
     position: str
     reason: str
-    payload: str | None
+    payload: bytes | None
     received_at: datetime
+    kind: str | None = None
     id: int | None = None  # set once stored
     replayed_at: datetime | None = None
 
@@ -65,7 +68,8 @@ class EvaluationRow:
     """One detector on one window for one slice: the statistic in ``value``, its interval, sample
     sizes, and — for tests — the p-value, the Benjamini–Hochberg adjusted p-value, an effect size
     and the decision (1 a finding, 0 not, None no claim). ``status`` is ``insufficient_data``
-    below a check's minimum sample size: then no rule reads the row.
+    below a check's minimum sample size, ``error`` when the check failed on this window (the
+    variant names the exception): then no rule reads the row.
 
     Rows of data health (measured on the ingest clock, not stored) name the ``source`` measured."""
 

@@ -129,3 +129,151 @@ def test_a_commit_answers_only_the_requests_of_the_poll_it_is_for():
         assert answers[2][0] == 200 and answers[2][1]["accepted"] == 1
     finally:
         src.close()
+
+
+def _request(url, body: bytes | None = None, headers: dict | None = None, method="POST"):
+    req = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}, method=method
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_request_ids_are_the_servers_and_a_client_id_is_only_echoed(daemon):
+    """Two requests at once with one X-Request-Id: both answered, each with its own id, and their
+    dead letters are two rows (the client's id is a label, not a key)."""
+    d, base, store = daemon
+    bad = inference(1)
+    bad["output"]["confidence"] = 2.0
+    answers = []
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(
+                _request(base + "/v1/events", json.dumps(bad).encode(), {"X-Request-Id": "same"})
+            )
+        )
+        for _ in range(5)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [code for code, _ in answers] == [400] * 5
+    assert {b["client_request_id"] for _, b in answers} == {"same"}
+    assert len({b["request_id"] for _, b in answers}) == 5
+    assert len(store.ops.dead_letters()) == 5
+
+
+def test_one_json_document_is_one_item_and_ndjson_is_decided_by_content_type(daemon):
+    d, base, store = daemon
+    pretty = json.dumps(inference(1), indent=2).encode()  # one object over many lines
+    code, body = _post(base + "/v1/events", pretty)
+    assert code == 200 and body["accepted"] == 1 and body["rejected"] == []
+    deep = b"[" * 100_000 + b"]" * 100_000  # an array a hundred thousand levels deep
+    code, body = _post(base + "/v1/events", deep[:4000])
+    assert code == 400 and "malformed JSON" in body["rejected"][0]["reason"]
+    code, body = _post(base + "/v1/events", deep)  # over the size limit first
+    assert code == 413
+    nd = (json.dumps(inference(2)) + "\n" + json.dumps(inference(3)) + "\n").encode()
+    assert _post(base + "/v1/events", nd, "application/json")[0] == 400  # two documents are not one
+    code, body = _post(base + "/v1/events", nd, "application/x-ndjson")
+    assert code == 200 and body["accepted"] == 2
+
+
+def test_bearer_tokens_guard_the_writing_endpoints(tmp_path):
+    cfg = Config()
+    store = SqliteStore(tmp_path / "mw.db")
+    tokens = ["first-token-0123456789", "second-token-0123456789"]
+    src = HttpSource("127.0.0.1", 0, 1 << 20, tokens=tokens, ready=lambda: [])
+    d = Daemon(cfg, [src], store, {})
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    base = f"http://127.0.0.1:{src.port}"
+    try:
+        body = json.dumps(inference(1)).encode()
+        assert _request(base + "/v1/events", body)[0] == 401
+        assert _request(base + "/v1/events", body, {"Authorization": "Bearer nope"})[0] == 401
+        assert _request(base + "/v1/events", body, {"Authorization": "Basic Zm9vOmJhcg=="})[0] == 401
+        for token in tokens:  # either, while one is rotated in
+            assert _request(base + "/v1/events", body, {"Authorization": f"Bearer {token}"})[0] == 200
+        assert _request(base + "/livez", method="GET")[0] == 200  # reading endpoints stay open
+        code, ready = _request(base + "/readyz", method="GET")
+        assert code == 200 and ready["ready"] is True and ready["reasons"] == []
+    finally:
+        d.should_exit = True
+        t.join(10)
+        store.close()
+
+
+def test_tokens_are_required_beyond_loopback_and_named_when_missing():
+    from monitor.config import ConfigError, parse_config
+
+    with pytest.raises(
+        ConfigError, match=r"ingest\.http\.tokens: none given, and host 0\.0\.0\.0 binds beyond"
+    ):
+        parse_config("ingest:\n  http: {host: 0.0.0.0}\n")
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        parse_config("ingest:\n  http: {host: 0.0.0.0, tokens: [short]}\n")
+    assert parse_config("ingest:\n  http: {host: 0.0.0.0, auth: off}\n").ingest.http.tokens_required is False
+
+
+def test_with_kafka_away_http_ingest_goes_on_and_readyz_says_why(tmp_path):
+    """Kafka unreachable: the daemon's loop does not wait for it — HTTP events are stored at once,
+    /livez is up, /readyz is 503 naming Kafka — and a stop is prompt."""
+    from connectors.kafka import KafkaSource
+    from monitor.config import parse_config
+    from tests.conftest import free_port
+
+    cfg = parse_config(f"""
+ingest:
+  kafka: {{bootstrap_servers: ["127.0.0.1:{free_port()}"], retry_initial_s: 0.5, retry_max_s: 2}}
+""")
+    store = SqliteStore(tmp_path / "mw.db")
+    d: Daemon | None = None
+    src = HttpSource("127.0.0.1", 0, 1 << 20, ready=lambda: d.readiness())
+    kafka = KafkaSource(cfg.ingest.kafka, cfg.ingest.max_payload_bytes, should_stop=lambda: d.should_exit)
+    d = Daemon(cfg, [kafka, src], store, {})
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    base = f"http://127.0.0.1:{src.port}"
+    try:
+        started = time.monotonic()
+        code, body = _request(base + "/v1/events", json.dumps(inference(1)).encode())
+        assert code == 200 and body["accepted"] == 1 and time.monotonic() - started < 5
+        assert _request(base + "/livez", method="GET")[0] == 200
+        deadline = time.time() + 10
+        while True:
+            code, ready = _request(base + "/readyz", method="GET")
+            if (
+                code == 503
+                and any(r.startswith("kafka:") for r in ready["reasons"])
+                or time.time() > deadline
+            ):
+                break
+            time.sleep(0.2)
+        assert code == 503 and any("not reachable" in r or "connecting" in r for r in ready["reasons"]), ready
+    finally:
+        stopped = time.monotonic()
+        d.should_exit = True
+        t.join(15)
+        assert not t.is_alive() and time.monotonic() - stopped < 10
+        store.close()
+
+
+def test_fifty_concurrent_clients_are_all_answered(daemon):
+    d, base, store = daemon
+    codes = []
+
+    def client(k: int) -> None:
+        for j in range(10):
+            codes.append(_post(base + "/v1/events", json.dumps(inference(1000 + 10 * k + j)).encode())[0])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert codes == [200] * 500 and store.ops.counts()["events"] == 500

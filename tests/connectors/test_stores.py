@@ -265,7 +265,7 @@ def test_migration_0008_packs_the_signals_of_events_stored_before_0007(kind, tmp
                 " ?, ?, ?)",
                 (eid, ts(T0 + timedelta(hours=minutes)), signals, False, eid, ts(T0)),
             )
-    assert store.migrate() == ["0008_one_signal_encoding"]
+    assert store.migrate()[0] == "0008_one_signal_encoding"
     store.events.insert([_row("new", 2, {"device": "a"}, {"x": 1.0})])
     assert store.events.signals_for(["old", "empty", "new"]) == {
         "old": {"x": 7.0, "y": -1.5},

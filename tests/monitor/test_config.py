@@ -18,6 +18,7 @@ def test_example_configs_validate():
             "MODALWATCH_PG_URL": "postgresql://u:pw@db/x",
             "MODALWATCH_WEBHOOK_URL": "http://h/x",
             "MODALWATCH_WEBHOOK_SECRET": "007",
+            "MODALWATCH_TOKEN": "a-token-of-some-length",
         },
     )
     assert prod.store.kind == "postgres" and prod.ingest.kafka.bootstrap_servers == ["kafka:9092"]

@@ -131,7 +131,7 @@ def test_without_partial_events_the_whole_event_is_a_dead_letter(sqlite_store):
     assert out[0].status == "dead_letter" and "keep_partial_events is false" in out[0].reason
     assert _stored_signals(sqlite_store) == {}
     (letter,) = sqlite_store.ops.dead_letters()
-    assert letter.position == "test:0" and "junk" not in (letter.payload or "")
+    assert letter.position == "test:0" and b"junk" not in (letter.payload or b"")
 
 
 def test_cross_modal_signals_missing_modalities_and_av_offset(sqlite_store):

@@ -1,0 +1,259 @@
+"""Whatever a message holds, it ends stored or as a dead letter with its reason — on SQLite and
+PostgreSQL, from a topic (the kind known) or a JSONL line (the content says) — and the batch
+around it is stored; nothing raw and no NUL reaches the store; a replay reads each dead letter as
+it came and says what became of it."""
+
+import json
+import subprocess
+from datetime import timedelta
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.core.messages import RawMessage
+from monitor.pipeline import Pipeline
+from monitor.replay import replay_dead_letters
+from tests.conftest import ROOT, modalwatch_cmd
+from tests.helpers import NOW, T0, b64, image_bytes, inference, label, write_jsonl
+
+PNG = image_bytes(__import__("numpy").full((8, 8, 3), 200, dtype="uint8"))
+PNG_B64 = b64(PNG)
+
+
+def _ev(i, **over):
+    return json.dumps({**inference(i), **over}).encode()
+
+
+def _with(i, path, value):
+    """inference(i) with ``value`` at ``path`` (a tuple of keys)."""
+    ev = inference(i)
+    node = ev
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return json.dumps(ev).encode()
+
+
+def _bad_inference_messages():
+    """(name, payload) of messages sent where inference events go, each to be rejected."""
+    deep_obj = b'{"a":' * 3000 + b"1" + b"}" * 3000
+    return [
+        ("deep object", deep_obj),
+        ("deep array", b"[" * 100_000 + b"]" * 100_000),
+        ("5,000-digit number", _ev(1).replace(b'"confidence": 0.51', b'"confidence": ' + b"1" * 5000)),
+        ("NaN", _ev(2).replace(b"0.52", b"NaN")),
+        ("Infinity", _ev(3).replace(b"0.53", b"Infinity")),
+        ("NUL escape in a label", _with(4, ("output", "label"), "c\u0000t")),
+        ("NUL escape in a slice value", _with(5, ("slice", "device"), "d\u00000")),
+        ("NUL escape in a key", _with(6, ("slice",), {"dev\u0000ice": "x"})),
+        ("a raw NUL byte", _ev(7).replace(b'"m"', b'"m\x00"')),
+        ("invalid UTF-8", _ev(8).replace(b'"cat"', b'"c\xffat"').replace(b'"dog"', b'"d\xffog"')),
+        ("a lone surrogate", _ev(9).replace(b'"m"', b'"\\ud800"')),
+        ("empty body", b""),
+        ("whitespace", b"   \n "),
+        ("an array", b"[1, 2]"),
+        ("a string", b'"event"'),
+        ("null", b"null"),
+        ("unknown field", _with(10, ("colour",), "red")),
+        ("confidence as a string", _with(11, ("output", "confidence"), "0.9")),
+        ("confidence as a boolean", _with(12, ("output", "confidence"), True)),
+        ("abstained as yes", _with(13, ("output", "abstained"), "yes")),
+        ("ts as Unix seconds", _with(14, ("ts",), 1767225600)),
+        ("ts without a zone", _with(15, ("ts",), "2026-01-05T00:00:15")),
+        ("empty event id", _with(16, ("event_id",), "")),
+        ("a 10,000-character event id", _with(17, ("event_id",), "e" * 10_000)),
+        ("an empty embedding", _with(18, ("embeddings",), {"clip": []})),
+        ("a label sent as an inference", json.dumps(label(19)).encode()),
+        ("an unknown type", _with(20, ("type",), "prediction")),
+        ("confidence above 1", _with(21, ("output", "confidence"), 1.5)),
+        ("truncated JSON", _ev(22)[:-5]),
+        (
+            "a data: URI and data_b64 at once",
+            _with(23, ("inputs", "image"), {"data_b64": PNG_B64, "uri": "data:image/png;base64,x"}),
+        ),
+    ]
+
+
+def _good(start, n):
+    return [(f"good {i}", _ev(i)) for i in range(start, start + n)]
+
+
+TABLES = ["events", "labels", "dead_letters", "evaluations", "alerts", "outbox", "review_items", "findings"]
+
+
+def _values(store) -> list:
+    return [v for t in TABLES for r in store.db.all(f"SELECT * FROM {t}") for v in r]
+
+
+def _dump(store) -> str:
+    """Every table's rows as text (bytes as their repr)."""
+    return json.dumps(
+        _values(store), default=lambda v: repr(bytes(v)) if isinstance(v, memoryview) else repr(v)
+    )
+
+
+@pytest.mark.parametrize("kind", ["inference", None])
+def test_every_bad_message_is_a_dead_letter_and_its_batch_is_stored(any_store, kind):
+    bad = _bad_inference_messages()
+    if kind is None:  # on a JSONL line the content says the kind: a label is a label there
+        bad = [(name, p) for name, p in bad if name != "a label sent as an inference"]
+    assert len(bad) >= 25
+    msgs = []
+    for k, (name, payload) in enumerate(bad):
+        msgs += [
+            RawMessage("t", f"t:{name}", payload, kind),
+            *[RawMessage("t", f"t:ok{k}.{j}", p, kind) for j, (_, p) in enumerate(_good(100 + 2 * k, 2))],
+        ]
+    outcomes = Pipeline(parse_config(""), any_store, lambda: NOW).process(msgs)
+    by = {o.position: o for o in outcomes}
+    for name, _ in bad:
+        o = by[f"t:{name}"]
+        assert o.status == "dead_letter" and o.reason, (name, o)
+    assert sum(o.status == "stored" for o in outcomes) == 2 * len(bad)
+    letters = {d.position: d for d in any_store.ops.dead_letters()}
+    assert set(letters) == {f"t:{name}" for name, _ in bad}
+    assert all(d.kind == kind and d.reason for d in letters.values())
+    # the reasons a producer reads
+    assert "malformed JSON" in by["t:deep object"].reason and "malformed JSON" in by["t:deep array"].reason
+    assert "U+0000" in by["t:NUL escape in a label"].reason
+    assert "output.confidence" in by["t:confidence as a string"].reason
+    # no text holds a NUL (a dead letter's own bytes may: they are bytes), no media anywhere
+    assert not [v for v in _values(any_store) if isinstance(v, str) and "\x00" in v]
+    assert PNG_B64[:40] not in _dump(any_store)
+
+
+def test_a_data_uri_is_refused_and_no_part_of_it_is_kept(any_store):
+    ev = inference(1)
+    ev["inputs"]["image"] = {"uri": f"data:image/png;base64,{PNG_B64}"}
+    out = Pipeline(parse_config(""), any_store, lambda: NOW).process(
+        [RawMessage("t", "t:1", json.dumps(ev).encode())]
+    )
+    assert out[0].status == "stored" and "scheme 'data' is not allowed" in out[0].reason
+    (uris,) = any_store.db.all("SELECT media_uris FROM events")
+    assert "data:sha256:" in str(uris[0]) and PNG_B64[:20] not in str(uris[0])
+    (letter,) = any_store.ops.dead_letters()
+    assert letter.position == "t:1#image" and PNG_B64[:20].encode() not in letter.payload
+    assert PNG_B64[:20] not in _dump(any_store)
+
+
+def test_a_file_uri_with_an_encoded_nul_is_a_media_failure(sqlite_store, tmp_path):
+    cfg = parse_config(f"media: {{allowed_roots: [{tmp_path}]}}\n")
+    ev = inference(1)
+    ev["inputs"]["image"] = {"uri": f"file://{tmp_path}/a%00.png"}
+    out = Pipeline(cfg, sqlite_store, lambda: NOW).process([RawMessage("t", "t:1", json.dumps(ev).encode())])
+    assert out[0].status == "stored" and "NUL" in out[0].reason
+
+
+def test_ingest_of_poison_lines_stores_the_good_ones_and_exits_0(tmp_path):
+    lines = [
+        inference(1),
+        '{"a":' * 3000 + "1" + "}" * 3000,
+        inference(2),
+        json.dumps(inference(3)).replace('"confidence": 0.53', '"confidence": ' + "9" * 5000),
+        inference(4),
+    ]
+    data = write_jsonl(tmp_path / "poison.jsonl", lines)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store: {{path: {tmp_path / 'mw.db'}}}\n")
+    out = subprocess.run(
+        modalwatch_cmd() + ["ingest", "--config", str(cfg), str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "stored 3" in out.stdout and "dead letters 2" in out.stdout
+
+
+def test_replay_reads_each_dead_letter_as_it_came_and_says_what_became_of_it(any_store, tmp_path):
+    cfg = parse_config(f"media: {{allowed_roots: [{tmp_path}]}}\n")
+    p = Pipeline(cfg, any_store, lambda: NOW)
+    broken = inference(5)
+    broken["inputs"]["image"] = {"uri": f"file://{tmp_path}/missing.png"}
+    p.process(
+        [
+            RawMessage(
+                "kafka", "k/0/1", _ev(1).replace(b"0.51", b"1" * 5000), "inference"
+            ),  # a poison number
+            RawMessage("kafka", "k/0/2", json.dumps(label(2)).encode(), "inference"),  # the wrong topic
+            RawMessage("kafka", "k/0/3", _ev(3).replace(b'"m"', b'"m\xff"'), "inference"),  # invalid UTF-8
+            RawMessage(
+                "kafka", "k/0/4", _ev(4, ts=(NOW + timedelta(days=2)).isoformat()), "inference"
+            ),  # clock skew
+            RawMessage(
+                "kafka", "k/0/5", json.dumps(broken).encode(), "inference"
+            ),  # stored without its image
+        ]
+    )
+    assert len(any_store.ops.dead_letters()) == 5
+    later = Pipeline(
+        cfg, any_store, lambda: NOW + timedelta(days=3)
+    )  # the producer's clock was right after all
+    done = replay_dead_letters(later, None, NOW + timedelta(days=3))
+    by = {
+        d.position: status
+        for d, (_, status, _) in zip(any_store.ops.dead_letters(include_replayed=True), done.outcomes)
+    }
+    assert by == {
+        "k/0/1": "dead_letter",
+        "k/0/2": "dead_letter",
+        "k/0/3": "dead_letter",
+        "k/0/4": "stored",
+        "k/0/5#image": "dead_letter",
+    }
+    reasons = dict(done.still_rejected)
+    assert any("where 'inference' events go" in r for r in reasons.values())  # still the wrong topic
+    assert any("malformed JSON" in r for r in reasons.values())
+    assert any_store.ops.counts()["events"] == 2  # the skewed one now, the partial one as before
+    assert len(any_store.ops.dead_letters(include_replayed=True)) == 5  # nothing multiplied (…#image#image)
+    assert not any_store.db.all("SELECT event_id FROM events WHERE model_name LIKE ?", ("%\ufffd%",))
+
+
+def test_events_whose_embeddings_disagree_in_length_do_not_stop_the_window(any_store):
+    """One producer sends 7-long vectors among the 8-long ones (and in the reference too): the
+    window is evaluated; the MMD row says how many vectors it left out."""
+    from monitor.evaluation import Evaluator
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    cfg = parse_config(CFG)
+    msgs = []
+    for m in _traffic(days=5):
+        obj = json.loads(m.payload)
+        if obj["type"] == "inference":
+            i = int(obj["event_id"][1:])
+            obj["embeddings"] = {"clip": [0.1 * (i % 5)] * (7 if i % 50 == 0 else 8)}
+        msgs.append(RawMessage(m.source, m.position, json.dumps(obj).encode()))
+    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
+    assert Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.events.watermark()) == 4
+    df = any_store.evaluations.frame()
+    mmd = df[df["metric"] == "mmd"]
+    assert len(mmd) == 4 and (mmd["status"] == "ok").all()
+    assert mmd["variant"].str.contains("_without_6_of_another_dimension").all()
+    assert not (df["status"] == "error").any()
+
+
+def test_a_check_that_fails_gives_an_error_row_and_the_window_finishes(any_store, caplog):
+    from monitor import checks
+    from monitor.evaluation import Evaluator
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    class Broken(checks.Check):
+        name = "broken"
+        metrics = ("broken_metric",)
+
+        def run(self, summary, inputs):
+            raise ZeroDivisionError("a bug")
+
+    checks.register(Broken)
+    try:
+        cfg = parse_config(CFG)
+        Pipeline(cfg, any_store, lambda: NOW).process(_traffic(days=5))
+        assert Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.events.watermark()) == 4
+    finally:
+        checks.unregister("broken")
+    df = any_store.evaluations.frame()
+    errors = df[df["status"] == "error"]
+    assert len(errors) == 4 and set(errors["variant"]) == {"failed_ZeroDivisionError"}
+    assert (df["metric"] == "error_rate").sum() > 0  # the other checks stand
+    assert "check broken failed" in caplog.text
