@@ -42,6 +42,7 @@ def consumer_settings(cfg, max_payload_bytes: int) -> dict:
         # while the broker is down kafka-python reconnects by itself, with this backoff
         reconnect_backoff_ms=int(cfg.retry_initial_s * 1000),
         reconnect_backoff_max_ms=int(cfg.retry_max_s * 1000),
+        **cfg.security_settings(),
     )
 
 
@@ -82,11 +83,16 @@ class KafkaSource:
             try:
                 consumer = KafkaConsumer(**consumer_settings(self.cfg, self.max_payload_bytes))
                 consumer.subscribe(topics=sorted(self._kinds))
-            except (KafkaError, OSError) as e:  # 2.x raises NoBrokersAvailable, a KafkaError
+            except Exception as e:  # noqa: BLE001 - KafkaError, OSError (unreachable), a TLS or SASL mistake …
                 self._down = (
                     f"not reachable at {','.join(self.cfg.bootstrap_servers)} ({e.__class__.__name__})"
                 )
-                log.warning("Kafka %s; retrying in %.1fs", self._down, delay)
+                log.warning(
+                    "Kafka %s; retrying in %.1fs",
+                    self._down,
+                    delay,
+                    exc_info=not isinstance(e, (KafkaError, OSError)),
+                )
                 self._wake.wait(delay)
                 delay = min(self.cfg.retry_max_s, delay * 2)
                 continue
@@ -225,17 +231,20 @@ class KafkaSource:
 
 
 def produce_json(
-    bootstrap_servers: list[str],
+    cfg,
     topic: str,
     items: list[dict],
     key_field: str | None = None,
     timeout_s: float = 30.0,
 ) -> None:
-    """Send each item as one JSON message (keyed by ``key_field``) and wait until the broker has
-    acknowledged every one; raises KafkaError if it does not (the caller then keeps the items)."""
+    """Send each item as one JSON message (keyed by ``key_field``) to ``topic`` on the brokers of
+    ``cfg`` (a KafkaConfig: its TLS/SASL settings too) and wait until the broker has acknowledged
+    every one; raises KafkaError if it does not (the caller then keeps the items)."""
     import json
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20)
+    producer = KafkaProducer(
+        bootstrap_servers=cfg.bootstrap_servers, acks="all", linger_ms=20, **cfg.security_settings()
+    )
     try:
         futures = [
             producer.send(

@@ -27,7 +27,7 @@ _HYPERTABLES = {
 }
 
 # Advisory lock keys (transaction-scoped): one per thing two writers must not do at once.
-_LOCK_MIGRATIONS, _LOCK_NOTIFICATIONS, _LOCK_SHARED_STATE = 727274, 727275, 727276
+_LOCK_MIGRATIONS, _LOCK_NOTIFICATIONS, _LOCK_SHARED_STATE, _LOCK_EVENT_IDS = 727274, 727275, 727276, 727277
 
 
 class PostgresDialect(Dialect):
@@ -43,6 +43,7 @@ class PostgresDialect(Dialect):
         self._where = "postgresql"  # set on connect: never the password
         self._stages: set[str] = set()  # temp staging tables made on this connection
         self._types: dict[str, list[str]] = {}  # per table: the COPY types of its columns
+        self._hyper: bool | None = None  # whether events is a hypertable (asked once per connection)
 
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.url, autocommit=False, connect_timeout=int(self.connect_timeout_s))
@@ -51,6 +52,7 @@ class PostgresDialect(Dialect):
         info = conn.info
         self._where = f"postgresql://{info.host}:{info.port}/{info.dbname}"
         self._stages.clear()  # temp tables die with their session
+        self._hyper = None
         return conn
 
     def begin(self, conn) -> None:
@@ -128,6 +130,12 @@ class PostgresDialect(Dialect):
             first.setdefault(r[k], r)  # the first of a key in a batch wins
         rows = list(first.values())
         cur = conn.cursor()
+        if table == "events" and self._events_hypertable(conn):
+            # a hypertable's key holds the time too: (event_id, ts) would take an event re-sent
+            # with another time a second time. Writers take turns, and an id stored at any time
+            # is a duplicate.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_EVENT_IDS,))
+            return self._insert_staged(conn, cur, table, cols, key, rows, unseen_by=key)
         cur.execute("SAVEPOINT modalwatch_copy")
         try:
             self._copy(cur, table, cols, rows, self._copy_types(conn, table, cols))
@@ -157,8 +165,35 @@ class PostgresDialect(Dialect):
             for r in rows:
                 copy.write_row(r)
 
-    def _insert_staged(self, conn, cur, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set:
-        """The rows through a temp table and ``INSERT … ON CONFLICT DO NOTHING``."""
+    def _events_hypertable(self, conn) -> bool:
+        """Whether ``events`` is a TimescaleDB hypertable here (asked once per connection: a
+        pipeline worker's store is never migrated, so it cannot know from ``after_migrate``)."""
+        if self._hyper is None:
+            cur = conn.cursor()
+            cur.execute("SAVEPOINT modalwatch_probe")
+            try:
+                cur.execute(
+                    "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'events'"
+                    " AND hypertable_schema = current_schema()"
+                )
+                self._hyper = cur.fetchone() is not None
+            except psycopg.errors.UndefinedTable:  # no timescaledb on this server
+                self._hyper = False
+            cur.execute("ROLLBACK TO SAVEPOINT modalwatch_probe")
+        return self._hyper
+
+    def _insert_staged(
+        self,
+        conn,
+        cur,
+        table: str,
+        cols: Sequence[str],
+        key: str,
+        rows: list[tuple],
+        unseen_by: str | None = None,
+    ) -> set:
+        """The rows through a temp table and ``INSERT … ON CONFLICT DO NOTHING`` (``unseen_by``: and
+        only those whose value of that column is not stored at all)."""
         stage = f"_stage_{table}"
         if stage not in self._stages:
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS")
@@ -167,8 +202,13 @@ class PostgresDialect(Dialect):
             cur.execute(f"DELETE FROM {stage}")  # ON COMMIT DELETE ROWS empties it between transactions
         self._copy(cur, stage, cols, rows, self._copy_types(conn, table, cols))
         collist = ", ".join(cols)
+        unseen = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{unseen_by} = {stage}.{unseen_by})"
+            if unseen_by
+            else ""
+        )
         cur.execute(
-            f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage} ON CONFLICT DO NOTHING"
+            f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {stage}{unseen} ON CONFLICT DO NOTHING"
             f" RETURNING {key}"
         )
         return {r[0] for r in cur.fetchall()}
@@ -180,7 +220,18 @@ class PostgresDialect(Dialect):
         if not available:
             log.info("timescaledb is not available on %s: plain tables with time indexes", self._where)
             return
-        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        cur.execute("SAVEPOINT modalwatch_extension")
+        try:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as e:  # its files are there, but the server does not preload it
+            cur.execute("ROLLBACK TO SAVEPOINT modalwatch_extension")
+            log.warning(
+                "timescaledb is installed on %s but cannot be loaded (%s: is it in"
+                " shared_preload_libraries?): plain tables with time indexes",
+                self._where,
+                type(e).__name__,
+            )
+            return
         for table, (col, widen) in _HYPERTABLES.items():
             is_hyper = cur.execute(
                 "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = %s", (table,)
@@ -189,6 +240,7 @@ class PostgresDialect(Dialect):
                 cur.execute(widen)
                 cur.execute("SELECT create_hypertable(%s, %s, migrate_data => TRUE)", (table, col))
         self.timescale = True
+        self._hyper = None  # asked again on the next insert
         log.info("timescaledb is available on %s: events and evaluations are hypertables", self._where)
 
     def set_compression(self, conn, compress_after: timedelta | None) -> None:

@@ -117,6 +117,46 @@ class KafkaConfig(_Section):
     max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     retry_initial_s: float = Field(1.0, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
+    # Managed Kafka: TLS (SSL), SASL over TLS (SASL_SSL: PLAIN or SCRAM), or SASL without TLS.
+    # Files are PEM; the key's password and the SASL password come from the environment.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: str | None = None  # the CA that signed the brokers' certificates (else the system's)
+    ssl_certfile: str | None = None  # a client certificate, where the brokers want one (mTLS)
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> "KafkaConfig":
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username and"
+                             " sasl_password")
+        if not sasl and self.sasl_mechanism:
+            raise ValueError(f"sasl_mechanism is set but security_protocol is {self.security_protocol}: use"
+                             " SASL_SSL (or SASL_PLAINTEXT)")
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{key}: {path} is not a file")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("give ssl_certfile and ssl_keyfile together, or neither")
+        return self
+
+    def security_settings(self) -> dict:
+        """kafka-python's settings for the connection's security (secrets unwrapped here only)."""
+        out: dict = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            out.update(ssl_cafile=self.ssl_cafile, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+                       ssl_check_hostname=self.ssl_check_hostname,
+                       ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None)
+        if self.security_protocol.startswith("SASL"):
+            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                       sasl_plain_password=self.sasl_password.get_secret_value())
+        return out
 
 
 class IngestConfig(_Section):

@@ -110,6 +110,34 @@ def pg_url(pg_server_url):
         c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@pytest.fixture(scope="session")
+def timescale_server_url():
+    """A PostgreSQL server with TimescaleDB preloaded: ``MODALWATCH_TEST_TIMESCALE_URL`` (`.ci/run`
+    starts one with ../shared/tools/timescaledb.sh). The extension is made once, in ``public``,
+    so that every test's schema finds its functions."""
+    url = os.environ.get("MODALWATCH_TEST_TIMESCALE_URL")
+    if not url:
+        _unavailable("TimescaleDB", "MODALWATCH_TEST_TIMESCALE_URL is not set")
+    if not _pg_ok(url):
+        _unavailable("TimescaleDB", "MODALWATCH_TEST_TIMESCALE_URL does not answer")
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
+    yield url
+
+
+@pytest.fixture
+def timescale_url(timescale_server_url):
+    """A URL whose search_path is a fresh schema (then ``public``, for TimescaleDB's functions),
+    dropped after the test."""
+    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(timescale_server_url, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in timescale_server_url else "?"
+    yield f"{timescale_server_url}{sep}options=-csearch_path%3D{schema},public"
+    with psycopg.connect(timescale_server_url, autocommit=True) as c:
+        c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def _kafka_ok(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
 
@@ -196,9 +224,10 @@ def run_daemon(cfg, log, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "timescale"])
 def any_store(request, tmp_path):
-    """A migrated store of each kind: SQLite file, and a real PostgreSQL schema."""
+    """A migrated store of each kind: SQLite file, a real PostgreSQL schema, and one on a server
+    with TimescaleDB (events and evaluations are hypertables there)."""
     if request.param == "sqlite":
         from connectors.sqlite import SqliteStore
 
@@ -206,7 +235,7 @@ def any_store(request, tmp_path):
     else:
         from connectors.postgres import PostgresStore
 
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+        store = PostgresStore(request.getfixturevalue("pg_url" if request.param == "postgres" else "timescale_url"))
     store.migrate()
     yield store
     store.close()

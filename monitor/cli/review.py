@@ -22,10 +22,10 @@ def _export(args, cfg, store) -> tuple[int, str]:
 
         if cfg.ingest.kafka is None:
             raise ValueError("review export --to kafka needs ingest.kafka (its brokers) in the config")
-        brokers, topic = cfg.ingest.kafka.bootstrap_servers, cfg.review.export_topic
+        kafka, topic = cfg.ingest.kafka, cfg.review.export_topic
         n = send_review(
             store,
-            lambda recs: produce_json(brokers, topic, recs),
+            lambda recs: produce_json(kafka, topic, recs),
             now(),
             include_exported=args.all,
             fmt=args.format,

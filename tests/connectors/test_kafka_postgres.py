@@ -81,8 +81,10 @@ def _settled_count(pg_url, quiet_s: float = 1.0):
     return last
 
 
+@pytest.mark.parametrize("db", ["postgres", "timescale"])
 @pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
-def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, pg_url, kafka_bootstrap, workers):
+def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, request, kafka_bootstrap, workers, db):
+    pg_url = request.getfixturevalue("pg_url" if db == "postgres" else "timescale_url")
     n, parts = 10_000, 2
     topic, group = f"inf-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"
     make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=parts)

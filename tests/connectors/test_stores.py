@@ -348,3 +348,43 @@ def test_a_dialect_that_does_not_say_how_it_locks_does_not_construct():
 
     with pytest.raises(TypeError, match="lock_migrations, lock_notifications, lock_shared_state, row_lock"):
         Partial()
+
+
+def test_an_event_sent_again_with_another_time_is_a_duplicate(any_store):
+    """Idempotent by event id alone — also on TimescaleDB, whose hypertable key holds the time."""
+    p = Pipeline(Config(), any_store, lambda: T0 + timedelta(days=5))
+    first = p.process(_msgs([inference(i) for i in range(10)]))
+    again = p.process(_msgs([inference(i, ts=T0 + timedelta(days=3, seconds=i)) for i in range(10)], "later"))
+    assert [o.status for o in first] == ["stored"] * 10 and [o.status for o in again] == ["duplicate"] * 10
+    assert any_store.ops.counts()["events"] == 10
+
+
+def test_timescaledb_hypertables_compress_take_late_events_and_evaluate_over_them(timescale_url):
+    from connectors.postgres import PostgresStore
+    from monitor.config import parse_config
+    from monitor.evaluation import Evaluator
+    from tests.helpers import NOW
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    store = PostgresStore(timescale_url)
+    store.migrate()
+    assert store.timescale
+    hyper = {r[0] for r in store.db.all("SELECT hypertable_name FROM timescaledb_information.hypertables"
+                                        " WHERE hypertable_schema = current_schema()")}
+    assert hyper == {"events", "evaluations"}
+    cfg = parse_config(CFG)
+    msgs = _traffic(days=6)
+    late = [m for m in msgs if json.loads(m.payload)["event_id"] in ("e0000301", "e0000302")]
+    Pipeline(cfg, store, lambda: NOW).process([m for m in msgs if m not in late])
+    store.set_compression(timedelta(days=7))
+    with store.tx():
+        compressed = store.db.all("SELECT compress_chunk(c) FROM show_chunks('events') c")
+    assert compressed
+    out = Pipeline(cfg, store, lambda: NOW).process(late)  # into a compressed chunk
+    assert [o.status for o in out] == ["stored"] * len(late)
+    again = Pipeline(cfg, store, lambda: NOW).process(msgs[:50])  # and replays over compressed chunks
+    assert {o.status for o in again} == {"duplicate"}
+    assert Evaluator(cfg, store, lambda: NOW, owner="a").run_due(store.events.watermark()) == 5
+    err = store.evaluations.frame()
+    assert (err[err["metric"] == "error_rate"]["status"] == "ok").any()
+    store.close()
