@@ -133,11 +133,15 @@ class KafkaConfig(_Section):
     def _security_complete(self) -> "KafkaConfig":
         sasl = self.security_protocol.startswith("SASL")
         if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
-            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username and"
-                             " sasl_password")
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username and"
+                " sasl_password"
+            )
         if not sasl and self.sasl_mechanism:
-            raise ValueError(f"sasl_mechanism is set but security_protocol is {self.security_protocol}: use"
-                             " SASL_SSL (or SASL_PLAINTEXT)")
+            raise ValueError(
+                f"sasl_mechanism is set but security_protocol is {self.security_protocol}: use"
+                " SASL_SSL (or SASL_PLAINTEXT)"
+            )
         for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, key)
             if path is not None and not Path(path).is_file():
@@ -150,12 +154,19 @@ class KafkaConfig(_Section):
         """kafka-python's settings for the connection's security (secrets unwrapped here only)."""
         out: dict = {"security_protocol": self.security_protocol}
         if self.security_protocol in ("SSL", "SASL_SSL"):
-            out.update(ssl_cafile=self.ssl_cafile, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
-                       ssl_check_hostname=self.ssl_check_hostname,
-                       ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None)
+            out.update(
+                ssl_cafile=self.ssl_cafile,
+                ssl_certfile=self.ssl_certfile,
+                ssl_keyfile=self.ssl_keyfile,
+                ssl_check_hostname=self.ssl_check_hostname,
+                ssl_password=self.ssl_password.get_secret_value() if self.ssl_password else None,
+            )
         if self.security_protocol.startswith("SASL"):
-            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                       sasl_plain_password=self.sasl_password.get_secret_value())
+            out.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value(),
+            )
         return out
 
 

@@ -235,7 +235,9 @@ def any_store(request, tmp_path):
     else:
         from connectors.postgres import PostgresStore
 
-        store = PostgresStore(request.getfixturevalue("pg_url" if request.param == "postgres" else "timescale_url"))
+        store = PostgresStore(
+            request.getfixturevalue("pg_url" if request.param == "postgres" else "timescale_url")
+        )
     store.migrate()
     yield store
     store.close()

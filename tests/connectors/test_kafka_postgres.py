@@ -83,7 +83,9 @@ def _settled_count(pg_url, quiet_s: float = 1.0):
 
 @pytest.mark.parametrize("db", ["postgres", "timescale"])
 @pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
-def test_sigkill_midway_then_restart_stores_exactly_every_event(tmp_path, request, kafka_bootstrap, workers, db):
+def test_sigkill_midway_then_restart_stores_exactly_every_event(
+    tmp_path, request, kafka_bootstrap, workers, db
+):
     pg_url = request.getfixturevalue("pg_url" if db == "postgres" else "timescale_url")
     n, parts = 10_000, 2
     topic, group = f"inf-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"

@@ -369,8 +369,13 @@ def test_timescaledb_hypertables_compress_take_late_events_and_evaluate_over_the
     store = PostgresStore(timescale_url)
     store.migrate()
     assert store.timescale
-    hyper = {r[0] for r in store.db.all("SELECT hypertable_name FROM timescaledb_information.hypertables"
-                                        " WHERE hypertable_schema = current_schema()")}
+    hyper = {
+        r[0]
+        for r in store.db.all(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables"
+            " WHERE hypertable_schema = current_schema()"
+        )
+    }
     assert hyper == {"events", "evaluations"}
     cfg = parse_config(CFG)
     msgs = _traffic(days=6)
