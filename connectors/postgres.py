@@ -47,6 +47,11 @@ class PostgresDialect(Dialect):
 
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.url, autocommit=False, connect_timeout=int(self.connect_timeout_s))
+        # No server-side prepared statements: psycopg prepares a query run five times, and a plan
+        # made then — when events was small — would be kept while the table grows (a sequential
+        # scan per batch at half a million rows). Planned afresh, a batch's lookups use their index
+        # whatever the statistics say; planning a few statements a batch costs next to nothing.
+        conn.prepare_threshold = None
         _fast_json(conn)
         _json_text_dumpers(conn)
         info = conn.info

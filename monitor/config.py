@@ -242,6 +242,10 @@ class EvaluationConfig(_Section):
     # taken (its replica died) is taken over by another.
     claim_expiry: Duration = timedelta(minutes=10)
     fdr: float = Field(0.05, gt=0, lt=1)  # Benjamini–Hochberg within each test family of one window
+    # Per slice attribute, at most this many values are slices of their own (the reference's most
+    # frequent, then the window's); the rest are one "(other)" slice, and the slice_cardinality
+    # check's row says so (a producer putting an id in an attribute makes 51 slices, not 20,000).
+    max_slice_values: int = Field(50, ge=1, le=10_000)
     # One section per registered check (monitor/checks/): its settings and ``enabled``.
     checks: Any = None  # replaced by the checks' model below (``_rebuild_checks_section``)
 
@@ -385,6 +389,15 @@ def default_rules() -> list[RuleConfig]:
             threshold=1,
             summary="top-label ECE is above what the reference's calibration gives at this sample size "
             "(bootstrap interval above 0, significant after Benjamini–Hochberg)",
+        ),
+        RuleConfig(
+            name="SliceValuesFlooded",
+            metric="slice_values",
+            field="decision",
+            op=">=",
+            threshold=1,
+            summary="a slice attribute has more values than evaluation.max_slice_values: the rest are "
+            "evaluated as one (other) slice (is a producer putting an id in it?)",
         ),
     ]
 

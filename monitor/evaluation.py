@@ -30,6 +30,7 @@ import numpy as np
 from alerts.rules import AlertMove, baseline_field, decisions, move_alerts
 from detectors.slices import benjamini_hochberg
 from monitor.checks import Check, EvaluationInput, ReferenceSummary, WindowView, enabled_checks
+from monitor.checks.base import kept_values
 from monitor.checks.data_health import HealthInput
 from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
@@ -268,7 +269,9 @@ class Evaluator:
         needs: set[str] = set()
         for c in self.checks:
             needs |= c.reads(summaries.get(c.name))
-        inputs = EvaluationInput(key, window_end, now, WindowView(window), reference, seed_of(key))
+        limit = self.config.evaluation.max_slice_values
+        view = WindowView(window, kept_values(window.slices, limit, reference.ranked))
+        inputs = EvaluationInput(key, window_end, now, view, reference, seed_of(key))
         events = self.store.events
         if "embeddings" in needs:
             inputs.embeddings = events.window_embeddings(
@@ -341,8 +344,10 @@ class Evaluator:
                 second.close()
 
     def _summarise(self, data: Window, embeddings: dict) -> tuple[ReferenceSummary, dict[str, Any]]:
-        view = WindowView(data)
-        return ReferenceSummary.of(view), {c.name: c.summarise(view, embeddings) for c in self.checks}
+        limit = self.config.evaluation.max_slice_values
+        view = WindowView(data, kept_values(data.slices, limit, {}))
+        summary = ReferenceSummary.of(view, limit)
+        return summary, {c.name: c.summarise(view, embeddings) for c in self.checks}
 
     # -- stage 3: rules → alert state → review queue → outbox -----------------------------------
     def apply_rules(

@@ -14,6 +14,7 @@ from monitor.checks import calibration  # noqa: F401
 from monitor.checks import estimated_accuracy  # noqa: F401
 from monitor.checks import slice_gaps  # noqa: F401
 from monitor.checks import missing_modality  # noqa: F401
+from monitor.checks import slice_cardinality  # noqa: F401
 from monitor.checks import embedding_drift  # noqa: F401
 from monitor.checks import online  # noqa: F401
 from monitor.checks import trend  # noqa: F401

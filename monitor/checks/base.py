@@ -35,16 +35,61 @@ class CheckConfig(Section):
     enabled: bool = True
 
 
+OTHER = "(other)"  # the slice of an attribute's values beyond its ``max_slice_values``
+
+
+def ranked_values(slices: pd.DataFrame, limit: int) -> dict[str, list[str]]:
+    """Per slice attribute, its ``limit`` most frequent values, most frequent first (ties by value)."""
+    out = {}
+    for col in slices.columns:
+        counts = slices[col].dropna().value_counts()
+        out[col] = [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:limit]]
+    return out
+
+
+def kept_values(
+    slices: pd.DataFrame, limit: int, ranked_reference: dict[str, list[str]]
+) -> dict[str, set[str]]:
+    """Per slice attribute of ``slices`` with more than ``limit`` distinct values, the values that
+    stay slices of their own: the reference's most frequent, then the window's, ``limit`` in all.
+    The others are evaluated together, as one ``(other)`` slice."""
+    out = {}
+    for col in slices.columns:
+        if slices[col].nunique() <= limit:
+            continue
+        kept = list(ranked_reference.get(col, []))[:limit]
+        for v in ranked_values(slices[[col]], limit + len(kept))[col]:
+            if len(kept) >= limit:
+                break
+            if v not in kept:
+                kept.append(v)
+        out[col] = set(kept)
+    return out
+
+
 class WindowView:
     """A window (the evaluated one, or a reference) and what several checks derive from it,
-    computed once: the slice attributes' codes, each slice's rows, the labelled answers."""
+    computed once: the slice attributes' codes, each slice's rows, the labelled answers.
 
-    def __init__(self, window: Window) -> None:
+    ``keep``: per attribute, the values that are slices of their own; an event with another value
+    of that attribute is in its ``(other)`` slice (a producer that puts an id in an attribute
+    makes 51 slices of it, not 20,000). ``distinct`` counts each attribute's values before that."""
+
+    def __init__(self, window: Window, keep: dict[str, set[str]] | None = None) -> None:
         self.window = window
         self.frame = window.frame
-        self.slices_frame = window.slices
         self.signals = window.signals
         self.n = len(window)
+        slices = window.slices
+        self.distinct = {col: int(slices[col].nunique()) for col in slices.columns}
+        self.keep = keep or {}
+        if self.keep:
+            slices = slices.copy()
+            for col, values in self.keep.items():
+                if col in slices.columns:
+                    present = slices[col].notna()
+                    slices.loc[present & ~slices[col].isin(list(values)), col] = OTHER
+        self.slices_frame = slices
 
     @cached_property
     def groups(self) -> dict[str, tuple[np.ndarray, list]]:
@@ -118,14 +163,20 @@ class ReferenceSummary:
     signals: list[str]
     answers: dict[str, tuple[np.ndarray, np.ndarray]]
     own: dict[str, Any] = field(default_factory=dict)
+    ranked: dict[str, list[str]] = field(default_factory=dict)  # per attribute, its most frequent values
+    distinct: dict[str, int] = field(default_factory=dict)  # per attribute, its number of values
 
     def answers_of(self, slice_: str) -> tuple[np.ndarray, np.ndarray]:
         return self.answers.get(slice_, (np.zeros(0), np.zeros(0, dtype=bool)))
 
     @classmethod
-    def of(cls, view: WindowView) -> "ReferenceSummary":
+    def of(cls, view: WindowView, limit: int) -> "ReferenceSummary":
         return cls(
-            sorted(view.masks), list(view.signals.columns), {sl: view.answers(sl) for sl in view.masks}
+            sorted(view.masks),
+            list(view.signals.columns),
+            {sl: view.answers(sl) for sl in view.masks},
+            ranked=ranked_values(view.window.slices, limit),
+            distinct=dict(view.distinct),
         )
 
 

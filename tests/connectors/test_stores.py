@@ -393,3 +393,35 @@ def test_timescaledb_hypertables_compress_take_late_events_and_evaluate_over_the
     err = store.evaluations.frame()
     assert (err[err["metric"] == "error_rate"]["status"] == "ok").any()
     store.close()
+
+
+def test_ingest_lookups_use_their_index_without_statistics_and_no_plan_is_kept(pg_url):
+    """A batch's lookups by event id use the primary key's index on a table nobody has analysed
+    (autovacuum off), and no plan made while a table was small is kept for later batches."""
+    from connectors.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    store.migrate()
+    with store.tx():
+        for table in ("events", "labels"):
+            store.db.conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    store.events.events_for([f"e{i}" for i in range(10)])  # planned while events is empty, many times
+    for _ in range(10):
+        store.events.labels_for([f"e{i}" for i in range(10)])
+    with store.tx():
+        store.db.conn.execute(
+            "INSERT INTO events (event_id, ts, model_name, model_version, slice, modalities, pred_label,"
+            " confidence, abstained, position, ingested_at, signal_layout, signal_values) SELECT 'e' || g,"
+            " now(), 'm', '1', '{}'::jsonb, 'image', 'cat', 0.5, false, 'p', now(), 0, ''::bytea"
+            " FROM generate_series(1, 200000) g"
+        )
+    assert store.db.all(
+        "SELECT reltuples FROM pg_class WHERE relname = 'events'"
+        " AND relnamespace = current_schema()::regnamespace"
+    ) == [(-1.0,)]  # never analysed
+    assert store.db.all("SELECT count(*) FROM pg_prepared_statements") == [(0,)]
+    cond, params = store.db.dialect.in_list("event_id", [f"e{i}" for i in range(1000, 3000)])
+    plan = " ".join(r[0] for r in store.db.all(f"EXPLAIN SELECT event_id FROM events WHERE {cond}", params))
+    assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan
+    assert len(store.events.events_for([f"e{i}" for i in range(1000, 3000)])) == 2000
+    store.close()

@@ -257,3 +257,43 @@ def test_a_check_that_fails_gives_an_error_row_and_the_window_finishes(any_store
     assert len(errors) == 4 and set(errors["variant"]) == {"failed_ZeroDivisionError"}
     assert (df["metric"] == "error_rate").sum() > 0  # the other checks stand
     assert "check broken failed" in caplog.text
+
+
+def test_an_attribute_with_an_id_in_it_is_bounded_and_said_so(any_store):
+    """A producer puts each event's own id in a slice attribute: per window at most
+    evaluation.max_slice_values of its values are slices (the reference's most frequent, then the
+    window's), the rest one "(other)" slice; the slice_cardinality row and its default rule say so."""
+    from monitor.evaluation import Evaluator
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    flood_rule = (
+        "    - {name: SliceValuesFlooded, metric: slice_values, field: decision, op: '>=', threshold: 1}\n"
+    )
+    cfg = parse_config(
+        CFG.replace("  checks:\n", "  max_slice_values: 20\n  checks:\n").replace(
+            "  rules:\n", "  rules:\n" + flood_rule
+        )
+    )
+    msgs = []
+    for m in _traffic(days=5):
+        obj = json.loads(m.payload)
+        if obj["type"] == "inference":
+            obj["slice"]["user"] = f"u{obj['event_id']}"  # 300 new values a day
+        msgs.append(RawMessage(m.source, m.position, json.dumps(obj).encode()))
+    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
+    assert Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(any_store.events.watermark()) == 4
+    df = any_store.evaluations.frame()
+    per_window = (
+        df[df["metric"] == "error_rate"]
+        .groupby("window_start")["slice"]
+        .apply(lambda s: sum(x.startswith("user=") for x in s))
+    )
+    assert (per_window <= 21).all() and (per_window > 1).all()  # 20 values and (other) at most
+    assert "user=(other)" in set(df["slice"])
+    card = df[(df["metric"] == "slice_values") & (df["signal"] == "slice.user")]
+    assert len(card) == 4 and (card["value"] == 300).all() and (card["decision"] == 1).all()
+    assert set(card["variant"]) == {"bounded_to_20"}
+    quiet = df[(df["metric"] == "slice_values") & (df["signal"] == "slice.device")]
+    assert (quiet["decision"] == 0).all() and (quiet["value"] == 3).all()
+    flooded = [a for a in any_store.alerts.list("firing") if a.rule == "SliceValuesFlooded"]
+    assert [a.labels["signal"] for a in flooded] == ["user"] and flooded[0].labels["modality"] == "slice"

@@ -1,0 +1,164 @@
+"""HTTP ingest under concurrent clients, with bearer tokens on: `modalwatch run` (SQLite, HTTP only)
+and ``--clients`` clients (default 50) on kept-alive connections, each POSTing ``--per-client``
+requests of ``--events`` events (default 400 × 1).
+
+    python bench/http.py [--clients 50] [--per-client 400] [--events 1] [--store sqlite|postgres]
+
+Prints latency percentiles (p50, p90, p99, max), errors by kind (connection resets, refused,
+timeouts, non-2xx answers), requests/s and events/s, and checks that the store holds every
+event once. Ends with one GOAL line per goal of issue 14 (no connection resets) and exits 0
+either way. PostgreSQL: MODALWATCH_BENCH_PG_URL, else the local server's ``test`` database.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and its name would hide the standard
+# library's http package; the repository root takes its place.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent)] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+
+from tests.conftest import free_port
+from tests.helpers import inference
+
+TOKEN = "bench-token-" + uuid.uuid4().hex
+
+
+def client(port: int, k: int, per_client: int, events: int, latencies: list, errors: Counter) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    for j in range(per_client):
+        first = (k * per_client + j) * events
+        body = json.dumps([inference(first + i) for i in range(events)]).encode()
+        t = time.perf_counter()
+        try:
+            conn.request("POST", "/v1/events", body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                errors[f"HTTP {resp.status}"] += 1
+            else:
+                latencies.append(time.perf_counter() - t)
+        except ConnectionResetError:
+            errors["connection reset"] += 1
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        except ConnectionRefusedError:
+            errors["connection refused"] += 1
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        except TimeoutError:
+            errors["timeout"] += 1
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        except (http.client.HTTPException, OSError) as e:
+            errors[type(e).__name__] += 1
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--per-client", type=int, default=400)
+    ap.add_argument("--events", type=int, default=1, help="events per request")
+    ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="mw-bench-http-"))
+    port = free_port()
+    store = f"store: {{path: {tmp / 'mw.db'}}}"
+    schema = None
+    if args.store == "postgres":
+        import psycopg
+
+        base = os.environ.get("MODALWATCH_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        schema = f"mw_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(base, autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        store = f'store: {{kind: postgres, url: "{base}?options=-csearch_path%3D{schema}"}}'
+    cfg = tmp / "c.yaml"
+    cfg.write_text(f"""{store}
+ingest:
+  http: {{port: {port}, auth: required, tokens: ["{TOKEN}"]}}
+log_level: WARNING
+""")
+    log = open(tmp / "daemon.log", "wb")
+    root = Path(__file__).resolve().parent.parent
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/livez")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        latencies: list[float] = []
+        errors: Counter = Counter()
+        threads = [
+            threading.Thread(target=client, args=(port, k, args.per_client, args.events, latencies, errors))
+            for k in range(args.clients)
+        ]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.perf_counter() - t
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/v1/status")
+        status = json.loads(c.getresponse().read())
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        log.close()
+        if schema:
+            import psycopg
+
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    n = args.clients * args.per_client
+    q = statistics.quantiles(sorted(latencies), n=100) if len(latencies) > 1 else [0.0] * 99
+    print(
+        f"{args.clients} clients × {args.per_client} requests of {args.events} event(s), bearer tokens on,"
+        f" store {args.store}; {os.cpu_count()} cores"
+    )
+    print(
+        f"latency: p50 {q[49] * 1000:.1f} ms, p90 {q[89] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms, max"
+        f" {max(latencies, default=0) * 1000:.1f} ms"
+    )
+    print(f"answered 200: {len(latencies)} of {n}; errors: {dict(errors) or 'none'}")
+    print(
+        f"{len(latencies) / elapsed:,.0f} requests/s, {len(latencies) * args.events / elapsed:,.0f} events/s;"
+        f" the daemon stored {status.get('stored')} (duplicates {status.get('duplicate')})"
+    )
+    resets = errors["connection reset"] + errors["connection refused"]
+    print(f"GOAL http_no_connection_resets: {resets} vs 0 {'PASS' if resets == 0 else 'FAIL'}")
+    print(
+        f"GOAL http_every_event_stored: {status.get('stored')} vs {n * args.events}"
+        f" {'PASS' if status.get('stored') == n * args.events else 'FAIL'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
