@@ -127,9 +127,10 @@ class KafkaSource:
             self._consumer, self._ready = self._ready, None
             self._down = None
         try:
+            # 0 takes what the fetcher holds and returns at once: the daemon has batches in flight
+            # (an HTTP request waits on them), so a poll must not sit out poll_timeout_ms
             batches = self._consumer.poll(
-                timeout_ms=max(1, int(timeout_s * 1000)) if timeout_s else self.cfg.poll_timeout_ms,
-                max_records=max_records,
+                timeout_ms=min(int(timeout_s * 1000), self.cfg.poll_timeout_ms), max_records=max_records
             )
         except KafkaError as e:
             log.warning("Kafka poll failed (%s); will retry", e)

@@ -109,7 +109,7 @@ class KafkaConfig(_Section):
     events_topic: str = "inferences"
     labels_topic: str = "labels"
     max_poll_records: int = Field(2000, ge=1)
-    poll_timeout_ms: int = Field(500, ge=1)
+    poll_timeout_ms: int = Field(500, ge=1)  # the longest one poll waits for records
     session_timeout_ms: int = Field(10_000, ge=1000)
     max_poll_interval_ms: int = Field(300_000, ge=1000)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"

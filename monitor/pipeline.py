@@ -129,7 +129,7 @@ def scrub_payload(payload: bytes | None) -> bytes | None:
     try:
         obj = from_json(payload)
     except ValueError:
-        return None if (b"data_b64" in payload or b";base64," in payload) else payload
+        return None if _may_hold_media(payload) else payload
     inputs = obj.get("inputs") if isinstance(obj, dict) else None
     cut = False
     for inp in inputs.values() if isinstance(inputs, dict) else ():
@@ -146,6 +146,32 @@ def scrub_payload(payload: bytes | None) -> bytes | None:
             inp["uri"] = uri_stand_in(uri)
             cut = True
     return to_json(obj) if cut else payload
+
+
+# the first bytes of the image and audio files a producer might post as a body by mistake
+_MEDIA_MAGIC = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"RIFF",
+    b"ID3",
+    b"fLaC",
+    b"OggS",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+
+def _may_hold_media(payload: bytes) -> bool:
+    """Whether a payload that is not JSON may be media: inline base64, a media file's first bytes,
+    or mostly not text (a JSON line with a stray byte is text and is kept, to be replayed)."""
+    if b"data_b64" in payload or b";base64," in payload:
+        return True
+    if payload.startswith(_MEDIA_MAGIC) or payload[4:8] == b"ftyp":
+        return True
+    text = payload.decode("utf-8", "replace")
+    odd = sum(c == "\ufffd" or (not c.isprintable() and c not in "\t\n\r") for c in text)
+    return odd > max(16, len(text) // 100)
 
 
 def uri_stand_in(uri: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from datetime import datetime, timezone
 
 log = logging.getLogger("modalwatch.runtime")
@@ -25,6 +26,14 @@ class _QuietSkips(logging.Filter):
 
 
 _QUIET = _QuietSkips()
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """``log_level`` for modalwatch's own loggers; the libraries' never below INFO: their DEBUG
+    records carry what must not reach a log (kafka-python's, the fetched bytes — media, SASL
+    exchanges; Pillow's, the chunks of each image)."""
+    logging.basicConfig(level=max(logging.INFO, logging.getLevelName(level)), format=fmt, stream=sys.stderr)
+    logging.getLogger("modalwatch").setLevel(level)
 
 
 def quiet_library_logs() -> None:

@@ -268,8 +268,9 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from monitor.config import WORKER_LOG_FORMAT
+    from monitor.runtime import configure_logging
 
-    logging.basicConfig(level=config.log_level, format=WORKER_LOG_FORMAT, stream=sys.stderr)
+    configure_logging(config.log_level, WORKER_LOG_FORMAT)
     try:
         from connectors.stores import open_store
         from monitor.pipeline import Pipeline

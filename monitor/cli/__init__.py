@@ -4,11 +4,11 @@ package exits; every command closes its store however it ends."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from monitor.cli import alerts, daemon, dlq, evaluation, review, tools
 from monitor.config import LOG_FORMAT, ConfigError, load_config
+from monitor.runtime import configure_logging
 
 # the order of `modalwatch --help`
 GROUPS = (daemon, evaluation, dlq, alerts, review, tools)
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.log_level, format=LOG_FORMAT, stream=sys.stderr)
+    configure_logging(cfg.log_level, LOG_FORMAT)
     try:
         return args.fn(args, cfg)
     except tools.MissingExtra as e:

@@ -14,87 +14,13 @@ from monitor.core.messages import RawMessage
 from monitor.pipeline import Pipeline
 from monitor.replay import replay_dead_letters
 from tests.conftest import ROOT, modalwatch_cmd
-from tests.helpers import NOW, T0, b64, image_bytes, inference, label, write_jsonl
-
-PNG = image_bytes(__import__("numpy").full((8, 8, 3), 200, dtype="uint8"))
-PNG_B64 = b64(PNG)
-
-
-def _ev(i, **over):
-    return json.dumps({**inference(i), **over}).encode()
-
-
-def _with(i, path, value):
-    """inference(i) with ``value`` at ``path`` (a tuple of keys)."""
-    ev = inference(i)
-    node = ev
-    for k in path[:-1]:
-        node = node[k]
-    node[path[-1]] = value
-    return json.dumps(ev).encode()
-
-
-def _bad_inference_messages():
-    """(name, payload) of messages sent where inference events go, each to be rejected."""
-    deep_obj = b'{"a":' * 3000 + b"1" + b"}" * 3000
-    return [
-        ("deep object", deep_obj),
-        ("deep array", b"[" * 100_000 + b"]" * 100_000),
-        ("5,000-digit number", _ev(1).replace(b'"confidence": 0.51', b'"confidence": ' + b"1" * 5000)),
-        ("NaN", _ev(2).replace(b"0.52", b"NaN")),
-        ("Infinity", _ev(3).replace(b"0.53", b"Infinity")),
-        ("NUL escape in a label", _with(4, ("output", "label"), "c\u0000t")),
-        ("NUL escape in a slice value", _with(5, ("slice", "device"), "d\u00000")),
-        ("NUL escape in a key", _with(6, ("slice",), {"dev\u0000ice": "x"})),
-        ("a raw NUL byte", _ev(7).replace(b'"m"', b'"m\x00"')),
-        ("invalid UTF-8", _ev(8).replace(b'"cat"', b'"c\xffat"').replace(b'"dog"', b'"d\xffog"')),
-        ("a lone surrogate", _ev(9).replace(b'"m"', b'"\\ud800"')),
-        ("empty body", b""),
-        ("whitespace", b"   \n "),
-        ("an array", b"[1, 2]"),
-        ("a string", b'"event"'),
-        ("null", b"null"),
-        ("unknown field", _with(10, ("colour",), "red")),
-        ("confidence as a string", _with(11, ("output", "confidence"), "0.9")),
-        ("confidence as a boolean", _with(12, ("output", "confidence"), True)),
-        ("abstained as yes", _with(13, ("output", "abstained"), "yes")),
-        ("ts as Unix seconds", _with(14, ("ts",), 1767225600)),
-        ("ts without a zone", _with(15, ("ts",), "2026-01-05T00:00:15")),
-        ("empty event id", _with(16, ("event_id",), "")),
-        ("a 10,000-character event id", _with(17, ("event_id",), "e" * 10_000)),
-        ("an empty embedding", _with(18, ("embeddings",), {"clip": []})),
-        ("a label sent as an inference", json.dumps(label(19)).encode()),
-        ("an unknown type", _with(20, ("type",), "prediction")),
-        ("confidence above 1", _with(21, ("output", "confidence"), 1.5)),
-        ("truncated JSON", _ev(22)[:-5]),
-        (
-            "a data: URI and data_b64 at once",
-            _with(23, ("inputs", "image"), {"data_b64": PNG_B64, "uri": "data:image/png;base64,x"}),
-        ),
-    ]
-
-
-def _good(start, n):
-    return [(f"good {i}", _ev(i)) for i in range(start, start + n)]
-
-
-TABLES = ["events", "labels", "dead_letters", "evaluations", "alerts", "outbox", "review_items", "findings"]
-
-
-def _values(store) -> list:
-    return [v for t in TABLES for r in store.db.all(f"SELECT * FROM {t}") for v in r]
-
-
-def _dump(store) -> str:
-    """Every table's rows as text (bytes as their repr)."""
-    return json.dumps(
-        _values(store), default=lambda v: repr(bytes(v)) if isinstance(v, memoryview) else repr(v)
-    )
+from tests.corpus import PNG_B64, bad_inference_messages, dump, ev_bytes, good, values
+from tests.helpers import NOW, T0, inference, label, write_jsonl
 
 
 @pytest.mark.parametrize("kind", ["inference", None])
 def test_every_bad_message_is_a_dead_letter_and_its_batch_is_stored(any_store, kind):
-    bad = _bad_inference_messages()
+    bad = bad_inference_messages()
     if kind is None:  # on a JSONL line the content says the kind: a label is a label there
         bad = [(name, p) for name, p in bad if name != "a label sent as an inference"]
     assert len(bad) >= 25
@@ -102,7 +28,7 @@ def test_every_bad_message_is_a_dead_letter_and_its_batch_is_stored(any_store, k
     for k, (name, payload) in enumerate(bad):
         msgs += [
             RawMessage("t", f"t:{name}", payload, kind),
-            *[RawMessage("t", f"t:ok{k}.{j}", p, kind) for j, (_, p) in enumerate(_good(100 + 2 * k, 2))],
+            *[RawMessage("t", f"t:ok{k}.{j}", p, kind) for j, (_, p) in enumerate(good(100 + 2 * k, 2))],
         ]
     outcomes = Pipeline(parse_config(""), any_store, lambda: NOW).process(msgs)
     by = {o.position: o for o in outcomes}
@@ -118,8 +44,8 @@ def test_every_bad_message_is_a_dead_letter_and_its_batch_is_stored(any_store, k
     assert "U+0000" in by["t:NUL escape in a label"].reason
     assert "output.confidence" in by["t:confidence as a string"].reason
     # no text holds a NUL (a dead letter's own bytes may: they are bytes), no media anywhere
-    assert not [v for v in _values(any_store) if isinstance(v, str) and "\x00" in v]
-    assert PNG_B64[:40] not in _dump(any_store)
+    assert not [v for v in values(any_store) if isinstance(v, str) and "\x00" in v]
+    assert PNG_B64[:40] not in dump(any_store)
 
 
 def test_a_data_uri_is_refused_and_no_part_of_it_is_kept(any_store):
@@ -133,7 +59,7 @@ def test_a_data_uri_is_refused_and_no_part_of_it_is_kept(any_store):
     assert "data:sha256:" in str(uris[0]) and PNG_B64[:20] not in str(uris[0])
     (letter,) = any_store.ops.dead_letters()
     assert letter.position == "t:1#image" and PNG_B64[:20].encode() not in letter.payload
-    assert PNG_B64[:20] not in _dump(any_store)
+    assert PNG_B64[:20] not in dump(any_store)
 
 
 def test_a_file_uri_with_an_encoded_nul_is_a_media_failure(sqlite_store, tmp_path):
@@ -174,12 +100,14 @@ def test_replay_reads_each_dead_letter_as_it_came_and_says_what_became_of_it(any
     p.process(
         [
             RawMessage(
-                "kafka", "k/0/1", _ev(1).replace(b"0.51", b"1" * 5000), "inference"
+                "kafka", "k/0/1", ev_bytes(1).replace(b"0.51", b"1" * 5000), "inference"
             ),  # a poison number
             RawMessage("kafka", "k/0/2", json.dumps(label(2)).encode(), "inference"),  # the wrong topic
-            RawMessage("kafka", "k/0/3", _ev(3).replace(b'"m"', b'"m\xff"'), "inference"),  # invalid UTF-8
             RawMessage(
-                "kafka", "k/0/4", _ev(4, ts=(NOW + timedelta(days=2)).isoformat()), "inference"
+                "kafka", "k/0/3", ev_bytes(3).replace(b'"m"', b'"m\xff"'), "inference"
+            ),  # invalid UTF-8
+            RawMessage(
+                "kafka", "k/0/4", ev_bytes(4, ts=(NOW + timedelta(days=2)).isoformat()), "inference"
             ),  # clock skew
             RawMessage(
                 "kafka", "k/0/5", json.dumps(broken).encode(), "inference"
