@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from monitor.core.errors import DeliveryError, RateLimited
 from monitor.core.ports import AlertStore, Sender
@@ -23,13 +23,18 @@ def backoff(attempts: int, initial_s: float, max_s: float, jitter: float = 0.0) 
     return timedelta(seconds=delay * (1 - 0.5 * jitter))
 
 
+class DeliveryPass(NamedTuple):
+    delivered: int  # accepted by their receivers
+    dead: int  # refused for good (a 4xx other than 408/425/429): set aside, never retried
+
+
 def deliver_due(
     alerts: AlertStore, senders: Mapping[str, Sender], now: datetime, initial_s: float, max_s: float
-) -> int:
-    """Send every due outbox entry once; return how many were accepted. Failures are rescheduled
-    with exponential backoff and jitter; a rate-limited receiver's entries wait untouched.
-    ``alerts``: the store's alert repository (``store.alerts``)."""
-    delivered = 0
+) -> DeliveryPass:
+    """Send every due outbox entry once. Failures are rescheduled with exponential backoff and
+    jitter; a rate-limited receiver's entries wait untouched. ``alerts``: the store's alert
+    repository (``store.alerts``)."""
+    delivered = dead = 0
     for item in alerts.due_outbox(now):
         sender = senders.get(item.receiver)
         if sender is None:
@@ -43,6 +48,7 @@ def deliver_due(
             if e.permanent:
                 log.warning("delivery %s refused for good (%s): set aside as dead, not retried", item.id, e)
                 alerts.outbox_dead(item.id, str(e), now)
+                dead += 1
                 continue
             when = now + backoff(item.attempts, initial_s, max_s, jitter=random.random())
             log.warning(
@@ -56,4 +62,4 @@ def deliver_due(
             continue
         alerts.outbox_delivered(item.id, now)
         delivered += 1
-    return delivered
+    return DeliveryPass(delivered, dead)

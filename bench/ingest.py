@@ -1,6 +1,7 @@
 """Ingest throughput: Kafka → PostgreSQL and JSONL → SQLite, beside a bare kafka-python consume loop.
 
     python bench/ingest.py [--events 150000] [--partitions 2] [--workers N [N ...]]
+    python bench/ingest.py --soak [--events 2000000] [--workers 2]
 
 Kafka → PostgreSQL is measured two ways: one daemon's main loop in this process, with its
 pipeline in-process (``ingest.workers: 0``) and in each ``--workers`` count of worker processes
@@ -18,6 +19,12 @@ Kafka: MODALWATCH_BENCH_KAFKA=host:port, else a Tansu broker started here (calfk
 PostgreSQL: MODALWATCH_BENCH_PG_URL, else postgresql://postgres@127.0.0.1:5432/test (a fresh
 schema, dropped at the end). All measurements in one run, on the same topic and events.
 Prints one GOAL line per goal of issue 2 and exits 0 either way.
+
+``--soak`` (issue 14): one daemon with ``--workers`` (default 2) processes ingests ``--events``
+(default 2,000,000) from Kafka into PostgreSQL, on an ``events`` table that autovacuum never
+analyses (as on the server where ingest once fell from ~4.3k to ~1.7k events/s past 0.5M rows):
+the rate over the first 10 % of the events (from 1 % to 11 %) against the last 10 % (89 % to
+99 %), and the rate per decile.
 """
 
 from __future__ import annotations
@@ -38,18 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer  # noqa: E402
 
-from tests.conftest import free_port, make_topics, start_tansu, stop_process  # noqa: E402
+from tests.conftest import bench_kafka, free_port, make_topics, produce_inferences  # noqa: E402
 from tests.helpers import inference  # noqa: E402
-
-
-def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
-    prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20)
-    for i in range(n):
-        prod.send(topic, json.dumps(inference(i)).encode(), partition=i % partitions)
-    prod.flush()
-    prod.close()
 
 
 def bench_config(bootstrap: str, topic: str, pg_url: str, workers: int = 0):
@@ -81,6 +80,12 @@ class Rate:
     def whole(self) -> float:
         (t0, _), (t1, d1) = self.samples[0], self.samples[-1]
         return d1 / (t1 - t0)
+
+    def between(self, lo: float, hi: float) -> float:
+        """Events/s from the last sample at or before ``lo`` of the events to the first at ``hi``."""
+        a = [s for s in self.samples if s[1] <= lo * self.n][-1]
+        b = next(s for s in self.samples if s[1] >= hi * self.n)
+        return (b[1] - a[1]) / (b[0] - a[0])
 
     def steady(self) -> float:
         a = next(s for s in self.samples if s[1] >= 0.1 * self.n)
@@ -114,7 +119,7 @@ def bare_consume(cfg, n: int) -> Rate:
     return rate
 
 
-def modalwatch_kafka_pg(cfg, n: int) -> Rate:
+def modalwatch_kafka_pg(cfg, n: int, analyse: bool = True) -> Rate:
     """One daemon's main loop (poll, store — in ``ingest.workers`` processes or its own —, commit
     in order), counted by the events it has committed: like for like with the bare loop. The
     workers are started before the clock starts, as a daemon does."""
@@ -124,6 +129,9 @@ def modalwatch_kafka_pg(cfg, n: int) -> Rate:
 
     store = PostgresStore(cfg.store.url.get_secret_value())
     store.migrate()
+    if not analyse:  # no statistics ever: the plans must not depend on them
+        with store.db.tx():
+            store.db.execute("ALTER TABLE events SET (autovacuum_enabled = false)")
     src = KafkaSource(cfg.ingest.kafka, cfg.ingest.max_payload_bytes)
     d = Daemon(cfg, [src], store, {}, evaluate=False)
     writers = d._open_writers()
@@ -275,6 +283,30 @@ def modalwatch_jsonl_sqlite(n: int, tmp: Path) -> float:
     return n / dt
 
 
+def soak(bootstrap: str, topic: str, base: str, n: int, workers: int) -> int:
+    with fresh_schema(base) as pg_url:
+        rate = modalwatch_kafka_pg(bench_config(bootstrap, topic, pg_url, workers), n, analyse=False)
+        with psycopg.connect(pg_url) as c:
+            analysed = c.execute(
+                "SELECT COALESCE(last_analyze, last_autoanalyze) FROM pg_stat_user_tables"
+                " WHERE relname = 'events'"
+            ).fetchone()[0]
+    deciles = [rate.between(k / 10, (k + 1) / 10 if k < 9 else 1.0) for k in range(10)]
+    print(
+        f"one daemon, ingest.workers: {workers}, Kafka -> PostgreSQL, {n:,} events, events never analysed"
+        f" ({'analysed at ' + str(analysed) if analysed else 'no statistics'}); {os.cpu_count()} cores"
+    )
+    print("events/s per decile: " + ", ".join(f"{r:,.0f}" for r in deciles))
+    # 1 % in and 1 % before the end: the group join, the fetches buffered before the first batch
+    # and the last batches' tail are not the table's size
+    first, last = rate.between(0.01, 0.11), rate.between(0.89, 0.99)
+    print(
+        f"GOAL ingest_flat_as_the_table_grows: last 10 % {last:,.0f} events/s = {last / first:.2f} x"
+        f" the first 10 % ({first:,.0f}) vs 0.9 {'PASS' if last >= 0.9 * first else 'FAIL'}"
+    )
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=150_000)
@@ -286,29 +318,29 @@ def main() -> int:
         default=[os.cpu_count() or 2, (os.cpu_count() or 2) + 1],
         help="ingest.workers of the multi-process runs (default: one per core, and one more)",
     )
+    ap.add_argument("--soak", action="store_true", help="issue 14: is ingest flat as the table grows?")
     args = ap.parse_args()
+    if args.soak and args.events == ap.get_default("events"):
+        args.events = 2_000_000
+    if args.soak and args.workers == ap.get_default("workers"):
+        args.workers = [2]
     n = args.events
     import monitor.daemon  # noqa: F401 - what a daemon has imported when it tunes its GC at start-up
     from monitor.runtime import tune_gc
 
     tune_gc(2000)  # the daemon's GC settings (for the bench's batch size), for both loops alike
 
-    broker = None
-    bootstrap = os.environ.get("MODALWATCH_BENCH_KAFKA")
-    if not bootstrap:
-        port = free_port()
-        broker, why = start_tansu(port)
-        if broker is None:
-            print(f"cannot start Tansu: {why}")
-            return 0
-        bootstrap = f"127.0.0.1:{port}"
     base = os.environ.get("MODALWATCH_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    try:
+    with bench_kafka() as bootstrap:
+        if bootstrap is None:
+            return 0
         topic = f"bench-{uuid.uuid4().hex[:6]}"
         make_topics(bootstrap, [topic, f"{topic}-labels"], partitions=args.partitions)
         t = time.perf_counter()
-        produce(bootstrap, topic, n, args.partitions)
+        produce_inferences(bootstrap, topic, n, args.partitions, linger_ms=50, batch_size=1 << 20)
         print(f"produced {n} events in {time.perf_counter() - t:.1f}s ({args.partitions} partitions)")
+        if args.soak:
+            return soak(bootstrap, topic, base, n, args.workers[0])
         bares = []
         with fresh_schema(base) as pg_url:
             bares.append(bare_consume(bench_config(bootstrap, topic, pg_url), n))
@@ -368,9 +400,6 @@ def main() -> int:
             " one bare"
             f" loop) vs 0.5 {'PASS' if kpg / bare >= 0.5 else 'FAIL'}"
         )
-    finally:
-        if broker is not None:
-            stop_process(broker)
     return 0
 
 

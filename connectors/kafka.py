@@ -73,6 +73,8 @@ class KafkaSource:
         self._down: str | None = None  # why there is no consumer yet
         self._closed = False
         self._wake = threading.Event()  # set at close: the connector's backoff ends
+        self._lost_since: float | None = None  # connected once, no broker connection since then
+        self._checked_at = 0.0
 
     def _connect(self) -> None:
         """Make the consumer in a thread of its own, retrying with backoff while the brokers are
@@ -108,10 +110,43 @@ class KafkaSource:
             self._ready = consumer  # handed over: poll() takes it on the daemon's thread
             return
 
+    # how often poll() looks at the consumer's connection count, and how long none may last
+    # before /readyz says so (a broker's restart or a leader moving is shorter)
+    CHECK_EVERY_S = 1.0
+    LOST_AFTER_S = 3.0
+    # what a stop may spend on the final commit and on leaving the group: kafka-python retries a
+    # synchronous commit forever without a timeout, so a broker gone at shutdown would hold the
+    # stop until the process is killed
+    CLOSE_TIMEOUT_MS = 5000
+    # the least a poll waits while the consumer holds no partitions (see poll())
+    JOIN_POLL_MS = 200
+
     def health(self) -> str | None:
         if self._consumer is None:
             return self._down or "connecting"
+        lost = self._lost_since
+        if lost is not None and time.monotonic() - lost >= self.LOST_AFTER_S:
+            return (
+                f"no connection to a broker at {','.join(self.cfg.bootstrap_servers)} for"
+                f" {time.monotonic() - lost:.0f} s (reconnecting)"
+            )
         return None
+
+    def _watch_connections(self) -> None:
+        """Note when the consumer has no broker connection: kafka-python reconnects by itself
+        and polls return nothing meanwhile, so without this a lost broker would look like a
+        quiet topic. Read from its public metrics, on the thread that polls."""
+        now = time.monotonic()
+        if now - self._checked_at < self.CHECK_EVERY_S:
+            return
+        self._checked_at = now
+        count = self._consumer.metrics().get("consumer-metrics", {}).get("connection-count")
+        if count == 0 and self._lost_since is None:
+            self._lost_since = now
+            log.warning("Kafka: no connection to any broker; kafka-python keeps reconnecting")
+        elif count and self._lost_since is not None:
+            log.info("Kafka: connected again after %.0f s", now - self._lost_since)
+            self._lost_since = None
 
     def poll(self, max_records: int, timeout_s: float = 0.0) -> list[RawMessage]:
         if self._consumer is None:
@@ -126,16 +161,20 @@ class KafkaSource:
                 return []
             self._consumer, self._ready = self._ready, None
             self._down = None
+        timeout_ms = min(int(timeout_s * 1000), self.cfg.poll_timeout_ms)
+        if not self._consumer.assignment():
+            # joining or rebalancing: kafka-python finishes a join only inside a poll that waits,
+            # and polls of 0 ms can make it rejoin again and again (a group that never forms)
+            timeout_ms = max(timeout_ms, self.JOIN_POLL_MS)
         try:
             # 0 takes what the fetcher holds and returns at once: the daemon has batches in flight
             # (an HTTP request waits on them), so a poll must not sit out poll_timeout_ms
-            batches = self._consumer.poll(
-                timeout_ms=min(int(timeout_s * 1000), self.cfg.poll_timeout_ms), max_records=max_records
-            )
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as e:
             log.warning("Kafka poll failed (%s); will retry", e)
             self._sleep(self.cfg.retry_initial_s)
             return []
+        self._watch_connections()
         out: list[RawMessage] = []
         ends = {}
         for tp, records in batches.items():
@@ -218,12 +257,12 @@ class KafkaSource:
             last = {tp: end for tp, end in self._to_close.items() if tp in mine}
             if last:
                 try:  # what was committed asynchronously, made sure of
-                    self._consumer.commit(last)
+                    self._consumer.commit(last, timeout_ms=self.CLOSE_TIMEOUT_MS)
                 except KafkaError as e:
                     log.warning(
                         "final offset commit failed (%s); the uncommitted messages will be re-read", e
                     )
-            self._consumer.close(autocommit=False)
+            self._consumer.close(autocommit=False, timeout_ms=self.CLOSE_TIMEOUT_MS)
             self._consumer = None
             self._uncommitted.clear()
             self._to_close.clear()

@@ -89,6 +89,7 @@ class Daemon:
             "evaluated": 0,
             "evaluation_backlog": 0,
             "delivered": 0,
+            "notifications_dead": 0,
             "purged_events": 0,
             "orphan_labels": 0,
             "review_expired": 0,
@@ -324,13 +325,7 @@ class Daemon:
             self.evaluator.apply_health(self.clock())  # data health on the ingest clock
         # what data health changed, and group timers that came due between vintages
         run_notifications(self.config, store, self.clock())
-        self.stats["delivered"] += deliver_due(
-            store.alerts,
-            self.senders,
-            self.clock(),
-            self.config.alerts.retry_initial_s,
-            self.config.alerts.retry_max_s,
-        )
+        self._deliver(store)
         now = self.clock()
         if self._purged_at is None or now - self._purged_at >= self.config.store.purge_every:
             done = purge(self.config, store, now)
@@ -357,28 +352,39 @@ class Daemon:
             with self._tick_lock:  # the evaluation connection is the job's too: one thread at a time
                 if not store.alerts.outbox_pending():
                     return
-                self.stats["delivered"] += deliver_due(
-                    store.alerts,
-                    self.senders,
-                    self.clock(),
-                    self.config.alerts.retry_initial_s,
-                    self.config.alerts.retry_max_s,
-                )
+                self._deliver(store)
             time.sleep(0.05)
+
+    def _deliver(self, store: Store) -> None:
+        done = deliver_due(
+            store.alerts,
+            self.senders,
+            self.clock(),
+            self.config.alerts.retry_initial_s,
+            self.config.alerts.retry_max_s,
+        )
+        self.stats["delivered"] += done.delivered
+        self.stats["notifications_dead"] += done.dead
 
     def shutdown(self) -> None:
         if self._scheduler is not None:
             if "MODALWATCH_REPLICA" not in os.environ:  # a per-process schedule nobody will resume
                 self._scheduler.pause()
-                try:
-                    self._scheduler.remove_job(self._job_id)
-                except self.store.transient_errors as e:  # the database is away: stop all the same
-                    log.warning(
-                        "could not remove this process's evaluation job %s from %s (%s); its row stays",
-                        self._job_id,
-                        self.store.describe(),
-                        type(e).__name__,
-                    )
+                # twice: a connection the database dropped while it restarted fails once, and the
+                # job store reconnects for the next call
+                for attempt in (1, 2):
+                    try:
+                        self._scheduler.remove_job(self._job_id)
+                        break
+                    except self.store.transient_errors as e:  # the database is away: stop all the same
+                        if attempt == 2:
+                            log.warning(
+                                "could not remove this process's evaluation job %s from %s (%s); its row"
+                                " stays",
+                                self._job_id,
+                                self.store.describe(),
+                                type(e).__name__,
+                            )
             # waits for an evaluation in progress, which stops after its current vintage
             self._scheduler.shutdown(wait=True)
         if self._eval_store is not None:

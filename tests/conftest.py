@@ -9,6 +9,8 @@ run instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -61,41 +64,53 @@ def pg_server_url():
     if _pg_ok(local):
         yield local
         return
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not (initdb and pg_ctl):
-        _unavailable("PostgreSQL", "no MODALWATCH_TEST_PG_URL, no server on 127.0.0.1:5432, no initdb/pg_ctl")
-    tmp = tempfile.mkdtemp(prefix="mw-pg-")
-    port = free_port()
-    run_as = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-    if run_as:
-        shutil.chown(tmp, "postgres")
-    subprocess.run(
-        run_as + [initdb, "-D", f"{tmp}/data", "-U", "postgres", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        run_as
-        + [
-            pg_ctl,
-            "-D",
-            f"{tmp}/data",
-            "-o",
-            f"-p {port} -k {tmp} -h 127.0.0.1",
-            "-l",
-            f"{tmp}/log",
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    cluster, why = PgCluster.start()
+    if cluster is None:
+        _unavailable("PostgreSQL", f"no MODALWATCH_TEST_PG_URL, no server on 127.0.0.1:5432, {why}")
     try:
-        yield url
+        yield cluster.url
     finally:
-        subprocess.run(run_as + [pg_ctl, "-D", f"{tmp}/data", "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cluster.stop()
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster of its own (``initdb``/``pg_ctl``), for the tests that must
+    stop or restart the server under a running daemon."""
+
+    def __init__(self, pg_ctl: str, tmp: str, port: int, run_as: list[str]):
+        self._pg_ctl, self._tmp, self._run_as = pg_ctl, tmp, run_as
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._opts = f"-p {port} -k {tmp} -h 127.0.0.1"
+
+    @classmethod
+    def start(cls) -> tuple[PgCluster | None, str | None]:
+        initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+        if not (initdb and pg_ctl):
+            return None, "no initdb/pg_ctl on the PATH"
+        tmp = tempfile.mkdtemp(prefix="mw-pg-")
+        run_as = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+        if run_as:
+            shutil.chown(tmp, "postgres")
+        subprocess.run(
+            run_as + [initdb, "-D", f"{tmp}/data", "-U", "postgres", "--auth=trust"],
+            check=True,
+            capture_output=True,
+        )
+        cluster = cls(pg_ctl, tmp, free_port(), run_as)
+        cluster.ctl("start")
+        return cluster, None
+
+    def ctl(self, action: str, *args: str) -> None:
+        """``pg_ctl start``, ``stop -m fast``, ``restart -m immediate`` …, waiting for it."""
+        cmd = [self._pg_ctl, "-D", f"{self._tmp}/data", "-o", self._opts, "-l", f"{self._tmp}/log", "-w"]
+        subprocess.run(self._run_as + cmd + [action, *args], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        try:
+            self.ctl("stop", "-m", "immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 @pytest.fixture
@@ -207,6 +222,39 @@ def make_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
         admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
     finally:
         admin.close()
+
+
+def produce_inferences(bootstrap: str, topic: str, n: int, partitions: int = 1, **producer) -> None:
+    """``n`` valid inference events (tests.helpers.inference) on ``topic``, round-robin over its
+    partitions."""
+    from kafka import KafkaProducer
+
+    from tests.helpers import inference
+
+    prod = KafkaProducer(bootstrap_servers=bootstrap, **{"linger_ms": 20, **producer})
+    for i in range(n):
+        prod.send(topic, json.dumps(inference(i)).encode(), partition=i % partitions)
+    prod.flush()
+    prod.close()
+
+
+@contextlib.contextmanager
+def bench_kafka(env: str = "MODALWATCH_BENCH_KAFKA") -> Iterator[str | None]:
+    """For bench/: the broker named by ``env``, else a Tansu of its own for the run (None when
+    neither can be had: the script says so and exits 0)."""
+    if os.environ.get(env):
+        yield os.environ[env]
+        return
+    port = free_port()
+    broker, why = start_tansu(port)
+    if broker is None:
+        print(f"cannot start Tansu: {why}")
+        yield None
+        return
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process(broker)
 
 
 def modalwatch_cmd() -> list[str]:

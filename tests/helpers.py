@@ -75,3 +75,20 @@ def b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def http_json(url: str, body: bytes | None = None, ctype: str = "application/json", timeout: float = 30):
+    """(status, parsed JSON answer) of a GET, or of a POST when ``body`` is given; 4xx and 5xx are
+    answers too, not exceptions."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": ctype} if body is not None else {}
+    req = urllib.request.Request(
+        url, data=body, headers=headers, method="POST" if body is not None else "GET"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

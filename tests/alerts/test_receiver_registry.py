@@ -97,11 +97,13 @@ def test_a_receiver_that_says_no_for_good_is_not_retried_for_ever(tmp_path):
         store.migrate()
         store.alerts.add_outbox("k", "gone", {"n": 1}, NOW)
         senders = build_senders(cfg)
-        assert deliver_due(store.alerts, senders, NOW, 0.01, 0.01) == 0
-        assert deliver_due(store.alerts, senders, NOW + timedelta(hours=1), 0.01, 0.01) == 0
+        assert deliver_due(store.alerts, senders, NOW, 0.01, 0.01) == (0, 1)  # none delivered, one dead
+        assert deliver_due(store.alerts, senders, NOW + timedelta(hours=1), 0.01, 0.01) == (0, 0)
         ((status, attempts, error),) = store.db.all("SELECT status, attempts, last_error FROM outbox")
+        store_counts = store.ops.counts()
         store.close()
     assert (status, attempts, error) == ("dead", 1, "gone: HTTP 404") and recv.attempts == 1
+    assert store_counts["outbox"] == {"dead": 1}  # what `modalwatch status` shows
 
 
 def test_a_disabled_receiver_is_told_nothing(tmp_path):

@@ -116,11 +116,13 @@ def test_a_receiver_is_sent_at_most_max_per_minute_and_the_rest_waits_in_the_out
         for i in range(5):
             store.alerts.add_outbox(f"k{i}", "oncall", {"n": i}, NOW)
         sender = WebhookSender("oncall", recv.url, max_per_minute=3)
-        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 3
-        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 0  # the minute is used up
+        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10).delivered == 3
+        assert (
+            deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10).delivered == 0
+        )  # the minute is used up
         assert store.ops.counts()["outbox"] == {"delivered": 3, "pending": 2}
         sender._sent.clear()  # a minute later
-        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10) == 2
+        assert deliver_due(store.alerts, {"oncall": sender}, NOW, 1, 10).delivered == 2
         assert [r["payload"]["n"] for r in recv.received] == [0, 1, 2, 3, 4]
         store.close()
 

@@ -12,7 +12,7 @@ from connectors.http import HttpSource
 from connectors.sqlite import SqliteStore
 from monitor.config import Config
 from monitor.daemon import Daemon
-from tests.helpers import b64, inference, label
+from tests.helpers import b64, http_json, inference, label
 
 
 @pytest.fixture
@@ -33,12 +33,7 @@ def daemon(tmp_path):
 
 
 def _post(url, body: bytes, ctype="application/json"):
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return http_json(url, body, ctype)
 
 
 def test_array_and_ndjson_are_stored_before_the_answer(daemon):

@@ -1,7 +1,6 @@
 """Kafka → PostgreSQL with the real daemon process: SIGKILL midway, restart, nothing lost or doubled;
 with the pipeline in the daemon's process and in worker processes (ingest.workers)."""
 
-import json
 import re
 import signal
 import time
@@ -9,10 +8,10 @@ import uuid
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
-from tests.conftest import make_topics, run_daemon
-from tests.helpers import inference
+from tests.conftest import make_topics, produce_inferences, run_daemon
+from tests.helpers import http_json
 
 
 def _config(tmp_path, pg_url, bootstrap, topic, group, batch=250, workers=0):
@@ -90,11 +89,7 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(
     n, parts = 10_000, 2
     topic, group = f"inf-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"
     make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=parts)
-    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20)
-    for i in range(n):
-        prod.send(topic, json.dumps(inference(i)).encode(), partition=i % parts)
-    prod.flush()
-    prod.close()
+    produce_inferences(kafka_bootstrap, topic, n, parts)
 
     cfg = _config(tmp_path, pg_url, kafka_bootstrap, topic, group, workers=workers)
     with open(tmp_path / "run1.log", "wb") as log:
@@ -135,3 +130,53 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(
     # the restart resumed from the committed offsets: it re-read at most what was not committed
     assert resumed["messages"] == n - committed_at_kill
     assert resumed["stored"] == n - stored_at_kill
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "2-workers"])
+def test_postgres_restarted_mid_stream_the_daemon_recovers_alone(tmp_path, kafka_bootstrap, workers):
+    """The database goes away under a running daemon (a failover, a restart for an upgrade) and
+    comes back: the daemon stays up, says why it is not ready meanwhile, and ends with every
+    event stored once, without a restart of its own."""
+    from tests.conftest import PgCluster, free_port
+
+    cluster, why = PgCluster.start()
+    if cluster is None:
+        pytest.skip(f"needs a PostgreSQL cluster of its own: {why}")
+    try:
+        n, parts = 6000, 2
+        topic, group = f"inf-{uuid.uuid4().hex[:8]}", f"mw-{uuid.uuid4().hex[:8]}"
+        make_topics(kafka_bootstrap, [topic, f"{topic}-labels"], partitions=parts)
+        produce_inferences(kafka_bootstrap, topic, n, parts)
+        hport = free_port()
+        cfg = _config(tmp_path, cluster.url, kafka_bootstrap, topic, group, batch=100, workers=workers)
+        cfg.write_text(cfg.read_text().replace("enabled: false", f"port: {hport}"))
+        ready = f"http://127.0.0.1:{hport}/readyz"
+        with open(tmp_path / "daemon.log", "wb") as log:
+            daemon = _start(cfg, cluster.url, log)
+            try:
+                deadline = time.time() + 120
+                while _count(cluster.url)[0] < 1000 and time.time() < deadline and daemon.poll() is None:
+                    time.sleep(0.02)
+                cluster.ctl("stop", "-m", "fast")
+                reasons, deadline = [], time.time() + 45
+                while not reasons and time.time() < deadline and daemon.poll() is None:
+                    reasons = http_json(ready, timeout=5)[1]["reasons"]
+                    time.sleep(0.5)
+                assert daemon.poll() is None, "the daemon exited while the database was away"
+                assert any(r.startswith(("store:", "ingest:")) for r in reasons), reasons
+                cluster.ctl("start")
+                deadline = time.time() + 120
+                while _committed(kafka_bootstrap, group, topic, parts) < n and time.time() < deadline:
+                    time.sleep(0.3)
+                assert http_json(ready, timeout=5)[0] == 200
+                daemon.send_signal(signal.SIGTERM)
+                assert daemon.wait(30) == 0
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+        assert _count(cluster.url) == (n, n)
+        with psycopg.connect(cluster.url) as c:  # the stopped process took its schedule with it
+            assert c.execute("SELECT COUNT(*) FROM scheduler_jobs").fetchone() == (0,)
+        assert b"Traceback" not in (tmp_path / "daemon.log").read_bytes()
+    finally:
+        cluster.stop()

@@ -1,15 +1,18 @@
-"""KafkaSource against a real broker that is down at first: the daemon waits and retries, then reads."""
+"""KafkaSource against a real broker that is down at first (the daemon waits and retries, then
+reads), or that goes away mid-stream (HTTP ingest goes on, /readyz says why)."""
 
 import json
 import signal
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 from kafka import KafkaProducer
 
 from connectors.sqlite import SqliteStore
-from tests.conftest import free_port, make_topics, run_daemon, start_tansu, stop_process
-from tests.helpers import inference, label
+from tests.conftest import _unavailable, free_port, make_topics, run_daemon, start_tansu, stop_process
+from tests.helpers import http_json, inference, label
 
 
 def test_broker_down_then_up_daemon_retries_without_crashing(tmp_path):
@@ -68,6 +71,73 @@ ingest:
         if broker is not None:
             stop_process(broker)
         log.close()
+
+
+def _get(url: str) -> tuple[int, dict]:
+    return http_json(url, timeout=10)
+
+
+def test_kafka_stopped_mid_stream_http_ingest_goes_on_and_readyz_says_why(tmp_path):
+    kport, hport = free_port(), free_port()
+    broker, why = start_tansu(kport)
+    if broker is None:
+        _unavailable("Kafka", why)
+    bootstrap, topic = f"127.0.0.1:{kport}", f"inf-{uuid.uuid4().hex[:6]}"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+store: {{path: {tmp_path / "mw.db"}}}
+ingest:
+  http: {{port: {hport}}}
+  kafka: {{bootstrap_servers: ["{bootstrap}"], group_id: g-{topic}, events_topic: {topic},
+          labels_topic: {topic}-labels, session_timeout_ms: 6000}}
+""")
+    base = f"http://127.0.0.1:{hport}"
+    log = open(tmp_path / "daemon.log", "wb")
+    daemon = run_daemon(cfg, log)
+    try:
+        make_topics(bootstrap, [topic, f"{topic}-labels"])
+        prod = KafkaProducer(bootstrap_servers=bootstrap)
+        for i in range(200):
+            prod.send(topic, json.dumps(inference(i)).encode())
+        prod.flush()
+        prod.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                status = _get(base + "/v1/status")[1]
+            except OSError:
+                status = {}
+            if status.get("stored") == 200:
+                break
+            time.sleep(0.3)
+        assert _get(base + "/readyz")[0] == 200
+        stop_process(broker)  # mid-stream: the consumer was connected and reading
+        broker = None
+        started = time.monotonic()
+        for i in range(200, 210):
+            req = urllib.request.Request(base + "/v1/events", json.dumps(inference(i)).encode())
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200 and json.loads(r.read())["accepted"] == 1
+        assert time.monotonic() - started < 5  # not held up by the lost broker
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            code, ready = _get(base + "/readyz")
+            if code == 503:
+                break
+            time.sleep(0.3)
+        assert code == 503 and any(r.startswith("kafka: no connection to a broker") for r in ready["reasons"])
+        assert _get(base + "/livez")[0] == 200
+        assert SqliteStore(tmp_path / "mw.db").ops.counts()["events"] == 210
+        stopped = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0 and time.monotonic() - stopped < 20
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        if broker is not None:
+            stop_process(broker)
+        log.close()
+    assert b"Traceback" not in (tmp_path / "daemon.log").read_bytes()
 
 
 def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):

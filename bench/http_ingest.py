@@ -1,25 +1,18 @@
-"""HTTP ingest under concurrent clients, with bearer tokens on: `modalwatch run` (SQLite, HTTP only)
-and ``--clients`` clients (default 50) on kept-alive connections, each POSTing ``--per-client``
+"""HTTP ingest under concurrent clients, with bearer tokens on: `modalwatch run` (SQLite, HTTP
+only) and ``--clients`` clients (default 50) on kept-alive connections, each POSTing ``--per-client``
 requests of ``--events`` events (default 400 × 1).
 
-    python bench/http.py [--clients 50] [--per-client 400] [--events 1] [--store sqlite|postgres]
+    python bench/http_ingest.py [--clients 50] [--per-client 400] [--events 1] [--store sqlite|postgres]
 
 Prints latency percentiles (p50, p90, p99, max), errors by kind (connection resets, refused,
 timeouts, non-2xx answers), requests/s and events/s, and checks that the store holds every
 event once. Ends with one GOAL line per goal of issue 14 (no connection resets) and exits 0
 either way. PostgreSQL: MODALWATCH_BENCH_PG_URL, else the local server's ``test`` database.
+(Not bench/http.py, as issue 14 names it: a script of that name would hide the standard
+library's http package from every script in bench/.)
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name would hide the standard
-# library's http package; the repository root takes its place.
-sys.path[:] = [str(Path(__file__).resolve().parent.parent)] + [
-    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
-]
 
 import argparse
 import http.client
@@ -27,11 +20,15 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import free_port
 from tests.helpers import inference
