@@ -1,6 +1,6 @@
 """Crash recovery under load (issue 14): `modalwatch run` with 2 pipeline workers reads
 ``--events`` (default 200,000) from Kafka into PostgreSQL, and again into TimescaleDB, and is
-SIGKILLed ``--kills`` times (default 10) at random moments mid-ingest (uniform 0-3 s after each
+SIGKILLed ``--kills`` times (default 10) at random moments mid-ingest (uniform 0-0.6 s after each
 run has stored its first batch), then runs to the end and stops with SIGTERM. Every event must be stored
 exactly once, the per-minute ingest counters (data health) must count each message once, and
 no scheduler row of a killed process may be left.
@@ -101,7 +101,7 @@ evaluation: {{tick_s: 3600}}
         deadline = time.time() + 60
         while stored() == before and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         log.close()
