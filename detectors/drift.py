@@ -10,10 +10,16 @@ Tests (the decisions follow Evidently's conventions where the definitions coinci
 * ``ks``: two-sample Kolmogorov–Smirnov; drift when p ≤ alpha (0.05). Effect: D.
 * ``wasserstein``: first Wasserstein distance over the reference's standard deviation (at least
   0.001); drift when ≥ 0.1. Effect: the normalised distance itself.
-* ``psi``: population stability index over the reference's quantile bins (outer bins open, a
-  bin empty on one side counts as ``PSI_EMPTY_BIN_SHARE``); drift when ≥ 0.1 (and, given
-  ``alpha``, when its approximate χ² p-value is ≤ alpha). Evidently bins both samples together
-  with Sturges' rule instead, so values differ while clear decisions agree.
+* ``psi``: population stability index over the reference's bins — its values when it has few
+  (constant, binary, discrete), else its quantiles with a tied quantile as a bin of its own —
+  plus an underflow and an overflow bin for mass outside the reference's range; a bin empty on
+  one side counts as ``PSI_EMPTY_BIN_SHARE`` (the reference's, as at least 1/(n+1)). Drift when
+  ≥ 0.1 (and, given ``alpha``, when its approximate χ² p-value is ≤ alpha). Like Evidently, a
+  reference of at most 20 values is binned on its values; above that Evidently bins both samples
+  together on equal-width (Sturges) bins, where this bins on the reference alone (a summary
+  kept once tests every window the same way), so continuous values differ while clear
+  decisions agree. Quantile bins with open ends were blind above a constant or tied reference;
+  the value bins, the atoms and the overflow bin are there on purpose.
 * ``chisquare`` (categories): Pearson's goodness of fit of the window's counts against the
   reference's shares; drift when p < alpha. A category the reference never had is a drift with
   p = 0 (its expected count is 0). Effect: Cramér's V.
@@ -78,11 +84,37 @@ def _sorted(a: np.ndarray) -> np.ndarray:
     return a if a.size < 2 or bool(np.all(a[1:] >= a[:-1])) else np.sort(a)
 
 
-def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    # Bins are [e_i, e_{i+1}) except the last, which is closed at +inf anyway.
-    idx = np.searchsorted(edges[1:-1], values, side="right")
-    counts = np.bincount(idx, minlength=len(edges) - 1).astype(float)
-    return counts / counts.sum()
+def _slot_bins(atoms: tuple[bool, ...]) -> np.ndarray:
+    """The PSI bin of each slot of the boundary points: slot 2k is the gap below point k (slot 0
+    the underflow, below the reference's minimum; slot 2K the overflow, above its maximum) and
+    slot 2k + 1 point k itself. An atom — a value holding a share of the reference of its own —
+    is a bin; any other point joins the gap above it (the last one the gap below it), so that a
+    continuous reference gets its quantile bins [p_k, p_k+1) between an underflow and an
+    overflow bin."""
+    k_points = len(atoms)
+    slots = np.zeros(2 * k_points + 1, dtype=np.int64)
+    b = 0
+    for k, atom in enumerate(atoms):
+        last = k == k_points - 1
+        if atom:
+            b += 1
+            slots[2 * k + 1] = b
+        elif last:
+            slots[2 * k + 1] = slots[2 * k]
+        b += 1
+        slots[2 * k + 2] = b
+        if not atom and not last:
+            slots[2 * k + 1] = b
+    return slots
+
+
+def _bin_counts(values: np.ndarray, points: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """How many ``values`` fall in each PSI bin (see ``_slot_bins``)."""
+    i = np.searchsorted(points, values, side="left")  # how many points lie below each value
+    on_point = np.zeros(values.size, dtype=bool)
+    inside = i < points.size
+    on_point[inside] = points[i[inside]] == values[inside]
+    return np.bincount(slots[2 * i + on_point], minlength=int(slots[-1]) + 1).astype(float)
 
 
 # -- the general tests (issue 4) ------------------------------------------------------------------
@@ -111,12 +143,27 @@ def _insufficient(test: str, threshold: float, n: int, n_ref: int) -> DriftResul
     return DriftResult(test, math.nan, None, False, math.nan, threshold, n, n_ref, "insufficient_data")
 
 
+# A reference with at most this many distinct values is binned on its values (each its own bin),
+# as Evidently does.
+DISCRETE_MAX_VALUES = 20
+
+Kind = Literal["continuous", "discrete", "binary", "constant", "empty"]
+
+
 @dataclass(frozen=True)
 class NumericReference:
     """A numeric reference sample, summarised once.
 
     ``values`` holds the sorted reference itself when it has at most ``exact_max`` values (tests
     are then exact), else ``resolution`` + 1 quantiles at evenly spaced probabilities.
+
+    ``kind`` is decided here, once: ``constant`` (one value), ``binary`` (two), ``discrete`` (at
+    most ``DISCRETE_MAX_VALUES``), else ``continuous``. PSI's bins come from it: a discrete
+    reference is binned on its values; a continuous one on its quantiles, a tied quantile (a
+    floor, a ceiling, a default) being a bin of its own; and always an underflow and an
+    overflow bin for what falls outside the reference's range. ``psi_points`` are the
+    boundary values, ``psi_atoms`` which of them are bins of their own, ``psi_shares`` the
+    reference's share of each bin.
     """
 
     n: int
@@ -124,7 +171,9 @@ class NumericReference:
     std: float
     exact: bool
     values: tuple[float, ...]
-    psi_edges: tuple[float, ...]
+    kind: Kind
+    psi_points: tuple[float, ...]
+    psi_atoms: tuple[bool, ...]
     psi_shares: tuple[float, ...]
 
     @classmethod
@@ -133,39 +182,46 @@ class NumericReference:
     ) -> "NumericReference":
         ref = _sorted(_finite(reference))
         if ref.size == 0:
-            return cls(0, math.nan, math.nan, True, (), (-math.inf, math.inf), (1.0,))
+            return cls(0, math.nan, math.nan, True, (), "empty", (), (), (1.0,))
         exact = ref.size <= exact_max
         values = ref if exact else _quantiles_of_sorted(ref, np.linspace(0, 1, resolution + 1))
-        inner = np.unique(_quantiles_of_sorted(ref, np.linspace(0, 1, psi_bins + 1)[1:-1]))
-        edges = np.concatenate(([-np.inf], inner, [np.inf]))
+        starts = np.flatnonzero(np.concatenate(([True], ref[1:] != ref[:-1])))
+        if starts.size <= DISCRETE_MAX_VALUES:
+            points = ref[starts]
+            atoms = np.ones(points.size, dtype=bool)
+            kind = {1: "constant", 2: "binary"}.get(points.size, "discrete")
+        else:
+            points = np.unique(_quantiles_of_sorted(ref, np.linspace(0, 1, psi_bins + 1)))
+            lo = np.searchsorted(ref, points, side="left")
+            hi = np.searchsorted(ref, points, side="right")
+            atoms = (hi - lo) / ref.size >= 0.5 / psi_bins  # half a bin's share on one value
+            kind = "continuous"
+        atoms_t = tuple(bool(a) for a in atoms)
+        counts = _bin_counts(ref, points, _slot_bins(atoms_t))
         return cls(
             int(ref.size),
             float(ref.mean()),
             float(ref.std()),
             exact,
             tuple(values.tolist()),
-            tuple(edges.tolist()),
-            tuple(_shares(ref, edges).tolist()),
+            kind,
+            tuple(points.tolist()),
+            atoms_t,
+            tuple((counts / counts.sum()).tolist()),
         )
 
+    def psi_counts(self, window: np.ndarray) -> np.ndarray:
+        """The window's count in each of the reference's PSI bins."""
+        if self.n == 0:
+            return np.array([float(window.size)])
+        return _bin_counts(window, np.asarray(self.psi_points), _slot_bins(self.psi_atoms))
+
     def state_dict(self) -> dict:
-        d = self.__dict__.copy()
-        d["psi_edges"] = [None if not math.isfinite(e) else e for e in self.psi_edges]  # JSON has no inf
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
     @classmethod
     def from_state_dict(cls, d: dict) -> "NumericReference":
-        edges = list(d["psi_edges"])
-        edges[0], edges[-1] = -math.inf, math.inf
-        return cls(
-            d["n"],
-            d["mean"],
-            d["std"],
-            d["exact"],
-            tuple(d["values"]),
-            tuple(float(e) for e in edges),
-            tuple(d["psi_shares"]),
-        )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         v = np.asarray(self.values)
@@ -236,14 +292,41 @@ def wasserstein_test(ref: NumericReference, window, threshold: float = 0.1, min_
     )
 
 
+# For PSI's p-value, neighbouring bins are merged until both samples together hold at least
+# this many values in each (the chi-square approximation's usual condition): a stray value
+# beyond the reference's range is then no evidence by itself, a window moved there is.
+PSI_MIN_POOLED_COUNT = 5
+
+
+def _pooled_at_least(a: np.ndarray, b: np.ndarray, least: float) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` (counts per bin, in bin order) with neighbouring bins merged so that each
+    merged bin holds at least ``least`` of both together (a short last group joins the one
+    before it)."""
+    groups_a, groups_b, sum_a, sum_b = [], [], 0.0, 0.0
+    for x, y in zip(a.tolist(), b.tolist()):
+        sum_a, sum_b = sum_a + x, sum_b + y
+        if sum_a + sum_b >= least:
+            groups_a.append(sum_a)
+            groups_b.append(sum_b)
+            sum_a = sum_b = 0.0
+    if sum_a + sum_b > 0:
+        if groups_a:
+            groups_a[-1] += sum_a
+            groups_b[-1] += sum_b
+        else:
+            groups_a, groups_b = [sum_a], [sum_b]
+    return np.asarray(groups_a), np.asarray(groups_b)
+
+
 def psi_test(
     ref: NumericReference, window, threshold: float = 0.1, min_n: int = 100, alpha: float | None = None
 ) -> DriftResult:
-    """PSI over the reference's quantile bins (see the module docstring), with a p-value.
+    """PSI over the reference's bins (``NumericReference``: quantiles or values, tied values
+    apart, underflow and overflow), with a p-value.
 
-    PSI is the symmetrised Kullback–Leibler divergence of the binned shares; for two samples of
-    one distribution, PSI · n·m/(n+m) is approximately χ² with (bins − 1) degrees of freedom (the
-    same limit as the two-sample chi-square test), which gives ``p_value``. A threshold alone cries
+    PSI is the symmetrised Kullback–Leibler divergence of the binned shares; ``p_value`` is the
+    two-sample (Pearson) chi-square test's on the same bins, neighbours merged until each holds
+    ``PSI_MIN_POOLED_COUNT`` values of both samples together. A threshold alone cries
     wolf on small windows (PSI's expected value without any change is about (bins − 1)·(1/n + 1/m):
     0.12 for 10 bins, n = 100, m = 300); with ``alpha`` the decision also needs p ≤ alpha.
 
@@ -255,13 +338,25 @@ def psi_test(
     win = _finite(window)
     if win.size < min_n or ref.n < min_n:
         return _insufficient("psi", threshold, int(win.size), ref.n)
-    r = np.maximum(np.asarray(ref.psi_shares), PSI_EMPTY_BIN_SHARE)
-    w = np.maximum(_shares(win, np.asarray(ref.psi_edges)), PSI_EMPTY_BIN_SHARE)
+    shares = np.asarray(ref.psi_shares)
+    counts = ref.psi_counts(win)
+    # a bin the reference left empty (the underflow and the overflow, at least) holds about
+    # 1/(n+1) of new draws from the reference's own distribution: floored there, a window of the
+    # same distribution with a value beyond the reference's range is not a drift
+    r = np.maximum(shares, max(PSI_EMPTY_BIN_SHARE, 1 / (ref.n + 1)))
+    w = np.maximum(counts / win.size, PSI_EMPTY_BIN_SHARE)
     value = float(np.sum((w - r) * np.log(w / r)))
     from scipy import stats
 
-    dof = max(1, len(r) - 1)
-    p = float(stats.chi2.sf(value * ref.n * win.size / (ref.n + win.size), dof))
+    # the p-value: Pearson's two-sample chi-square on the same bins' counts (PSI · nm/(n+m) has
+    # the same limit, but at n = 300, m = 100 it rejected a true null twice as often as alpha)
+    ref_counts, win_counts = _pooled_at_least(shares * ref.n, counts, PSI_MIN_POOLED_COUNT)
+    pooled = (ref_counts + win_counts) / (ref.n + win.size)
+    chi2 = float(
+        np.sum((ref_counts - ref.n * pooled) ** 2 / (ref.n * pooled))
+        + np.sum((win_counts - win.size * pooled) ** 2 / (win.size * pooled))
+    )
+    p = float(stats.chi2.sf(chi2, max(1, ref_counts.size - 1)))
     drift = value >= threshold and (alpha is None or p <= alpha)
     return DriftResult("psi", value, p, drift, value, threshold, int(win.size), ref.n, "ok")
 

@@ -71,7 +71,9 @@ class SignalDriftConfig(CheckConfig):
     # instead of its default, and per signal, e.g. {"audio.snr_db": {psi: 0.4, ks: 0.2}}
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     signal_thresholds: dict[str, dict[str, Threshold]] = Field(default_factory=dict)
-    bins: int = Field(10, ge=2, le=100)  # the reference's quantile bins (PSI)
+    # the reference's quantile bins (PSI) of a continuous signal, besides the underflow and
+    # overflow bins and a bin per tied value
+    bins: int = Field(10, ge=2, le=100)
     min_n: int = Field(100, ge=1)
 
     @field_validator("tests")
@@ -198,7 +200,8 @@ register_drift_test(
         score=lambda ref, x, threshold, check: psi_test(
             ref, x, threshold=threshold, min_n=check.config.min_n
         ),
-        variant=lambda ref, check: f"quantile_bins_{check.config.bins}",
+        # the signal's kind, decided from the reference, and how many bins it made
+        variant=lambda ref, check: f"{ref.kind}_bins_{len(ref.psi_shares)}",
         # above the threshold, and more than small-sample noise
         decide=lambda row, rejected, threshold: int(rejected and (row.value or 0.0) >= threshold),
     )
