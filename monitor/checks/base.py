@@ -233,6 +233,9 @@ class Check:
     order: ClassVar[int] = 0
     # "window": run per vintage; "ingest_clock": run on every evaluation job tick (data health)
     schedule: ClassVar[Literal["window", "ingest_clock"]] = "window"
+    # the metrics that test a window's sample against the reference's: on the reference's own
+    # windows they test a sample against one that contains it (``history`` leaves those out)
+    against_reference: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: CheckConfig, fdr: float) -> None:
         self.config = config
@@ -302,6 +305,11 @@ def registered() -> dict[str, type[Check]]:
 def metrics() -> dict[str, type[Check]]:
     """Every metric a rule may name, with the check that emits it."""
     return {m: c for c in _CHECKS.items().values() for m in c.metrics}
+
+
+def against_reference_metrics() -> frozenset[str]:
+    """The metrics of every check that test a window against the reference sample."""
+    return frozenset(m for c in _CHECKS.items().values() for m in c.against_reference)
 
 
 def reported_metrics() -> tuple[str, ...]:

@@ -21,6 +21,7 @@ class CalibrationConfig(CheckConfig):
 class Calibration(Check):
     name = "calibration"
     metrics = ("ece", "ece_drift")
+    against_reference = ("ece_drift",)
     Config = CalibrationConfig
     reported = ("ece",)
     config: CalibrationConfig

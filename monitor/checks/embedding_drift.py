@@ -26,6 +26,7 @@ class EmbeddingDriftConfig(CheckConfig):
 class EmbeddingDrift(Check):
     name = "embedding_drift"
     metrics = ("mmd",)
+    against_reference = ("mmd",)
     Config = EmbeddingDriftConfig
     needs = frozenset({"embeddings", "reference_embeddings"})
     config: EmbeddingDriftConfig

@@ -43,7 +43,7 @@ _TESTS: dict[str, DriftTest] = {}
 
 def register_drift_test(test: DriftTest) -> DriftTest:
     _TESTS[test.name] = test
-    SignalDrift.metrics = tuple(_TESTS)
+    SignalDrift.metrics = SignalDrift.against_reference = tuple(_TESTS)
     register(SignalDrift)  # the check's metrics changed: the registry checks and tells the config
     return test
 

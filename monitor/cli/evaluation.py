@@ -29,11 +29,15 @@ def cmd_evaluate(args, cfg) -> int:
 
 
 def cmd_history(args, cfg) -> int:
+    from monitor.checks.base import against_reference_metrics
     from monitor.history import metric_history
+    from monitor.reference import reference_range
 
     ev = cfg.evaluation
     with opened_store(cfg) as store:
         frame = store.evaluations.frame()
+        versions = store.events.model_versions()
+    model = args.model or (versions[0].model_name if len({v.model_name for v in versions}) == 1 else None)
     h = metric_history(
         frame,
         args.metric,
@@ -42,6 +46,10 @@ def cmd_history(args, cfg) -> int:
         args.interval or ev.intervals[0],
         args.lag if args.lag is not None else ev.vintage_lags[0],
         args.model,
+        reference_ends={
+            v.model_version: reference_range(cfg, v.first_ts)[1] for v in versions if v.model_name == model
+        },
+        against_reference=args.metric in against_reference_metrics(),
     )
     t = h.trend
     if args.json:
@@ -66,6 +74,7 @@ def cmd_history(args, cfg) -> int:
                     "points": h.points,
                 },
                 default=_json_default,
+                allow_nan=False,  # strict JSON: a missing number is null
             )
         )
         return 0
@@ -76,11 +85,12 @@ def cmd_history(args, cfg) -> int:
     for pt in h.points:
         ci = (
             f" [{pt['ci_low']:.4g}, {pt['ci_high']:.4g}]"
-            if pt["ci_low"] is not None and pt["ci_high"] is not None and pt["ci_low"] == pt["ci_low"]
+            if pt["ci_low"] is not None and pt["ci_high"] is not None
             else ""
         )
         val = "—" if pt["value"] is None else f"{pt['value']:.4g}"
         flag = " *" if pt["decision"] == 1 else ""
+        flag += " (reference window)" if pt["in_reference"] else ""
         status = "" if pt["status"] == "ok" else " " + pt["status"]
         print(f"  {pt['window_start'][:16]}  {val:>10}{ci}  n={pt['n']}{status}{flag}")
     if t.status == "ok":
