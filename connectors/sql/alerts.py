@@ -70,6 +70,39 @@ class AlertRepository:
                 d.ts(now),
             ),
         )
+        if a.state in ("firing", "resolved"):  # a pending alert that never fired is no episode
+            self._put_episode(a, now)
+
+    def _put_episode(self, a: AlertRecord, now: datetime) -> None:
+        d = self.db.dialect
+        self.db.execute(
+            "INSERT INTO alert_episodes (dedup_key, starts_at, rule, labels, annotations, state, ends_at,"
+            " value, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key, starts_at)"
+            " DO UPDATE SET labels = excluded.labels, annotations = excluded.annotations,"
+            " state = excluded.state, ends_at = excluded.ends_at, value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (
+                a.dedup_key,
+                d.ts(a.starts_at),
+                a.rule,
+                d.js(a.labels),
+                d.js(a.annotations),
+                a.state,
+                d.ts(a.ends_at),
+                a.value,
+                d.ts(now),
+            ),
+        )
+
+    def episodes(self, dedup_key: str | None = None) -> list[AlertRecord]:
+        """Every episode (each fire → resolve) of every alert, or of one, oldest first."""
+        where, params = (" WHERE dedup_key = ?", (dedup_key,)) if dedup_key else ("", ())
+        return [
+            self._alert(r)
+            for r in self.db.all(
+                f"SELECT {_ALERT_COLS} FROM alert_episodes{where} ORDER BY starts_at, dedup_key", params
+            )
+        ]
 
     def list(self, state: str | None = None) -> list[AlertRecord]:
         """Every alert (or those in ``state``), oldest first."""

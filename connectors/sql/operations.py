@@ -183,6 +183,7 @@ class OperationsRepository:
             "evaluation_runs": one("SELECT COUNT(*) FROM eval_runs WHERE finished_at IS NOT NULL"),
             "findings": one("SELECT COUNT(*) FROM findings"),
             "alerts": by("SELECT state, COUNT(*) FROM alerts GROUP BY state"),
+            "alert_episodes": one("SELECT COUNT(*) FROM alert_episodes"),
             "outbox": by("SELECT status, COUNT(*) FROM outbox GROUP BY status"),
             "review": by("SELECT state, COUNT(*) FROM review_items GROUP BY state"),
         }

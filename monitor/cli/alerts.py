@@ -60,7 +60,10 @@ def cmd_silence(args, cfg) -> int:
 
 def cmd_alerts(args, cfg) -> int:
     with opened_store(cfg) as store:
-        alerts = store.alerts.list(state=args.state)
+        if args.episodes:
+            alerts = [a for a in store.alerts.episodes() if args.state in (None, a.state)]
+        else:
+            alerts = store.alerts.list(state=args.state)
     for a in alerts:
         row = {
             "fingerprint": a.dedup_key,
@@ -108,4 +111,9 @@ def add_commands(add) -> None:
     asub = sp.add_subparsers(dest="alerts_cmd", required=True)
     al = add("list", None, "list alerts (all states unless --state)", asub)
     al.add_argument("--state", choices=["pending", "firing", "resolved", "cleared"])
+    al.add_argument(
+        "--episodes",
+        action="store_true",
+        help="every episode (each fire to resolve), not one row per alert in its latest state",
+    )
     al.add_argument("--json", action="store_true")
