@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Literal, Mapping, Sequence
 
@@ -24,20 +24,25 @@ class RuleDecision:
     dedup_key: str
     breached: bool | None
     value: float | None
+    # a firing alert stays firing while this holds (the rule's resolve_threshold; unset: breached)
+    holds: bool | None = None
 
 
 def applies(rule, row: EvaluationRow) -> bool:
+    interval = getattr(rule, "interval", None)
     return (
         row.metric == rule.metric
         and (rule.slice is None or row.slice == rule.slice)
         and (rule.signal is None or row.signal == rule.signal)
+        and (interval is None or row.interval_s == int(interval.total_seconds()))
     )
 
 
-def alert_labels(rule, row: EvaluationRow, vintage: str = "") -> dict[str, str]:
+def alert_labels(rule, row: EvaluationRow, vintage: str = "", interval: str = "") -> dict[str, str]:
     """The fixed label vocabulary of an alert, plus the rule's own ``labels`` (e.g. team); the
     dedup key (the fingerprint) is derived from them alone. ``vintage`` names the label-maturity
-    lag where several are evaluated (each keeps its own alert state)."""
+    lag and ``interval`` the window length where several are evaluated: each keeps its own alert
+    state (an hourly window must not resolve what a daily one fired)."""
     labels = {
         **getattr(rule, "labels", {}),
         "alertname": rule.name,
@@ -48,6 +53,8 @@ def alert_labels(rule, row: EvaluationRow, vintage: str = "") -> dict[str, str]:
     }
     if vintage:
         labels["vintage"] = vintage
+    if interval:
+        labels["interval"] = interval
     if row.source:  # data health of one source (kafka, http, a JSONL path)
         labels["source"] = row.source
     elif row.signal:
@@ -75,10 +82,12 @@ def baseline_field(rule) -> str | None:
     )
 
 
-def decide(rule, row: EvaluationRow, baseline: float | None = None, vintage: str = "") -> RuleDecision:
+def decide(
+    rule, row: EvaluationRow, baseline: float | None = None, vintage: str = "", interval: str = ""
+) -> RuleDecision:
     """``baseline``: the previous window's or earlier vintage's value, for rules with
     ``vs_previous`` / ``vs_earlier_lag`` (``vs_reference`` reads the row's own reference value)."""
-    labels = alert_labels(rule, row, vintage)
+    labels = alert_labels(rule, row, vintage, interval)
     key = dedup_key(labels)
     value = getattr(row, rule.field)
     if row.status != "ok" or value is None or not math.isfinite(value):
@@ -89,11 +98,24 @@ def decide(rule, row: EvaluationRow, baseline: float | None = None, vintage: str
         if base is None or not math.isfinite(base):
             return RuleDecision(rule.name, labels, key, None, None)
         value = value - base
-    return RuleDecision(rule.name, labels, key, bool(_OPS[rule.op](value, rule.threshold)), value)
+    op = _OPS[rule.op]
+    breached = bool(op(value, rule.threshold))
+    resolve_at = getattr(rule, "resolve_threshold", None)
+    holds = breached if resolve_at is None else bool(op(value, resolve_at))
+    return RuleDecision(rule.name, labels, key, breached, value, holds)
 
 
-Change = Literal["pending", "fire", "resolve", "clear"]
-_STATE_AFTER = {"pending": "pending", "fire": "firing", "resolve": "resolved", "clear": "cleared"}
+# "quiet": a firing alert's breach ended (it keeps firing for keep_firing_for); "steady": it came
+# back before that. Neither changes the state that notifications read.
+Change = Literal["pending", "fire", "resolve", "clear", "quiet", "steady"]
+_STATE_AFTER = {
+    "pending": "pending",
+    "fire": "firing",
+    "resolve": "resolved",
+    "clear": "cleared",
+    "quiet": "firing",
+    "steady": "firing",
+}
 _BASELINE_TEXT = {
     "reference": " - reference",
     "previous": " - previous window",
@@ -106,26 +128,36 @@ def transition(
     breached: bool | None,
     pending_for: timedelta | None = None,
     hold: timedelta = timedelta(0),
+    holds: bool | None = None,
+    quiet_for: timedelta | None = None,
+    keep: timedelta = timedelta(0),
 ) -> Change | None:
     """The state change an alert makes on one window's row.
 
-    With ``hold`` (the rule's ``for``) 0, a breach fires at once and its end resolves. Otherwise a
-    breach first makes the alert ``pending``; it fires once the breach has held for ``hold``
-    (``pending_for``: from the first breached window's start to this window's end), and a pending
-    alert whose breach ends before that is cleared without ever notifying. No claim (None) changes
-    nothing."""
+    With ``hold`` (the rule's ``for``) 0, a breach fires at once. Otherwise a breach first makes
+    the alert ``pending``; it fires once the breach has held for ``hold`` (``pending_for``: from the
+    first breached window's start to this window's end), and a pending alert whose breach ends
+    before that is cleared without ever notifying.
+
+    A firing alert stays firing while ``holds`` (the rule's resolve threshold, looser than the
+    firing one; None: ``breached``). Once it does not, it is ``quiet``, and it resolves when it has
+    been quiet for ``keep`` (the rule's ``keep_firing_for``; ``quiet_for``: from the first quiet
+    window's start to this window's end, None while not quiet); holding again before that makes it
+    ``steady`` again. No claim (None) changes nothing."""
     if breached is None:
         return None
+    if current_state == "firing":
+        if holds if holds is not None else breached:
+            return "steady" if quiet_for is not None else None
+        if keep <= timedelta(0) or (quiet_for is not None and quiet_for >= keep):
+            return "resolve"
+        return "quiet" if quiet_for is None else None
     if breached:
-        if current_state == "firing":
-            return None
         if current_state == "pending" and pending_for is not None and pending_for >= hold:
             return "fire"
         if current_state != "pending":
             return "fire" if hold <= timedelta(0) else "pending"
         return None
-    if current_state == "firing":
-        return "resolve"
     if current_state == "pending":
         return "clear"
     return None
@@ -145,11 +177,12 @@ def decisions(
     rows: Sequence[EvaluationRow],
     baseline: Callable[[object, EvaluationRow], float | None],
     vintage: str = "",
+    interval: str = "",
 ) -> list[tuple[object, EvaluationRow, RuleDecision]]:
     """Every rule's decision on every row it applies to (``baseline(rule, row)``: the value a
     ``vs_previous`` / ``vs_earlier_lag`` rule subtracts)."""
     return [
-        (rule, row, decide(rule, row, baseline(rule, row), vintage))
+        (rule, row, decide(rule, row, baseline(rule, row), vintage, interval))
         for rule in rules
         for row in rows
         if applies(rule, row)
@@ -171,8 +204,22 @@ def move_alerts(
         now_at = state.get(d.dedup_key)
         was = now_at.state if now_at else None
         pending_for = window_end - now_at.starts_at if was == "pending" else None
-        change = transition(was, d.breached, pending_for, rule.for_)
+        quiet_since = now_at.quiet_since if was == "firing" else None
+        quiet_for = window_end - quiet_since if quiet_since is not None else None
+        change = transition(
+            was,
+            d.breached,
+            pending_for,
+            rule.for_,
+            d.holds,
+            quiet_for,
+            getattr(rule, "keep_firing_for", timedelta(0)),
+        )
         if change is None:
+            continue
+        if change in ("quiet", "steady"):  # still firing, as it was: only when it went quiet
+            state[d.dedup_key] = replace(now_at, quiet_since=window_start if change == "quiet" else None)
+            moves.append(AlertMove(row, change, state[d.dedup_key]))
             continue
         annotations = {
             "summary": rule.summary

@@ -30,7 +30,7 @@ from pydantic.fields import FieldInfo
 
 from alerts import receivers
 from monitor import checks
-from monitor.core.settings import Duration, Section as _Section, parse_duration  # noqa: F401 - parse_duration: the CLI's
+from monitor.core.settings import Duration, Section as _Section, duration_text, parse_duration  # noqa: F401 - parse_duration: the CLI's
 
 
 class StoreConfig(_Section):
@@ -309,6 +309,16 @@ class RuleConfig(_Section):
     # A breach must hold this long (event time, from the first breached window's start to the
     # current window's end) before the alert fires; until then it is pending and notifies nobody.
     for_: Duration = Field(timedelta(0), alias="for")
+    # A firing alert whose breach has ended keeps firing this long (event time, from the first
+    # window without it to the current window's end) before it resolves: a change that persists
+    # near the threshold does not fire, resolve and fire again (Prometheus's keep_firing_for).
+    keep_firing_for: Duration = timedelta(0)
+    # While firing, the alert holds as long as ``field op resolve_threshold`` (a looser bound than
+    # ``threshold``: e.g. fire above 5 points, resolve only at 2); unset: the firing threshold.
+    resolve_threshold: float | None = None
+    # Only rows of windows of this length (one of evaluation.intervals); unset: every interval,
+    # each with an alert of its own (labelled ``interval`` when there are several).
+    interval: Duration | None = None
     labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict
     )
@@ -328,6 +338,12 @@ class RuleConfig(_Section):
         if self.vs_reference + self.vs_previous + self.vs_earlier_lag > 1:
             raise ValueError(
                 f"rule {self.name!r}: vs_reference, vs_previous and vs_earlier_lag exclude each other"
+            )
+        r = self.resolve_threshold
+        if r is not None and (r > self.threshold if self.op in (">", ">=") else r < self.threshold):
+            raise ValueError(
+                f"rule {self.name!r}: resolve_threshold {r} must be on the quiet side of threshold "
+                f"{self.threshold} (op {self.op!r}): an alert resolves at it, after firing at the threshold"
             )
         return self
 
@@ -359,6 +375,11 @@ class InhibitConfig(_Section):
     equal: list[str] = Field(default_factory=lambda: ["model"])
 
 
+# How long the default rules keep an alert firing once its breach has ended: two daily windows,
+# so that a change that persists near a threshold is one episode, not a fire/resolve per day.
+KEEP_FIRING_FOR = timedelta(days=2)
+
+
 def default_rules() -> list[RuleConfig]:
     """The rules of the embedded default (config/default.yaml spells them out; a test keeps both equal)."""
     return [
@@ -370,6 +391,7 @@ def default_rules() -> list[RuleConfig]:
             threshold=1,
             summary="a modality signal's distribution moved away from the reference "
             "(PSI ≥ 0.25 and significant after Benjamini–Hochberg)",
+            keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
             name="SliceErrorRateUp",
@@ -377,8 +399,10 @@ def default_rules() -> list[RuleConfig]:
             field="ci_low",
             vs_reference=True,
             threshold=0.05,
+            resolve_threshold=0.02,
             severity="critical",
             summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference",
+            keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
             name="CalibrationDrift",
@@ -389,6 +413,7 @@ def default_rules() -> list[RuleConfig]:
             threshold=1,
             summary="top-label ECE is above what the reference's calibration gives at this sample size "
             "(bootstrap interval above 0, significant after Benjamini–Hochberg)",
+            keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
             name="SliceValuesFlooded",
@@ -398,6 +423,7 @@ def default_rules() -> list[RuleConfig]:
             threshold=1,
             summary="a slice attribute has more values than evaluation.max_slice_values: the rest are "
             "evaluated as one (other) slice (is a producer putting an id in it?)",
+            keep_firing_for=KEEP_FIRING_FOR,
         ),
     ]
 
@@ -473,6 +499,19 @@ class Config(_Section):
                 f"ingest.workers: {self.ingest.workers} needs store.kind: postgres"
                 f" (SQLite takes one writer at a time); use 0 with {self.store.kind}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rule_intervals_are_evaluated(self) -> "Config":
+        def text(d: timedelta) -> str:
+            return duration_text(int(d.total_seconds()))
+
+        for i, rule in enumerate(self.alerts.rules):
+            if rule.interval is not None and rule.interval not in self.evaluation.intervals:
+                raise ValueError(
+                    f"alerts.rules[{i}].interval ({rule.name}): {text(rule.interval)} is not one of"
+                    f" evaluation.intervals ({', '.join(text(iv) for iv in self.evaluation.intervals)})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -358,6 +358,7 @@ class Evaluator:
         pass — in the caller's transaction."""
         rules = self.config.alerts.rules
         vintage = "+" + duration_text(key.lag_s) if len(self.config.evaluation.vintage_lags) > 1 else ""
+        interval = duration_text(key.interval_s) if len(self.config.evaluation.intervals) > 1 else ""
         ev = self.store.evaluations
         kinds = {baseline_field(r) for r in rules}
         previous = (
@@ -377,7 +378,9 @@ class Evaluator:
             values = {"previous": previous, "earlier_lag": earlier}.get(baseline_field(rule), {})
             return values.get((row.slice, row.metric, row.signal))
 
-        moves = self._move(decisions(rules, rows, baseline, vintage), key.window_start, window_end, now)
+        moves = self._move(
+            decisions(rules, rows, baseline, vintage, interval), key.window_start, window_end, now
+        )
         wanted = [(m.row.slice, "alert_slice") for m in moves if m.change == "fire"]
         rc = self.config.review
         for metric, low, reason in (

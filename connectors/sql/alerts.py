@@ -9,6 +9,7 @@ from connectors.sql.database import Database
 from monitor.core.records import AlertRecord, GroupState, OutboxEntry, Silence
 
 _ALERT_COLS = "dedup_key, rule, labels, annotations, state, starts_at, ends_at, value, updated_at"
+_STATE_COLS = _ALERT_COLS + ", quiet_since"  # an alert's current state; its episodes have no quiet_since
 _GROUP_COLS = "group_key, route, receiver, group_labels, notified, created_at, last_flush_at"
 _SILENCE_COLS = "id, matchers, starts_at, ends_at, created_by, comment, created_at"
 
@@ -35,6 +36,7 @@ class AlertRepository:
             d.ts_out(r[6]),
             r[7],
             d.ts_out(r[8]),
+            d.ts_out(r[9]) if len(r) > 9 else None,
         )
 
     def get(self, dedup_keys: Iterable[str]) -> dict[str, AlertRecord]:
@@ -44,7 +46,7 @@ class AlertRepository:
             out.update(
                 (a.dedup_key, a)
                 for a in map(
-                    self._alert, self.db.all(f"SELECT {_ALERT_COLS} FROM alerts WHERE {cond}", params)
+                    self._alert, self.db.all(f"SELECT {_STATE_COLS} FROM alerts WHERE {cond}", params)
                 )
             )
         return out
@@ -53,11 +55,12 @@ class AlertRepository:
         d = self.db.dialect
         self.db.execute(
             "INSERT INTO alerts (dedup_key, rule, labels, annotations, state, starts_at, ends_at, value,"
-            " updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO UPDATE SET labels ="
+            " updated_at, quiet_since)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO UPDATE SET labels ="
             " excluded.labels,"
             " annotations = excluded.annotations, state = excluded.state, starts_at = excluded.starts_at,"
-            " ends_at = excluded.ends_at, value = excluded.value, updated_at = excluded.updated_at",
+            " ends_at = excluded.ends_at, value = excluded.value, updated_at = excluded.updated_at,"
+            " quiet_since = excluded.quiet_since",
             (
                 a.dedup_key,
                 a.rule,
@@ -68,6 +71,7 @@ class AlertRepository:
                 d.ts(a.ends_at),
                 a.value,
                 d.ts(now),
+                d.ts(a.quiet_since),
             ),
         )
         if a.state in ("firing", "resolved"):  # a pending alert that never fired is no episode
@@ -110,7 +114,7 @@ class AlertRepository:
         return [
             self._alert(r)
             for r in self.db.all(
-                f"SELECT {_ALERT_COLS} FROM alerts{where} ORDER BY starts_at, dedup_key", params
+                f"SELECT {_STATE_COLS} FROM alerts{where} ORDER BY starts_at, dedup_key", params
             )
         ]
 
@@ -122,7 +126,7 @@ class AlertRepository:
             out += [
                 self._alert(r)
                 for r in self.db.all(
-                    f"SELECT {_ALERT_COLS} FROM alerts WHERE state = 'resolved' AND {cond}", params
+                    f"SELECT {_STATE_COLS} FROM alerts WHERE state = 'resolved' AND {cond}", params
                 )
             ]
         return out

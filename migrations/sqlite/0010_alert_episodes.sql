@@ -18,3 +18,7 @@ CREATE INDEX alert_episodes_starts ON alert_episodes (starts_at);
 INSERT INTO alert_episodes (dedup_key, starts_at, rule, labels, annotations, state, ends_at, value, updated_at)
 SELECT dedup_key, starts_at, rule, labels, annotations, state, ends_at, value, updated_at
 FROM alerts WHERE state IN ('firing', 'resolved');
+
+-- A firing alert whose breach has ended keeps firing for its rule's keep_firing_for (event time)
+-- before it resolves: since when it has been quiet.
+ALTER TABLE alerts ADD COLUMN quiet_since TEXT;

@@ -120,7 +120,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class AlertRecord:
-    """One alert (a fingerprint) and its state; ``changed_at`` is when the state last changed."""
+    """One alert (a fingerprint) and its state; ``changed_at`` is when the state last changed;
+    ``quiet_since``: a firing alert whose breach has ended, since the start of the first window
+    without it (it resolves after its rule's ``keep_firing_for``)."""
 
     dedup_key: str
     rule: str
@@ -131,6 +133,7 @@ class AlertRecord:
     ends_at: datetime | None
     value: float | None
     changed_at: datetime | None = None
+    quiet_since: datetime | None = None
 
 
 @dataclass

@@ -77,3 +77,13 @@ def test_alerts_list_episodes_on_the_command_line(sqlite_store, tmp_path):
     eps = cli("--episodes", "--json")
     assert [e["starts_at"][:10] for e in eps] == ["2026-01-06", "2026-01-10", "2026-01-14"]
     assert [e["state"] for e in cli("--episodes", "--state", "resolved", "--json")] == ["resolved"] * 2
+
+
+def test_a_quiet_firing_alert_keeps_when_it_went_quiet(any_store):
+    from dataclasses import replace
+
+    quiet = replace(_alert("firing", T0 + DAY), quiet_since=T0 + 4 * DAY)
+    with any_store.db.tx():
+        any_store.alerts.put(quiet, T0 + 5 * DAY)
+    assert any_store.alerts.get(["fp1"])["fp1"].quiet_since == T0 + 4 * DAY
+    assert any_store.alerts.list("firing")[0].quiet_since == T0 + 4 * DAY
