@@ -28,10 +28,16 @@ class RuleDecision:
     holds: bool | None = None
 
 
+def rule_metrics(rule) -> tuple[str, ...]:
+    """The metrics a rule reads: one, or several whose rows of one slice and signal are one alert
+    (e.g. PSI or KS: distribution drift however it shows)."""
+    return (rule.metric,) if isinstance(rule.metric, str) else tuple(rule.metric)
+
+
 def applies(rule, row: EvaluationRow) -> bool:
     interval = getattr(rule, "interval", None)
     return (
-        row.metric == rule.metric
+        row.metric in rule_metrics(rule)
         and (rule.slice is None or row.slice == rule.slice)
         and (rule.signal is None or row.signal == rule.signal)
         and (interval is None or row.interval_s == int(interval.total_seconds()))
@@ -48,7 +54,8 @@ def alert_labels(rule, row: EvaluationRow, vintage: str = "", interval: str = ""
         "alertname": rule.name,
         "model": row.model_name,
         "slice": row.slice,
-        "detector": row.detector,
+        # a rule over several metrics makes one alert of their rows: the detector is all of them
+        "detector": row.detector if isinstance(rule.metric, str) else "+".join(rule_metrics(rule)),
         "severity": rule.severity,
     }
     if vintage:
@@ -182,11 +189,37 @@ def decisions(
     """Every rule's decision on every row it applies to (``baseline(rule, row)``: the value a
     ``vs_previous`` / ``vs_earlier_lag`` rule subtracts)."""
     return [
-        (rule, row, decide(rule, row, baseline(rule, row), vintage, interval))
+        (rule, row, d)
         for rule in rules
-        for row in rows
-        if applies(rule, row)
+        for row, d in _combined(
+            [
+                (row, decide(rule, row, baseline(rule, row), vintage, interval))
+                for row in rows
+                if applies(rule, row)
+            ]
+        )
     ]
+
+
+def _combined(decided: list[tuple[EvaluationRow, RuleDecision]]) -> list[tuple[EvaluationRow, RuleDecision]]:
+    """One decision per fingerprint: the rows of a rule over several metrics that make one alert
+    breach when any of them does (and hold while any holds); the row kept is a breaching one."""
+    by_key: dict[str, list[tuple[EvaluationRow, RuleDecision]]] = {}
+    for row, d in decided:
+        by_key.setdefault(d.dedup_key, []).append((row, d))
+    out = []
+    for group in by_key.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        claims = [(row, d) for row, d in group if d.breached is not None]
+        if not claims:
+            out.append(group[0])
+            continue
+        row, first = next(((r, d) for r, d in claims if d.breached), claims[0])
+        holds = any(d.holds if d.holds is not None else d.breached for _, d in claims)
+        out.append((row, replace(first, breached=any(d.breached for _, d in claims), holds=holds)))
+    return out
 
 
 def move_alerts(
@@ -224,7 +257,8 @@ def move_alerts(
         annotations = {
             "summary": rule.summary
             or (
-                f"{rule.metric} {rule.field}{_BASELINE_TEXT.get(baseline_field(rule), '')}"
+                f"{' or '.join(rule_metrics(rule))} {rule.field}"
+                f"{_BASELINE_TEXT.get(baseline_field(rule), '')}"
                 f" {rule.op} {rule.threshold}"
             ),
             "value": f"{d.value:.4g}",

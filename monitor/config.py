@@ -292,7 +292,9 @@ class RuleConfig(_Section):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    metric: str  # a metric some registered check emits (monitor/checks/)
+    # a metric some registered check emits (monitor/checks/), or several whose rows of one slice and
+    # signal are one alert, breached when any of them is (e.g. [psi, ks])
+    metric: str | Annotated[list[str], Field(min_length=1)]
     field: Literal["value", "ci_low", "ci_high", "effect", "p_adjusted", "decision"] = "value"
     vs_reference: bool = False
     # the previous window's value (same interval, lag and slice) is subtracted first: a jump
@@ -327,10 +329,11 @@ class RuleConfig(_Section):
 
     @field_validator("metric")
     @classmethod
-    def _metric_of_a_check(cls, v: str) -> str:
+    def _metric_of_a_check(cls, v: str | list[str]) -> str | list[str]:
         known = checks.metrics()
-        if v not in known:
-            raise ValueError(f"no check emits metric {v!r} (known: {', '.join(sorted(known))})")
+        for m in [v] if isinstance(v, str) else v:
+            if m not in known:
+                raise ValueError(f"no check emits metric {m!r} (known: {', '.join(sorted(known))})")
         return v
 
     @model_validator(mode="after")
@@ -385,12 +388,35 @@ def default_rules() -> list[RuleConfig]:
     return [
         RuleConfig(
             name="SignalDrift",
-            metric="psi",
+            metric=["psi", "ks"],
             field="decision",
             op=">=",
             threshold=1,
-            summary="a modality signal's distribution moved away from the reference "
-            "(PSI ≥ 0.25 and significant after Benjamini–Hochberg)",
+            summary="a modality signal's distribution moved away from the reference (PSI ≥ 0.25, or "
+            "Kolmogorov–Smirnov D ≥ 0.1, and significant after Benjamini–Hochberg)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="MissingModalityUp",
+            metric="missing_modality_share",
+            field="ci_low",
+            vs_reference=True,
+            threshold=0.02,
+            resolve_threshold=0.005,
+            summary="the lower 95% bound of the share of events without this modality is more than 2 points "
+            "above the reference's",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="EstimatedAccuracyDown",
+            metric="estimated_accuracy",
+            field="ci_high",
+            vs_reference=True,
+            op="<",
+            threshold=-0.05,
+            resolve_threshold=-0.02,
+            summary="label-free: the upper 95% bound of the accuracy estimated from confidences is more than "
+            "5 points below the reference's accuracy",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from alerts.rules import AlertMove, baseline_field, decisions, move_alerts
+from alerts.rules import AlertMove, baseline_field, decisions, move_alerts, rule_metrics
 from detectors.slices import benjamini_hochberg
 from monitor.checks import Check, EvaluationInput, ReferenceSummary, WindowView, enabled_checks
 from monitor.checks.base import kept_values
@@ -453,7 +453,7 @@ class Evaluator:
         """Data-health rows of the ingest clock through the same rules, in one transaction; the
         caller's notification pass then tells. Returns the alert changes made."""
         metrics = {m for c in self.health_checks for m in c.metrics}
-        rules = [r for r in self.config.alerts.rules if r.metric in metrics]
+        rules = [r for r in self.config.alerts.rules if set(rule_metrics(r)) & metrics]
         if not rules:
             return 0
         with self.store.tx():

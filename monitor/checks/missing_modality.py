@@ -1,6 +1,7 @@
 """Missing modalities: per expected modality (media.expected_modalities adds the
-``cross.missing_<modality>`` signals), the share of the window's events that came without it,
-with a Wilson interval, next to the reference's share."""
+``cross.missing_<modality>`` signals) and per slice, the share of the window's events that came
+without it, with a Wilson interval, next to the reference's share in that slice (a device that
+lost its microphone shows in its own slice, not only diluted in all traffic)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from detectors.intervals import wilson_interval
-from monitor.checks.base import ALL, Check, CheckConfig, EvaluationInput, WindowView, finite, register
+from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
 
 PREFIX = "cross.missing_"
@@ -27,40 +28,46 @@ class MissingModality(Check):
     Config = MissingModalityConfig
     config: MissingModalityConfig
 
-    def summarise(self, reference: WindowView, embeddings) -> dict[str, tuple[int, float]]:
-        """Per ``cross.missing_<modality>`` signal: the reference's events with it, share missing."""
+    def summarise(self, reference: WindowView, embeddings) -> dict[tuple[str, str], tuple[int, float]]:
+        """Per slice and ``cross.missing_<modality>`` signal: the reference's events with the flag,
+        and the share missing."""
         out = {}
         for c in reference.signals.columns:
             if c.startswith(PREFIX):
-                flags = _flags(reference, c)
-                out[c] = (len(flags), float(flags.mean()) if len(flags) else math.nan)
+                for sl, mask in reference.masks.items():
+                    flags = _flags(reference, c, mask)
+                    out[sl, c] = (len(flags), float(flags.mean()) if len(flags) else math.nan)
         return out
 
-    def run(self, summary: dict[str, tuple[int, float]], inputs: EvaluationInput) -> list[EvaluationRow]:
+    def run(
+        self, summary: dict[tuple[str, str], tuple[int, float]], inputs: EvaluationInput
+    ) -> list[EvaluationRow]:
         rows = []
-        for col in sorted(c for c in inputs.window.signals.columns if c.startswith(PREFIX)):
-            flags = _flags(inputs.window, col)
-            n_ref, ref_share = summary.get(col, (0, math.nan))
-            w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
-            rows.append(
-                inputs.row(
-                    slice=ALL,
-                    detector="wilson",
-                    metric="missing_modality_share",
-                    signal=col[len(PREFIX) :],
-                    variant="share_of_events",
-                    status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
-                    value=finite(w.estimate),
-                    reference_value=finite(ref_share) if n_ref else None,
-                    ci_low=finite(w.low),
-                    ci_high=finite(w.high),
-                    n=len(flags),
-                    n_reference=n_ref,
+        win = inputs.window
+        for col in sorted(c for c in win.signals.columns if c.startswith(PREFIX)):
+            for sl in inputs.slices:
+                flags = _flags(win, col, win.mask(sl))
+                n_ref, ref_share = summary.get((sl, col), (0, math.nan))
+                w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
+                rows.append(
+                    inputs.row(
+                        slice=sl,
+                        detector="wilson",
+                        metric="missing_modality_share",
+                        signal=col[len(PREFIX) :],
+                        variant="share_of_events",
+                        status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
+                        value=finite(w.estimate),
+                        reference_value=finite(ref_share) if n_ref else None,
+                        ci_low=finite(w.low),
+                        ci_high=finite(w.high),
+                        n=len(flags),
+                        n_reference=n_ref,
+                    )
                 )
-            )
         return rows
 
 
-def _flags(view: WindowView, col: str) -> np.ndarray:
-    flags = view.signals[col].to_numpy(dtype=float)
+def _flags(view: WindowView, col: str, mask: np.ndarray) -> np.ndarray:
+    flags = view.signals[col].to_numpy(dtype=float)[mask]
     return flags[np.isfinite(flags)]

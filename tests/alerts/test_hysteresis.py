@@ -93,3 +93,37 @@ def test_a_rule_bound_to_one_interval_reads_only_its_rows():
         match=r"alerts.rules\[0\].interval \(R\): 7d is not one of evaluation.intervals \(1h, 1d\)",
     ):
         parse_config(cfg)
+
+
+def _drift(metric: str, decision: int, day: int = 0) -> EvaluationRow:
+    start = T0 + day * DAY
+    return EvaluationRow(
+        "m", "1", 86400, 0, start, start + DAY, start, "device=cam_b", metric, metric, "image.brightness",
+        "v", "ok", 0.1, n=4000, decision=decision,
+    )  # fmt: skip
+
+
+def test_signal_drift_is_one_alert_whether_psi_or_ks_sees_it():
+    """A −0.5 SD shift in one camera: KS decides every day, PSI now and then (the issue's change
+    found by luck). The default SignalDrift reads both: it fires on the first day and never
+    resolves while either still sees the change; PSI and KS on one day are one alert."""
+    rule = next(r for r in default_rules() if r.name == "SignalDrift")
+    psi_days = {0, 3, 4}
+    state, changes = {}, []
+    for day in range(8):
+        rows = [_drift("ks", 1, day), _drift("psi", int(day in psi_days), day)]
+        got = decisions([rule], rows, lambda r, x: None)
+        assert len(got) == 1 and got[0][2].labels["detector"] == "psi+ks"
+        for m in move_alerts(got, state, T0 + day * DAY, T0 + (day + 1) * DAY):
+            state[m.alert.dedup_key] = m.alert
+            changes.append(m.change)
+    assert changes == ["fire"] and len(state) == 1
+    # neither sees it any more: it resolves after keep_firing_for
+    for day in range(8, 11):
+        rows = [_drift("ks", 0, day), _drift("psi", 0, day)]
+        for m in move_alerts(
+            decisions([rule], rows, lambda r, x: None), state, T0 + day * DAY, T0 + (day + 1) * DAY
+        ):
+            state[m.alert.dedup_key] = m.alert
+            changes.append(m.change)
+    assert changes == ["fire", "quiet", "resolve"]

@@ -97,11 +97,50 @@ def test_missing_modality_share_is_an_evaluation_row(any_store):
     Pipeline(cfg, any_store, lambda: NOW).process(msgs)
     Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
     df = any_store.evaluations.frame()
-    miss = df[(df.metric == "missing_modality_share") & (df.signal == "audio")].sort_values("window_start")
+    audio = df[(df.metric == "missing_modality_share") & (df.signal == "audio")]
+    miss = audio[audio.slice == "*"].sort_values("window_start")
     assert list(miss["value"].round(3))[:3] == [0.0, 0.0, 0.0]
     day4 = miss[miss.window_start == T0 + timedelta(days=4)].iloc[0]
     assert abs(day4["value"] - 1 / 3) < 0.01 and day4["ci_low"] < day4["value"] < day4["ci_high"]
     assert day4["reference_value"] == 0.0
+    # and per slice: every slice of the window has its row, with its own reference share
+    day4_slices = audio[audio.window_start == T0 + timedelta(days=4)]
+    assert set(day4_slices.slice) == set(df[df.window_start == T0 + timedelta(days=4)].slice)
+
+
+def test_a_device_that_lost_a_modality_shows_in_its_own_slice(any_store):
+    """20 % of one device's events lose their audio: all traffic sees a few percent, the device's
+    slice sees 20 %, and the other devices nothing."""
+    cfg = parse_config(CFG + "media: {expected_modalities: [image, audio]}\n")
+    msgs = []
+    for m in _traffic(days=6):
+        obj = json.loads(m.payload)
+        if (
+            obj["type"] == "inference"
+            and obj["ts"] >= (T0 + timedelta(days=4)).isoformat()
+            and obj["slice"]["device"] == "d1"
+            and int(obj["event_id"][1:]) % 5 == 0
+        ):
+            obj["inputs"].pop("audio")
+            m = m._replace(payload=json.dumps(obj).encode())
+        msgs.append(m)
+    from tests.helpers import NOW
+
+    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
+    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
+    df = any_store.evaluations.frame()
+    day4 = df[
+        (df.metric == "missing_modality_share")
+        & (df.signal == "audio")
+        & (df.window_start == T0 + timedelta(days=4))
+    ].set_index("slice")
+    assert (
+        abs(day4.loc["device=d1", "value"] - 0.2) < 0.06 and day4.loc["device=d1", "reference_value"] == 0.0
+    )
+    assert day4.loc["device=d1", "ci_low"] > 0.1
+    others = [s for s in day4.index if s.startswith("device=") and s != "device=d1"]
+    assert others and all(day4.loc[s, "value"] == 0.0 for s in others)
+    assert 0 < day4.loc["*", "value"] < day4.loc["device=d1", "value"]
 
 
 def test_the_daemon_tells_on_call_about_a_silent_source(any_store):
