@@ -79,24 +79,27 @@ def test_a_silent_source_fires_and_resolves_and_a_dead_letter_burst_must_hold_fo
     assert state() == {"DeadLetters": "resolved", "SourceSilent": "firing"}  # and silent again for 13 min
 
 
-def test_missing_modality_share_is_an_evaluation_row(any_store):
+def _evaluated_without_audio(store, drop):
+    """Six days of traffic where, from day 4, the inference events ``drop(event)`` picks come
+    without their audio; ingested and evaluated. The evaluation rows."""
+    from tests.helpers import NOW
+
     cfg = parse_config(CFG + "media: {expected_modalities: [image, audio]}\n")
     msgs = []
-    for m in _traffic(days=6):  # on day 4, every third event comes without audio
+    for m in _traffic(days=6):
         obj = json.loads(m.payload)
-        if (
-            obj["type"] == "inference"
-            and obj["ts"] >= (T0 + timedelta(days=4)).isoformat()
-            and int(obj["event_id"][1:]) % 3 == 0
-        ):
+        if obj["type"] == "inference" and obj["ts"] >= (T0 + timedelta(days=4)).isoformat() and drop(obj):
             obj["inputs"].pop("audio")
             m = m._replace(payload=json.dumps(obj).encode())
         msgs.append(m)
-    from tests.helpers import NOW
+    Pipeline(cfg, store, lambda: NOW).process(msgs)
+    Evaluator(cfg, store, lambda: NOW, owner="a").run_due(store.events.watermark())
+    return store.evaluations.frame()
 
-    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
-    df = any_store.evaluations.frame()
+
+def test_missing_modality_share_is_an_evaluation_row(any_store):
+    # on day 4, every third event comes without audio
+    df = _evaluated_without_audio(any_store, lambda ev: int(ev["event_id"][1:]) % 3 == 0)
     audio = df[(df.metric == "missing_modality_share") & (df.signal == "audio")]
     miss = audio[audio.slice == "*"].sort_values("window_start")
     assert list(miss["value"].round(3))[:3] == [0.0, 0.0, 0.0]
@@ -111,24 +114,9 @@ def test_missing_modality_share_is_an_evaluation_row(any_store):
 def test_a_device_that_lost_a_modality_shows_in_its_own_slice(any_store):
     """20 % of one device's events lose their audio: all traffic sees a few percent, the device's
     slice sees 20 %, and the other devices nothing."""
-    cfg = parse_config(CFG + "media: {expected_modalities: [image, audio]}\n")
-    msgs = []
-    for m in _traffic(days=6):
-        obj = json.loads(m.payload)
-        if (
-            obj["type"] == "inference"
-            and obj["ts"] >= (T0 + timedelta(days=4)).isoformat()
-            and obj["slice"]["device"] == "d1"
-            and int(obj["event_id"][1:]) % 5 == 0
-        ):
-            obj["inputs"].pop("audio")
-            m = m._replace(payload=json.dumps(obj).encode())
-        msgs.append(m)
-    from tests.helpers import NOW
-
-    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
-    Evaluator(cfg, any_store, lambda: NOW, owner="a").run_due(any_store.events.watermark())
-    df = any_store.evaluations.frame()
+    df = _evaluated_without_audio(
+        any_store, lambda ev: ev["slice"]["device"] == "d1" and int(ev["event_id"][1:]) % 5 == 0
+    )
     day4 = df[
         (df.metric == "missing_modality_share")
         & (df.signal == "audio")
