@@ -199,6 +199,34 @@ class Evaluator:
                 progress(i + 1, len(runs))
         return done
 
+    def _waits_for_earlier(self, key: RunKey) -> bool:
+        """A window whose checks read earlier windows' rows (trend) waits while one of those is
+        claimed and unfinished (another replica evaluates it, or a killed process left it): its
+        rows then depend only on its data and the windows before it, never on the order in which
+        replicas and restarts happened to evaluate them. Retried on the next pass."""
+        spans = [c.history_span() for c in self.checks if "history" in c.needs]
+        if not spans:
+            return False
+        step = timedelta(seconds=key.interval_s)
+        waiting = self.store.evaluations.unfinished(
+            key.model_name,
+            key.model_version,
+            key.interval_s,
+            key.lag_s,
+            key.window_start - step * max(spans),
+            key.window_start,
+        )
+        if waiting:
+            log.info(
+                "%s %s, %ss window from %s waits for %d earlier window(s) still being evaluated",
+                key.model_name,
+                key.model_version,
+                key.interval_s,
+                key.window_start.isoformat(),
+                waiting,
+            )
+        return bool(waiting)
+
     def run(self, key: RunKey, window_end: datetime, force: bool = False) -> list[EvaluationRow] | None:
         """Evaluate one window (if this replica wins its claim); store rows, then alerts.
 
@@ -206,6 +234,8 @@ class Evaluator:
         already stored are kept, and alert rules are not applied again, since alert state moves
         forward in window order and an old window must not re-open or re-resolve a later state."""
         now = self.clock()
+        if not force and self._waits_for_earlier(key):
+            return None
         if not force and not self.store.evaluations.claim(
             key, window_end, self.owner, now, self.config.evaluation.claim_expiry, orphaned=self._orphaned
         ):

@@ -93,6 +93,28 @@ class EvaluationRepository:
             )
         }
 
+    def slices(self) -> list[str]:
+        """The slices of the latest evaluated window (what alerts' places are read against)."""
+        return [
+            r[0]
+            for r in self.db.all(
+                "SELECT DISTINCT slice FROM evaluations WHERE window_start ="
+                " (SELECT MAX(window_start) FROM evaluations) ORDER BY slice"
+            )
+        ]
+
+    def unfinished(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, start: datetime, end: datetime
+    ) -> int:
+        """How many vintages of one series with a window start in [start, end) are claimed and not
+        finished (being evaluated, or left by a process that failed or died)."""
+        d = self.db.dialect
+        return self.db.one(
+            "SELECT COUNT(*) FROM eval_runs WHERE model_name = ? AND model_version = ? AND interval_s = ?"
+            " AND lag_s = ? AND window_start >= ? AND window_start < ? AND finished_at IS NULL",
+            (model_name, model_version, interval_s, lag_s, d.ts(start), d.ts(end)),
+        )
+
     # -- rows ----------------------------------------------------------------------------------
     def insert(self, rows: Sequence[EvaluationRow]) -> None:
         """Store a vintage's rows (a row already stored for its window, slice, metric and signal is

@@ -58,7 +58,45 @@ def cmd_silence(args, cfg) -> int:
     return 0
 
 
+def _print_incidents(store, as_json: bool) -> int:
+    from alerts.incidents import group_incidents
+
+    attrs: dict[str, set[str]] = {}
+    for sl in store.evaluations.slices():
+        attr, eq, value = sl.partition("=")
+        if eq and "&" not in sl:
+            attrs.setdefault(attr, set()).add(value)
+    for inc in group_incidents(store.alerts.list("firing"), attrs):
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "incident": inc.key,
+                        "model": inc.model,
+                        "place": inc.place,
+                        "families": list(inc.families),
+                        "since": inc.since.isoformat(),
+                        "headline": inc.headline,
+                        "grouped_because": inc.because,
+                        "alerts": [a.dedup_key for a in inc.alerts],
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            print(inc.headline)
+            print(f"  grouped because {inc.because}")
+            for a in inc.alerts:
+                lab = a.labels
+                what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
+                print(f"  {a.dedup_key} {lab['alertname']} [{lab.get('slice', '*')}]{what}")
+    return 0
+
+
 def cmd_alerts(args, cfg) -> int:
+    if args.incidents:
+        with opened_store(cfg) as store:
+            return _print_incidents(store, args.json)
     with opened_store(cfg) as store:
         if args.episodes:
             alerts = [a for a in store.alerts.episodes() if args.state in (None, a.state)]
@@ -111,6 +149,11 @@ def add_commands(add) -> None:
     asub = sp.add_subparsers(dest="alerts_cmd", required=True)
     al = add("list", None, "list alerts (all states unless --state)", asub)
     al.add_argument("--state", choices=["pending", "firing", "resolved", "cleared"])
+    al.add_argument(
+        "--incidents",
+        action="store_true",
+        help="the firing alerts grouped by cause: one line per incident, its alerts under it",
+    )
     al.add_argument(
         "--episodes",
         action="store_true",

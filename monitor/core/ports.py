@@ -117,6 +117,16 @@ class EvaluationStore(Protocol):
 
     def finished(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]: ...
 
+    def slices(self) -> list[str]:
+        """The slices of the latest evaluated window."""
+        ...
+
+    def unfinished(
+        self, model_name: str, model_version: str, interval_s: int, lag_s: int, start: datetime, end: datetime
+    ) -> int:
+        """Claimed, not finished vintages of one series starting in [start, end)."""
+        ...
+
     def insert(self, rows: Sequence[EvaluationRow]) -> None: ...
 
     def history(self, key: RunKey, since: datetime, metrics: Sequence[str]) -> list[EvaluationRow]: ...

@@ -77,3 +77,25 @@ def test_without_the_demo_extra_the_demo_names_the_extra_to_install(tmp_path):
         "error: modalwatch demo needs the demo extra: pip install 'modalwatch[demo]'"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_each_injected_episode_is_one_incident(demo_out):
+    """The demo's three causes raise dozens of alerts; grouped by cause they are three incidents,
+    each at the episode's own place."""
+    cfg = demo_out / "incidents.yaml"
+    cfg.write_text(f"store: {{path: {demo_out / 'modalwatch.db'}}}\n")
+    proc = subprocess.run(
+        modalwatch_cmd() + ["alerts", "list", "--incidents", "--json", "--config", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    incidents = [json.loads(line) for line in proc.stdout.splitlines()]
+    places = {i["place"]: i for i in incidents}
+    assert len(incidents) == 3 and set(places) == {"environment=car", "device=cam_b", "*"}
+    assert places["environment=car"]["families"] == ["audio"]  # the microphone swap
+    assert places["device=cam_b"]["families"] == ["image", "error rate"]  # darker, and wrong more often
+    assert places["*"]["families"] == ["calibration"]  # confidence inflation, everywhere
+    assert sum(len(i["alerts"]) for i in incidents) > 3

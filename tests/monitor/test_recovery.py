@@ -80,3 +80,42 @@ def test_a_batch_read_again_after_a_restart_is_not_counted_again(any_store):
     (row,) = any_store.db.all("SELECT SUM(messages), SUM(dead_letters) FROM ingest_minutes")
     assert tuple(map(int, row)) == (60, 10)
     assert any_store.ops.counts()["events"] == 50 and any_store.ops.counts()["dead_letters"] == 10
+
+
+def test_a_trend_waits_for_an_earlier_window_still_being_evaluated(any_store):
+    """Windows evaluated out of order (another replica still on day 11, or a killed process's
+    claim on it) give the same trend rows as in order: day 12 waits for day 11."""
+    import math
+
+    from connectors.sqlite import SqliteStore
+    from monitor.evaluation import Evaluator
+    from tests.monitor.test_evaluation import CFG, _traffic
+
+    cfg = parse_config(CFG)
+
+    def traffic():
+        return _traffic(days=14, per_day=200, error_rate=lambda d, ev: 0.1 + 0.01 * d)
+
+    def trend(rows):
+        return {(r.slice, r.signal): r.value for r in rows if r.metric == "trend" and r.status == "ok"}
+
+    Pipeline(cfg, any_store, lambda: NOW).process(traffic())
+    ev = Evaluator(cfg, any_store, lambda: NOW, owner="me:1")
+    by_day = {(k.window_start - T0).days: (k, t1) for k, t1 in ev.due(any_store.events.watermark())}
+    for day in range(11):
+        assert ev.run(*by_day[day]) is not None
+    k11, end11 = by_day[11]
+    assert any_store.evaluations.claim(k11, end11, "other:1", NOW, timedelta(minutes=10))  # busy elsewhere
+    assert ev.run(*by_day[12]) is None  # waits: its trend reads day 11
+    assert Evaluator(cfg, any_store, lambda: NOW, owner="other:1").run(k11, end11) is not None
+    late = trend(ev.run(*by_day[12]))
+
+    ordered = SqliteStore(":memory:")  # the same traffic evaluated in order, in a store of its own
+    ordered.migrate()
+    Pipeline(cfg, ordered, lambda: NOW).process(traffic())
+    Evaluator(cfg, ordered, lambda: NOW, owner="x").run_due(ordered.events.watermark())
+    df = ordered.evaluations.frame()
+    day12 = df[(df.metric == "trend") & (df.window_start == T0 + timedelta(days=12)) & (df.status == "ok")]
+    in_order = {(r.slice, r.signal): r.value for r in day12.itertuples()}
+    assert late and late.keys() == in_order.keys()
+    assert all(math.isclose(late[k], in_order[k], rel_tol=1e-9, abs_tol=1e-12) for k in late)

@@ -1,0 +1,176 @@
+"""Incidents: the firing alerts that share a cause, as one. Pure: alerts in, incidents out.
+
+A cause has a *family* — one modality's signals (they move together when a microphone or a camera
+changes), the error rate, the label-free accuracy, calibration, a data-health measure — and a
+*place*: all traffic, or one slice value. The place is found the way an engineer reads the alert
+list: when, of an attribute with several values, exactly one value fires (``environment=car``
+while ``indoor`` and ``outdoor`` are quiet), the change is that value's, and the alerts of all
+traffic and of the other attributes' slices (every locale, every device, which all contain some
+of it) are its echoes. Where no attribute has a lone firing value, it is global. Families found at
+the same place within ``join_within`` of each other are one incident (a camera that darkens and
+whose error rate rises), and alerts of one family further apart in time than that are separate
+incidents.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.core.records import ALL, AlertRecord
+from monitor.core.settings import duration_text
+
+# What a rule's alerts are about when they carry no modality (see ``family``).
+_FAMILY_OF_RULE_METRIC = {
+    "error_rate": "error rate",
+    "estimated_accuracy": "label-free accuracy",
+    "ece_drift": "calibration",
+    "ece": "calibration",
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One cause: where (``place``: a slice value, or ``*``), what (``families``), since when, and
+    the alerts it folds, with why they were grouped."""
+
+    key: str
+    model: str
+    place: str
+    families: tuple[str, ...]
+    since: datetime
+    headline: str
+    because: str
+    alerts: tuple[AlertRecord, ...]
+
+
+def family(alert: AlertRecord) -> str:
+    """``audio``, ``image``, ``text`` … for signal alerts; else what the rule measures."""
+    labels = alert.labels
+    if labels.get("modality"):
+        return labels["modality"]
+    if labels.get("source"):
+        return "data health"
+    detector = labels.get("detector", "")
+    for metric, name in _FAMILY_OF_RULE_METRIC.items():
+        if metric in alert.rule.lower() or detector == metric:
+            return name
+    return {
+        "wilson": "error rate",
+        "cbpe": "label-free accuracy",
+        "bootstrap": "calibration",
+    }.get(detector, alert.rule)
+
+
+def _attribute(slice_: str) -> str | None:
+    """The attribute of a one-attribute slice (``device=cam_b`` → ``device``); None for all
+    traffic and crossed slices."""
+    if slice_ == ALL or "&" in slice_ or "=" not in slice_:
+        return None
+    return slice_.partition("=")[0]
+
+
+def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collection[str]]) -> tuple[str, str]:
+    """Where a family of alerts is: (slice value, why) or (``*``, why)."""
+    firing: dict[str, set[str]] = defaultdict(set)
+    for a in alerts:
+        attr = _attribute(a.labels.get("slice", ALL))
+        if attr is not None:
+            firing[attr].add(a.labels["slice"])
+    counts = Counter(a.labels.get("slice", ALL) for a in alerts)
+    lone = [
+        next(iter(values))
+        for attr, values in firing.items()
+        if len(values) == 1 and len(slice_values.get(attr, ())) >= 2
+    ]
+    if not lone:
+        return ALL, "no slice value fires alone in its attribute: all traffic"
+    best = max(sorted(lone), key=lambda s: counts[s])
+    attr = _attribute(best)
+    quiet = sorted(f"{attr}={v}" for v in slice_values.get(attr, ()) if f"{attr}={v}" != best)
+    shown = ", ".join(quiet[:3]) + (f" (+{len(quiet) - 3})" if len(quiet) > 3 else "")
+    return best, f"{best} fires while {shown} do not; the other slices' alerts contain it"
+
+
+def _split_in_time(alerts: list[AlertRecord], join_within: timedelta) -> list[list[AlertRecord]]:
+    runs: list[list[AlertRecord]] = []
+    for a in sorted(alerts, key=lambda x: (x.starts_at, x.dedup_key)):
+        if runs and a.starts_at - runs[-1][-1].starts_at <= join_within:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    return runs
+
+
+def _what(fam: str, alerts: Sequence[AlertRecord]) -> str:
+    signals = Counter(a.labels["signal"] for a in alerts if a.labels.get("signal"))
+    if signals:
+        top = [s for s, _ in signals.most_common(3)]
+        more = f" +{len(signals) - 3} more" if len(signals) > 3 else ""
+        return f"{fam} {', '.join(top)}{more} moved"
+    values = [a.value for a in alerts if a.value is not None]
+    if fam == "error rate" and values:
+        return f"error rate up (lower bound up to {max(values) * 100:+.0f} points against the reference)"
+    if fam == "label-free accuracy" and values:
+        return f"label-free accuracy down (upper bound {min(values) * 100:+.0f} points)"
+    return {"calibration": "calibration drifted", "data health": "data health"}.get(fam, fam)
+
+
+def group_incidents(
+    alerts: Sequence[AlertRecord],
+    slice_values: Mapping[str, Collection[str]] | None = None,
+    join_within: timedelta = timedelta(days=2),
+) -> list[Incident]:
+    """The firing ``alerts`` as incidents, oldest first. ``slice_values``: each slice attribute's
+    values (e.g. from the latest window's rows); an attribute not named there cannot localise."""
+    values = slice_values or {}
+    by_family: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
+    for a in alerts:
+        if a.state == "firing":
+            by_family[a.labels.get("model", ""), family(a)].append(a)
+    pieces = []  # (model, place, family, why, alerts)
+    for (model, fam), members in by_family.items():
+        for run in _split_in_time(members, join_within):
+            place, why = place_of(run, values)
+            pieces.append((model, place, fam, why, run))
+    # families at the same (one slice) place and time are one cause
+    pieces.sort(key=lambda p: (p[0], p[1], min(a.starts_at for a in p[4]), p[2]))
+    merged: list[list] = []
+    for piece in pieces:
+        model, place, fam, why, run = piece
+        start = min(a.starts_at for a in run)
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and place != ALL
+            and (last[0], last[1]) == (model, place)
+            and start - last[5] <= join_within
+        ):
+            last[2].append(fam)
+            last[4].extend(run)
+            last[5] = max(last[5], start)
+        else:
+            merged.append([model, place, [fam], why, list(run), start])
+    out = []
+    for model, place, fams, why, run, _ in merged:
+        since = min(a.starts_at for a in run)
+        where = "all traffic" if place == ALL else place
+        whats = "; ".join(_what(f, [a for a in run if family(a) == f]) for f in fams)
+        headline = (
+            f"{where}: {whats} since {since.date().isoformat()} ({len(run)} alert{'s' * (len(run) != 1)})"
+        )
+        within = duration_text(int(join_within.total_seconds()))
+        because = why + (
+            f"; {' and '.join(fams)} began within {within} of each other" if len(fams) > 1 else ""
+        )
+        key = f"{model}|{place}|{'+'.join(fams)}|{since.isoformat()}"
+        out.append(
+            Incident(key, model, place, tuple(fams), since, headline, because, tuple(sorted(run, key=_order)))
+        )
+    return sorted(out, key=lambda i: (i.since, i.key))
+
+
+def _order(a: AlertRecord) -> tuple[datetime, str]:
+    return a.starts_at, a.dedup_key

@@ -1,0 +1,74 @@
+"""Grouping alerts by cause (alerts/incidents.py): pure, alerts in, incidents out."""
+
+from datetime import datetime, timedelta, timezone
+
+from alerts.incidents import group_incidents
+from monitor.core.records import AlertRecord
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+VALUES = {"device": {"cam_a", "cam_b", "cam_c"}, "locale": {"de", "en"}, "site": {"only"}}
+
+
+def _alert(rule, slice_, day=0, modality=None, signal=None, value=1.0):
+    labels = {"alertname": rule, "model": "m", "slice": slice_, "detector": "psi" if modality else "wilson"}
+    if modality:
+        labels.update(modality=modality, signal=signal)
+    key = "|".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return AlertRecord(key, rule, labels, {}, "firing", T0 + day * DAY, None, value)
+
+
+def test_a_change_of_one_slice_value_is_one_incident_there():
+    alerts = [
+        _alert("SignalDrift", s, 0, "audio", sig)
+        for s in ("*", "device=cam_b", "locale=de", "locale=en")
+        for sig in ("loudness", "true_peak")
+    ]
+    [inc] = group_incidents(alerts, VALUES)
+    assert inc.place == "device=cam_b" and inc.families == ("audio",) and len(inc.alerts) == 8
+    assert inc.headline.startswith(
+        "device=cam_b: audio loudness, true_peak moved since 2026-03-01 (8 alerts)"
+    )
+    assert "device=cam_a, device=cam_c do not" in inc.because
+
+
+def test_a_change_everywhere_is_global():
+    alerts = [
+        _alert("SignalDrift", s, 0, "image", "width")
+        for s in ("*", "device=cam_a", "device=cam_b", "device=cam_c")
+    ]
+    [inc] = group_incidents(alerts, VALUES)
+    assert inc.place == "*" and inc.headline.startswith("all traffic: image width moved")
+
+
+def test_an_attribute_with_one_value_cannot_localise():
+    [inc] = group_incidents(
+        [
+            _alert("SignalDrift", "site=only", 0, "text", "chars"),
+            _alert("SignalDrift", "*", 0, "text", "chars"),
+        ],
+        VALUES,
+    )
+    assert inc.place == "*"
+
+
+def test_families_at_one_place_and_time_are_one_cause_and_far_apart_are_two():
+    cam = [
+        _alert("SignalDrift", "device=cam_b", 0, "image", "brightness"),
+        _alert("SliceErrorRateUp", "device=cam_b", 1, value=0.2),
+    ]
+    later = [_alert("SignalDrift", "device=cam_b", 20, "audio", "loudness")]
+    echo = [_alert("SliceErrorRateUp", "*", 1, value=0.07)]  # all traffic contains cam_b's errors
+    incidents = group_incidents(cam + later + echo, VALUES)
+    assert [(i.place, i.families, len(i.alerts)) for i in incidents] == [
+        ("device=cam_b", ("image", "error rate"), 3),
+        ("device=cam_b", ("audio",), 1),
+    ]
+    assert "error rate up (lower bound up to +20 points" in incidents[0].headline
+    assert "began within 2d of each other" in incidents[0].because
+
+
+def test_resolved_alerts_are_not_incidents():
+    a = _alert("SignalDrift", "*", 0, "image", "width")
+    gone = AlertRecord(a.dedup_key, a.rule, a.labels, {}, "resolved", a.starts_at, a.starts_at + DAY, 1.0)
+    assert group_incidents([gone], VALUES) == []
