@@ -15,7 +15,7 @@ incidents.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -72,6 +72,17 @@ def _attribute(slice_: str) -> str | None:
     return slice_.partition("=")[0]
 
 
+def slice_attribute_values(slices: Iterable[str]) -> dict[str, set[str]]:
+    """Each attribute's values among evaluated slices (``device=cam_b`` → device: {cam_b});
+    all traffic and crossed slices name none."""
+    out: dict[str, set[str]] = {}
+    for sl in slices:
+        attr = _attribute(sl)
+        if attr is not None:
+            out.setdefault(attr, set()).add(sl.partition("=")[2])
+    return out
+
+
 def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collection[str]]) -> tuple[str, str]:
     """Where a family of alerts is: (slice value, why) or (``*``, why)."""
     firing: dict[str, set[str]] = defaultdict(set)
@@ -122,13 +133,15 @@ def group_incidents(
     alerts: Sequence[AlertRecord],
     slice_values: Mapping[str, Collection[str]] | None = None,
     join_within: timedelta = timedelta(days=2),
+    states: Collection[str] = ("firing",),
 ) -> list[Incident]:
-    """The firing ``alerts`` as incidents, oldest first. ``slice_values``: each slice attribute's
-    values (e.g. from the latest window's rows); an attribute not named there cannot localise."""
+    """The ``alerts`` in ``states`` (firing ones: what is going on now; a report of a period adds
+    the resolved) as incidents, oldest first. ``slice_values``: each slice attribute's values
+    (e.g. from the latest window's rows); an attribute not named there cannot localise."""
     values = slice_values or {}
     by_family: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
     for a in alerts:
-        if a.state == "firing":
+        if a.state in states:
             by_family[a.labels.get("model", ""), family(a)].append(a)
     pieces = []  # (model, place, family, why, alerts)
     for (model, fam), members in by_family.items():

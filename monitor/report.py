@@ -56,11 +56,28 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
                     **{metric: pick(metric) for metric in reported},
                 }
             )
+    from alerts.incidents import group_incidents, slice_attribute_values
+
+    attrs = slice_attribute_values(set(ev["slice"]) if len(ev) else ())
+    incidents = group_incidents(alerts, attrs, states=("firing", "resolved"))
     return {
         "generated_at": generated_at.isoformat(),
         "from": start.isoformat(),
         "to": end.isoformat(),
         "counts": store.ops.counts(),
+        "incidents": [
+            {
+                "incident": i.key,
+                "place": i.place,
+                "families": list(i.families),
+                "since": _iso(i.since),
+                "headline": i.headline,
+                "grouped_because": i.because,
+                "alerts": [a.dedup_key for a in i.alerts],
+                "firing": sum(a.state == "firing" for a in i.alerts),
+            }
+            for i in incidents
+        ],
         "intervals": intervals,
         "review": store.review.stats(),
         "alerts": [
@@ -140,6 +157,23 @@ def render_html(report: dict) -> str:
         )
         or '<tr><td colspan="7">no alerts in this period</td></tr>'
     )
+    by_key = {a["dedup_key"]: a for a in report["alerts"]}
+    incidents = (
+        "".join(
+            f"<li><b>{e(i['headline'])}</b> — {i['firing']} firing<br><small>grouped because"
+            f" {e(i['grouped_because'])}</small><details><summary>its alerts</summary><ul>"
+            + "".join(
+                f"<li>{e(by_key[k]['rule'])} [{e(by_key[k]['labels'].get('slice', ''))}]"
+                f" {e(_signal_of(by_key[k]['labels']))} since {e(by_key[k]['starts_at'] or '')}"
+                f" ({e(by_key[k]['state'])})</li>"
+                for k in i["alerts"]
+                if k in by_key
+            )
+            + "</ul></details></li>"
+            for i in report.get("incidents", [])
+        )
+        or "<li>no incidents in this period</li>"
+    )
     counts = "".join(f"<li>{e(k)}: {e(json.dumps(v))}</li>" for k, v in report["counts"].items())
     rv = report.get("review") or {"by_state": {}, "labelled": 0, "agreement": None}
     agreement = (
@@ -166,7 +200,11 @@ h1{{font-size:20px}} h2{{font-size:16px;margin-top:2em}}
 <h1>modalwatch report</h1>
 <p>Event time {e(report["from"])} to {e(report["to"])}; {len(windows)} evaluated windows;
 generated {e(report["generated_at"])}.</p>
-<h2>Alerts</h2>
+<h2>Incidents</h2>
+<p>The alerts of this period grouped by cause: one line each (where, what, since when, how many
+alerts), the alerts it folds under it.</p>
+<ul>{incidents}</ul>
+<h2>All alerts</h2>
 <table><tr><th>state</th><th>rule</th><th>slice</th><th>signal</th><th>starts</th><th>ends</th><th>what</th></tr>{alerts}</table>
 <h2>Per-interval series</h2>
 <p>Error rate (Wilson 95 % interval in report.json), top-label ECE and PSI of each signal against the

@@ -59,13 +59,9 @@ def cmd_silence(args, cfg) -> int:
 
 
 def _print_incidents(store, as_json: bool) -> int:
-    from alerts.incidents import group_incidents
+    from alerts.incidents import group_incidents, slice_attribute_values
 
-    attrs: dict[str, set[str]] = {}
-    for sl in store.evaluations.slices():
-        attr, eq, value = sl.partition("=")
-        if eq and "&" not in sl:
-            attrs.setdefault(attr, set()).add(value)
+    attrs = slice_attribute_values(store.evaluations.slices())
     for inc in group_incidents(store.alerts.list("firing"), attrs):
         if as_json:
             print(

@@ -72,3 +72,10 @@ def test_resolved_alerts_are_not_incidents():
     a = _alert("SignalDrift", "*", 0, "image", "width")
     gone = AlertRecord(a.dedup_key, a.rule, a.labels, {}, "resolved", a.starts_at, a.starts_at + DAY, 1.0)
     assert group_incidents([gone], VALUES) == []
+
+
+def test_the_attributes_values_come_from_the_evaluated_slices():
+    from alerts.incidents import slice_attribute_values
+
+    got = slice_attribute_values(["*", "device=cam_a", "device=cam_b", "locale=de", "device=cam_a&locale=de"])
+    assert got == {"device": {"cam_a", "cam_b"}, "locale": {"de"}}

@@ -99,3 +99,9 @@ def test_each_injected_episode_is_one_incident(demo_out):
     assert places["device=cam_b"]["families"] == ["image", "error rate"]  # darker, and wrong more often
     assert places["*"]["families"] == ["calibration"]  # confidence inflation, everywhere
     assert sum(len(i["alerts"]) for i in incidents) > 3
+    # the report leads with the same incidents
+    report = json.loads((demo_out / "report.json").read_text())
+    assert {i["place"] for i in report["incidents"]} == set(places)
+    html = (demo_out / "report.html").read_text()
+    assert html.index("<h2>Incidents</h2>") < html.index("<h2>All alerts</h2>")
+    assert "environment=car: audio integrated_loudness_lufs" in html
