@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 from monitor.core.records import ALL, AlertRecord
 from monitor.core.settings import duration_text
 
-# What a rule's alerts are about when they carry no modality (see ``family``).
-_FAMILY_OF_RULE_METRIC = {
-    "error_rate": "error rate",
-    "estimated_accuracy": "label-free accuracy",
-    "ece_drift": "calibration",
+# What an alert without a modality is about, by the detector of its rows.
+_FAMILY_OF_DETECTOR = {
+    "wilson": "error rate",
+    "cbpe": "label-free accuracy",
+    "bootstrap": "calibration",
     "ece": "calibration",
 }
 
@@ -47,21 +47,14 @@ class Incident:
 
 
 def family(alert: AlertRecord) -> str:
-    """``audio``, ``image``, ``text`` … for signal alerts; else what the rule measures."""
+    """``audio``, ``image``, ``text`` … for signal (and missing-modality) alerts, ``data health``
+    for a source's; else what the rule's detector measures, or the rule itself."""
     labels = alert.labels
     if labels.get("modality"):
         return labels["modality"]
     if labels.get("source"):
         return "data health"
-    detector = labels.get("detector", "")
-    for metric, name in _FAMILY_OF_RULE_METRIC.items():
-        if metric in alert.rule.lower() or detector == metric:
-            return name
-    return {
-        "wilson": "error rate",
-        "cbpe": "label-free accuracy",
-        "bootstrap": "calibration",
-    }.get(detector, alert.rule)
+    return _FAMILY_OF_DETECTOR.get(labels.get("detector", ""), alert.rule)
 
 
 def _attribute(slice_: str) -> str | None:

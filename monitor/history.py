@@ -13,9 +13,9 @@ that contains them: those points are listed, flagged ``in_reference``, and not i
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from detectors.trend import TrendResult, mann_kendall
 from monitor.core.settings import duration_text
 
 BASELINE_INTERVALS = 7  # the level a first change is measured from
+Z95 = NormalDist().inv_cdf(0.975)  # the rows' intervals are 95 %: half-width / Z95 is one standard error
 # CUSUM's decision interval: 8 rather than the textbook 5, because the level is itself estimated
 # from seven values (its error shifts every later z alike); on quiet 30-day error-rate series
 # h = 5 called a change in 12 % of them, h = 8 in 3.5 %, and a 3-point rise on 2,000 events a day
@@ -101,12 +102,9 @@ def metric_history(
         base = ok[:BASELINE_INTERVALS]
         level = np.array([values[i] for i in base])
         # the sampling error of each baseline value, from its 95 % interval where it has one
-        halfwidths = [
-            (hi - lo) / 2
-            for lo, hi in ((_num(sel["ci_low"].iloc[i]), _num(sel["ci_high"].iloc[i])) for i in base)
-            if lo is not None and hi is not None
-        ]
-        sampling = float(np.sqrt(np.mean(np.square(halfwidths)))) / 1.959964 if halfwidths else 0.0
+        lows, highs = sel["ci_low"].to_numpy(dtype=float)[base], sel["ci_high"].to_numpy(dtype=float)[base]
+        halfwidths = ((highs - lows) / 2)[np.isfinite(lows) & np.isfinite(highs)]
+        sampling = float(np.sqrt(np.mean(halfwidths**2))) / Z95 if halfwidths.size else 0.0
         spread = max(float(np.std(level, ddof=1)), sampling) * math.sqrt(1 + 1 / BASELINE_INTERVALS)
         if spread > 0:
             det = MeanShiftCUSUM(mean=float(level.mean()), std=spread, h=FIRST_CHANGE_H)

@@ -19,8 +19,10 @@ def _iso(dt) -> str | None:
 
 def build_report(store, start: datetime, end: datetime, generated_at: datetime) -> dict:
     ev = store.evaluations.frame(start, end)
+    # every episode active in the period (an alert that fired twice in it is two), not only
+    # each fingerprint's latest state
     alerts = [
-        a for a in store.alerts.list() if a.starts_at < end and (a.ends_at is None or a.ends_at >= start)
+        a for a in store.alerts.episodes() if a.starts_at < end and (a.ends_at is None or a.ends_at >= start)
     ]
     reported = reported_metrics()  # each check names the metrics whose series the report shows
     intervals = []
@@ -60,6 +62,7 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
 
     attrs = slice_attribute_values(set(ev["slice"]) if len(ev) else ())
     incidents = group_incidents(alerts, attrs, states=("firing", "resolved"))
+    index = {(a.dedup_key, a.starts_at): k for k, a in enumerate(alerts)}  # an episode's place in "alerts"
     return {
         "generated_at": generated_at.isoformat(),
         "from": start.isoformat(),
@@ -73,7 +76,7 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
                 "since": _iso(i.since),
                 "headline": i.headline,
                 "grouped_because": i.because,
-                "alerts": [a.dedup_key for a in i.alerts],
+                "alerts": [index[a.dedup_key, a.starts_at] for a in i.alerts],  # into "alerts"
                 "firing": sum(a.state == "firing" for a in i.alerts),
             }
             for i in incidents
@@ -157,17 +160,15 @@ def render_html(report: dict) -> str:
         )
         or '<tr><td colspan="7">no alerts in this period</td></tr>'
     )
-    by_key = {a["dedup_key"]: a for a in report["alerts"]}
+    episodes = report["alerts"]
     incidents = (
         "".join(
             f"<li><b>{e(i['headline'])}</b> — {i['firing']} firing<br><small>grouped because"
             f" {e(i['grouped_because'])}</small><details><summary>its alerts</summary><ul>"
             + "".join(
-                f"<li>{e(by_key[k]['rule'])} [{e(by_key[k]['labels'].get('slice', ''))}]"
-                f" {e(_signal_of(by_key[k]['labels']))} since {e(by_key[k]['starts_at'] or '')}"
-                f" ({e(by_key[k]['state'])})</li>"
-                for k in i["alerts"]
-                if k in by_key
+                f"<li>{e(a['rule'])} [{e(a['labels'].get('slice', ''))}] {e(_signal_of(a['labels']))}"
+                f" since {e(a['starts_at'] or '')} ({e(a['state'])})</li>"
+                for a in (episodes[k] for k in i["alerts"])
             )
             + "</ul></details></li>"
             for i in report.get("incidents", [])
