@@ -10,13 +10,19 @@ of it) are its echoes. Where no attribute has a lone firing value, it is global.
 the same place within ``join_within`` of each other are one incident (a camera that darkens and
 whose error rate rises), and alerts of one family further apart in time than that are separate
 incidents.
+
+Notifications go per incident: ``label_incidents`` gives each alert an ``incident`` label (the
+default route groups by ``model`` and ``incident``), and an incident keeps the id it was first
+notified under while its alerts keep firing, so a late alert joins the incident on-call already
+has instead of opening another.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.core.records import ALL, AlertRecord
@@ -180,3 +186,37 @@ def group_incidents(
 
 def _order(a: AlertRecord) -> tuple[datetime, str]:
     return a.starts_at, a.dedup_key
+
+
+INCIDENT_LABEL = "incident"
+
+
+def incident_id(inc: Incident) -> str:
+    """A short stable id for a new incident (what its notifications are grouped and keyed by)."""
+    return "inc-" + hashlib.sha256(inc.key.encode()).hexdigest()[:12]
+
+
+def label_incidents(
+    alerts: Sequence[AlertRecord],
+    slice_values: Mapping[str, Collection[str]] | None = None,
+    known: Mapping[str, str] | None = None,
+    join_within: timedelta = timedelta(days=2),
+) -> tuple[list[AlertRecord], dict[str, Incident]]:
+    """``alerts`` (firing, and resolved ones still to be told) with an ``incident`` label, and each
+    id's incident. ``known``: fingerprint → the incident id it was last notified under; an alert
+    keeps it, and the new alerts of an incident take the oldest id its known alerts have, so an
+    incident that grows is told as the same incident. Other states pass through unlabelled."""
+    known = known or {}
+    ids: dict[str, str] = {}
+    by_id: dict[str, Incident] = {}
+    for inc in group_incidents(alerts, slice_values, join_within, states=("firing", "resolved")):
+        old = sorted({known[a.dedup_key] for a in inc.alerts if a.dedup_key in known})
+        fresh = old[0] if old else incident_id(inc)
+        for a in inc.alerts:
+            ids[a.dedup_key] = known.get(a.dedup_key, fresh)
+            by_id.setdefault(ids[a.dedup_key], inc)
+    out = [
+        replace(a, labels={**a.labels, INCIDENT_LABEL: ids[a.dedup_key]}) if a.dedup_key in ids else a
+        for a in alerts
+    ]
+    return out, by_id

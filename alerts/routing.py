@@ -26,7 +26,8 @@ from typing import Iterable, Mapping
 
 from monitor.core.records import AlertRecord, GroupState, Silence
 
-DEFAULT_GROUP_BY = ["alertname", "model"]
+# one notification per incident (alerts/incidents.py labels each alert with its incident)
+DEFAULT_GROUP_BY = ["model", "incident"]
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
@@ -156,6 +157,8 @@ class Notification:
     firing: list[AlertRecord]  # alerts firing now
     resolved: list[AlertRecord]  # alerts notified firing before, resolved now
     repeat: bool = False
+    # id → alerts/incidents.Incident, of the alerts it carries (set by the notification pass)
+    incidents: dict = field(default_factory=dict)
 
 
 def silenced(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> bool:

@@ -459,7 +459,7 @@ class AlertsConfig(_Section):
     # The receivers: each entry's ``kind`` (default webhook) names a receiver kind (alerts/receivers/)
     # whose model validates it; replaced by the kinds' union below (``_rebuild_receivers``).
     webhooks: list[Any] = Field(default_factory=list)
-    # Unset: every receiver gets every group; group_by alertname + model, group_wait 30s,
+    # Unset: every receiver gets every group; group_by model + incident, group_wait 30s,
     # group_interval 5m, repeat_interval 4h unless the root route says otherwise.
     route: RouteConfig | None = None
     inhibit: list[InhibitConfig] = Field(default_factory=list)

@@ -220,7 +220,7 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
         senders = {"demo": WebhookSender("demo", receiver.url, secret)}
         cfg.alerts.webhooks = [WebhookConfig(name="demo", url=receiver.url)]
         # weeks replay in seconds: no wall-clock group_wait or group_interval; each vintage's
-        # changes are one notification per alert name and model
+        # changes are one notification per incident
         from monitor.config import RouteConfig
 
         cfg.alerts.route = RouteConfig(receiver="demo", group_wait=timedelta(0), group_interval=timedelta(0))

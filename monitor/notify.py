@@ -1,18 +1,20 @@
 """The notification pass: alert states → routed, grouped, silenced notifications → the outbox.
 
 One transaction, under a lock that replicas share: read the alerts, the groups and the silences
-in force, ask alerts/routing.py what is due now, write each receiver's outbox entries for each
-notification (alerts/receivers/: one per group, or one per alert for PagerDuty) and the groups'
-new state. It runs inside each vintage's transaction (so a transition and what it causes are
-committed together) and on every evaluation job run (for group_wait, group_interval and
-repeat_interval that come due between vintages). Delivery is the outbox's job (alerts/outbox.py):
-retried, never lost, never sent twice.
+in force, label each alert with its incident (alerts/incidents.py: the default route groups by
+it, so one cause is one notification), ask alerts/routing.py what is due now, write each
+receiver's outbox entries for each notification (alerts/receivers/) and the groups' new state.
+It runs inside each vintage's transaction (so a transition and what it causes are committed
+together) and on every evaluation job run (for group_wait, group_interval and repeat_interval
+that come due between vintages). Delivery is the outbox's job (alerts/outbox.py): retried, never
+lost, never sent twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from alerts.incidents import INCIDENT_LABEL, label_incidents, slice_attribute_values
 from alerts.receivers import receiver_for
 from alerts.routing import build_routes, plan
 
@@ -29,8 +31,21 @@ def run_notifications(config, store, now: datetime) -> int:
         alerts.lock()
         states = {g.group_key: g for g in alerts.groups()}
         told = {fp for st in states.values() for fp in st.notified}
-        p = plan(root, alerts.to_notify(told), states, alerts.silences(active_at=now), acfg.inhibit, now)
+        known = {
+            fp: st.group_labels[INCIDENT_LABEL]
+            for st in states.values()
+            if st.group_labels.get(INCIDENT_LABEL)
+            for fp in st.notified
+        }
+        pending, incidents = label_incidents(
+            alerts.to_notify(told), slice_attribute_values(store.evaluations.slices()), known
+        )
+        p = plan(root, pending, states, alerts.silences(active_at=now), acfg.inhibit, now)
         for n in p.notifications:
+            for a in n.firing + n.resolved:
+                i = a.labels.get(INCIDENT_LABEL)
+                if i in incidents:
+                    n.incidents.setdefault(i, incidents[i])
             receiver = receivers.get(n.receiver)
             if receiver is None:  # disabled in this deployment
                 continue

@@ -186,11 +186,25 @@ def _common(dicts: list[dict]) -> dict:
     return {k: v for k, v in sorted(dicts[0].items()) if all(d.get(k) == v for d in dicts[1:])}
 
 
-def _am_alert(a: AlertRecord, status: str, external_url: str) -> dict:
+def incident_of(n, a: AlertRecord):
+    """The incident (alerts/incidents.Incident) an alert of notification ``n`` belongs to, if any."""
+    return n.incidents.get(a.labels.get("incident", ""))
+
+
+def incident_lines(n) -> list[tuple[str, str]]:
+    """(headline, grouped because) of each incident a notification carries, oldest first."""
+    unique = {i.key: i for i in n.incidents.values()}.values()  # two ids may share one grouping
+    return [(i.headline, i.because) for i in sorted(unique, key=lambda i: (i.since, i.key))]
+
+
+def _am_alert(a: AlertRecord, status: str, external_url: str, incident=None) -> dict:
+    annotations = a.annotations
+    if incident is not None:  # what on-call reads first: the cause, and why these alerts are one
+        annotations = {**annotations, "incident": incident.headline, "grouped_because": incident.because}
     return {
         "status": status,
         "labels": a.labels,
-        "annotations": a.annotations,
+        "annotations": annotations,
         "startsAt": iso(a.starts_at),
         "endsAt": iso(a.ends_at if status == "resolved" else None),
         "generatorURL": alert_url(external_url, a),
@@ -200,10 +214,11 @@ def _am_alert(a: AlertRecord, status: str, external_url: str) -> dict:
 
 def alertmanager_payload(n, receiver: str, external_url: str, send_resolved: bool = True) -> dict:
     """Alertmanager's webhook payload, version 4: what on-call tooling already consumes."""
-    alerts = [_am_alert(a, "firing", external_url) for a in n.firing]
-    if send_resolved:
-        alerts += [_am_alert(a, "resolved", external_url) for a in n.resolved]
     every = n.firing + (n.resolved if send_resolved else [])
+    alerts = [
+        _am_alert(a, "firing" if i < len(n.firing) else "resolved", external_url, incident_of(n, a))
+        for i, a in enumerate(every)
+    ]
     return {
         "version": "4",
         "groupKey": n.group_key,
@@ -212,7 +227,7 @@ def alertmanager_payload(n, receiver: str, external_url: str, send_resolved: boo
         "receiver": receiver,
         "groupLabels": n.group_labels,
         "commonLabels": _common([a.labels for a in every]),
-        "commonAnnotations": _common([a.annotations for a in every]),
+        "commonAnnotations": _common([a["annotations"] for a in alerts]),
         "externalURL": external_url,
         "alerts": alerts,
     }

@@ -1,6 +1,7 @@
-"""``pagerduty``: Events API v2 — one ``trigger`` per firing alert and one ``resolve`` per resolved
-one, ``dedup_key`` = the alert's fingerprint, so PagerDuty keeps one incident per alert however
-often it is told. The routing key is added when sending, never stored in the outbox."""
+"""``pagerduty``: Events API v2 — one event per notification group (with the default route, one per
+incident of ours): ``trigger`` while its alerts fire, ``resolve`` when none does, ``dedup_key`` =
+the group key, so PagerDuty keeps one incident per cause however often it is told. The routing key
+is added when sending, never stored in the outbox."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from alerts.receivers.base import (
     ReceiverConfig,
     alert_url,
     describe,
+    incident_lines,
     iso,
     register_receiver,
 )
@@ -36,31 +38,49 @@ class PagerDutyConfig(ReceiverConfig):
 
 
 def pagerduty_events(n, external_url: str, send_resolved: bool = True) -> list[dict]:
-    """Events API v2 bodies without ``routing_key`` (the sender adds it)."""
-    out = []
-    for a in n.firing:
-        lab = a.labels
-        out.append(
-            {
-                "event_action": "trigger",
-                "dedup_key": a.dedup_key,
-                "payload": {
-                    "summary": (describe(a) + ": " + a.annotations.get("summary", ""))[:1024],
-                    "source": f"modalwatch/{lab.get('model', '?')}",
-                    "severity": SEVERITY.get(lab.get("severity", "warning"), "warning"),
-                    "timestamp": iso(a.starts_at),
-                    "component": lab.get("slice", "*"),
-                    "group": lab.get("model", ""),
-                    "class": lab["alertname"],
-                    "custom_details": {"labels": lab, "annotations": a.annotations},
+    """Events API v2 bodies without ``routing_key`` (the sender adds it): one per notification
+    group (``dedup_key`` = the group key, as Alertmanager's own PagerDuty integration keys it), so
+    one incident of ours (the default route's group) is one PagerDuty incident however many
+    alerts it folds and however often it is told: ``trigger`` while any of its alerts fires,
+    ``resolve`` once none does."""
+    if not n.firing:
+        return [{"event_action": "resolve", "dedup_key": n.group_key}] if send_resolved else []
+    first = n.firing[0]
+    lab = first.labels
+    incidents = incident_lines(n)
+    summary = "; ".join(h for h, _ in incidents) or (
+        describe(first) + ": " + first.annotations.get("summary", "")
+        if len(n.firing) == 1
+        else f"{len(n.firing)} alerts: " + ", ".join(describe(a) for a in n.firing)
+    )
+    severities = {a.labels.get("severity", "warning") for a in n.firing}
+    severity = next((s for s in SEVERITY if s in severities), "warning")  # the gravest
+    return [
+        {
+            "event_action": "trigger",
+            "dedup_key": n.group_key,
+            "payload": {
+                "summary": summary[:1024],
+                "source": f"modalwatch/{lab.get('model', '?')}",
+                "severity": severity,
+                "timestamp": iso(min(a.starts_at for a in n.firing)),
+                "component": ", ".join(sorted({a.labels.get("slice", "*") for a in n.firing}))[:255],
+                "group": lab.get("model", ""),
+                "class": ", ".join(sorted({a.labels["alertname"] for a in n.firing}))[:255],
+                "custom_details": {
+                    "incidents": [{"headline": h, "grouped_because": b} for h, b in incidents],
+                    "alerts": [
+                        {"labels": a.labels, "annotations": a.annotations, "url": alert_url(external_url, a)}
+                        for a in n.firing[:50]
+                    ],
+                    "alerts_firing": len(n.firing),
                 },
-                "client": "modalwatch",
-                "client_url": alert_url(external_url, a),
-            }
-        )
-    if send_resolved:
-        out += [{"event_action": "resolve", "dedup_key": a.dedup_key} for a in n.resolved]
-    return out
+            },
+            "client": "modalwatch",
+            "client_url": alert_url(external_url, first),
+            "links": [{"href": alert_url(external_url, a), "text": describe(a)} for a in n.firing[:10]],
+        }
+    ]
 
 
 class PagerDutySender(HttpSender):
@@ -81,7 +101,7 @@ class PagerDuty(Receiver):
     config: PagerDutyConfig
 
     def outbox_entries(self, n, external_url: str) -> list[tuple[str, dict]]:
-        """One entry per alert, keyed by its fingerprint."""
+        """One entry per group, keyed by it."""
         return [(ev["dedup_key"], ev) for ev in pagerduty_events(n, external_url, self.config.send_resolved)]
 
     def sender(self) -> PagerDutySender:

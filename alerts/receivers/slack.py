@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from alerts.receivers.base import Receiver, UrlReceiverConfig, describe, register_receiver
+from alerts.receivers.base import Receiver, UrlReceiverConfig, describe, incident_lines, register_receiver
 
 
 class SlackConfig(UrlReceiverConfig):
@@ -14,14 +14,24 @@ class SlackConfig(UrlReceiverConfig):
 def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
     report = f"{external_url.rstrip('/')}/report"
     icon = ":rotating_light:" if n.status == "firing" else ":white_check_mark:"
-    title = f"{icon} {n.status.upper()}: {len(n.firing)} firing" + (
+    counts = f"{len(n.firing)} firing" + (
         f", {len(n.resolved)} resolved" if n.resolved and send_resolved else ""
     )
+    incidents = incident_lines(n)
+    # one incident (the default route's groups): its headline is the title, the alerts its detail
+    title = f"{icon} {n.status.upper()}: " + (incidents[0][0] if len(incidents) == 1 else counts)
     group = ", ".join(f"{k}={v}" for k, v in n.group_labels.items())
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"group: `{group}`"}]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{counts}; group: `{group}`"}]},
     ]
+    for headline, because in incidents[:5]:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*{headline}*\n_grouped because {because}_"[:3000]},
+            }
+        )
     shown = [(a, "firing") for a in n.firing] + (
         [(a, "resolved") for a in n.resolved] if send_resolved else []
     )

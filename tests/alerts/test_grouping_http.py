@@ -61,7 +61,12 @@ alerts:
             assert step(T + timedelta(seconds=i * 0.25)) == []
         (first,) = step(T + timedelta(seconds=30))
         assert first["status"] == "firing" and len(first["alerts"]) == 100
-        assert first["groupLabels"] == {"alertname": "SignalDrift", "model": "m"}
+        # the default route groups by incident: one cause, one notification that says it
+        assert set(first["groupLabels"]) == {"model", "incident"} and first["groupLabels"]["model"] == "m"
+        assert first["commonAnnotations"]["incident"] == (
+            "all traffic: image brightness moved since 2026-11-23 (100 alerts)"
+        )
+        assert "grouped_because" in first["commonAnnotations"]
         for minutes in (1, 10, 60, 239):
             assert len(step(T + timedelta(minutes=minutes))) == 1  # unchanged: quiet
         sent = step(T + timedelta(hours=4, seconds=30))
@@ -72,5 +77,6 @@ alerts:
         sent = step(later)
         assert len(sent) == 3 and sent[2]["status"] == "resolved" and len(sent[2]["alerts"]) == 100
         assert {a["status"] for a in sent[2]["alerts"]} == {"resolved"}
+        assert sent[2]["groupKey"] == first["groupKey"]  # resolved as the incident it was told as
         assert len(step(later + timedelta(days=1))) == 3  # told once
         store.close()

@@ -79,3 +79,31 @@ def test_the_attributes_values_come_from_the_evaluated_slices():
 
     got = slice_attribute_values(["*", "device=cam_a", "device=cam_b", "locale=de", "device=cam_a&locale=de"])
     assert got == {"device": {"cam_a", "cam_b"}, "locale": {"de"}}
+
+
+def test_an_incident_keeps_the_id_it_was_told_under_while_it_grows():
+    """A notification names an incident by id; a late alert of the same cause joins that id (one
+    notification group), even when the late alert changes where the incident is placed."""
+    from alerts.incidents import label_incidents
+
+    early = [_alert("SignalDrift", "*", 0, "audio", "loudness")]
+    labelled, by_id = label_incidents(early, VALUES)
+    [first_id] = {a.labels["incident"] for a in labelled}
+    assert by_id[first_id].place == "*"
+    known = {a.dedup_key: first_id for a in labelled}
+    # a day later the slice alerts arrive: the cause is device=cam_b, still the same incident
+    late = early + [_alert("SignalDrift", "device=cam_b", 1, "audio", s) for s in ("loudness", "true_peak")]
+    labelled, by_id = label_incidents(late, VALUES, known)
+    assert {a.labels["incident"] for a in labelled} == {first_id}
+    assert by_id[first_id].place == "device=cam_b" and len(by_id[first_id].alerts) == 3
+    # without what was told, the same alerts would be a new incident
+    fresh, _ = label_incidents(late, VALUES)
+    assert {a.labels["incident"] for a in fresh} != {first_id}
+    # a different cause (far apart in time) gets its own id
+    other = late + [_alert("SliceErrorRateUp", "locale=de", 30, value=0.2)]
+    labelled, _ = label_incidents(other, VALUES, known)
+    assert len({a.labels["incident"] for a in labelled}) == 2
+    # states other than firing/resolved pass through unlabelled
+    pending = AlertRecord("p", "X", {"model": "m", "slice": "*"}, {}, "pending", T0, None, None)
+    labelled, _ = label_incidents([pending], VALUES)
+    assert "incident" not in labelled[0].labels

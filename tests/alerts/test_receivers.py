@@ -57,7 +57,11 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
     # took each, so the root's receiver got nothing
     assert am.received == []
     got = [r["payload"] for r in slack.received]
-    assert [p["text"].split()[1] for p in got] == ["FIRING:", "FIRING:", "RESOLVED:", "RESOLVED:"]
+    # brightness moved in every slice (two rules): one cause, so one message when it fires, one when
+    # it resolves, headed by the incident
+    assert [p["text"].split()[1] for p in got] == ["FIRING:", "RESOLVED:"]
+    assert got[0]["text"].startswith(":rotating_light: FIRING: all traffic: image brightness moved since")
+    assert "_grouped because no slice value fires alone" in json.dumps(got[0]["blocks"])
     for p in got:  # Slack Block Kit: a header, a context, sections of mrkdwn text, an actions button
         assert p["blocks"][0]["type"] == "header" and p["blocks"][0]["text"]["type"] == "plain_text"
         assert len(p["blocks"][0]["text"]["text"]) <= 150 and len(p["blocks"]) <= 50
@@ -70,13 +74,13 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
         assert p["blocks"][-1]["elements"][0]["url"].endswith("/report")
     firing_slices = {
         re.search(r"\[(.*?)\]", b["text"]["text"]).group(1)
-        for p in got[:2]
-        for b in p["blocks"]
-        if b["type"] == "section"
+        for b in got[0]["blocks"]
+        if b["type"] == "section" and "[" in b["text"]["text"]
     }
-    assert len(firing_slices) > 3  # one notification per alert name, listing every slice
+    assert len(firing_slices) > 3  # the incident's alerts, listed under it: every slice
 
-    # PagerDuty Events API v2: required fields; trigger then resolve with dedup_key = fingerprint
+    # PagerDuty Events API v2: required fields; trigger then resolve of the incident's group (the
+    # critical alert alone was routed there)
     events = [r["payload"] for r in pd.received]
     assert [e["event_action"] for e in events] == ["trigger", "resolve"]
     assert {e["dedup_key"] for e in events} == {events[0]["dedup_key"]}
@@ -85,6 +89,8 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
     p = events[0]["payload"]
     assert p["summary"] and len(p["summary"]) <= 1024 and p["source"] and p["severity"] == "critical"
     assert p["timestamp"].endswith("Z")
+    assert p["summary"].startswith("all traffic: image brightness moved since")
+    assert events[0]["client_url"].startswith(f"{cfg.alerts.external_url.rstrip('/')}/v1/alerts/")
 
 
 def test_alertmanager_v4_payload(tmp_path):

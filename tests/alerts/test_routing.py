@@ -116,8 +116,8 @@ def test_routing_tree_matchers_regex_continue_and_inheritance():
     got = routes_for(root, img.labels)
     assert [(r.receiver, r.group_by, r.group_wait) for r in got] == [
         ("vision", ("alertname", "model", "slice"), timedelta(0)),
-        ("oncall", ("alertname", "model"), timedelta(0)),
-    ]  # continued into the regex route: inherits oncall
+        ("oncall", ("model", "incident"), timedelta(0)),
+    ]  # continued into the regex route: inherits oncall (and the default grouping, per incident)
     assert got[1].group_interval == timedelta(minutes=1)
     assert [r.receiver for r in routes_for(root, _alert("firing", slice="locale=de").labels)] == ["oncall"]
 

@@ -105,3 +105,12 @@ def test_each_injected_episode_is_one_incident(demo_out):
     html = (demo_out / "report.html").read_text()
     assert html.index("<h2>Incidents</h2>") < html.index("<h2>All alerts</h2>")
     assert "environment=car: audio integrated_loudness_lufs" in html
+    # and so do the notifications: each incident one group, its alerts folded in as it grows
+    sent = [json.loads(line)["payload"] for line in (demo_out / "alerts.jsonl").read_text().splitlines()]
+    told = {p["groupLabels"]["incident"]: p["commonAnnotations"]["incident"] for p in sent}
+    assert len(told) == 3
+    assert sorted(h.split(":")[0] for h in told.values()) == [
+        "all traffic",
+        "device=cam_b",
+        "environment=car",
+    ]
