@@ -8,8 +8,9 @@ while ``indoor`` and ``outdoor`` are quiet), the change is that value's, and the
 traffic and of the other attributes' slices (every locale, every device, which all contain some
 of it) are its echoes. Where no attribute has a lone firing value, it is global. Families found at
 the same place within ``join_within`` of each other are one incident (a camera that darkens and
-whose error rate rises), and alerts of one family further apart in time than that are separate
-incidents.
+whose error rate rises); an alert of a family joins that family's incident while the incident
+still fires (calibration that drifted, then keeps getting worse), and alerts of one family
+further apart in time than ``join_within``, with quiet between, are separate incidents.
 
 Notifications go per incident: ``label_incidents`` gives each alert an ``incident`` label (the
 default route groups by ``model`` and ``incident``), and an incident keeps the id it was first
@@ -34,6 +35,12 @@ _FAMILY_OF_DETECTOR = {
     "cbpe": "label-free accuracy",
     "bootstrap": "calibration",
     "ece": "calibration",
+}
+# what an aging alert is about, by the metric its trend follows
+_FAMILY_OF_FOLLOWED = {
+    "error_rate": "error rate",
+    "ece": "calibration",
+    "estimated_accuracy": "label-free accuracy",
 }
 
 
@@ -60,6 +67,8 @@ def family(alert: AlertRecord) -> str:
         return labels["modality"]
     if labels.get("source"):
         return "data health"
+    if labels.get("follows"):
+        return _FAMILY_OF_FOLLOWED.get(labels["follows"], labels["follows"])
     return _FAMILY_OF_DETECTOR.get(labels.get("detector", ""), alert.rule)
 
 
@@ -105,27 +114,107 @@ def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collectio
 
 
 def _split_in_time(alerts: list[AlertRecord], join_within: timedelta) -> list[list[AlertRecord]]:
+    """Runs of one family: an alert joins the run before it when it starts within ``join_within``
+    of the run's latest start, or while one of the run's alerts still fires (or ended less than
+    ``join_within`` before): one family at one place that has not gone quiet is one cause."""
     runs: list[list[AlertRecord]] = []
+    ends: list[datetime | None] = []  # each run's latest end; None: one of its alerts fires on
     for a in sorted(alerts, key=lambda x: (x.starts_at, x.dedup_key)):
-        if runs and a.starts_at - runs[-1][-1].starts_at <= join_within:
+        if runs and (
+            a.starts_at - runs[-1][-1].starts_at <= join_within
+            or ends[-1] is None
+            or a.starts_at - ends[-1] <= join_within
+        ):
             runs[-1].append(a)
+            ends[-1] = None if ends[-1] is None or a.ends_at is None else max(ends[-1], a.ends_at)
         else:
             runs.append([a])
+            ends.append(a.ends_at)
     return runs
 
 
-def _what(fam: str, alerts: Sequence[AlertRecord]) -> str:
-    signals = Counter(a.labels["signal"] for a in alerts if a.labels.get("signal"))
-    if signals:
-        top = [s for s, _ in signals.most_common(3)]
-        more = f" +{len(signals) - 3} more" if len(signals) > 3 else ""
-        return f"{fam} {', '.join(top)}{more} moved"
+def _num(a: AlertRecord, key: str) -> float | None:
+    try:
+        return float(a.annotations[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _at(alerts: Sequence[AlertRecord], place: str) -> AlertRecord:
+    """The alert that speaks for a group: the one at the incident's place, else all traffic's,
+    else the first."""
+    for where in (place, ALL):
+        for a in alerts:
+            if a.labels.get("slice", ALL) == where:
+                return a
+    return alerts[0]
+
+
+def _per_day(a: AlertRecord, per_interval: float) -> float:
+    try:
+        span = datetime.fromisoformat(a.annotations["window_end"]) - datetime.fromisoformat(
+            a.annotations["window_start"]
+        )
+    except (KeyError, ValueError):
+        return per_interval
+    return per_interval * timedelta(days=1) / span if span > timedelta(0) else per_interval
+
+
+def _moved(signal: str, a: AlertRecord) -> str:
+    """A signal and how far it moved (the KS row's mean shift against the reference's mean, in
+    the signal's units), or its PSI where that is all there is."""
+    shift, ref = _num(a, "ks_effect"), _num(a, "ks_reference")
+    if shift is not None and ref is not None:
+        return f"{signal} {shift:+.3g} (mean {ref + shift:.4g} vs {ref:.4g})"
+    psi = _num(a, "psi")
+    return f"{signal} (PSI {psi:.2f})" if psi is not None else signal
+
+
+def _level(name: str, a: AlertRecord, metric: str) -> str | None:
+    v, ref = _num(a, metric), _num(a, f"{metric}_reference")
+    if v is None or ref is None:
+        return None
+    return f"{name} {(v - ref) * 100:+.1f} points ({v:.1%} vs {ref:.1%})"
+
+
+def _by_rule_value(fam: str, alerts: Sequence[AlertRecord]) -> str:
+    """Where the rows' measures are not known: what the rules' values say."""
     values = [a.value for a in alerts if a.value is not None]
     if fam == "error rate" and values:
         return f"error rate up (lower bound up to {max(values) * 100:+.0f} points against the reference)"
     if fam == "label-free accuracy" and values:
         return f"label-free accuracy down (upper bound {min(values) * 100:+.0f} points)"
     return {"calibration": "calibration drifted", "data health": "data health"}.get(fam, fam)
+
+
+def _what(fam: str, alerts: Sequence[AlertRecord], place: str) -> str:
+    """What moved and by how much, from what the alerts' rows measured (their annotations)."""
+    signals = Counter(a.labels["signal"] for a in alerts if a.labels.get("signal"))
+    if signals:
+        top = [s for s, _ in signals.most_common(3)]
+        moved = [_moved(s, _at([a for a in alerts if a.labels.get("signal") == s], place)) for s in top]
+        more = f" +{len(signals) - 3} more" if len(signals) > 3 else ""
+        return f"{fam} {', '.join(moved)}{more} moved"
+    aging = [a for a in alerts if a.labels.get("follows")]
+    levels = [a for a in alerts if not a.labels.get("follows")]
+    parts = []
+    if levels:
+        a = _at(levels, place)
+        metric = {"error rate": "error_rate", "label-free accuracy": "estimated_accuracy"}.get(fam)
+        said = _level(fam, a, metric) if metric else None
+        if said is None and fam == "calibration" and _num(a, "ece_drift") is not None:
+            said = f"calibration drifted (ECE {_num(a, 'ece_drift'):+.3f} above the reference's)"
+        parts.append(said or _by_rule_value(fam, levels))
+    if aging:
+        a = _at(aging, place)
+        slope = _num(a, "trend")
+        worse = "falling" if a.labels.get("follows") == "estimated_accuracy" else "rising"
+        parts.append(
+            f"{fam} {worse} {_per_day(a, slope) * 100:+.2f} points a day"
+            if slope is not None
+            else f"{fam} getting worse"
+        )
+    return "; ".join(parts)
 
 
 def group_incidents(
@@ -169,7 +258,7 @@ def group_incidents(
     for model, place, fams, why, run, _ in merged:
         since = min(a.starts_at for a in run)
         where = "all traffic" if place == ALL else place
-        whats = "; ".join(_what(f, [a for a in run if family(a) == f]) for f in fams)
+        whats = "; ".join(_what(f, [a for a in run if family(a) == f], place) for f in fams)
         headline = (
             f"{where}: {whats} since {since.date().isoformat()} ({len(run)} alert{'s' * (len(run) != 1)})"
         )

@@ -6,13 +6,15 @@ import hashlib
 import json
 import math
 import operator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable, Literal, Mapping, Sequence
 
 from monitor.core.records import AlertRecord, EvaluationRow
 
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+# metrics whose rows' ``signal`` names another metric (a trend of the error rate), not an input signal
+FOLLOWING = frozenset({"trend"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,17 @@ class RuleDecision:
     value: float | None
     # a firing alert stays firing while this holds (the rule's resolve_threshold; unset: breached)
     holds: bool | None = None
+    # what its rows measured, for people (annotations): ``<metric>``, ``<metric>_reference``,
+    # ``<metric>_effect`` of each row the alert reads (a PSI-or-KS alert carries both)
+    measures: dict[str, str] = field(default_factory=dict)
+
+
+def measures(row: EvaluationRow) -> dict[str, str]:
+    out = {}
+    for suffix, v in (("", row.value), ("_reference", row.reference_value), ("_effect", row.effect)):
+        if v is not None and math.isfinite(v):
+            out[row.metric + suffix] = f"{v:.6g}"
+    return out
 
 
 def rule_metrics(rule) -> tuple[str, ...]:
@@ -64,10 +77,24 @@ def alert_labels(rule, row: EvaluationRow, vintage: str = "", interval: str = ""
         labels["interval"] = interval
     if row.source:  # data health of one source (kafka, http, a JSONL path)
         labels["source"] = row.source
+    elif row.metric in FOLLOWING:  # its signal is the metric it follows, not a modality's signal
+        labels["follows"] = row.signal
     elif row.signal:
         modality, _, signal = row.signal.partition(".")
         labels.update(modality=modality, signal=signal or modality)
     return labels
+
+
+def subject(labels: Mapping[str, str]) -> str:
+    """What an alert is about beyond its slice, from its labels: `` audio.loudness``, `` trend of
+    error_rate``, `` source kafka`` (empty for a slice's own metric)."""
+    if "signal" in labels:
+        return f" {labels.get('modality', '')}.{labels['signal']}"
+    if "follows" in labels:
+        return f" trend of {labels['follows']}"
+    if "source" in labels:
+        return f" source {labels['source']}"
+    return ""
 
 
 def dedup_key(labels: Mapping[str, str]) -> str:
@@ -98,18 +125,18 @@ def decide(
     key = dedup_key(labels)
     value = getattr(row, rule.field)
     if row.status != "ok" or value is None or not math.isfinite(value):
-        return RuleDecision(rule.name, labels, key, None, None)
+        return RuleDecision(rule.name, labels, key, None, None, measures=measures(row))
     which = baseline_field(rule)
     if which is not None:
         base = row.reference_value if which == "reference" else baseline
         if base is None or not math.isfinite(base):
-            return RuleDecision(rule.name, labels, key, None, None)
+            return RuleDecision(rule.name, labels, key, None, None, measures=measures(row))
         value = value - base
     op = _OPS[rule.op]
     breached = bool(op(value, rule.threshold))
     resolve_at = getattr(rule, "resolve_threshold", None)
     holds = breached if resolve_at is None else bool(op(value, resolve_at))
-    return RuleDecision(rule.name, labels, key, breached, value, holds)
+    return RuleDecision(rule.name, labels, key, breached, value, holds, measures(row))
 
 
 # "quiet": a firing alert's breach ended (it keeps firing for keep_firing_for); "steady": it came
@@ -218,7 +245,10 @@ def _combined(decided: list[tuple[EvaluationRow, RuleDecision]]) -> list[tuple[E
             continue
         row, first = next(((r, d) for r, d in claims if d.breached), claims[0])
         holds = any(d.holds if d.holds is not None else d.breached for _, d in claims)
-        out.append((row, replace(first, breached=any(d.breached for _, d in claims), holds=holds)))
+        every = {k: v for _, d in group for k, v in d.measures.items()}
+        out.append(
+            (row, replace(first, breached=any(d.breached for _, d in claims), holds=holds, measures=every))
+        )
     return out
 
 
@@ -265,6 +295,7 @@ def move_alerts(
             "window_start": window_start.isoformat(),
             "window_end": window_end.isoformat(),
             "n": str(row.n),
+            **d.measures,
         }
         if change == "pending":
             starts = window_start

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from alerts.rules import subject
 from monitor.checks import reported_metrics
 
 
@@ -128,7 +129,7 @@ def _spark(values: list[float | None], width: int = 220, height: int = 36) -> st
 
 
 def _signal_of(labels: dict) -> str:
-    return f"{labels.get('modality', '')}.{labels['signal']}" if "signal" in labels else ""
+    return subject(labels).strip()
 
 
 def render_html(report: dict) -> str:

@@ -19,6 +19,7 @@ from typing import Callable, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from alerts.rules import subject
 from monitor.core.errors import DeliveryError, RateLimited
 from monitor.core.records import AlertRecord
 from monitor.core.registry import Registry
@@ -175,8 +176,7 @@ def alert_url(external_url: str, a: AlertRecord) -> str:
 def describe(a: AlertRecord) -> str:
     """One line naming an alert: rule, model, slice, and the signal where it has one."""
     lab = a.labels
-    what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
-    return f"{lab['alertname']} on {lab.get('model', '?')} [{lab.get('slice', '*')}]{what}"
+    return f"{lab['alertname']} on {lab.get('model', '?')} [{lab.get('slice', '*')}]{subject(lab)}"
 
 
 def _common(dicts: list[dict]) -> dict:

@@ -168,6 +168,11 @@ class SignalDrift(Check):
     ) -> EvaluationRow:
         r = test.score(ref, values, self.threshold(test.name, sig), self)
         ok = r.status == "ok"
+        reference_value = effect = None
+        if test.name == "ks" and ok:
+            # how far it moved, in the signal's own units (what a person reads: "−10 LU"): the
+            # window's mean against the reference's; D, the decision's effect, is the value
+            reference_value, effect = ref.mean, float(np.mean(values)) - ref.mean
         return inputs.row(
             slice=sl,
             detector=test.name,
@@ -179,7 +184,8 @@ class SignalDrift(Check):
             n=r.n,
             n_reference=r.n_reference,
             p_value=r.p_value,
-            effect=finite(r.effect),
+            reference_value=finite(reference_value),
+            effect=finite(effect if effect is not None else r.effect),
             # a test with a p-value decides after Benjamini–Hochberg over the window
             decision=int(r.drift) if ok and not test.adjusted else None,
         )
@@ -212,8 +218,8 @@ register_drift_test(
         0.1,
         score=lambda ref, x, threshold, check: ks_test(ref, x, alpha=check.fdr, min_n=check.config.min_n),
         variant=lambda ref, check: "two_sided_exact_reference" if ref.exact else "two_sided_quantile_summary",
-        # significant, and an effect (D) at least the threshold
-        decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold),
+        # significant, and D at least the threshold (the row's effect is the mean's shift)
+        decide=lambda row, rejected, threshold: int(rejected and (row.value or 0.0) >= threshold),
     )
 )
 register_drift_test(

@@ -1,8 +1,14 @@
 """Aging: a one-sided Mann–Kendall test over the last ``window`` intervals (of this interval and
 lag) of each slice's error rate, ECE and estimated accuracy, this window included, once there
-are ``min_n`` of them; a trend in the direction that is worse is a finding. ``value`` is Sen's
-slope per interval, ``signal`` the metric it follows. A slow decay that never crosses a
-threshold in any one window is found this way."""
+are ``min_n`` of them, its variance corrected for the serial correlation of consecutive windows
+(Hamed–Rao, detectors/trend.py). ``value`` is Sen's slope per interval, ``signal`` the metric it
+follows, ``effect`` Kendall's tau. A slow decay that never crosses a threshold in any one window
+is found this way.
+
+A finding (decision 1) is a trend in the worse direction, significant after Benjamini–Hochberg
+over the window's trend rows, whose slope is at least ``min_slope_per_day`` (in the metric's
+units, e.g. 0.001 = 0.1 points a day): on thousands of events a flat series' tiny slope can be
+significant, and a stationary one is not aging."""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ WORSE = {"error_rate": "increasing", "ece": "increasing", "estimated_accuracy": 
 class TrendConfig(CheckConfig):
     window: int = Field(14, ge=2)  # intervals
     min_n: int = Field(10, ge=4)
+    # the effect-size floor: slower than this (per day, whatever the interval) is not aging
+    min_slope_per_day: float = Field(0.001, ge=0)
 
 
 @register
@@ -36,6 +44,10 @@ class Trend(Check):
 
     def history_span(self) -> int:
         return self.config.window
+
+    def decide(self, row: EvaluationRow, rejected: bool) -> int:
+        per_day = abs(row.value or 0.0) * 86400 / row.interval_s
+        return int(rejected and per_day >= self.config.min_slope_per_day)
 
     def run(self, summary, inputs: EvaluationInput) -> list[EvaluationRow]:
         c = self.config

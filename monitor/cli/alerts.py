@@ -8,6 +8,7 @@ import os
 import re
 import sys
 
+from alerts.rules import subject
 from monitor.cli.common import duration_arg, now, opened_store
 
 
@@ -84,8 +85,7 @@ def _print_incidents(store, as_json: bool) -> int:
             print(f"  grouped because {inc.because}")
             for a in inc.alerts:
                 lab = a.labels
-                what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
-                print(f"  {a.dedup_key} {lab['alertname']} [{lab.get('slice', '*')}]{what}")
+                print(f"  {a.dedup_key} {lab['alertname']} [{lab.get('slice', '*')}]{subject(lab)}")
     return 0
 
 
@@ -113,7 +113,7 @@ def cmd_alerts(args, cfg) -> int:
             print(json.dumps(row, sort_keys=True))
         else:
             lab = a.labels
-            what = f" {lab['modality']}.{lab['signal']}" if "signal" in lab else ""
+            what = subject(lab)
             print(
                 f"{a.dedup_key} {a.state:<9} {row['starts_at']} .. {row['ends_at'] or 'now':<25} "
                 f"{lab['alertname']} {lab.get('model', '')} [{lab.get('slice', '*')}]{what} value={a.value}"

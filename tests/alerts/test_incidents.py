@@ -107,3 +107,20 @@ def test_an_incident_keeps_the_id_it_was_told_under_while_it_grows():
     pending = AlertRecord("p", "X", {"model": "m", "slice": "*"}, {}, "pending", T0, None, None)
     labelled, _ = label_incidents([pending], VALUES)
     assert "incident" not in labelled[0].labels
+
+
+def test_a_family_that_keeps_firing_is_one_incident_and_one_that_went_quiet_is_two():
+    """Calibration drifts on day 0 and, still firing, is found aging on day 5: one cause. Had the
+    day-0 alert resolved on day 1, the day-5 alert would be a new incident."""
+    drift = _alert("CalibrationDrift", "*", 0)
+    aging = AlertRecord(
+        "aging", "Aging", {"alertname": "Aging", "model": "m", "slice": "*", "detector": "mann_kendall",
+                           "follows": "ece"}, {}, "firing", T0 + 5 * DAY, None, 1.0,
+    )  # fmt: skip
+    drift = AlertRecord(drift.dedup_key, drift.rule, {**drift.labels, "detector": "bootstrap"}, {}, "firing",
+                        T0, None, 1.0)  # fmt: skip
+    [one] = group_incidents([drift, aging], VALUES, states=("firing", "resolved"))
+    assert one.families == ("calibration",) and len(one.alerts) == 2
+    assert "calibration getting worse" in one.headline
+    quiet = AlertRecord(drift.dedup_key, drift.rule, drift.labels, {}, "resolved", T0, T0 + DAY, 1.0)
+    assert len(group_incidents([quiet, aging], VALUES, states=("firing", "resolved"))) == 2

@@ -60,7 +60,7 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
     # brightness moved in every slice (two rules): one cause, so one message when it fires, one when
     # it resolves, headed by the incident
     assert [p["text"].split()[1] for p in got] == ["FIRING:", "RESOLVED:"]
-    assert got[0]["text"].startswith(":rotating_light: FIRING: all traffic: image brightness moved since")
+    assert got[0]["text"].startswith(":rotating_light: FIRING: all traffic: image brightness (PSI ")
     assert "_grouped because no slice value fires alone" in json.dumps(got[0]["blocks"])
     for p in got:  # Slack Block Kit: a header, a context, sections of mrkdwn text, an actions button
         assert p["blocks"][0]["type"] == "header" and p["blocks"][0]["text"]["type"] == "plain_text"
@@ -89,7 +89,7 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
     p = events[0]["payload"]
     assert p["summary"] and len(p["summary"]) <= 1024 and p["source"] and p["severity"] == "critical"
     assert p["timestamp"].endswith("Z")
-    assert p["summary"].startswith("all traffic: image brightness moved since")
+    assert p["summary"].startswith("all traffic: image brightness (PSI ")
     assert events[0]["client_url"].startswith(f"{cfg.alerts.external_url.rstrip('/')}/v1/alerts/")
 
 
