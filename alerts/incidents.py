@@ -6,9 +6,11 @@ changes), the error rate, the label-free accuracy, calibration, a data-health me
 list: when, of an attribute with several values, exactly one value fires (``environment=car``
 while ``indoor`` and ``outdoor`` are quiet), the change is that value's, and the alerts of all
 traffic and of the other attributes' slices (every locale, every device, which all contain some
-of it) are its echoes. Where no attribute has a lone firing value, it is global. Families found at
-the same place within ``join_within`` of each other are one incident (a camera that darkens and
-whose error rate rises); an alert of a family joins that family's incident while the incident
+of it) are its echoes. Where no attribute has a lone firing value, or where two attributes each
+have one (a change of one value shows in all values of the others alike), it is global. Families
+found at the same place within ``join_within`` of each other are one incident (a camera that
+darkens and whose error rate rises; an error rate that creeps up everywhere and the calibration
+it spoils); an alert of a family joins that family's incident while the incident
 still fires (calibration that drifted, then keeps getting worse), and alerts of one family
 further apart in time than ``join_within``, with quiet between, are separate incidents.
 
@@ -36,6 +38,8 @@ _FAMILY_OF_DETECTOR = {
     "bootstrap": "calibration",
     "ece": "calibration",
 }
+# what the model's answers show (as against its inputs)
+_OUTPUT_FAMILIES = frozenset(_FAMILY_OF_DETECTOR.values())
 # what an aging alert is about, by the metric its trend follows
 _FAMILY_OF_FOLLOWED = {
     "error_rate": "error rate",
@@ -106,6 +110,10 @@ def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collectio
     ]
     if not lone:
         return ALL, "no slice value fires alone in its attribute: all traffic"
+    if len(lone) > 1:
+        # a change of one value shows in every value of the other attributes alike (each holds
+        # some of it): lone values in two attributes are not one slice's change
+        return ALL, f"{' and '.join(sorted(lone))} each fire alone in their attribute: all traffic"
     best = max(sorted(lone), key=lambda s: counts[s])
     attr = _attribute(best)
     quiet = sorted(f"{attr}={v}" for v in slice_values.get(attr, ()) if f"{attr}={v}" != best)
@@ -113,23 +121,24 @@ def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collectio
     return best, f"{best} fires while {shown} do not; the other slices' alerts contain it"
 
 
+def _joins(before: Sequence[AlertRecord], start: datetime, join_within: timedelta) -> bool:
+    """Whether something that starts at ``start`` belongs with the alerts ``before``: it starts
+    within ``join_within`` of their latest start, or while one of them still fires (or ended less
+    than ``join_within`` before) — a cause that has not gone quiet is still the same cause."""
+    if start - max(a.starts_at for a in before) <= join_within:
+        return True
+    ends = [a.ends_at for a in before]
+    return any(e is None for e in ends) or start - max(ends) <= join_within
+
+
 def _split_in_time(alerts: list[AlertRecord], join_within: timedelta) -> list[list[AlertRecord]]:
-    """Runs of one family: an alert joins the run before it when it starts within ``join_within``
-    of the run's latest start, or while one of the run's alerts still fires (or ended less than
-    ``join_within`` before): one family at one place that has not gone quiet is one cause."""
+    """Runs of one family: each alert joins the run before it when it ``_joins`` it."""
     runs: list[list[AlertRecord]] = []
-    ends: list[datetime | None] = []  # each run's latest end; None: one of its alerts fires on
     for a in sorted(alerts, key=lambda x: (x.starts_at, x.dedup_key)):
-        if runs and (
-            a.starts_at - runs[-1][-1].starts_at <= join_within
-            or ends[-1] is None
-            or a.starts_at - ends[-1] <= join_within
-        ):
+        if runs and _joins(runs[-1], a.starts_at, join_within):
             runs[-1].append(a)
-            ends[-1] = None if ends[-1] is None or a.ends_at is None else max(ends[-1], a.ends_at)
         else:
             runs.append([a])
-            ends.append(a.ends_at)
     return runs
 
 
@@ -189,12 +198,23 @@ def _by_rule_value(fam: str, alerts: Sequence[AlertRecord]) -> str:
 
 def _what(fam: str, alerts: Sequence[AlertRecord], place: str) -> str:
     """What moved and by how much, from what the alerts' rows measured (their annotations)."""
-    signals = Counter(a.labels["signal"] for a in alerts if a.labels.get("signal"))
+    missing = [a for a in alerts if _num(a, "missing_modality_share") is not None]
+    said = []
+    if missing:
+        a = _at(missing, place)
+        share, ref = _num(a, "missing_modality_share"), _num(a, "missing_modality_share_reference")
+        said.append(
+            f"{fam} missing in {share:.1%} of events" + (f" (vs {ref:.1%})" if ref is not None else "")
+        )
+    moving = [a for a in alerts if a.labels.get("signal") and a not in missing]
+    signals = Counter(a.labels["signal"] for a in moving)
     if signals:
         top = [s for s, _ in signals.most_common(3)]
-        moved = [_moved(s, _at([a for a in alerts if a.labels.get("signal") == s], place)) for s in top]
+        moved = [_moved(s, _at([a for a in moving if a.labels["signal"] == s], place)) for s in top]
         more = f" +{len(signals) - 3} more" if len(signals) > 3 else ""
-        return f"{fam} {', '.join(moved)}{more} moved"
+        said.append(f"{fam} {', '.join(moved)}{more} moved")
+    if said:
+        return "; ".join(said)
     aging = [a for a in alerts if a.labels.get("follows")]
     levels = [a for a in alerts if not a.labels.get("follows")]
     parts = []
@@ -236,7 +256,7 @@ def group_incidents(
         for run in _split_in_time(members, join_within):
             place, why = place_of(run, values)
             pieces.append((model, place, fam, why, run))
-    # families at the same (one slice) place and time are one cause
+    # families at the same place (one slice value, or all traffic) and time are one cause
     pieces.sort(key=lambda p: (p[0], p[1], min(a.starts_at for a in p[4]), p[2]))
     merged: list[list] = []
     for piece in pieces:
@@ -245,17 +265,24 @@ def group_incidents(
         last = merged[-1] if merged else None
         if (
             last is not None
-            and place != ALL
             and (last[0], last[1]) == (model, place)
-            and start - last[5] <= join_within
+            and (
+                start - max(a.starts_at for a in last[4]) <= join_within
+                # the model's answers worsening one way and then another (errors, then the
+                # calibration they spoil) at one place, while it still fires, is one cause
+                or (
+                    fam in _OUTPUT_FAMILIES
+                    and set(last[2]) & _OUTPUT_FAMILIES
+                    and _joins(last[4], start, join_within)
+                )
+            )
         ):
             last[2].append(fam)
             last[4].extend(run)
-            last[5] = max(last[5], start)
         else:
-            merged.append([model, place, [fam], why, list(run), start])
+            merged.append([model, place, [fam], why, list(run)])
     out = []
-    for model, place, fams, why, run, _ in merged:
+    for model, place, fams, why, run in merged:
         since = min(a.starts_at for a in run)
         where = "all traffic" if place == ALL else place
         whats = "; ".join(_what(f, [a for a in run if family(a) == f], place) for f in fams)
@@ -264,7 +291,9 @@ def group_incidents(
         )
         within = duration_text(int(join_within.total_seconds()))
         because = why + (
-            f"; {' and '.join(fams)} began within {within} of each other" if len(fams) > 1 else ""
+            f"; {' and '.join(fams)} began within {within} of each other or while it still fired"
+            if len(fams) > 1
+            else ""
         )
         key = f"{model}|{place}|{'+'.join(fams)}|{since.isoformat()}"
         out.append(

@@ -133,7 +133,9 @@ def decide(
             return RuleDecision(rule.name, labels, key, None, None, measures=measures(row))
         value = value - base
     op = _OPS[rule.op]
-    breached = bool(op(value, rule.threshold))
+    max_p = getattr(rule, "max_p", None)
+    significant = max_p is None or (row.p_adjusted is not None and row.p_adjusted <= max_p)
+    breached = bool(op(value, rule.threshold)) and significant
     resolve_at = getattr(rule, "resolve_threshold", None)
     holds = breached if resolve_at is None else bool(op(value, resolve_at))
     return RuleDecision(rule.name, labels, key, breached, value, holds, measures(row))

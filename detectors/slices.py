@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from detectors.intervals import _Z95, wilson_interval
+from detectors.intervals import _Z95, two_proportion_p, wilson_interval
 
 Metric = Literal["error_rate", "abstention_rate", "mean_confidence"]
 
@@ -128,9 +128,7 @@ def _rate(key: str, metric: Metric, inside: np.ndarray, rest: np.ndarray, min_n:
     k, k_rest = int(inside.sum()), int(rest.sum())
     w = wilson_interval(k, n)
     p1, p2 = k / n, k_rest / n_rest
-    pooled = (k + k_rest) / (n + n_rest)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_rest))
-    p = 1.0 if se == 0 else math.erfc(abs(p1 - p2) / se / math.sqrt(2))
+    p = two_proportion_p(k, n, k_rest, n_rest)
     return SliceStat(key, metric, n, p1, w.low, w.high, p2, p1 - p2, p, None, False, "ok")
 
 

@@ -318,6 +318,11 @@ class RuleConfig(_Section):
     # While firing, the alert holds as long as ``field op resolve_threshold`` (a looser bound than
     # ``threshold``: e.g. fire above 5 points, resolve only at 2); unset: the firing threshold.
     resolve_threshold: float | None = None
+    # A breach also needs the row's p-value after Benjamini–Hochberg at most this: the threshold is
+    # then the effect floor, so neither noise in a small slice nor a tiny, significant difference
+    # on huge n alerts. Holding needs only the (resolve) threshold. A daemon tests every window:
+    # at 5 % a family of null slices breaches about once in 20 windows, so rules read a stricter p.
+    max_p: float | None = Field(None, gt=0, le=1)
     # Only rows of windows of this length (one of evaluation.intervals); unset: every interval,
     # each with an alert of its own (labelled ``interval`` when there are several).
     interval: Duration | None = None
@@ -422,23 +427,26 @@ def default_rules() -> list[RuleConfig]:
         RuleConfig(
             name="SliceErrorRateUp",
             metric="error_rate",
-            field="ci_low",
+            field="value",
             vs_reference=True,
+            max_p=0.01,
             threshold=0.05,
             resolve_threshold=0.02,
             severity="critical",
-            summary="the lower 95% bound of the slice's error rate is more than 5 points above the reference",
+            summary="the slice's error rate is more than 5 points above the reference's, and higher beyond "
+            "chance (one-sided two-proportion test, p after Benjamini–Hochberg at most 0.01)",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
             name="CalibrationDrift",
             metric="ece_drift",
             slice="*",
-            field="decision",
-            op=">=",
-            threshold=1,
-            summary="top-label ECE is above what the reference's calibration gives at this sample size "
-            "(bootstrap interval above 0, significant after Benjamini–Hochberg)",
+            field="value",
+            threshold=0.02,
+            resolve_threshold=0.01,
+            max_p=0.01,
+            summary="top-label ECE is more than 2 points above what the reference's calibration gives at "
+            "this sample size, beyond chance (bootstrap, p after Benjamini–Hochberg at most 0.01)",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(

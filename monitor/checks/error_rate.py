@@ -1,10 +1,12 @@
-"""Error rate per slice with a 95 % Wilson interval, next to the reference's."""
+"""Error rate per slice with a 95 % Wilson interval, next to the reference's, and whether it is
+higher than the reference's beyond chance: ``p_value`` of a one-sided two-proportion z-test
+(Benjamini–Hochberg over the window's slices decides), ``effect`` the difference."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from detectors.intervals import wilson_interval
+from detectors.intervals import two_proportion_p, wilson_interval
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, finite, register
 from monitor.core.records import EvaluationRow
 
@@ -26,10 +28,8 @@ class ErrorRate(Check):
         for sl in inputs.slices:
             _, wok = inputs.window.answers(sl)
             _, rok = inputs.reference.answers_of(sl)
-            werr, rerr = (
-                wilson_interval(int((~wok).sum()), len(wok)),
-                wilson_interval(int((~rok).sum()), len(rok)),
-            )
+            k, k_ref = int((~wok).sum()), int((~rok).sum())
+            werr, rerr = wilson_interval(k, len(wok)), wilson_interval(k_ref, len(rok))
             enough = len(wok) >= self.config.min_n and len(rok) >= self.config.min_n
             rows.append(
                 inputs.row(
@@ -45,6 +45,8 @@ class ErrorRate(Check):
                     ci_high=finite(werr.high),
                     n=werr.n,
                     n_reference=rerr.n,
+                    effect=finite(werr.estimate - rerr.estimate) if enough else None,
+                    p_value=two_proportion_p(k, len(wok), k_ref, len(rok), "greater") if enough else None,
                 )
             )
         return rows

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from detectors.drift import DriftResult, NumericReference, ks_test, psi_test, wasserstein_test
+from monitor.checks.missing_modality import PREFIX as MISSING
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, in_threads, register
 from monitor.core.records import EvaluationRow
 
@@ -122,7 +123,7 @@ class SignalDrift(Check):
             by_slice = reference.sorted_by_slice(sig)
             return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in slices}
 
-        signals = list(reference.signals.columns)
+        signals = [s for s in reference.signals.columns if not s.startswith(MISSING)]
         out = {}
         for sig, fitted in zip(signals, in_threads(fit, signals)):
             out.update({(sl, sig): f for sl, f in fitted.items()})
@@ -132,7 +133,11 @@ class SignalDrift(Check):
         self, summary: dict[tuple[str, str], NumericReference], inputs: EvaluationInput
     ) -> list[EvaluationRow]:
         win = inputs.window
-        signals = sorted(set(inputs.reference.signals) | set(win.signals.columns))
+        # a modality's missing flag is the missing_modality check's: a share with its interval
+        # against the reference's says it better than a distribution test of a 0/1 column
+        signals = sorted(
+            s for s in set(inputs.reference.signals) | set(win.signals.columns) if not s.startswith(MISSING)
+        )
         empty = np.zeros(0)
         no_reference = NumericReference.fit(empty, self.config.bins)
 

@@ -19,7 +19,7 @@ def _row(day: int, value: float, interval: timedelta = DAY) -> EvaluationRow:
     return EvaluationRow(
         "m", "1", int(interval.total_seconds()), 0, start, start + interval, start, "*", "error_rate",
         "error_rate", "", "wilson", "ok", value + 0.1, reference_value=0.1, ci_low=value + 0.1,
-        ci_high=value + 0.12, n=5000,
+        ci_high=value + 0.12, n=5000, p_value=1e-6, p_adjusted=1e-6,
     )  # fmt: skip
 
 
@@ -127,3 +127,17 @@ def test_signal_drift_is_one_alert_whether_psi_or_ks_sees_it():
             state[m.alert.dedup_key] = m.alert
             changes.append(m.change)
     assert changes == ["fire", "quiet", "resolve"]
+
+
+def test_max_p_makes_the_threshold_an_effect_floor_that_needs_significance():
+    """+6 points in a small slice by chance (p after BH 0.02) does not fire SliceErrorRateUp; the
+    same rise beyond chance does; once firing, holding needs only the resolve threshold."""
+    from dataclasses import replace
+
+    from alerts.rules import decide
+
+    rule = next(r for r in default_rules() if r.name == "SliceErrorRateUp")
+    chance = replace(_row(0, 0.06), p_adjusted=0.02)
+    assert decide(rule, chance).breached is False and decide(rule, chance).holds is True
+    assert decide(rule, replace(chance, p_adjusted=0.001)).breached is True
+    assert decide(rule, replace(_row(0, 0.01), p_adjusted=1e-9)).breached is False  # below the floor

@@ -65,7 +65,7 @@ def test_families_at_one_place_and_time_are_one_cause_and_far_apart_are_two():
         ("device=cam_b", ("audio",), 1),
     ]
     assert "error rate up (lower bound up to +20 points" in incidents[0].headline
-    assert "began within 2d of each other" in incidents[0].because
+    assert "began within 2d of each other or while it still fired" in incidents[0].because
 
 
 def test_resolved_alerts_are_not_incidents():

@@ -29,3 +29,15 @@ def test_wilson_empty_and_invalid():
     assert math.isnan(r.estimate) and math.isnan(r.low) and math.isnan(r.high)
     with pytest.raises(ValueError):
         wilson_interval(5, 3)
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2", [(50, 250, 125, 1250), (30, 300, 310, 3000), (3, 40, 90, 1000)])
+def test_two_proportion_p_equals_statsmodels(k1, n1, k2, n2):
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from detectors.intervals import two_proportion_p
+
+    for ours, theirs in (("greater", "larger"), ("two-sided", "two-sided")):
+        _, p = proportions_ztest([k1, k2], [n1, n2], alternative=theirs)
+        assert two_proportion_p(k1, n1, k2, n2, ours) == pytest.approx(p, rel=1e-9)
+    assert two_proportion_p(0, 0, 5, 10) == 1.0
