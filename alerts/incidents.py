@@ -95,14 +95,21 @@ def slice_attribute_values(slices: Iterable[str]) -> dict[str, set[str]]:
     return out
 
 
-def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collection[str]]) -> tuple[str, str]:
-    """Where a family of alerts is: (slice value, why) or (``*``, why)."""
+def place_of(
+    alerts: Sequence[AlertRecord],
+    slice_values: Mapping[str, Collection[str]],
+    worse_than_rest: Collection[str] | None = None,
+) -> tuple[str, str]:
+    """Where a family of alerts is: (slice value, why) or (``*``, why). ``worse_than_rest``: the
+    slices whose error rate is significantly above the rest of the traffic's (the slice-gap
+    rows); given, a family of the model's answers is placed at a lone value only if it is one of
+    them — a change that does not stand out from the rest is everyone's, even where a small
+    slice's noise crossed a threshold first."""
     firing: dict[str, set[str]] = defaultdict(set)
     for a in alerts:
         attr = _attribute(a.labels.get("slice", ALL))
         if attr is not None:
             firing[attr].add(a.labels["slice"])
-    counts = Counter(a.labels.get("slice", ALL) for a in alerts)
     lone = [
         next(iter(values))
         for attr, values in firing.items()
@@ -114,7 +121,9 @@ def place_of(alerts: Sequence[AlertRecord], slice_values: Mapping[str, Collectio
         # a change of one value shows in every value of the other attributes alike (each holds
         # some of it): lone values in two attributes are not one slice's change
         return ALL, f"{' and '.join(sorted(lone))} each fire alone in their attribute: all traffic"
-    best = max(sorted(lone), key=lambda s: counts[s])
+    best = lone[0]
+    if worse_than_rest is not None and family(alerts[0]) in _OUTPUT_FAMILIES and best not in worse_than_rest:
+        return ALL, f"{best} fires alone but its error rate is not above the rest's: all traffic"
     attr = _attribute(best)
     quiet = sorted(f"{attr}={v}" for v in slice_values.get(attr, ()) if f"{attr}={v}" != best)
     shown = ", ".join(quiet[:3]) + (f" (+{len(quiet) - 3})" if len(quiet) > 3 else "")
@@ -242,10 +251,12 @@ def group_incidents(
     slice_values: Mapping[str, Collection[str]] | None = None,
     join_within: timedelta = timedelta(days=2),
     states: Collection[str] = ("firing",),
+    worse_than_rest: Collection[str] | None = None,
 ) -> list[Incident]:
     """The ``alerts`` in ``states`` (firing ones: what is going on now; a report of a period adds
     the resolved) as incidents, oldest first. ``slice_values``: each slice attribute's values
-    (e.g. from the latest window's rows); an attribute not named there cannot localise."""
+    (e.g. from the latest window's rows); an attribute not named there cannot localise;
+    ``worse_than_rest``: see ``place_of``."""
     values = slice_values or {}
     by_family: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
     for a in alerts:
@@ -254,7 +265,7 @@ def group_incidents(
     pieces = []  # (model, place, family, why, alerts)
     for (model, fam), members in by_family.items():
         for run in _split_in_time(members, join_within):
-            place, why = place_of(run, values)
+            place, why = place_of(run, values, worse_than_rest)
             pieces.append((model, place, fam, why, run))
     # families at the same place (one slice value, or all traffic) and time are one cause
     pieces.sort(key=lambda p: (p[0], p[1], min(a.starts_at for a in p[4]), p[2]))
@@ -319,6 +330,7 @@ def label_incidents(
     slice_values: Mapping[str, Collection[str]] | None = None,
     known: Mapping[str, str] | None = None,
     join_within: timedelta = timedelta(days=2),
+    worse_than_rest: Collection[str] | None = None,
 ) -> tuple[list[AlertRecord], dict[str, Incident]]:
     """``alerts`` (firing, and resolved ones still to be told) with an ``incident`` label, and each
     id's incident. ``known``: fingerprint → the incident id it was last notified under; an alert
@@ -327,7 +339,7 @@ def label_incidents(
     known = known or {}
     ids: dict[str, str] = {}
     by_id: dict[str, Incident] = {}
-    for inc in group_incidents(alerts, slice_values, join_within, states=("firing", "resolved")):
+    for inc in group_incidents(alerts, slice_values, join_within, ("firing", "resolved"), worse_than_rest):
         old = sorted({known[a.dedup_key] for a in inc.alerts if a.dedup_key in known})
         fresh = old[0] if old else incident_id(inc)
         for a in inc.alerts:

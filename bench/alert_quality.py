@@ -27,7 +27,8 @@ def main() -> int:
     ap.add_argument("--events-per-day", type=int, default=40_000)
     args = ap.parse_args()
 
-    from alerts.incidents import group_incidents, slice_attribute_values
+    from alerts.incidents import group_incidents
+    from monitor.notify import incident_context
     from tests.alerts.traffic import CHANGES, DAY, MONITORED_DAYS, ONSET, T0, changed_run, quiet_run
 
     false_alerts: list[int] = []
@@ -51,9 +52,7 @@ def main() -> int:
                 first = min((a.starts_at for a in eps), default=None)
                 days = (first - onset) / DAY + 1 if first is not None else float("inf")
                 days_to_detect[name].append(days)
-                incs = group_incidents(
-                    eps, slice_attribute_values(store.evaluations.slices()), states=("firing", "resolved")
-                )
+                incs = group_incidents(eps, states=("firing", "resolved"), **incident_context(store))
                 incidents[name].append(len(incs))
                 placed[name].append(
                     len(incs) == 1 and incs[0].place == change.place and change.family in incs[0].families

@@ -452,12 +452,13 @@ def default_rules() -> list[RuleConfig]:
         RuleConfig(
             name="Aging",
             metric="trend",
+            slice="*",
             field="decision",
             op=">=",
             threshold=1,
-            summary="the slice's error rate, ECE or label-free accuracy has been getting worse over the last "
-            "intervals (Mann–Kendall corrected for serial correlation, significant after Benjamini–Hochberg, "
-            "Sen's slope at least 0.1 points a day)",
+            summary="the error rate, ECE or label-free accuracy of all traffic has been getting worse "
+            "over the last intervals (Mann–Kendall corrected for serial correlation, significant after "
+            "Benjamini–Hochberg, Sen's slope at least 0.1 points a day)",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(

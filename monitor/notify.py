@@ -19,6 +19,13 @@ from alerts.receivers import receiver_for
 from alerts.routing import build_routes, plan
 
 
+def incident_context(store) -> dict:
+    """What grouping alerts into incidents reads from the latest evaluations (alerts/incidents.py
+    ``group_incidents`` / ``label_incidents`` keyword arguments)."""
+    ev = store.evaluations
+    return {"slice_values": slice_attribute_values(ev.slices()), "worse_than_rest": ev.worse_than_rest()}
+
+
 def run_notifications(config, store, now: datetime) -> int:
     """Returns the number of notifications written to the outbox."""
     acfg = config.alerts
@@ -37,9 +44,7 @@ def run_notifications(config, store, now: datetime) -> int:
             if st.group_labels.get(INCIDENT_LABEL)
             for fp in st.notified
         }
-        pending, incidents = label_incidents(
-            alerts.to_notify(told), slice_attribute_values(store.evaluations.slices()), known
-        )
+        pending, incidents = label_incidents(alerts.to_notify(told), known=known, **incident_context(store))
         p = plan(root, pending, states, alerts.silences(active_at=now), acfg.inhibit, now)
         for n in p.notifications:
             for a in n.firing + n.resolved:

@@ -62,7 +62,9 @@ def build_report(store, start: datetime, end: datetime, generated_at: datetime) 
     from alerts.incidents import group_incidents, slice_attribute_values
 
     attrs = slice_attribute_values(set(ev["slice"]) if len(ev) else ())
-    incidents = group_incidents(alerts, attrs, states=("firing", "resolved"))
+    incidents = group_incidents(
+        alerts, attrs, states=("firing", "resolved"), worse_than_rest=store.evaluations.worse_than_rest()
+    )
     index = {(a.dedup_key, a.starts_at): k for k, a in enumerate(alerts)}  # an episode's place in "alerts"
     return {
         "generated_at": generated_at.isoformat(),

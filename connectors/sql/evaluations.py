@@ -103,6 +103,20 @@ class EvaluationRepository:
             )
         ]
 
+    def worse_than_rest(self) -> list[str]:
+        """The slices whose error rate is significantly above the rest of the traffic's in the
+        latest window of the longest interval (its ``error_rate_gap`` rows): where a change of
+        the model's answers is one slice's (alerts/incidents.py)."""
+        return [
+            r[0]
+            for r in self.db.all(
+                "SELECT slice FROM evaluations e WHERE metric = 'error_rate_gap' AND decision = 1 AND"
+                " effect > 0 AND window_start = (SELECT MAX(window_start) FROM evaluations WHERE"
+                " metric = 'error_rate_gap' AND interval_s = e.interval_s) AND interval_s = (SELECT"
+                " MAX(interval_s) FROM evaluations WHERE metric = 'error_rate_gap') ORDER BY slice"
+            )
+        ]
+
     def unfinished(
         self, model_name: str, model_version: str, interval_s: int, lag_s: int, start: datetime, end: datetime
     ) -> int:

@@ -24,8 +24,8 @@ WORSE = {"error_rate": "increasing", "ece": "increasing", "estimated_accuracy": 
 
 
 class TrendConfig(CheckConfig):
-    window: int = Field(14, ge=2)  # intervals
-    min_n: int = Field(10, ge=4)
+    window: int = Field(10, ge=2)  # intervals
+    min_n: int = Field(8, ge=4)
     # the effect-size floor: slower than this (per day, whatever the interval) is not aging
     min_slope_per_day: float = Field(0.001, ge=0)
 
@@ -44,6 +44,11 @@ class Trend(Check):
 
     def history_span(self) -> int:
         return self.config.window
+
+    def family(self, row: EvaluationRow) -> str | None:
+        # each slice's trends (error rate, ECE, label-free accuracy) are one family: all traffic's
+        # aging, which the default rule reads, is not diluted by every slice's series
+        return f"trend {row.slice}"
 
     def decide(self, row: EvaluationRow, rejected: bool) -> int:
         per_day = abs(row.value or 0.0) * 86400 / row.interval_s

@@ -60,10 +60,10 @@ def cmd_silence(args, cfg) -> int:
 
 
 def _print_incidents(store, as_json: bool) -> int:
-    from alerts.incidents import group_incidents, slice_attribute_values
+    from alerts.incidents import group_incidents
+    from monitor.notify import incident_context
 
-    attrs = slice_attribute_values(store.evaluations.slices())
-    for inc in group_incidents(store.alerts.list("firing"), attrs):
+    for inc in group_incidents(store.alerts.list("firing"), **incident_context(store)):
         if as_json:
             print(
                 json.dumps(

@@ -121,6 +121,10 @@ class EvaluationStore(Protocol):
         """The slices of the latest evaluated window."""
         ...
 
+    def worse_than_rest(self) -> list[str]:
+        """The slices whose error rate is significantly above the rest's in the latest window."""
+        ...
+
     def unfinished(
         self, model_name: str, model_version: str, interval_s: int, lag_s: int, start: datetime, end: datetime
     ) -> int:

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from alerts.incidents import family, group_incidents, slice_attribute_values
+from alerts.incidents import family, group_incidents
+from monitor.notify import incident_context
 from tests.alerts.traffic import (
     CHANGES,
     DAY,
@@ -65,9 +66,7 @@ def test_each_change_is_one_incident_at_its_place_soon_after_onset(runs, name):
             and (change.name == "aging" or "follows" not in a.labels)
         ]
         assert at_place and {a.state for a in at_place} == {"firing"}
-        incidents = group_incidents(
-            episodes, slice_attribute_values(store.evaluations.slices()), states=("firing", "resolved")
-        )
+        incidents = group_incidents(episodes, states=("firing", "resolved"), **incident_context(store))
         assert [(i.place, change.family in i.families) for i in incidents] == [(change.place, True)], [
             i.headline for i in incidents
         ]

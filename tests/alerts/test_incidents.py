@@ -124,3 +124,16 @@ def test_a_family_that_keeps_firing_is_one_incident_and_one_that_went_quiet_is_t
     assert "calibration getting worse" in one.headline
     quiet = AlertRecord(drift.dedup_key, drift.rule, drift.labels, {}, "resolved", T0, T0 + DAY, 1.0)
     assert len(group_incidents([quiet, aging], VALUES, states=("firing", "resolved"))) == 2
+
+
+def test_a_lone_slice_whose_errors_do_not_stand_out_from_the_rest_is_not_the_place():
+    """Everything got worse; a small slice's noise crossed the threshold first. Its error rate is
+    not significantly above the rest's (the slice-gap rows), so the incident is all traffic's."""
+    alerts = [_alert("SliceErrorRateUp", "device=cam_b", 0, value=0.06), _alert("Aging", "*", 2)]
+    [inc] = group_incidents(alerts, VALUES, worse_than_rest=[])
+    assert inc.place == "*" and "not above the rest's" in inc.because
+    [inc] = group_incidents(alerts, VALUES, worse_than_rest=["device=cam_b"])
+    assert inc.place == "device=cam_b"
+    # the model's inputs are placed by their alerts alone
+    drift = [_alert("SignalDrift", "device=cam_b", 0, "image", "brightness")]
+    assert group_incidents(drift, VALUES, worse_than_rest=[])[0].place == "device=cam_b"

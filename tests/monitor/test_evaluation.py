@@ -372,7 +372,7 @@ def test_slow_decay_is_found_as_a_trend_before_any_single_window_alerts(any_stor
     Evaluator(cfg, any_store, lambda: T0, owner="a").run_due(T0 + timedelta(days=20))
     df = any_store.evaluations.frame()
     trend = df[(df["metric"] == "trend") & (df["signal"] == "error_rate") & (df["slice"] == "*")]
-    assert (trend[trend["status"] == "ok"]["n"] >= 10).all()
+    assert (trend[trend["status"] == "ok"]["n"] >= cfg.evaluation.checks.trend.min_n).all()
     found = trend[trend["decision"] == 1]["window_start"]
     if aging:
         assert len(found) and found.min() <= T0 + timedelta(days=14)
