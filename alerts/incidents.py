@@ -333,18 +333,25 @@ def label_incidents(
     worse_than_rest: Collection[str] | None = None,
 ) -> tuple[list[AlertRecord], dict[str, Incident]]:
     """``alerts`` (firing, and resolved ones still to be told) with an ``incident`` label, and each
-    id's incident. ``known``: fingerprint → the incident id it was last notified under; an alert
-    keeps it, and the new alerts of an incident take the oldest id its known alerts have, so an
-    incident that grows is told as the same incident. Other states pass through unlabelled."""
+    id's incident. ``known``: fingerprint → the incident id it was last notified under; an
+    incident takes the id its earliest known alerts have, so an incident that grows is told as
+    the same incident, and alerts told under two ids that turn out to be one cause are told as
+    the one that began first. Other states pass through unlabelled."""
     known = known or {}
     ids: dict[str, str] = {}
     by_id: dict[str, Incident] = {}
     for inc in group_incidents(alerts, slice_values, join_within, ("firing", "resolved"), worse_than_rest):
-        old = sorted({known[a.dedup_key] for a in inc.alerts if a.dedup_key in known})
-        fresh = old[0] if old else incident_id(inc)
+        # the id told earliest among its alerts' (not one another incident already kept): alerts
+        # first told apart and now understood as one cause are told as the incident they began
+        began: dict[str, datetime] = {}
         for a in inc.alerts:
-            ids[a.dedup_key] = known.get(a.dedup_key, fresh)
-            by_id.setdefault(ids[a.dedup_key], inc)
+            k = known.get(a.dedup_key)
+            if k is not None and k not in by_id:
+                began[k] = min(began.get(k, a.starts_at), a.starts_at)
+        chosen = min(began, key=lambda k: (began[k], k)) if began else incident_id(inc)
+        by_id[chosen] = inc
+        for a in inc.alerts:
+            ids[a.dedup_key] = chosen
     out = [
         replace(a, labels={**a.labels, INCIDENT_LABEL: ids[a.dedup_key]}) if a.dedup_key in ids else a
         for a in alerts

@@ -137,3 +137,18 @@ def test_a_lone_slice_whose_errors_do_not_stand_out_from_the_rest_is_not_the_pla
     # the model's inputs are placed by their alerts alone
     drift = [_alert("SignalDrift", "device=cam_b", 0, "image", "brightness")]
     assert group_incidents(drift, VALUES, worse_than_rest=[])[0].place == "device=cam_b"
+
+
+def test_alerts_told_apart_that_turn_out_one_cause_are_told_as_the_earlier_incident():
+    from alerts.incidents import label_incidents
+
+    image = _alert("SignalDrift", "device=cam_b", 0, "image", "brightness")
+    errors = _alert("SliceErrorRateUp", "device=cam_b", 1, value=0.2)
+    known = {image.dedup_key: "inc-image", errors.dedup_key: "inc-errors"}  # first placed apart
+    labelled, by_id = label_incidents([image, errors], VALUES, known)
+    assert {a.labels["incident"] for a in labelled} == {"inc-image"} and set(by_id) == {"inc-image"}
+    # an incident that splits keeps its id on the part that began first; the other gets its own
+    later = _alert("SignalDrift", "locale=de", 20, "audio", "loudness")
+    labelled, by_id = label_incidents([image, later], VALUES, {image.dedup_key: "i", later.dedup_key: "i"})
+    ids = {a.labels["slice"]: a.labels["incident"] for a in labelled}
+    assert ids["device=cam_b"] == "i" and ids["locale=de"] != "i" and len(by_id) == 2
