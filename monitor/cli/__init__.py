@@ -4,6 +4,7 @@ package exits; every command closes its store however it ends."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from monitor.cli import alerts, daemon, dlq, evaluation, review, tools
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except tools.MissingExtra as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`modalwatch alerts list | head`): nothing to say, as cat says nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - only the expected kinds are turned into a message
         if isinstance(e, (ValueError, OSError)) or type(e).__module__.split(".")[0] in (
             "psycopg",

@@ -93,11 +93,21 @@ def cmd_alerts(args, cfg) -> int:
     if args.incidents:
         with opened_store(cfg) as store:
             return _print_incidents(store, args.json)
+    from alerts.incidents import group_incidents
+    from monitor.notify import incident_context
+
     with opened_store(cfg) as store:
         if args.episodes:
             alerts = [a for a in store.alerts.episodes() if args.state in (None, a.state)]
         else:
             alerts = store.alerts.list(state=args.state)
+        # a person reads the causes first (--json stays one alert per line, for scripts)
+        leading = [] if args.json else group_incidents(store.alerts.list("firing"), **incident_context(store))
+    if leading:
+        print(f"{len(leading)} incident(s) firing (--incidents lists their alerts):")
+        for inc in leading:
+            print(f"  {inc.headline}")
+        print()
     for a in alerts:
         row = {
             "fingerprint": a.dedup_key,

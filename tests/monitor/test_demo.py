@@ -99,6 +99,14 @@ def test_each_injected_episode_is_one_incident(demo_out):
     assert places["device=cam_b"]["families"] == ["image", "error rate"]  # darker, and wrong more often
     assert places["*"]["families"] == ["calibration"]  # confidence inflation, everywhere
     assert sum(len(i["alerts"]) for i in incidents) > 3
+    # and so does the plain alert list, before its alerts
+    plain = subprocess.run(
+        modalwatch_cmd() + ["alerts", "list", "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    head = plain.stdout.splitlines()
+    assert head[0] == "3 incident(s) firing (--incidents lists their alerts):"
+    assert {line.strip().split(":")[0] for line in head[1:4]} == set(places) - {"*"} | {"all traffic"}
     # the report leads with the same incidents
     report = json.loads((demo_out / "report.json").read_text())
     assert {i["place"] for i in report["incidents"]} == set(places)
