@@ -28,12 +28,32 @@ class _QuietSkips(logging.Filter):
 _QUIET = _QuietSkips()
 
 
+class _NoNetworkTracebacks(logging.Filter):
+    """kafka-python logs a lost broker connection with its traceback (``Error receiving network
+    data``): on-call reads "Connection reset by peer", an expected outage, as a crash. The
+    record keeps its message and the error's text, without the stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OSError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+_NETWORK = _NoNetworkTracebacks()
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """``log_level`` for modalwatch's own loggers; the libraries' never below INFO: their DEBUG
     records carry what must not reach a log (kafka-python's, the fetched bytes — media, SASL
     exchanges; Pillow's, the chunks of each image)."""
     logging.basicConfig(level=max(logging.INFO, logging.getLevelName(level)), format=fmt, stream=sys.stderr)
     logging.getLogger("modalwatch").setLevel(level)
+    for name in ("kafka.net.transport", "kafka.net.connection", "kafka.conn"):
+        lib = logging.getLogger(name)
+        if _NETWORK not in lib.filters:
+            lib.addFilter(_NETWORK)
 
 
 def quiet_library_logs() -> None:
