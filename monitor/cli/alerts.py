@@ -102,7 +102,11 @@ def cmd_alerts(args, cfg) -> int:
         else:
             alerts = store.alerts.list(state=args.state)
         # a person reads the causes first (--json stays one alert per line, for scripts)
-        leading = [] if args.json else group_incidents(store.alerts.list("firing"), **incident_context(store))
+        # (what fires now: not over a list of resolved alerts or of the history)
+        now_firing = not args.json and not args.episodes and args.state in (None, "firing")
+        leading = (
+            group_incidents(store.alerts.list("firing"), **incident_context(store)) if now_firing else []
+        )
     if leading:
         print(f"{len(leading)} incident(s) firing (--incidents lists their alerts):")
         for inc in leading:
