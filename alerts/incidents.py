@@ -130,12 +130,17 @@ def place_of(
     return best, f"{best} fires while {shown} do not; the other slices' alerts contain it"
 
 
-def _joins(before: Sequence[AlertRecord], start: datetime, join_within: timedelta) -> bool:
+def _joins(
+    before: Sequence[AlertRecord], start: datetime, join_within: timedelta, while_firing: bool = True
+) -> bool:
     """Whether something that starts at ``start`` belongs with the alerts ``before``: it starts
-    within ``join_within`` of their latest start, or while one of them still fires (or ended less
-    than ``join_within`` before) — a cause that has not gone quiet is still the same cause."""
+    within ``join_within`` of their latest start, or (``while_firing``) while one of them still
+    fires or ended less than ``join_within`` before — a cause that has not gone quiet is still
+    the same cause."""
     if start - max(a.starts_at for a in before) <= join_within:
         return True
+    if not while_firing:
+        return False
     ends = [a.ends_at for a in before]
     return any(e is None for e in ends) or start - max(ends) <= join_within
 
@@ -277,15 +282,10 @@ def group_incidents(
         if (
             last is not None
             and (last[0], last[1]) == (model, place)
-            and (
-                start - max(a.starts_at for a in last[4]) <= join_within
-                # the model's answers worsening one way and then another (errors, then the
-                # calibration they spoil) at one place, while it still fires, is one cause
-                or (
-                    fam in _OUTPUT_FAMILIES
-                    and set(last[2]) & _OUTPUT_FAMILIES
-                    and _joins(last[4], start, join_within)
-                )
+            # the model's answers worsening one way and then another (errors, then the calibration
+            # they spoil) at one place, while it still fires, is one cause
+            and _joins(
+                last[4], start, join_within, fam in _OUTPUT_FAMILIES and bool(set(last[2]) & _OUTPUT_FAMILIES)
             )
         ):
             last[2].append(fam)

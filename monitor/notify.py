@@ -44,7 +44,10 @@ def run_notifications(config, store, now: datetime) -> int:
             if st.group_labels.get(INCIDENT_LABEL)
             for fp in st.notified
         }
-        pending, incidents = label_incidents(alerts.to_notify(told), known=known, **incident_context(store))
+        pending = alerts.to_notify(told)
+        incidents = {}
+        if pending:  # the evaluations are read for grouping only when there is something to group
+            pending, incidents = label_incidents(pending, known=known, **incident_context(store))
         p = plan(root, pending, states, alerts.silences(active_at=now), acfg.inhibit, now)
         for n in p.notifications:
             for a in n.firing + n.resolved:
