@@ -216,6 +216,38 @@ class NumericReference:
             return np.array([float(window.size)])
         return _bin_counts(window, np.asarray(self.psi_points), _slot_bins(self.psi_atoms))
 
+    def psi_bin_labels(self) -> list[str]:
+        """A label for each PSI bin, in ``psi_counts``' order: ``< a`` (underflow), ``[a, b)``,
+        ``= a`` (an atom), ``> b`` (overflow).
+
+        >>> NumericReference.fit(range(100), psi_bins=2).psi_bin_labels()
+        ['< 0', '[0, 49.5)', '[49.5, 99]', '> 99']
+        """
+        points = self.psi_points
+        slots = _slot_bins(self.psi_atoms)
+        spans: dict[int, list] = {}  # bin: [lo, hi, lo included, hi included]
+        for s, b in enumerate(slots):
+            k, on_point = divmod(s, 2)
+            a = points[k] if on_point else (points[k - 1] if k else -math.inf)
+            z = points[k] if on_point or k < len(points) else math.inf
+            span = spans.setdefault(int(b), [a, z, bool(on_point), bool(on_point)])
+            if a < span[0] or (a == span[0] and on_point):
+                span[0], span[2] = a, bool(on_point) or (a == span[0] and span[2])
+            if z > span[1] or (z == span[1] and on_point):
+                span[1], span[3] = z, bool(on_point) or (z == span[1] and span[3])
+        out = []
+        for b in sorted(spans):
+            a, z, a_in, z_in = spans[b]
+            if a == -math.inf:
+                out.append(f"< {z:.4g}" if z < math.inf else "all")
+            elif z == math.inf:
+                out.append(f"> {a:.4g}")
+            elif a == z:
+                out.append(f"= {a:.4g}")
+            else:
+                out.append(f"{'[' if a_in else '('}{a:.4g}, {z:.4g}{']' if z_in else ')'}")
+        return out
+
     def state_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 

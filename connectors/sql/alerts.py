@@ -224,6 +224,14 @@ class AlertRepository:
     def outbox_pending(self) -> int:
         return self.db.one("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
 
+    def outbox_by_receiver(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (receiver, status): the entries, and the failed delivery attempts among them."""
+        rows = self.db.all(
+            "SELECT receiver, status, COUNT(*), SUM(CASE WHEN status = 'delivered' THEN attempts - 1"
+            " ELSE attempts END) FROM outbox GROUP BY receiver, status"
+        )
+        return {(r, s): (int(n), int(f or 0)) for r, s, n, f in rows}
+
     def outbox_delivered(self, outbox_id: int, now: datetime) -> None:
         self.db.execute(
             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error"

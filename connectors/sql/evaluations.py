@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from connectors.sql import claims
 from connectors.sql.database import Database
 from monitor.core.records import EVALUATION_COLUMNS, EvaluationRow
 from monitor.core.window import RunKey
@@ -28,7 +29,7 @@ class EvaluationRepository:
             self.db.dialect.ts(key.window_start),
         )
 
-    _WHERE_KEY = "model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ? AND window_start = ?"
+    _KEY_COLS = ("model_name", "model_version", "interval_s", "lag_s", "window_start")
 
     def claim(
         self,
@@ -39,47 +40,23 @@ class EvaluationRepository:
         expire: timedelta,
         orphaned: Callable[[str], bool] = lambda holder: False,
     ) -> bool:
-        """Claim ``key`` for ``owner``; True if it is ours to evaluate: new, an expired claim, an
-        unfinished claim of ``owner``'s own (its run failed, e.g. the database went away, or this
-        replica restarted under the same name: retried at once rather than after the expiry), or
-        one whose holder ``orphaned`` says is gone (a process of this host that died)."""
-        d = self.db.dialect
-        with self.db.tx():
-            row = self.db.all(
-                f"SELECT claimed_by, claimed_at, finished_at FROM eval_runs WHERE {self._WHERE_KEY}"
-                + d.row_lock,
-                self._key(key),
-            )
-            if not row:
-                cur = self.db.execute(
-                    "INSERT INTO eval_runs (model_name, model_version, interval_s, lag_s, window_start,"
-                    " window_end,"
-                    " claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (*self._key(key), d.ts(window_end), owner, d.ts(now)),
-                )
-                return cur.rowcount == 1
-            claimed_by, claimed_at, finished_at = row[0]
-            if finished_at is not None or (
-                claimed_by != owner and d.ts_out(claimed_at) + expire > now and not orphaned(claimed_by)
-            ):
-                return False
-            self.db.execute(
-                f"UPDATE eval_runs SET claimed_by = ?, claimed_at = ? WHERE {self._WHERE_KEY}",
-                (owner, d.ts(now), *self._key(key)),
-            )
-            return True
+        """Claim ``key`` for ``owner`` (connectors/sql/claims.py): True if it is ours to evaluate."""
+        return claims.claim(
+            self.db,
+            "eval_runs",
+            self._KEY_COLS,
+            self._key(key),
+            owner,
+            now,
+            expire,
+            orphaned,
+            extra={"window_end": self.db.dialect.ts(window_end)},
+        )
 
     def finish(self, key: RunKey, owner: str, now: datetime) -> bool:
         """Mark ``key`` finished if ``owner`` still holds its claim; False if another replica took
         it over (the claim expired) or finished it — the caller then rolls its result back."""
-        return (
-            self.db.execute(
-                f"UPDATE eval_runs SET finished_at = ? WHERE {self._WHERE_KEY} AND claimed_by = ? AND"
-                " finished_at IS NULL",
-                (self.db.dialect.ts(now), *self._key(key), owner),
-            ).rowcount
-            == 1
-        )
+        return claims.finish(self.db, "eval_runs", self._KEY_COLS, self._key(key), owner, now)
 
     def finished(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
         """The window starts of the finished vintages of one model version, interval and lag."""

@@ -178,6 +178,16 @@ class EventRepository:
         )
         return [ModelVersion(a, b, ts_out(c), ts_out(d)) for a, b, c, d in rows]
 
+    def count(self, model_name: str, start: datetime, end: datetime) -> int:
+        """The events of ``model_name`` (every version) with event time in [start, end)."""
+        d = self.db.dialect
+        return int(
+            self.db.one(
+                "SELECT COUNT(*) FROM events WHERE model_name = ? AND ts >= ? AND ts < ?",
+                (model_name, d.ts(start), d.ts(end)),
+            )
+        )
+
     def watermark(self) -> datetime | None:
         """The latest event time seen, inference or label."""
         vals = [

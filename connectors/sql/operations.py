@@ -3,11 +3,13 @@ findings, and the counts ``modalwatch status`` prints."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
+from connectors.sql import claims
 from connectors.sql.database import Database
-from monitor.core.records import DeadLetter, Finding, SourceActivity
+from monitor.core.messages import reason_class
+from monitor.core.records import DeadLetter, Finding, ReportRun, SourceActivity
 
 
 class OperationsRepository:
@@ -166,7 +168,66 @@ class OperationsRepository:
             for r in rows
         ]
 
+    # -- periodic reports ----------------------------------------------------------------------
+    _REPORT_KEY = ("period_start", "every_s")
+
+    def claim_report(
+        self, start: datetime, end: datetime, every_s: int, owner: str, now: datetime, expire: timedelta
+    ) -> bool:
+        """Claim the report of [start, end) for ``owner`` (connectors/sql/claims.py)."""
+        d = self.db.dialect
+        return claims.claim(
+            self.db,
+            "report_runs",
+            self._REPORT_KEY,
+            (d.ts(start), every_s),
+            owner,
+            now,
+            expire,
+            extra={"period_end": d.ts(end)},
+        )
+
+    def finish_report(self, start: datetime, every_s: int, owner: str, now: datetime, report: str) -> bool:
+        """Keep a claimed period's report (its JSON text); False if the claim was lost."""
+        return claims.finish(
+            self.db,
+            "report_runs",
+            self._REPORT_KEY,
+            (self.db.dialect.ts(start), every_s),
+            owner,
+            now,
+            extra={"report": report},
+        )
+
+    def reports(self) -> list[ReportRun]:
+        """The periodic reports written, newest period first."""
+        ts_out = self.db.dialect.ts_out
+        rows = self.db.all(
+            "SELECT period_start, period_end, every_s, claimed_by, finished_at FROM report_runs"
+            " WHERE finished_at IS NOT NULL ORDER BY period_start DESC, every_s"
+        )
+        return [ReportRun(ts_out(r[0]), ts_out(r[1]), int(r[2]), r[3], ts_out(r[4])) for r in rows]
+
+    def report(self, start: datetime, every_s: int) -> str | None:
+        """A written report's JSON text."""
+        return self.db.one(
+            "SELECT report FROM report_runs WHERE period_start = ? AND every_s = ?"
+            " AND finished_at IS NOT NULL",
+            (self.db.dialect.ts(start), every_s),
+        )
+
     # -- status --------------------------------------------------------------------------------
+    def dead_letter_reasons(self) -> dict[tuple[str, str], int]:
+        """Dead letters not replayed, by (source, reason class: monitor.core.messages.reason_class)."""
+        out: dict[tuple[str, str], int] = {}
+        for source, reason, n in self.db.all(
+            "SELECT source, reason, COUNT(*) FROM dead_letters WHERE replayed_at IS NULL"
+            " GROUP BY source, reason"
+        ):
+            key = (source, reason_class(reason))
+            out[key] = out.get(key, 0) + int(n)
+        return out
+
     def counts(self) -> dict[str, Any]:
         one = self.db.one
 

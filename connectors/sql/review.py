@@ -71,6 +71,16 @@ class ReviewRepository:
             "labelled_per_day": dict(sorted(per_day.items())),
         }
 
+    def created_per_day(self) -> dict[str, dict[str, int]]:
+        """Items by the day they were queued (UTC) and the state each is in now."""
+        out: dict[str, dict[str, int]] = {}
+        for at, state, n in self.db.all(
+            "SELECT created_at, state, COUNT(*) FROM review_items GROUP BY created_at, state"
+        ):
+            day = out.setdefault(self.db.dialect.ts_out(at).date().isoformat(), {})
+            day[state] = day.get(state, 0) + int(n)
+        return dict(sorted(out.items()))
+
     def queue(self, state: str = "queued") -> list[ReviewItem]:
         """The items in ``state``, most uncertain first."""
         d = self.db.dialect

@@ -31,3 +31,31 @@ class Outcome(NamedTuple):
     position: str
     status: OutcomeStatus
     reason: str = ""
+
+
+# A dead letter's reason, as one of a few classes (a bounded label for metrics and reports):
+# the first phrase of the reasons monitor/pipeline.py and the media readers give.
+_REASON_CLASSES = (
+    ("payload too large", "too_large"),
+    ("malformed json", "malformed_json"),
+    ("schema violation", "schema"),
+    ("an event must be a json object", "schema"),
+    ("(nul)", "schema"),
+    ("event was sent where", "wrong_kind"),
+    ("ahead of the clock", "clock_skew"),
+    ("no event", "orphan_label"),
+    ("media", "media"),
+    ("image", "media"),
+    ("audio", "media"),
+)
+
+
+def reason_class(reason: str) -> str:
+    """``too_large``, ``malformed_json``, ``schema``, ``wrong_kind``, ``clock_skew``,
+    ``orphan_label``, ``media`` or ``other``.
+
+    >>> reason_class("malformed JSON: expected value at line 1 column 1")
+    'malformed_json'
+    """
+    low = reason.lower()
+    return next((cls for phrase, cls in _REASON_CLASSES if phrase in low), "other")

@@ -104,6 +104,17 @@ EVALUATION_COLUMNS = tuple(f for f in EvaluationRow.__dataclass_fields__ if f !=
 
 
 @dataclass(frozen=True)
+class ReportRun:
+    """A periodic report written: its period (event time), who wrote it and when."""
+
+    start: datetime
+    end: datetime
+    every_s: int
+    written_by: str
+    written_at: datetime
+
+
+@dataclass(frozen=True)
 class Finding:
     """An online detector's detection on the ingest path (e.g. ADWIN on a slice's error stream)."""
 
