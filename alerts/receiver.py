@@ -60,6 +60,7 @@ class WebhookReceiver:
                     refuse = recv.attempts <= recv.refuse_first
                     if not refuse:
                         entry = {
+                            "path": self.path,
                             "delivery": self.headers.get("X-Modalwatch-Delivery"),
                             "signature_valid": recv._secret is not None
                             and verify(

@@ -217,20 +217,51 @@ def run_demo(out: Path, days: int = 28, seed: int = 7, events_per_day: int = 200
     cfg.media.allowed_roots = [str((out / "media").resolve())]
     store = SqliteStore(cfg.store.path)
     with WebhookReceiver(secret=secret, out_path=out / "alerts.jsonl") as receiver:
-        senders = {"demo": WebhookSender("demo", receiver.url, secret)}
-        cfg.alerts.webhooks = [WebhookConfig(name="demo", url=receiver.url)]
-        # weeks replay in seconds: no wall-clock group_wait or group_interval; each vintage's
-        # changes are one notification per incident
-        from monitor.config import RouteConfig
+        # one receiver of each kind, all told every incident: the signed webhook ("demo") and what
+        # Slack, Alertmanager and PagerDuty would get (at paths of the same local receiver)
+        from alerts.receivers import receiver_for
+        from monitor.config import RouteConfig, parse_config
 
-        cfg.alerts.route = RouteConfig(receiver="demo", group_wait=timedelta(0), group_interval=timedelta(0))
+        others = parse_config(
+            json.dumps(
+                {
+                    "alerts": {
+                        "webhooks": [
+                            {"name": "slack", "kind": "slack", "url": receiver.url + "/slack"},
+                            {
+                                "name": "alertmanager",
+                                "kind": "alertmanager",
+                                "url": receiver.url + "/alertmanager",
+                            },
+                            {
+                                "name": "pagerduty",
+                                "kind": "pagerduty",
+                                "url": receiver.url + "/pagerduty",
+                                "routing_key": "demo-routing-key",
+                            },
+                        ]
+                    }
+                }
+            )
+        ).alerts.webhooks
+        cfg.alerts.webhooks = [WebhookConfig(name="demo", url=receiver.url), *others]
+        senders = {"demo": WebhookSender("demo", receiver.url, secret)}
+        senders.update({w.name: receiver_for(w).sender() for w in others})
+        # weeks replay in seconds: no wall-clock group_wait or group_interval; each vintage's
+        # changes are one notification per incident, to every receiver
+        cfg.alerts.route = RouteConfig(
+            receiver="demo",
+            group_wait=timedelta(0),
+            group_interval=timedelta(0),
+            routes=[RouteConfig(receiver=w.name, continue_=True) for w in cfg.alerts.webhooks],
+        )
         source = JsonlSource([str(stream)], follow=False, max_payload_bytes=cfg.ingest.max_payload_bytes)
         daemon = Daemon(cfg, [source], store, senders, stop_when_idle=True)
         daemon.run()
-        received = list(receiver.received)
+        received = [r for r in receiver.received if r["path"] == "/hook"]  # the signed webhook's
     end = START + timedelta(days=days)
     now = datetime.now(timezone.utc)
-    write_report(build_report(store, START, end, now), out)
+    write_report(build_report(store, cfg, START, end, now), out, cfg.alerts.external_url)
     n_review = export_review(store, out / "review.jsonl", now)
     counts = store.ops.counts()
     store.close()

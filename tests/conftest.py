@@ -300,3 +300,18 @@ def sqlite_store(tmp_path):
     store.migrate()
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory):
+    """`modalwatch demo --days 21` run once: its store, notifications, report and review queue."""
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        modalwatch_cmd() + ["demo", "--days", "21", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -114,7 +114,8 @@ def cmd_report(args, cfg) -> int:
     from monitor.report import build_report, write_report
 
     with opened_store(cfg) as store:
-        jp, hp = write_report(build_report(store, args.from_, args.to, now()), Path(args.out))
+        report = build_report(store, cfg, args.from_, args.to, now())
+        jp, hp = write_report(report, Path(args.out), cfg.alerts.external_url)
     print(f"wrote {hp} and {jp}")
     return 0
 

@@ -75,7 +75,7 @@ def test_a_check_registered_here_is_configured_evaluated_stored_reported_and_ale
     # confidences are 0.5 + (i % 50) / 100: 0.96 .. 0.99 is 4 of every 50 events
     assert len(mine) == 6 * len(set(mine["slice"])) and (abs(mine["value"] - 0.08) < 0.01).all()
     assert (mine[mine["slice"] == ALL]["reference_value"].round(3) == 0.08).all()
-    report = build_report(any_store, T0, T0 + __import__("datetime").timedelta(days=10), NOW)
+    report = build_report(any_store, cfg, T0, T0 + __import__("datetime").timedelta(days=10), NOW)
     assert all(len(iv["confident_share"]) == len(set(mine["slice"])) for iv in report["intervals"])
     firing = [a for a in any_store.alerts.list("firing") if a.rule == "Overconfident"]
     assert [a.labels["slice"] for a in firing] == [ALL] and firing[0].labels["detector"] == "share"
