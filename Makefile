@@ -29,12 +29,18 @@ services:
 	       && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } \
 	  || echo "note: no local PostgreSQL started; tests use MODALWATCH_TEST_PG_URL or initdb"
 
-# espeak-ng speaks the real speech the loudness tests measure (Debian's package).
+# espeak-ng speaks the real speech the loudness tests measure; headless Chromium loads the report
+# and the daemon's pages in the tests of what people see (Debian's packages).
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 \
 	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
 	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null; } \
 	  || echo "note: espeak-ng is missing and could not be installed; the speech loudness test will fail"
+	@command -v chromium >/dev/null 2>&1 \
+	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	       && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }; } \
+	  || echo "note: chromium is missing and could not be installed; the page rendering tests will fail"
 
 # The layering contracts and the code's format first (pyproject.toml: import-linter, ruff); the
 # second pytest run executes the runnable examples in detectors/' docstrings.

@@ -12,8 +12,10 @@ a client's ``X-Request-Id`` is only echoed, as ``client_request_id``.
 ``GET /livez`` answers 200 while the process serves (``/healthz`` too); ``GET /readyz`` 200 when
 the daemon can take traffic, else 503 with the reasons (a source down, the store unreachable);
 ``GET /v1/status`` the daemon's counters since it started. The HTTP thread never touches the
-store. uvicorn (h11) gives keep-alive with an idle timeout, a deep listen backlog and no thread
-per connection.
+store: the pages, the JSON API and ``/metrics`` (``web``: the daemon's web face, monitor/web.py)
+are answered in worker threads, on a connection of their own; ``POST /v1/silences``, which
+writes, takes the same bearer tokens as ingest. uvicorn (h11) gives keep-alive with an idle
+timeout, a deep listen backlog and no thread per connection.
 """
 
 from __future__ import annotations
@@ -96,9 +98,13 @@ class HttpSource:
         wait_s: float = 30.0,
         tokens: Sequence[str] = (),
         ready: Callable[[], list[str]] | None = None,
+        web: Callable[[str, str, str, bytes], tuple[int, str, bytes]] | None = None,
+        web_serves: Callable[[str], bool] = lambda path: False,
     ):
         import uvicorn
 
+        self.web = web  # (method, path, query, body) -> (status, content type, body)
+        self.web_serves = web_serves
         self.max_payload_bytes = max_payload_bytes
         self.status = status
         self.ready = ready  # the reasons the daemon cannot take traffic (none: ready)
@@ -216,8 +222,13 @@ class HttpSource:
                 return await reply(503 if reasons else 200, {"ready": not reasons, "reasons": reasons})
             if path == "/v1/status" and self.status is not None:
                 return await reply(200, self.status())
+            if self.web is not None and self.web_serves(path):
+                query = scope.get("query_string", b"").decode("latin-1")
+                return await _send(send, *await asyncio.to_thread(self.web, "GET", path, query, b""))
             return await reply(404, {"error": f"no such path: {path}"})
         kind = _KINDS.get(path)
+        if method == "POST" and kind is None and self.web is not None and self.web_serves(path):
+            return await self._web_post(path, headers, receive, send, reply)
         if method != "POST" or kind is None:
             code = 405 if path in _KINDS or path in ("/livez", "/readyz", "/healthz", "/v1/status") else 404
             return await reply(code, {"error": f"{method} {path}: use POST /v1/events or /v1/labels"})
@@ -266,6 +277,26 @@ class HttpSource:
             answer["partial"] = partial
         await reply(400 if rejected else 200, answer)
 
+    async def _web_post(self, path: str, headers: dict, receive, send, reply) -> None:
+        """A writing request of the web face (a silence): behind the ingest tokens, body bounded."""
+        if self._tokens and not self._authorised(headers.get("authorization", "")):
+            return await reply(
+                401,
+                {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+                extra=[(b"www-authenticate", b'Bearer realm="modalwatch"')],
+            )
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > 65536:
+                return await reply(413, {"error": "body too large (64 KiB at most)"}, close=True)
+            if not message.get("more_body"):
+                break
+        await _send(send, *await asyncio.to_thread(self.web, "POST", path, "", bytes(body)))
+
     def _authorised(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -295,6 +326,12 @@ class HttpSource:
             return await asyncio.wait_for(asyncio.shield(req.answer), self.wait_s)
         except asyncio.TimeoutError:
             return None
+
+
+async def _send(send, code: int, ctype: str, body: bytes) -> None:
+    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replier(send, rid: str, client_rid: str | None):

@@ -529,6 +529,22 @@ class ReviewConfig(_Section):
     export_secret: SecretStr | None = None
 
 
+class ReportConfig(_Section):
+    """Periodic reports (monitor/periodic.py): every ``every`` of event time the daemon writes that
+    period's report under ``dir`` (one directory per period, and an index), once across replicas;
+    ``GET /report`` serves the latest."""
+
+    every: Duration | None = None  # e.g. 1d, 7d; null: no periodic reports
+    dir: str = "reports"
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v < timedelta(hours=1):
+            raise ValueError("must be at least 1h (a report covers whole evaluated windows)")
+        return v
+
+
 class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
@@ -536,6 +552,7 @@ class Config(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

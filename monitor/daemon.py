@@ -35,7 +35,9 @@ from monitor.core.messages import Outcome, RawMessage
 from monitor.core.ports import Sender, Source, Store
 from monitor.evaluation import Evaluator, dead_process_of_this_host, owner_id
 from monitor.housekeeping import purge
+from monitor.metrics import DaemonMetrics
 from monitor.notify import run_notifications
+from monitor.periodic import write_due_reports
 from monitor.pipeline import Pipeline
 from monitor.runtime import start_process, utcnow
 from monitor.workers import InProcess, Workers, reconnect, store_with_retry
@@ -93,6 +95,7 @@ class Daemon:
             "purged_events": 0,
             "orphan_labels": 0,
             "review_expired": 0,
+            "reports_written": 0,
         }
         self._purged_at: datetime | None = None
         self._writers: InProcess | Workers | None = None  # while main_loop runs
@@ -103,6 +106,9 @@ class Daemon:
         self._eval_trouble: str | None = None  # why the last evaluation run failed on the store
         self._finished: dict[int, list[Outcome] | None] = {}  # their outcomes, as they come
         self._batch_ids = itertools.count()
+        self.metrics = DaemonMetrics()
+        self._started_at = time.time()
+        self.web = None  # the web face (monitor/web.py), on a connection of its own, from startup()
 
     # -- signals -------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -134,6 +140,7 @@ class Daemon:
         self.store.set_compression(self.config.store.compress_after)
         self._eval_store = self.store.sibling()
         self.evaluator.store = self._eval_store
+        self._open_web()
         scope = f"{EVALUATION_JOB}@{owner_id()}/"  # '/' ends the name: no replica's scope prefixes another's
         self._job_id = scope + "tick"
         for gone in forget_gone_schedules(self.store, f"{EVALUATION_JOB}@", dead_process_of_this_host):
@@ -169,6 +176,41 @@ class Daemon:
             )
         self._scheduler.resume()
         self._started = True
+
+    def _open_web(self) -> None:
+        from monitor.web import WebFace
+
+        try:
+            self.web = WebFace(
+                self.config, self.store.sibling(), metrics=self._metrics_text, clock=self.clock
+            )
+        except (ValueError, *self.store.transient_errors) as e:  # an in-memory SQLite store has no second
+            log.warning("no web face: the store gives no second connection (%s)", e)
+
+    def answer_web(self, method: str, path: str, query: str, body: bytes) -> tuple[int, str, bytes]:
+        """A request for the web face (from the HTTP server's worker threads)."""
+        if self.web is None:
+            why = "starting" if not self._started else "the store gives the web face no connection"
+            return 503, "application/json", f'{{"error": "{why}"}}'.encode()
+        return self.web.handle(method, path, query, body)
+
+    def _metrics_text(self, store) -> tuple[str, bytes]:
+        reasons = self.readiness()
+        return self.metrics.render(
+            store,
+            {
+                "ready": ("1 when the daemon can take traffic (GET /readyz)", float(not reasons)),
+                "vintages_due": (
+                    "Vintages waiting to be evaluated (the evaluation backlog)",
+                    float(self.stats["evaluation_backlog"]),
+                ),
+                "batches_in_flight": (
+                    "Polled batches handed over and not yet committed",
+                    float(len(self._in_flight)),
+                ),
+                "started_time_seconds": ("When the daemon started (Unix time)", self._started_at),
+            },
+        )
 
     def main_loop(self) -> None:
         max_records = self.config.store.batch_size
@@ -231,20 +273,21 @@ class Daemon:
             done = self._writers.wait(0.5)
         self._finished.update(done)
         while self._in_flight and self._in_flight[0][0] in self._finished:
-            batch_id, src, _ = self._in_flight.popleft()
+            batch_id, src, handed = self._in_flight.popleft()
             outcomes = self._finished.pop(batch_id)
             if outcomes is None:
                 # given up while stopping: neither it nor a later batch is committed (re-read after restart)
                 self._in_flight.clear()
                 self._finished.clear()
                 return
-            self._committed(src, outcomes)
+            self._committed(src, outcomes, time.monotonic() - handed)
 
     def ingest(self, src: Source, msgs: list[RawMessage]) -> None:
         """Store ``msgs`` and commit ``src`` on this thread, outside the main loop (tools, tests)."""
+        t0 = time.monotonic()
         outcomes = self._store(msgs)
         if outcomes is not None:
-            self._committed(src, outcomes)
+            self._committed(src, outcomes, time.monotonic() - t0)
 
     def _store(self, msgs: list[RawMessage]) -> list[Outcome] | None:
         # The database went away: keep the batch, reconnect with backoff, never crash.
@@ -281,8 +324,9 @@ class Daemon:
             )
         return reasons
 
-    def _committed(self, src: Source, outcomes: list[Outcome]) -> None:
+    def _committed(self, src: Source, outcomes: list[Outcome], seconds: float = 0.0) -> None:
         src.commit(outcomes)  # after the store: at least once, never lost
+        self.metrics.committed(src.name, outcomes, seconds)
         self.stats["messages"] += len(outcomes)
         for o in outcomes:
             self.stats[o.status] += 1
@@ -294,7 +338,7 @@ class Daemon:
         connection once started). A failure here never stops ingest: the window's claim expires
         and a later run (or another replica) evaluates it again."""
         store = self._eval_store or self.store
-        with self._tick_lock:
+        with self._tick_lock, self.metrics.evaluation_seconds.time():
             try:
                 self._tick_once(store)
                 self._eval_trouble = None
@@ -308,23 +352,29 @@ class Daemon:
                     str(e).splitlines()[0] if str(e) else "",
                 )
                 self._eval_trouble = f"{store.describe()} unreachable ({type(e).__name__})"
+                self.metrics.errors.labels("store").inc()
                 reconnect(store)
             except Exception:  # noqa: BLE001 - a bug in one evaluation must not take ingest down
                 # (the store's transaction was rolled back on the way out of ``tx()``)
+                self.metrics.errors.labels("bug").inc()
                 log.exception(
                     "evaluation failed; ingest goes on, the window is retried after its claim expires"
                 )
 
     def _tick_once(self, store: Store) -> None:
         if self.evaluate:
-            self.stats["evaluated"] += self.evaluator.run_due(
-                store.events.watermark(), progress=self._catch_up
-            )
+            done = self.evaluator.run_due(store.events.watermark(), progress=self._catch_up)
+            self.stats["evaluated"] += done
+            self.metrics.vintages.inc(done)
             self.stats["evaluation_backlog"] = 0
         if self.evaluate:
             self.evaluator.apply_health(self.clock())  # data health on the ingest clock
         # what data health changed, and group timers that came due between vintages
         run_notifications(self.config, store, self.clock())
+        if self.evaluate and self.config.report.every is not None:
+            due = self.evaluator.due(store.events.watermark())
+            written = write_due_reports(self.config, store, due, self.evaluator.owner, self.clock())
+            self.stats["reports_written"] += len(written)
         self._deliver(store)
         now = self.clock()
         if self._purged_at is None or now - self._purged_at >= self.config.store.purge_every:
@@ -365,6 +415,8 @@ class Daemon:
         )
         self.stats["delivered"] += done.delivered
         self.stats["notifications_dead"] += done.dead
+        self.metrics.delivered.inc(done.delivered)
+        self.metrics.notifications_dead.inc(done.dead)
 
     def shutdown(self) -> None:
         if self._scheduler is not None:
@@ -389,6 +441,8 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
         if self._eval_store is not None:
             self._eval_store.close()
+        if self.web is not None:
+            self.web.close()
         for s in self.sources:
             try:
                 s.close()

@@ -18,9 +18,11 @@ def build_sources(
     should_stop: Callable[[], bool] = lambda: False,
     status: Callable[[], dict] | None = None,
     ready: Callable[[], list[str]] | None = None,
+    web: Callable[[str, str, str, bytes], tuple[int, str, bytes]] | None = None,
 ) -> list[Source]:
     """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters),
-    ``ready`` ``GET /readyz`` (why the daemon cannot take traffic, if it cannot)."""
+    ``ready`` ``GET /readyz`` (why the daemon cannot take traffic, if it cannot), ``web`` the
+    pages, the JSON API and ``/metrics`` (the daemon's web face, monitor/web.py)."""
     ing = config.ingest
     sources: list[Source] = []
     if ing.kafka is not None:
@@ -32,8 +34,19 @@ def build_sources(
 
         http = ing.http
         tokens = [t.get_secret_value() for t in http.tokens] if http.auth != "off" else []
+        from monitor.web import serves
+
         sources.append(
-            HttpSource(http.host, http.port, ing.max_payload_bytes, status=status, tokens=tokens, ready=ready)
+            HttpSource(
+                http.host,
+                http.port,
+                ing.max_payload_bytes,
+                status=status,
+                tokens=tokens,
+                ready=ready,
+                web=web,
+                web_serves=serves,
+            )
         )
     if ing.jsonl.paths:
         from connectors.jsonl import JsonlSource

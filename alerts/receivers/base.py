@@ -170,7 +170,13 @@ def iso(dt: datetime | None) -> str:
 
 
 def alert_url(external_url: str, a: AlertRecord) -> str:
-    return f"{external_url.rstrip('/')}/v1/alerts/{a.dedup_key}"
+    """The alert's page on the daemon (``GET /alerts/<fingerprint>``; its JSON: ``/v1/alerts/…``)."""
+    return f"{external_url.rstrip('/')}/alerts/{a.dedup_key}"
+
+
+def incident_url(external_url: str, incident_id: str) -> str:
+    """An incident's page on the daemon: its headline, its alerts and their evidence."""
+    return f"{external_url.rstrip('/')}/incidents/{incident_id}"
 
 
 def describe(a: AlertRecord) -> str:

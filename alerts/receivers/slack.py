@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from alerts.receivers.base import Receiver, UrlReceiverConfig, describe, incident_lines, register_receiver
+from alerts.receivers.base import (
+    Receiver,
+    UrlReceiverConfig,
+    alert_url,
+    describe,
+    incident_lines,
+    incident_url,
+    register_receiver,
+)
 
 
 class SlackConfig(UrlReceiverConfig):
@@ -55,14 +63,29 @@ def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {len(shown) - 20} more"}]}
         )
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Open the report"}, "url": report}
-            ],
-        }
+    buttons = []
+    ids = sorted({a.labels["incident"] for a in n.firing + n.resolved if a.labels.get("incident")})
+    if len(ids) == 1:  # the page that shows the evidence of what this message is about
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open the incident"},
+                "url": incident_url(external_url, ids[0]),
+                "style": "primary",
+            }
+        )
+    elif shown:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open the first alert"},
+                "url": alert_url(external_url, shown[0][0]),
+            }
+        )
+    buttons.append(
+        {"type": "button", "text": {"type": "plain_text", "text": "Open the report"}, "url": report}
     )
+    blocks.append({"type": "actions", "elements": buttons})
     return {"text": title, "blocks": blocks}
 
 

@@ -16,6 +16,9 @@ def cmd_run(args, cfg) -> int:
             should_stop=lambda: daemon is not None and daemon.should_exit,
             status=lambda: dict(daemon.stats) if daemon else {},
             ready=lambda: daemon.readiness() if daemon else ["starting"],
+            web=lambda *request: (
+                daemon.answer_web(*request) if daemon else (503, "application/json", b'{"error": "starting"}')
+            ),
         )
         daemon = Daemon(cfg, sources, store, build_senders(cfg))
         daemon.install_signal_handlers()

@@ -71,7 +71,7 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
             for b in p["blocks"]
             if b["type"] == "section"
         )
-        assert p["blocks"][-1]["elements"][0]["url"].endswith("/report")
+        assert p["blocks"][-1]["elements"][-1]["url"].endswith("/report")
     firing_slices = {
         re.search(r"\[(.*?)\]", b["text"]["text"]).group(1)
         for b in got[0]["blocks"]
@@ -90,7 +90,7 @@ def test_alertmanager_slack_and_pagerduty_payloads(tmp_path):
     assert p["summary"] and len(p["summary"]) <= 1024 and p["source"] and p["severity"] == "critical"
     assert p["timestamp"].endswith("Z")
     assert p["summary"].startswith("all traffic: image brightness (PSI ")
-    assert events[0]["client_url"].startswith(f"{cfg.alerts.external_url.rstrip('/')}/v1/alerts/")
+    assert events[0]["client_url"].startswith(f"{cfg.alerts.external_url.rstrip('/')}/alerts/")
 
 
 def test_alertmanager_v4_payload(tmp_path):

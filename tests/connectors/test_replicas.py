@@ -1,7 +1,7 @@
 """Several `modalwatch run` replicas in one Kafka consumer group sharing one PostgreSQL (issue 5):
 two daemons plus a third started late, 3 partitions, 30 days of traffic; one daemon SIGKILLed
-midway. Every event is stored once, every vintage evaluated exactly once, and the dead daemon's
-partitions are taken over by the others."""
+midway. Every event is stored once, every vintage evaluated exactly once, every week's report
+written exactly once (issue 16), and the dead daemon's partitions are taken over by the others."""
 
 import json
 import os
@@ -73,8 +73,22 @@ evaluation:
     # trend reads the windows before each one, so with it a series' windows go in order and
     # replicas share work across series only; this test shares the windows of one series
     trend: {{enabled: false}}
+report: {{every: 7d, dir: "{tmp_path / "reports"}"}}
 """)
     return path
+
+
+def _weeks() -> list[datetime]:
+    """The Monday-to-Monday weeks whose reports are due at the end: the last vintage waits for the
+    watermark (day 29's last label, an hour after its event) minus the 1d lag."""
+    watermark = T0 + timedelta(days=DAYS - 1, seconds=(PER_DAY - 1) * 86400 // PER_DAY, hours=1)
+    closed_before = watermark - timedelta(days=1)
+    monday = T0 - timedelta(days=T0.weekday())
+    out = []
+    while monday + timedelta(days=7) <= closed_before:
+        out.append(monday)
+        monday += timedelta(days=7)
+    return out
 
 
 def _one(pg_url, sql):
@@ -130,7 +144,9 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
         # windows of days 0..28 are due: the watermark (day 29's last label, an hour after its
         # event) is past day 28's end + the 1d lag
         _wait(lambda: finished() == VINTAGES, 240, f"{VINTAGES} vintages")
-        time.sleep(3)  # a replica that would evaluate a vintage twice has had its chance
+        reports = lambda: _one(pg_url, "SELECT COUNT(*) FROM report_runs WHERE finished_at IS NOT NULL")  # noqa: E731
+        _wait(lambda: reports() == len(_weeks()), 120, f"{len(_weeks())} weekly reports")
+        time.sleep(3)  # a replica that would evaluate a vintage (or write a report) twice has had its chance
         for name in ("b", "c"):
             procs[name].send_signal(signal.SIGTERM)
         for name in ("b", "c"):
@@ -163,6 +179,15 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
     )
     assert len(done) == VINTAGES and set(done.values()) == {1}, done
     assert len({owner for _, owner in runs}) >= 2  # the work was shared
+    # each week's report was written once across the replicas, kept in the store, and on disk
+    written = Counter(m for t in text.values() for m in re.findall(r"wrote the report of (\S+) –", t))
+    assert sorted(written) == [w.isoformat() for w in _weeks()] and set(written.values()) == {1}, written
+    with psycopg.connect(pg_url) as c:
+        kept = c.execute("SELECT period_start, length(report) FROM report_runs ORDER BY 1").fetchall()
+    assert [k[0] for k in kept] == _weeks() and all(n > 1000 for _, n in kept)
+    on_disk = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    assert len(on_disk) == len(_weeks()) + 1 and on_disk[-1] == "index.html"
+    assert all((tmp_path / "reports" / d / "report.html").is_file() for d in on_disk[:-1])
     # the survivors took over the dead replica's partitions: every event sent after the kill, to
     # all three partitions, was stored (above), and only b and c were alive to read it
     stats = [eval(re.search(r"stopped: (\{.*\})", text[n]).group(1)) for n in ("b", "c")]
