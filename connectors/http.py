@@ -43,6 +43,7 @@ _KINDS = {"/v1/events": "inference", "/v1/labels": "label"}
 _NDJSON = ("application/x-ndjson", "application/jsonl", "application/ndjson", "application/json-lines")
 BACKLOG = 2048
 KEEP_ALIVE_S = 5  # an idle connection is closed after this
+WEB_MAX_BODY = 65536  # a silence is a few hundred bytes
 
 
 @dataclass
@@ -233,26 +234,17 @@ class HttpSource:
             code = 405 if path in _KINDS or path in ("/livez", "/readyz", "/healthz", "/v1/status") else 404
             return await reply(code, {"error": f"{method} {path}: use POST /v1/events or /v1/labels"})
         if self._tokens and not self._authorised(headers.get("authorization", "")):
-            return await reply(
-                401,
-                {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
-                extra=[(b"www-authenticate", b'Bearer realm="modalwatch"')],
-            )
+            return await _unauthorised(reply)
         length = headers.get("content-length")
         if length is not None and (not length.isdigit()):
             return await reply(400, {"error": "Content-Length is not a number"})
         if length is not None and int(length) > self.max_payload_bytes:
             return await self._too_large(reply, rid, kind, int(length))
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_payload_bytes:
-                return await self._too_large(reply, rid, kind, len(body))
-            if not message.get("more_body"):
-                break
+        body = await _read_body(receive, self.max_payload_bytes)
+        if body is None:
+            return
+        if len(body) > self.max_payload_bytes:
+            return await self._too_large(reply, rid, kind, len(body))
         ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         items = split_body(bytes(body), ctype in _NDJSON)
         if isinstance(items, str):
@@ -280,22 +272,13 @@ class HttpSource:
     async def _web_post(self, path: str, headers: dict, receive, send, reply) -> None:
         """A writing request of the web face (a silence): behind the ingest tokens, body bounded."""
         if self._tokens and not self._authorised(headers.get("authorization", "")):
-            return await reply(
-                401,
-                {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
-                extra=[(b"www-authenticate", b'Bearer realm="modalwatch"')],
-            )
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > 65536:
-                return await reply(413, {"error": "body too large (64 KiB at most)"}, close=True)
-            if not message.get("more_body"):
-                break
-        await _send(send, *await asyncio.to_thread(self.web, "POST", path, "", bytes(body)))
+            return await _unauthorised(reply)
+        body = await _read_body(receive, WEB_MAX_BODY)
+        if body is None:
+            return
+        if len(body) > WEB_MAX_BODY:
+            return await reply(413, {"error": "body too large (64 KiB at most)"}, close=True)
+        await _send(send, *await asyncio.to_thread(self.web, "POST", path, "", body))
 
     def _authorised(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")
@@ -326,6 +309,27 @@ class HttpSource:
             return await asyncio.wait_for(asyncio.shield(req.answer), self.wait_s)
         except asyncio.TimeoutError:
             return None
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The request's body, read until it ends or passes ``limit`` bytes (the caller answers 413
+    then); None when the client went away."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit or not message.get("more_body"):
+            return bytes(body)
+
+
+async def _unauthorised(reply) -> None:
+    await reply(
+        401,
+        {"error": "a valid bearer token is required (Authorization: Bearer <token>)"},
+        extra=[(b"www-authenticate", b'Bearer realm="modalwatch"')],
+    )
 
 
 async def _send(send, code: int, ctype: str, body: bytes) -> None:

@@ -328,14 +328,14 @@ def alert_summary(a: AlertRecord) -> dict:
     }
 
 
-def _incidents(ev: Evidence, states=("firing", "resolved")) -> list:
+def incidents_of(ev: Evidence, states=("firing", "resolved")) -> list:
     attrs = slice_attribute_values(set(ev.frame["slice"]) if len(ev.frame) else ())
     return group_incidents(
         ev.episodes, attrs, states=states, worse_than_rest=ev.store.evaluations.worse_than_rest()
     )
 
 
-def _incident_summary(ev: Evidence, inc, ids: dict[str, str]) -> dict:
+def incident_summary(ev: Evidence, inc, ids: dict[str, str]) -> dict:
     lead = max(
         inc.alerts,
         key=lambda a: (a.state == "firing", abs(_num(a.annotations.get(_metric_of(a) + "_effect")) or 0)),
@@ -386,7 +386,7 @@ def incident_ids(store) -> dict[str, str]:
     return out
 
 
-def _ids_by_key(store, incidents) -> dict[str, str]:
+def ids_by_key(store, incidents) -> dict[str, str]:
     told = incident_ids(store)
     out = {}
     for inc in incidents:
@@ -423,8 +423,8 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
 def build_report(store, config, start: datetime, end: datetime, generated_at: datetime) -> dict:
     ev = Evidence(store, config, start, end)
     key = ev.main_key()
-    incidents = _incidents(ev)
-    ids = _ids_by_key(store, incidents)
+    incidents = incidents_of(ev)
+    ids = ids_by_key(store, incidents)
     # per incident, its most moved signals (by PSI): their series and distributions
     leads = [a for i in incidents for a in _most_moved(i.alerts)]
     drifted = {
@@ -477,7 +477,7 @@ def build_report(store, config, start: datetime, end: datetime, generated_at: da
         "to": end.isoformat(),
         "charts_follow": None if key is None else {"interval_s": key[0], "lag_s": key[1]},
         "counts": store.ops.counts(),
-        "incidents": [_incident_summary(ev, i, ids) for i in incidents],
+        "incidents": [incident_summary(ev, i, ids) for i in incidents],
         "alerts": [alert_summary(a) for a in ev.episodes],
         "series": series(ev.rows(SERIES, key)),
         "drift": series(drift_rows),
@@ -589,23 +589,22 @@ def alert_page(store, config, fingerprint: str) -> dict | None:
             out["reliability"] = reliability(
                 ev, lab["model"], lead["model_version"], ws, we, lead["lag_s"], lab["slice"]
             )
-    ids = incident_ids(store)
-    for inc in _incidents(ev):
+    for inc in incidents_of(ev):
         if any(a.dedup_key == fingerprint for a in inc.alerts):
-            out["incident"] = _incident_summary(ev, inc, _ids_by_key(store, [inc]) or ids)
+            out["incident"] = incident_summary(ev, inc, ids_by_key(store, [inc]))
     return out
 
 
 def incident_page(store, config, incident: str) -> dict | None:
     """The page of one incident (by the id its notifications carry): its alerts' pages in one."""
     ev = Evidence(store, config, None, None)
-    incidents = _incidents(ev)
-    ids = _ids_by_key(store, incidents)
+    incidents = incidents_of(ev)
+    ids = ids_by_key(store, incidents)
     found = next((i for i in incidents if ids.get(i.key, incident_id(i)) == incident), None)
     if found is None:
         return None
     return {
-        "incident": _incident_summary(ev, found, ids),
+        "incident": incident_summary(ev, found, ids),
         "alerts": [alert_summary(a) for a in found.alerts],
     }
 

@@ -152,8 +152,8 @@ class WebFace:
         from monitor import report as rp
 
         ev = rp.Evidence(self.store, self.config, None, None)
-        incidents = rp._incidents(ev, states=("firing",))
-        ids = rp._ids_by_key(self.store, incidents)
+        incidents = rp.incidents_of(ev, states=("firing",))
+        ids = rp.ids_by_key(self.store, incidents)
         alerts = [rp.alert_summary(a) for a in self.store.alerts.list()]
         # the incidents fold the firing episodes: their keys are fingerprint@start
         by_ep = {a.dedup_key + "@" + (rp._iso(a.starts_at) or ""): rp.alert_summary(a) for a in ev.episodes}
@@ -161,7 +161,7 @@ class WebFace:
         alerts += [a for k, a in by_ep.items() if k not in listed and a["state"] == "firing"]
         order = {"firing": 0, "pending": 1, "resolved": 2, "cleared": 3}
         alerts.sort(key=lambda a: (order.get(a["state"], 9), a["starts_at"] or "", a["fingerprint"]))
-        return alerts, [rp._incident_summary(ev, i, ids) for i in incidents]
+        return alerts, [rp.incident_summary(ev, i, ids) for i in incidents]
 
     def _period(self, params: dict) -> tuple[datetime, datetime]:
         def when(key: str) -> datetime | None:

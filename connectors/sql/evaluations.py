@@ -18,6 +18,7 @@ _TIMES = ("window_start", "window_end", "evaluated_at")
 class EvaluationRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._claims = claims.Claims(db, "eval_runs", self._KEY_COLS)
 
     # -- claims --------------------------------------------------------------------------------
     def _key(self, key: RunKey) -> tuple:
@@ -41,22 +42,14 @@ class EvaluationRepository:
         orphaned: Callable[[str], bool] = lambda holder: False,
     ) -> bool:
         """Claim ``key`` for ``owner`` (connectors/sql/claims.py): True if it is ours to evaluate."""
-        return claims.claim(
-            self.db,
-            "eval_runs",
-            self._KEY_COLS,
-            self._key(key),
-            owner,
-            now,
-            expire,
-            orphaned,
-            extra={"window_end": self.db.dialect.ts(window_end)},
+        return self._claims.claim(
+            self._key(key), owner, now, expire, orphaned, extra={"window_end": self.db.dialect.ts(window_end)}
         )
 
     def finish(self, key: RunKey, owner: str, now: datetime) -> bool:
         """Mark ``key`` finished if ``owner`` still holds its claim; False if another replica took
         it over (the claim expired) or finished it — the caller then rolls its result back."""
-        return claims.finish(self.db, "eval_runs", self._KEY_COLS, self._key(key), owner, now)
+        return self._claims.finish(self._key(key), owner, now)
 
     def finished(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
         """The window starts of the finished vintages of one model version, interval and lag."""

@@ -15,6 +15,7 @@ from monitor.core.records import DeadLetter, Finding, ReportRun, SourceActivity
 class OperationsRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._reports = claims.Claims(db, "report_runs", ("period_start", "every_s"))
 
     # -- dead letters --------------------------------------------------------------------------
     def insert_dead_letters(self, rows: Sequence[DeadLetter]) -> set[tuple[str, str]]:
@@ -169,34 +170,19 @@ class OperationsRepository:
         ]
 
     # -- periodic reports ----------------------------------------------------------------------
-    _REPORT_KEY = ("period_start", "every_s")
-
     def claim_report(
         self, start: datetime, end: datetime, every_s: int, owner: str, now: datetime, expire: timedelta
     ) -> bool:
         """Claim the report of [start, end) for ``owner`` (connectors/sql/claims.py)."""
         d = self.db.dialect
-        return claims.claim(
-            self.db,
-            "report_runs",
-            self._REPORT_KEY,
-            (d.ts(start), every_s),
-            owner,
-            now,
-            expire,
-            extra={"period_end": d.ts(end)},
+        return self._reports.claim(
+            (d.ts(start), every_s), owner, now, expire, extra={"period_end": d.ts(end)}
         )
 
     def finish_report(self, start: datetime, every_s: int, owner: str, now: datetime, report: str) -> bool:
         """Keep a claimed period's report (its JSON text); False if the claim was lost."""
-        return claims.finish(
-            self.db,
-            "report_runs",
-            self._REPORT_KEY,
-            (self.db.dialect.ts(start), every_s),
-            owner,
-            now,
-            extra={"report": report},
+        return self._reports.finish(
+            (self.db.dialect.ts(start), every_s), owner, now, extra={"report": report}
         )
 
     def reports(self) -> list[ReportRun]:
