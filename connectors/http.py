@@ -10,12 +10,12 @@ request gets a server-made ``request_id`` (its dead letters' positions: ``http:<
 a client's ``X-Request-Id`` is only echoed, as ``client_request_id``.
 
 ``GET /livez`` answers 200 while the process serves (``/healthz`` too); ``GET /readyz`` 200 when
-the daemon can take traffic, else 503 with the reasons (a source down, the store unreachable);
-``GET /v1/status`` the daemon's counters since it started. The HTTP thread never touches the
-store: the pages, the JSON API and ``/metrics`` (``web``: the daemon's web face, monitor/web.py)
-are answered in worker threads, on a connection of their own; ``POST /v1/silences``, which
-writes, takes the same bearer tokens as ingest. uvicorn (h11) gives keep-alive with an idle
-timeout, a deep listen backlog and no thread per connection.
+the daemon can take traffic, else 503 with the reasons (a source down or its Kafka group not
+joined, the store unreachable); ``GET /v1/status`` the daemon's counters since it started. The
+HTTP thread never touches the store: the pages, the JSON API and ``/metrics`` (``web``: the
+daemon's web face, monitor/web.py) are answered in worker threads, on a connection of their own;
+``POST /v1/silences``, which writes, takes the same bearer tokens as ingest. uvicorn (h11) gives
+keep-alive with an idle timeout, a deep listen backlog and no thread per connection.
 """
 
 from __future__ import annotations

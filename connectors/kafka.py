@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Callable
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -75,6 +75,9 @@ class KafkaSource:
         self._wake = threading.Event()  # set at close: the connector's backoff ends
         self._lost_since: float | None = None  # connected once, no broker connection since then
         self._checked_at = 0.0
+        # the partitions the group gave this member at its last join; None while joining or
+        # rebalancing (set by the rebalance listener, on the thread that polls)
+        self._assigned: frozenset | None = None
 
     def _connect(self) -> None:
         """Make the consumer in a thread of its own, retrying with backoff while the brokers are
@@ -84,7 +87,7 @@ class KafkaSource:
         while not self._should_stop() and not self._closed:
             try:
                 consumer = KafkaConsumer(**consumer_settings(self.cfg, self.max_payload_bytes))
-                consumer.subscribe(topics=sorted(self._kinds))
+                consumer.subscribe(topics=sorted(self._kinds), listener=_Assignments(self))
             except Exception as e:  # noqa: BLE001 - KafkaError, OSError (unreachable), a TLS or SASL mistake …
                 self._down = (
                     f"not reachable at {','.join(self.cfg.bootstrap_servers)} ({e.__class__.__name__})"
@@ -130,7 +133,13 @@ class KafkaSource:
                 f"no connection to a broker at {','.join(self.cfg.bootstrap_servers)} for"
                 f" {time.monotonic() - lost:.0f} s (reconnecting)"
             )
+        if self._assigned is None:
+            return f"joining consumer group {self.cfg.group_id} (no partitions assigned yet)"
         return None
+
+    def assigned_partitions(self) -> list[str]:
+        """``topic/partition`` of each partition this member holds now (empty while joining)."""
+        return sorted(f"{tp.topic}/{tp.partition}" for tp in self._assigned or ())
 
     def _watch_connections(self) -> None:
         """Note when the consumer has no broker connection: kafka-python reconnects by itself
@@ -299,3 +308,27 @@ def produce_json(
             f.get(timeout=timeout_s)
     finally:
         producer.close(timeout=timeout_s)
+
+
+class _Assignments(ConsumerRebalanceListener):
+    """Keeps what the group assigned to the source: ready means a join completed (a member of a
+    group with more members than partitions holds none and is still ready: it takes over when
+    another leaves)."""
+
+    def __init__(self, source: KafkaSource):
+        self.source = source
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.source._assigned = None
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.source._assigned = frozenset(assigned)
+        if assigned:
+            log.info("Kafka: assigned %s", ", ".join(self.source.assigned_partitions()))
+        else:
+            log.warning(
+                "Kafka: joined group %s with no partition assigned (do the topics %s exist? are there"
+                " more members than partitions?)",
+                self.source.cfg.group_id,
+                ", ".join(sorted(self.source._kinds)),
+            )

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alerts.incidents import group_incidents, incident_id, slice_attribute_values
+from alerts.incidents import family, group_incidents, incident_id, slice_attribute_values
 from alerts.rules import alert_labels, applies, dedup_key, rule_metrics, subject
 from detectors.calibration import calibration
 from detectors.drift import NumericReference
@@ -336,9 +336,17 @@ def incidents_of(ev: Evidence, states=("firing", "resolved")) -> list:
 
 
 def incident_summary(ev: Evidence, inc, ids: dict[str, str]) -> dict:
+    # the lead says how big and how sure: a rule's own measure before a trend that follows one
+    # (an Aging row's effect is a slope's, not the change), the family the incident began with,
+    # what still fires, then the largest effect
     lead = max(
         inc.alerts,
-        key=lambda a: (a.state == "firing", abs(_num(a.annotations.get(_metric_of(a) + "_effect")) or 0)),
+        key=lambda a: (
+            not a.labels.get("follows"),
+            family(a) == inc.families[0],
+            a.state == "firing",
+            abs(_num(a.annotations.get(_metric_of(a) + "_effect")) or 0),
+        ),
     )
     return {
         "incident": ids.get(inc.key, incident_id(inc)),

@@ -193,3 +193,36 @@ def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):
     finally:
         src.close()  # makes the last asynchronous commit sure
     assert committed() == 20
+
+
+def test_ready_only_once_the_group_assigned_the_partitions(kafka_bootstrap):
+    """/readyz asks the source's health: a consumer that is connected but has not finished joining
+    its group reads nothing yet, and must not be called ready."""
+    from connectors.kafka import KafkaSource
+    from monitor.config import KafkaConfig
+
+    topic = f"inf-{uuid.uuid4().hex[:6]}"
+    make_topics(kafka_bootstrap, [topic, f"{topic}-labels"])
+    kc = KafkaConfig(
+        bootstrap_servers=[kafka_bootstrap],
+        group_id=f"g-{topic}",
+        events_topic=topic,
+        labels_topic=f"{topic}-labels",
+        session_timeout_ms=6000,
+    )
+    src = KafkaSource(kc, 1 << 20)
+    seen = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            why = src.health()
+            if not seen or seen[-1][0] != why:
+                seen.append((why, src.assigned_partitions()))
+            if why is None:
+                break
+            src.poll(10, timeout_s=0.05)
+        assert seen[0][0] == "connecting"
+        assert any(w and w.startswith(f"joining consumer group g-{topic}") for w, _ in seen), seen
+        assert seen[-1] == (None, [f"{topic}-labels/0", f"{topic}/0"]), seen
+    finally:
+        src.close()

@@ -104,6 +104,9 @@ def test_each_injected_episode_is_one_incident(demo_out):
     # the report leads with the same incidents
     report = json.loads((demo_out / "report.json").read_text())
     assert {i["place"] for i in report["incidents"]} == set(places)
+    # each says how big and how sure by its own change, not by the trend (Aging) that follows it
+    leads = {i["place"]: i["lead"]["alert"]["rule"] for i in report["incidents"]}
+    assert "Aging" not in leads.values(), leads
     html = (demo_out / "report.html").read_text()
     assert html.index('<h2 id="incidents">') < html.index('<h2 id="performance">')
     assert "environment=car: audio integrated_loudness_lufs" in html
