@@ -18,6 +18,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from monitor.core.errors import DeliveryError
 from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 
 log = logging.getLogger("modalwatch.kafka")
@@ -308,6 +309,23 @@ def produce_json(
             f.get(timeout=timeout_s)
     finally:
         producer.close(timeout=timeout_s)
+
+
+class TopicSender:
+    """Sends outbox payloads as JSON messages to a topic (keyed by the payload's ``key``), waiting
+    for the brokers' acknowledgement: an outbox entry is done only once Kafka has it."""
+
+    def __init__(self, name: str, cfg, topic: str, timeout_s: float = 10.0) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.topic = topic
+        self.timeout_s = timeout_s
+
+    def send(self, payload: dict, delivery_id: str) -> None:
+        try:
+            produce_json(self.cfg, self.topic, [payload], key_field="key", timeout_s=self.timeout_s)
+        except (KafkaError, OSError) as e:
+            raise DeliveryError(f"{self.name}: Kafka did not take the message ({type(e).__name__})") from None
 
 
 class _Assignments(ConsumerRebalanceListener):

@@ -183,6 +183,7 @@ def calibration_drift(
     level: float = 0.95,
     seed: int = 0,
     min_n: int = 100,
+    normal_tail: bool = False,
 ) -> CalibrationDrift:
     """Has calibration got worse than the reference's?
 
@@ -192,7 +193,10 @@ def calibration_drift(
     their ECEs are what the window's ECE would be if nothing had changed. ``difference`` = window
     ECE − their mean; the interval is the window's ECE minus their central ``level`` range;
     ``p_value`` is the share of them at least as large as the window's ECE (one-sided, +1
-    smoothed); drift when the interval lies above ``margin``.
+    smoothed); drift when the interval lies above ``margin``. That share is never below
+    1 / (n_boot + 1): in a Benjamini–Hochberg family of m tests no drift could then be adjusted
+    below m / (n_boot + 1). With ``normal_tail``, where fewer than 10 resamples reach the
+    window's ECE, ``p_value`` is the normal tail of their mean and standard deviation instead.
 
     >>> rng = np.random.default_rng(1)
     >>> rc = rng.uniform(0.5, 1, 3000); rok = rng.uniform(size=3000) < rc
@@ -221,7 +225,12 @@ def calibration_drift(
     alpha = (1 - level) / 2
     q_low, q_high = (float(q) for q in np.quantile(null, [alpha, 1 - alpha]))
     low, high = w - q_high, w - q_low
-    p = float((1 + np.count_nonzero(null >= w)) / (n_boot + 1))
+    reached = int(np.count_nonzero(null >= w))
+    p = float((1 + reached) / (n_boot + 1))
+    if normal_tail and reached < 10:
+        sd = float(null.std(ddof=1))
+        p = min(p, 0.5 * math.erfc((w - float(null.mean())) / (sd * math.sqrt(2)))) if sd > 0 else p
+        variant += "_normal_tail"
     return CalibrationDrift(
         w - float(null.mean()),
         low,

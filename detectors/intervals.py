@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 _Z95 = 1.959963984540054
 
 
@@ -67,3 +69,45 @@ def two_proportion_p(k1: int, n1: int, k2: int, n2: int, alternative: str = "two
     if alternative == "greater":
         return 0.5 * math.erfc(z / math.sqrt(2))
     return math.erfc(abs(z) / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The difference of two error rates measured on the same events (``a`` − ``b``), from the
+    discordant pairs: ``only_a`` events where only ``a`` erred, ``only_b`` where only ``b`` did.
+    ``low``/``high``: the Agresti–Min adjusted Wald interval; ``p_greater``: the exact one-sided
+    McNemar p-value that ``a`` errs more often (1.0 with no discordant pair)."""
+
+    n: int
+    only_a: int
+    only_b: int
+    difference: float
+    low: float
+    high: float
+    p_greater: float
+
+
+def paired_difference(a_wrong, b_wrong, z: float = _Z95) -> PairedDifference:
+    """``a_wrong``, ``b_wrong``: per event, whether each answer was wrong (same events, same order).
+
+    >>> d = paired_difference([1] * 30 + [0] * 10 + [0] * 160, [0] * 30 + [1] * 10 + [0] * 160)
+    >>> round(d.difference, 3), round(d.low, 3), round(d.high, 3), f"{d.p_greater:.1e}"
+    (0.1, 0.038, 0.16, '1.1e-03')
+    """
+    from scipy.stats import binom  # lazily: scipy.stats costs a CLI start 0.3 s
+
+    a = np.asarray(a_wrong, dtype=bool)
+    b = np.asarray(b_wrong, dtype=bool)
+    n = int(a.size)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if n == 0:
+        nan = math.nan
+        return PairedDifference(0, 0, 0, nan, nan, nan, 1.0)
+    # Agresti & Min (2005): half an event added to each of the four cells
+    n2 = n + 2.0
+    pa, pb = (only_a + 0.5) / n2, (only_b + 0.5) / n2
+    diff = pa - pb
+    se = math.sqrt(max(pa + pb - diff * diff, 0.0) / n2)
+    discordant = only_a + only_b
+    p = float(binom.sf(only_a - 1, discordant, 0.5)) if discordant else 1.0
+    return PairedDifference(n, only_a, only_b, (only_a - only_b) / n, diff - z * se, diff + z * se, p)

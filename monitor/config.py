@@ -203,6 +203,14 @@ class MediaConfig(_Section):
     # Image signals of a batch computed at once in torch on this device ("cpu", "cuda", "cuda:1");
     # unset: one image at a time in NumPy (the same values either way).
     torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:\d+)?)$")] | None = None
+    # the key of the hash that turns a text's words into vocabulary buckets (detectors/text.py:
+    # with it, a bucket can be matched to a word someone guesses; keep it secret, from the
+    # environment, e.g. ${MODALWATCH_TEXT_HASH_KEY}). Unset: a key every modalwatch shares.
+    text_hash_key: SecretStr | None = None
+
+    def hash_key(self) -> bytes:
+        key = self.text_hash_key.get_secret_value() if self.text_hash_key else "modalwatch-vocabulary"
+        return key.encode()[:64]
 
 
 class ReferenceConfig(_Section):
@@ -393,12 +401,24 @@ def default_rules() -> list[RuleConfig]:
     return [
         RuleConfig(
             name="SignalDrift",
-            metric=["psi", "ks"],
+            metric=["psi", "ks", "chisquare"],
             field="decision",
             op=">=",
             threshold=1,
-            summary="a modality signal's distribution moved away from the reference (PSI ≥ 0.25, or "
-            "Kolmogorov–Smirnov D ≥ 0.1, and significant after Benjamini–Hochberg)",
+            summary="a modality signal's distribution moved away from the reference (PSI ≥ 0.25, "
+            "Kolmogorov–Smirnov D ≥ 0.1, or for a category signal chi-square's Cramér's V ≥ 0.1, and "
+            "significant after Benjamini–Hochberg)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="VocabularyDrift",
+            metric=["oov_rate", "vocabulary_shift"],
+            field="decision",
+            op=">=",
+            threshold=1,
+            summary="the texts' words moved away from the reference's: more words the reference never had "
+            "(5 points above its own novelty) or the most frequent words' shares shifted (Jensen–Shannon ≥ "
+            "0.1), significant after Benjamini–Hochberg (hashed words: no text is kept)",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
@@ -447,6 +467,42 @@ def default_rules() -> list[RuleConfig]:
             max_p=0.01,
             summary="top-label ECE is more than 2 points above what the reference's calibration gives at "
             "this sample size, beyond chance (bootstrap, p after Benjamini–Hochberg at most 0.01)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="ModalityErrorRateUp",
+            metric="modality_error_rate",
+            field="value",
+            vs_reference=True,
+            max_p=0.01,
+            threshold=0.05,
+            resolve_threshold=0.02,
+            summary="one modality's own answers are wrong more than 5 points more often than on the "
+            "reference, beyond chance (one-sided two-proportion test, p after Benjamini–Hochberg at most "
+            "0.01)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="ModalityCalibrationDrift",
+            metric="modality_ece_drift",
+            field="value",
+            threshold=0.02,
+            resolve_threshold=0.01,
+            max_p=0.01,
+            summary="one modality's own confidences are more than 2 points of ECE worse calibrated than on "
+            "the reference at this sample size, beyond chance (bootstrap, p after Benjamini–Hochberg at "
+            "most 0.01)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="FusionNotHelping",
+            metric="fusion_vs_best",
+            field="value",
+            threshold=0.0,
+            max_p=0.01,
+            summary="the fused answer is wrong more often than the best single modality's own answer on "
+            "the same events (exact McNemar test, p after Benjamini–Hochberg at most 0.01): fusion is not "
+            "helping",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(
@@ -545,6 +601,15 @@ class ReportConfig(_Section):
         return v
 
 
+class TrustTopicConfig(_Section):
+    """Modality trust for a serving system (monitor/trust.py): always at ``GET /v1/trust`` and in
+    the ``modalwatch_modality_trust`` gauge; with ``topic``, also each change of a stream's state
+    as one JSON message on that topic of ``ingest.kafka``'s brokers (keyed by model, slice and
+    modality: one partition keeps a stream's changes in order), delivered through the outbox."""
+
+    topic: str | None = None
+
+
 class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
@@ -553,6 +618,7 @@ class Config(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    trust: TrustTopicConfig = Field(default_factory=TrustTopicConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -561,6 +627,15 @@ class Config(_Section):
             raise ValueError(
                 f"ingest.workers: {self.ingest.workers} needs store.kind: postgres"
                 f" (SQLite takes one writer at a time); use 0 with {self.store.kind}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _trust_topic_needs_kafka(self) -> "Config":
+        if self.trust.topic and self.ingest.kafka is None:
+            raise ValueError(
+                f"trust.topic: {self.trust.topic!r} is a Kafka topic, but ingest.kafka (its brokers)"
+                " is not set"
             )
         return self
 

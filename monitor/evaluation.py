@@ -34,11 +34,12 @@ from monitor.checks.base import kept_values
 from monitor.checks.data_health import HealthInput
 from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
-from monitor.core.window import RunKey, Window
+from monitor.core.window import ReferenceReads, RunKey, Window
 from monitor.notify import run_notifications
 from monitor.reference import reference_from_file, reference_range
 from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
+from monitor.trust import TRUST_RECEIVER, changes
 
 log = logging.getLogger("modalwatch.evaluation")
 
@@ -82,6 +83,8 @@ def compute(
     one bug does not stop the schedule."""
     rows: list[EvaluationRow] = []
     for check in checks:
+        if check.reads_decisions:
+            rows = control_false_discoveries(rows, checks, fdr)  # (adjusted rows stay as they are)
         inputs.rows = rows
         try:
             rows = rows + check.run(summaries.get(check.name), inputs)
@@ -307,6 +310,14 @@ class Evaluator:
             inputs.embeddings = events.window_embeddings(
                 key.model_name, key.model_version, key.window_start, window_end
             )
+        if "tokens" in needs:
+            inputs.tokens = events.window_tokens(
+                key.model_name, key.model_version, key.window_start, window_end
+            )
+        if "answers" in needs:
+            inputs.answers = events.window_answers(
+                key.model_name, key.model_version, key.window_start, window_end, labels_before
+            )
         if "history" in needs:
             span = max(c.history_span() for c in self.checks if "history" in c.needs)
             metrics = sorted({m for c in self.checks if "history" in c.needs for m in c.history_metrics()})
@@ -328,10 +339,12 @@ class Evaluator:
         while the window's read finishes."""
         file = self.config.evaluation.reference.file
         with_embeddings = any("reference_embeddings" in c.needs for c in self.checks)
+        with_answers = any("reference_answers" in c.needs for c in self.checks)
+        with_tokens = any("reference_tokens" in c.needs for c in self.checks)
         if file is not None:
             ck: tuple = ("file", key.model_name)
 
-            def read() -> tuple[Window, dict]:
+            def read() -> tuple[Window, ReferenceReads]:
                 return reference_from_file(self.config, file, key.model_name)
         else:
             first_at = next(
@@ -342,17 +355,20 @@ class Evaluator:
             r0, r1 = reference_range(self.config, first_at)
             ck = (key.model_name, key.model_version, r0, r1, key.lag_s)
 
-            def read() -> tuple[Window, dict]:
+            def read() -> tuple[Window, ReferenceReads]:
                 events = self.store.events
-                data = events.load_window(
-                    key.model_name, key.model_version, r0, r1, r1 + timedelta(seconds=key.lag_s)
-                )
-                emb = (
-                    events.window_embeddings(key.model_name, key.model_version, r0, r1)
-                    if with_embeddings
-                    else {}
-                )
-                return data, emb
+                labels_before = r1 + timedelta(seconds=key.lag_s)
+                data = events.load_window(key.model_name, key.model_version, r0, r1, labels_before)
+                reads = ReferenceReads()
+                if with_embeddings:
+                    reads.embeddings = events.window_embeddings(key.model_name, key.model_version, r0, r1)
+                if with_tokens:
+                    reads.tokens = events.window_tokens(key.model_name, key.model_version, r0, r1)
+                if with_answers:
+                    reads.answers = events.window_answers(
+                        key.model_name, key.model_version, r0, r1, labels_before
+                    )
+                return data, reads
 
         if ck in self._refs:
             return self._refs[ck], read_window(self.store)
@@ -364,20 +380,20 @@ class Evaluator:
         try:
             with ThreadPoolExecutor(1) as pool:
                 other = pool.submit(read_window, second) if second is not None else None
-                data, emb = read()
+                data, reads = read()
                 if other is None:
                     other = pool.submit(read_window, self.store)  # the main connection is free again
-                self._refs[ck] = self._summarise(data, emb)
+                self._refs[ck] = self._summarise(data, reads)
                 return self._refs[ck], other.result()
         finally:
             if second is not None:
                 second.close()
 
-    def _summarise(self, data: Window, embeddings: dict) -> tuple[ReferenceSummary, dict[str, Any]]:
+    def _summarise(self, data: Window, reads: ReferenceReads) -> tuple[ReferenceSummary, dict[str, Any]]:
         limit = self.config.evaluation.max_slice_values
         view = WindowView(data, kept_values(data.slices, limit, {}))
         summary = ReferenceSummary.of(view, limit)
-        return summary, {c.name: c.summarise(view, embeddings) for c in self.checks}
+        return summary, {c.name: c.summarise(view, reads) for c in self.checks}
 
     # -- stage 3: rules → alert state → review queue → outbox -----------------------------------
     def apply_rules(
@@ -427,6 +443,9 @@ class Evaluator:
                     and row.value < low
                 ]
         self._queue_slices(key, window_end, wanted, now)
+        if self.config.trust.topic:  # in this transaction: a change is told once, whoever evaluates
+            for message in changes(rows, self.config, now):
+                self.store.alerts.add_outbox(message["key"], TRUST_RECEIVER, message, now)
         run_notifications(self.config, self.store, now)
 
     def _move(self, decided, window_start: datetime, window_end: datetime, now: datetime) -> list[AlertMove]:

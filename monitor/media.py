@@ -133,7 +133,8 @@ def signals_of(
     if modality == "text":
         from detectors.text import text_signals
 
-        return {k: float(v) for k, v in text_signals(decode_text(data)).__dict__.items()}
+        values = {k: float(v) for k, v in text_signals(decode_text(data)).__dict__.items()}
+        return {k: v for k, v in values.items() if not math.isnan(v)}  # NaN: not measurable (no language)
     raise MediaError(modality, "unknown modality")
 
 
@@ -181,6 +182,7 @@ class Measured(NamedTuple):
     signals: dict[str, float]
     present: frozenset[str]
     failures: tuple[tuple[str, str], ...]
+    tokens: bytes | None = None  # the raw text's words as hashed buckets (uint32, little-endian)
 
 
 def measure_event(
@@ -210,6 +212,7 @@ def measure_event(
     signals: dict[str, float] = {}
     present: set[str] = set()
     failures: list[tuple[str, str]] = []
+    tokens = None
     for modality, inp in event.inputs.items():
         values = dict(inp.signals)
         if inp.has_raw_media:
@@ -224,6 +227,12 @@ def measure_event(
                     values.update(
                         signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds)
                     )
+                    if modality == "text":
+                        from detectors.text import token_buckets
+
+                        tokens = (
+                            token_buckets(decode_text(data), media_cfg.hash_key()).astype("<u4").tobytes()
+                        )
             except MediaError as e:
                 failures.append((modality, str(e)))
                 continue
@@ -238,7 +247,7 @@ def measure_event(
     capture = {m: inp.capture_ts for m, inp in event.inputs.items() if m in present and "ts" in inp.capture}
     cross = cross_modal_signals(present, media_cfg.expected_modalities, capture)
     signals.update((f"cross.{k}", v) for k, v in cross.items())
-    return Measured(signals, frozenset(present), tuple(failures))
+    return Measured(signals, frozenset(present), tuple(failures), tokens)
 
 
 def json_number(x: float) -> float | str:

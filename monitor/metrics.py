@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.core.messages import reason_class
+from monitor.trust import state_counts
 
 disable_created_metrics()  # no `_created` series: they double what is scraped and say nothing here
 
@@ -122,6 +123,14 @@ class DaemonMetrics:
         for state, n in sorted(store.review.stats()["by_state"].items()):
             rv.add_metric([state], n)
         out.append(rv)
+        tr = GaugeMetricFamily(
+            "modalwatch_modality_trust",
+            "Streams (model version and slice) in each trust state, by modality (GET /v1/trust)",
+            labels=["modality", "state"],
+        )
+        for (modality, state), n in sorted(state_counts(store).items()):
+            tr.add_metric([modality, state], n)
+        out.append(tr)
         wm = store.events.watermark()
         for name, help_, value in (
             (

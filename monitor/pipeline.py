@@ -205,6 +205,8 @@ def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> 
             if inp.uri
         }
         or None,
+        {m: a.model_dump() for m, a in out.per_modality.items()} if out.per_modality else None,
+        m.tokens,
     )
 
 

@@ -7,7 +7,7 @@ import os
 from datetime import datetime, timedelta
 
 from monitor.core.events import InferenceEvent
-from monitor.core.window import Window
+from monitor.core.window import ModalityAnswers, ReferenceReads, TokenWindow, Window
 from monitor.schedule import floor_to
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -30,7 +30,7 @@ def reference_range(cfg, first_event_at: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[str, list]]:
+def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, ReferenceReads]:
     """The reference of ``model_name`` from a JSONL file of events and labels: read by the JSONL
     source, decoded and measured like ingested traffic (raw media included), every label counts."""
     from connectors.jsonl import JsonlSource
@@ -60,9 +60,12 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[s
         log.warning("reference file %s: %d lines were not valid events and were left out", path, bad)
     if not events:
         raise ValueError(f"evaluation.reference.file: {path} holds no event of model {model_name!r}")
-    measured, embeddings = [], {}
+    measured, embeddings, tokens = [], {}, []
     for ev in events:
-        measured.append(measure_event(ev, read, cfg.media).signals)
+        m = measure_event(ev, read, cfg.media)
+        measured.append(m.signals)
+        if m.tokens is not None:
+            tokens.append((dict(ev.slice), m.tokens))
         for name, vec in (ev.embeddings or {}).items():
             embeddings.setdefault(name, []).append(vec)
     window = Window.of(
@@ -73,4 +76,14 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, dict[s
         [ev.output.abstained for ev in events],
         [labels.get(ev.event_id) for ev in events],
     )
-    return window, embeddings
+    answered = [ev for ev in events if ev.output.per_modality]
+    answers = ModalityAnswers.of(
+        [dict(ev.slice) for ev in answered],
+        [ev.output.label for ev in answered],
+        [ev.output.confidence for ev in answered],
+        [ev.output.abstained for ev in answered],
+        [labels.get(ev.event_id) for ev in answered],
+        [{m: a.model_dump() for m, a in ev.output.per_modality.items()} for ev in answered],
+    )
+    texts = TokenWindow.of([sl for sl, _ in tokens], [t for _, t in tokens])
+    return window, ReferenceReads(embeddings, answers, texts)

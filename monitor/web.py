@@ -14,6 +14,8 @@ Routes (every link a receiver's payload carries is one of them):
   page; ``GET /incidents/<id>`` one incident (the id its notifications are grouped by);
 - ``GET /v1/alerts``, ``/v1/alerts/<fingerprint>``, ``/v1/evaluations?metric=&slice=&signal=
   &model=&from=&to=&limit=`` the same as JSON;
+- ``GET /v1/trust?model=&slice=&modality=`` each stream's trust state (monitor/trust.py), for a
+  serving system to poll;
 - ``POST /v1/silences`` ``{"matchers": {...}, "duration": "4h", "comment": "...", "created_by": ...}``;
 - ``GET /metrics`` Prometheus' text format (monitor/metrics.py).
 """
@@ -47,6 +49,7 @@ PREFIXES = (
     "/incidents",
     "/v1/alerts",
     "/v1/evaluations",
+    "/v1/trust",
     "/v1/silences",
     "/metrics",
 )
@@ -146,7 +149,23 @@ class WebFace:
                 return 200, JSON, pages.dumps(data)
         if path == "/v1/evaluations":
             return 200, JSON, pages.dumps(self._evaluations(params))
+        if path == "/v1/trust":
+            return 200, JSON, pages.dumps(self._trust(params))
         raise Rejected(404, f"no such page: {path}")
+
+    def _trust(self, params: dict) -> dict:
+        from monitor.trust import trust_now
+
+        unknown = set(params) - {"model", "slice", "modality"}
+        if unknown:
+            raise Rejected(400, f"unknown parameters: {sorted(unknown)} (model, slice, modality)")
+        return trust_now(
+            self.store,
+            self.config,
+            model=params.get("model"),
+            slice_=params.get("slice"),
+            modality=params.get("modality"),
+        )
 
     def _alerts(self) -> tuple[list[dict], list[dict]]:
         from monitor import report as rp

@@ -9,8 +9,15 @@ from monitor.core.ports import Sender, Source
 
 
 def build_senders(config) -> dict[str, Sender]:
-    """One sender per receiver of ``alerts.webhooks``, by name (each kind builds its own)."""
-    return {w.name: receiver_for(w).sender() for w in config.alerts.webhooks if w.enabled}
+    """One sender per receiver of ``alerts.webhooks``, by name (each kind builds its own), and the
+    trust topic's when ``trust.topic`` is set."""
+    senders = {w.name: receiver_for(w).sender() for w in config.alerts.webhooks if w.enabled}
+    if config.trust.topic:
+        from connectors.kafka import TopicSender
+        from monitor.trust import TRUST_RECEIVER
+
+        senders[TRUST_RECEIVER] = TopicSender(TRUST_RECEIVER, config.ingest.kafka, config.trust.topic)
+    return senders
 
 
 def build_sources(

@@ -171,6 +171,30 @@ class EvaluationRepository:
         )
         return [self._row(r) for r in rows]
 
+    def latest(self, metric: str, until: datetime | None = None) -> list[EvaluationRow]:
+        """The rows of ``metric`` in each series' (model version, interval, lag) latest window
+        that ended by ``until`` (None: the latest of all)."""
+        d = self.db.dialect
+        bound, params = ("", []) if until is None else (" AND x.window_end <= ?", [d.ts(until)])
+        rows = self.db.all(
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations e WHERE metric = ? AND window_start ="
+            " (SELECT MAX(window_start) FROM evaluations x WHERE x.metric = e.metric AND x.model_name ="
+            " e.model_name AND x.model_version = e.model_version AND x.interval_s = e.interval_s AND"
+            f" x.lag_s = e.lag_s{bound})"
+            " ORDER BY model_name, model_version, interval_s, lag_s, slice, signal",
+            (metric, *params),
+        )
+        return [self._row(r) for r in rows]
+
+    def window(self, key: RunKey) -> list[EvaluationRow]:
+        """Every row of one evaluated window."""
+        rows = self.db.all(
+            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations WHERE model_name = ? AND"
+            " model_version = ? AND interval_s = ? AND lag_s = ? AND window_start = ? ORDER BY id",
+            self._key(key),
+        )
+        return [self._row(r) for r in rows]
+
     def _row(self, r: tuple) -> EvaluationRow:
         ts_out = self.db.dialect.ts_out
         values = dict(zip(EVALUATION_COLUMNS, r))

@@ -12,7 +12,7 @@ from connectors.sql.database import Database
 from connectors.sql.dialect import json_text
 from connectors.sql.packing import SignalPacker, unpack
 from monitor.core.records import EventRow, LabelRow, ModelVersion
-from monitor.core.window import Window, outputs_frame
+from monitor.core.window import ModalityAnswers, TokenWindow, Window, outputs_frame
 
 EVENT_COLS = (
     "event_id",
@@ -31,6 +31,8 @@ EVENT_COLS = (
     "media_uris",
     "signal_layout",
     "signal_values",
+    "per_modality",
+    "text_tokens",
 )
 LABEL_COLS = LabelRow._fields
 
@@ -84,6 +86,8 @@ class EventRepository:
                     js(r.media_uris),
                     lid,
                     packed,
+                    js(r.per_modality),
+                    r.text_tokens,
                 )
             )
         with self.db.tx():
@@ -284,6 +288,41 @@ class EventRepository:
             for name, vec in (d.js_out(raw) or {}).items():
                 out.setdefault(name, []).append(vec)
         return out
+
+    def window_answers(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> ModalityAnswers:
+        """The events of [start, end) that carry per-modality answers, with the labels known
+        before ``labels_before`` (as ``load_window`` counts them)."""
+        d = self.db.dialect
+        rows = self.db.all(
+            "SELECT e.slice, e.pred_label, e.confidence, e.abstained, e.per_modality, l.label"
+            " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
+            " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
+            " AND e.per_modality IS NOT NULL ORDER BY e.ts, e.event_id",
+            (d.ts(labels_before), model_name, model_version, d.ts(start), d.ts(end)),
+        )
+        return ModalityAnswers.of(
+            [d.js_out(r[0]) for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [bool(r[3]) for r in rows],
+            [r[5] for r in rows],
+            [d.js_out(r[4]) for r in rows],
+        )
+
+    def window_tokens(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> TokenWindow:
+        """The events of [start, end) whose raw text was measured: their slices and their words'
+        hashed buckets, in event-time order."""
+        d = self.db.dialect
+        rows = self.db.all(
+            "SELECT slice, text_tokens FROM events WHERE model_name = ? AND model_version = ? AND ts >= ?"
+            " AND ts < ? AND text_tokens IS NOT NULL ORDER BY ts, event_id",
+            (model_name, model_version, d.ts(start), d.ts(end)),
+        )
+        return TokenWindow.of([d.js_out(r[0]) for r in rows], [bytes(r[1]) for r in rows])
 
     def unlabelled(
         self, model_name: str, model_version: str, start: datetime, end: datetime

@@ -28,7 +28,7 @@ import pandas as pd
 from monitor.core.records import ALL, EvaluationRow, Finding
 from monitor.core.registry import Registry
 from monitor.core.settings import Section
-from monitor.core.window import RunKey, Window
+from monitor.core.window import ModalityAnswers, ReferenceReads, RunKey, TokenWindow, Window
 
 
 class CheckConfig(Section):
@@ -191,6 +191,8 @@ class EvaluationInput:
     reference: ReferenceSummary
     seed: int  # fixed by the window: a backfill's bootstrap gives the live run's numbers
     embeddings: dict[str, list[list[float]]] = field(default_factory=dict)  # the window's, by name
+    answers: ModalityAnswers | None = None  # the window's per-modality answers
+    tokens: TokenWindow | None = None  # the window's texts' hashed words
     history: list[EvaluationRow] = field(default_factory=list)  # earlier windows' rows (trend)
     findings: list[Finding] = field(default_factory=list)  # online detectors' findings in the window
     rows: list[EvaluationRow] = field(default_factory=list)  # rows of the checks that ran before
@@ -215,7 +217,16 @@ class EvaluationInput:
         )
 
 
-Needs = Literal["embeddings", "reference_embeddings", "history", "findings"]
+Needs = Literal[
+    "embeddings",
+    "reference_embeddings",
+    "answers",
+    "reference_answers",
+    "tokens",
+    "reference_tokens",
+    "history",
+    "findings",
+]
 
 
 class Check:
@@ -231,6 +242,8 @@ class Check:
     reported: ClassVar[tuple[str, ...]] = ()
     # checks with a higher order run later and see the earlier checks' rows (``inputs.rows``)
     order: ClassVar[int] = 0
+    # True: the earlier checks' rows it sees are decided (Benjamini–Hochberg applied first)
+    reads_decisions: ClassVar[bool] = False
     # "window": run per vintage; "ingest_clock": run on every evaluation job tick (data health)
     schedule: ClassVar[Literal["window", "ingest_clock"]] = "window"
     # the metrics that test a window's sample against the reference's: on the reference's own
@@ -241,8 +254,9 @@ class Check:
         self.config = config
         self.fdr = fdr
 
-    def summarise(self, reference: WindowView, embeddings: dict[str, list[list[float]]]) -> Any:
-        """What this check keeps of a reference (None: nothing beyond the shared summary)."""
+    def summarise(self, reference: WindowView, reads: ReferenceReads) -> Any:
+        """What this check keeps of a reference (None: nothing beyond the shared summary);
+        ``reads``: what its ``needs`` had read of the reference besides its window."""
         return None
 
     def reads(self, summary: Any) -> frozenset[Needs]:

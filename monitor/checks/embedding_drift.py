@@ -31,11 +31,11 @@ class EmbeddingDrift(Check):
     needs = frozenset({"embeddings", "reference_embeddings"})
     config: EmbeddingDriftConfig
 
-    def summarise(self, reference: WindowView, embeddings) -> dict[str, np.ndarray]:
+    def summarise(self, reference: WindowView, reads) -> dict[str, np.ndarray]:
         """Per name, the reference's vectors of its most common dimension (an event whose vector
         has another length is left out: one producer's mistake does not stop the check)."""
         out = {}
-        for name, vecs in embeddings.items():
+        for name, vecs in reads.embeddings.items():
             dims = Counter(len(v) for v in vecs)
             dim = max(sorted(dims), key=dims.__getitem__)
             out[name] = np.asarray([v for v in vecs if len(v) == dim], dtype=float)

@@ -28,25 +28,49 @@ class ErrorRate(Check):
         for sl in inputs.slices:
             _, wok = inputs.window.answers(sl)
             _, rok = inputs.reference.answers_of(sl)
-            k, k_ref = int((~wok).sum()), int((~rok).sum())
-            werr, rerr = wilson_interval(k, len(wok)), wilson_interval(k_ref, len(rok))
-            enough = len(wok) >= self.config.min_n and len(rok) >= self.config.min_n
-            rows.append(
-                inputs.row(
-                    slice=sl,
-                    detector="wilson",
-                    metric="error_rate",
-                    signal="",
-                    variant="wilson_95",
-                    status="ok" if enough else "insufficient_data",
-                    value=finite(werr.estimate),
-                    reference_value=finite(rerr.estimate),
-                    ci_low=finite(werr.low),
-                    ci_high=finite(werr.high),
-                    n=werr.n,
-                    n_reference=rerr.n,
-                    effect=finite(werr.estimate - rerr.estimate) if enough else None,
-                    p_value=two_proportion_p(k, len(wok), k_ref, len(rok), "greater") if enough else None,
-                )
-            )
+            rows.append(error_rate_row(inputs, sl, "error_rate", "", wok, rok, self.config.min_n))
         return rows
+
+
+def error_rate_row(
+    inputs: EvaluationInput, sl: str, metric: str, signal: str, wok, rok, min_n: int
+) -> EvaluationRow:
+    """The row of one error rate (``wok``, ``rok``: the window's and the reference's answers'
+    correctness) against the reference's."""
+    return share_up_row(
+        inputs, sl, metric, signal, int((~wok).sum()), len(wok), int((~rok).sum()), len(rok), min_n
+    )
+
+
+def share_up_row(
+    inputs: EvaluationInput,
+    sl: str,
+    metric: str,
+    signal: str,
+    k: int,
+    n: int,
+    k_ref: int,
+    n_ref: int,
+    min_n: int,
+) -> EvaluationRow:
+    """The row of a share that is worse higher (``k`` of ``n`` against the reference's ``k_ref`` of
+    ``n_ref``): Wilson intervals, the difference, the one-sided two-proportion p-value (shared
+    with the per-modality check)."""
+    werr, rerr = wilson_interval(k, n), wilson_interval(k_ref, n_ref)
+    enough = n >= min_n and n_ref >= min_n
+    return inputs.row(
+        slice=sl,
+        detector="wilson",
+        metric=metric,
+        signal=signal,
+        variant="wilson_95",
+        status="ok" if enough else "insufficient_data",
+        value=finite(werr.estimate),
+        reference_value=finite(rerr.estimate),
+        ci_low=finite(werr.low),
+        ci_high=finite(werr.high),
+        n=werr.n,
+        n_reference=rerr.n,
+        effect=finite(werr.estimate - rerr.estimate) if enough else None,
+        p_value=two_proportion_p(k, n, k_ref, n_ref, "greater") if enough else None,
+    )

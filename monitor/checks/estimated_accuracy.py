@@ -22,7 +22,7 @@ class EstimatedAccuracy(Check):
     Config = EstimatedAccuracyConfig
     config: EstimatedAccuracyConfig
 
-    def summarise(self, reference: WindowView, embeddings) -> ConfidenceCalibrator:
+    def summarise(self, reference: WindowView, reads) -> ConfidenceCalibrator:
         return ConfidenceCalibrator.fit(*reference.answers(ALL))
 
     def run(self, calibrator: ConfidenceCalibrator, inputs: EvaluationInput) -> list[EvaluationRow]:

@@ -28,7 +28,7 @@ class MissingModality(Check):
     Config = MissingModalityConfig
     config: MissingModalityConfig
 
-    def summarise(self, reference: WindowView, embeddings) -> dict[tuple[str, str], tuple[int, float]]:
+    def summarise(self, reference: WindowView, reads) -> dict[tuple[str, str], tuple[int, float]]:
         """Per slice and ``cross.missing_<modality>`` signal: the reference's events with the flag,
         and the share missing."""
         out = {}

@@ -16,7 +16,17 @@ from typing import Annotated, Callable
 import numpy as np
 from pydantic import Field, field_validator
 
-from detectors.drift import DriftResult, NumericReference, ks_test, psi_test, wasserstein_test
+from detectors.drift import (
+    CategoricalReference,
+    DriftResult,
+    NumericReference,
+    chi_square_test,
+    jensen_shannon_test,
+    ks_test,
+    psi_test,
+    wasserstein_test,
+)
+from detectors.text import CATEGORICAL
 from monitor.checks.missing_modality import PREFIX as MISSING
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, in_threads, register
 from monitor.core.records import EvaluationRow
@@ -37,6 +47,7 @@ class DriftTest:
     variant: Callable[[NumericReference, "SignalDrift"], str]
     decide: Callable[[EvaluationRow, bool, float], int] = lambda row, rejected, threshold: int(rejected)
     adjusted: bool = True
+    categorical: bool = False  # a test of a category signal's counts (its reference: CategoricalReference)
 
 
 _TESTS: dict[str, DriftTest] = {}
@@ -53,11 +64,20 @@ def drift_tests() -> dict[str, DriftTest]:
     return dict(_TESTS)
 
 
-def _known(names: list[str]) -> list[str]:
-    unknown = [t for t in names if t not in _TESTS]
+def _known(names: list[str], categorical: bool | None = False) -> list[str]:
+    """``names`` if each is a drift test (of numeric signals, of categories, or — None — either)."""
+    known = sorted(t for t, d in _TESTS.items() if categorical is None or d.categorical == categorical)
+    unknown = [t for t in names if t not in known]
     if unknown:
-        raise ValueError(f"unknown drift test(s) {unknown} (known: {sorted(_TESTS)})")
+        kind = (
+            "" if categorical is None else " for category signals" if categorical else " for numeric signals"
+        )
+        raise ValueError(f"unknown drift test(s) {unknown} (known{kind}: {known})")
     return names
+
+
+# category signals (their values are codes: a language): ``text.language``
+CATEGORY_SIGNALS = frozenset(f"text.{name}" for name in CATEGORICAL)
 
 
 Threshold = Annotated[float, Field(ge=0)]
@@ -67,6 +87,8 @@ class SignalDriftConfig(CheckConfig):
     # the tests run on every signal × slice; ``signal_tests`` overrides them per signal, e.g.
     # {"audio.snr_db": [wasserstein]}
     tests: list[str] = Field(default_factory=lambda: ["psi", "ks"])
+    # the tests of category signals (text.language): chi-square's p decides, Jensen–Shannon says how far
+    categorical_tests: list[str] = Field(default_factory=lambda: ["chisquare", "jensenshannon"])
     signal_tests: dict[str, list[str]] = Field(default_factory=dict)
     # each test's threshold (psi: the PSI; ks: the minimum D; wasserstein: the normalised distance)
     # instead of its default, and per signal, e.g. {"audio.snr_db": {psi: 0.4, ks: 0.2}}
@@ -82,24 +104,29 @@ class SignalDriftConfig(CheckConfig):
     def _tests_known(cls, v: list[str]) -> list[str]:
         return _known(v)
 
+    @field_validator("categorical_tests")
+    @classmethod
+    def _categorical_tests_known(cls, v: list[str]) -> list[str]:
+        return _known(v, categorical=True)
+
     @field_validator("signal_tests")
     @classmethod
     def _signal_tests_known(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for names in v.values():
-            _known(names)
+        for signal, names in v.items():
+            _known(names, categorical=signal in CATEGORY_SIGNALS)
         return v
 
     @field_validator("thresholds")
     @classmethod
     def _thresholds_known(cls, v: dict[str, float]) -> dict[str, float]:
-        _known(list(v))
+        _known(list(v), categorical=None)
         return v
 
     @field_validator("signal_thresholds")
     @classmethod
     def _signal_thresholds_known(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         for by_test in v.values():
-            _known(list(by_test))
+            _known(list(by_test), categorical=None)
         return v
 
 
@@ -114,13 +141,17 @@ class SignalDrift(Check):
         default = self.config.thresholds.get(test, _TESTS[test].default_threshold)
         return self.config.signal_thresholds.get(signal, {}).get(test, default)
 
-    def summarise(self, reference: WindowView, embeddings) -> dict[tuple[str, str], NumericReference]:
+    def summarise(self, reference: WindowView, reads) -> dict[tuple[str, str], NumericReference]:
         """Per (slice, signal): the reference's sorted values or quantiles and its PSI bins."""
         slices = sorted(reference.masks)
         bins = self.config.bins
 
-        def fit(sig: str) -> dict[str, NumericReference]:
+        def fit(sig: str) -> dict[str, NumericReference | CategoricalReference]:
             by_slice = reference.sorted_by_slice(sig)
+            if sig in CATEGORY_SIGNALS:
+                return {
+                    sl: CategoricalReference.fit(_categories(by_slice.get(sl, np.zeros(0)))) for sl in slices
+                }
             return {sl: NumericReference.fit(by_slice.get(sl, np.zeros(0)), bins) for sl in slices}
 
         signals = [s for s in reference.signals.columns if not s.startswith(MISSING)]
@@ -140,16 +171,19 @@ class SignalDrift(Check):
         )
         empty = np.zeros(0)
         no_reference = NumericReference.fit(empty, self.config.bins)
+        no_categories = CategoricalReference({})
 
         def drift(sig: str) -> dict[str, list[EvaluationRow]]:
             by_slice = win.sorted_by_slice(sig) if sig in win.signals else {}
-            tests = self.config.signal_tests.get(sig, self.config.tests)
+            categorical = sig in CATEGORY_SIGNALS
+            default = self.config.categorical_tests if categorical else self.config.tests
+            tests = self.config.signal_tests.get(sig, default)
             return {
                 sl: [
                     self._row(
                         inputs,
                         _TESTS[t],
-                        summary.get((sl, sig), no_reference),
+                        summary.get((sl, sig), no_categories if categorical else no_reference),
                         by_slice.get(sl, empty),
                         sl,
                         sig,
@@ -204,6 +238,32 @@ class SignalDrift(Check):
 
 register(SignalDrift)
 
+
+def _categories(codes: np.ndarray) -> list[str]:
+    """A category signal's values (numeric codes) as the categories the tests count."""
+    return [str(int(v)) for v in codes]
+
+
+RARE = 5  # a category the reference holds fewer times is counted with the others
+
+
+def _pooled(ref: CategoricalReference, codes: np.ndarray) -> tuple[CategoricalReference, list[str]]:
+    """The reference and the window with the reference's rare categories, and the window's new
+    ones, pooled into one: one stray sentence in a language the reference never saw is not a
+    drift (chi-square's expected count of 0 would call it one); many are, as the pool grows."""
+    keep = {k for k, c in ref.counts.items() if c >= RARE}
+    pooled: dict[str, int] = {}
+    for k, c in ref.counts.items():
+        key = k if k in keep else OTHER_CATEGORY
+        pooled[key] = pooled.get(key, 0) + c
+    # one more in the pool (a prior): a window's first new category has an expected count above 0
+    pooled[OTHER_CATEGORY] = pooled.get(OTHER_CATEGORY, 0) + 1
+    return CategoricalReference(pooled), [k if k in keep else OTHER_CATEGORY for k in _categories(codes)]
+
+
+OTHER_CATEGORY = "other"
+
+
 register_drift_test(
     DriftTest(
         "psi",
@@ -236,5 +296,30 @@ register_drift_test(
         ),
         variant=lambda ref, check: "normed_by_reference_std",
         adjusted=False,
+    )
+)
+register_drift_test(
+    DriftTest(
+        "chisquare",
+        0.1,
+        score=lambda ref, x, threshold, check: chi_square_test(
+            *_pooled(ref, x), alpha=check.fdr, min_n=check.config.min_n
+        ),
+        variant=lambda ref, check: f"pearson_goodness_of_fit_{len(ref.counts)}_reference_categories",
+        # significant, and Cramér's V (the row's effect) at least the threshold
+        decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold),
+        categorical=True,
+    )
+)
+register_drift_test(
+    DriftTest(
+        "jensenshannon",
+        0.1,
+        score=lambda ref, x, threshold, check: jensen_shannon_test(
+            *_pooled(ref, x), threshold=threshold, min_n=check.config.min_n
+        ),
+        variant=lambda ref, check: "distance_natural_log",
+        adjusted=False,
+        categorical=True,
     )
 )

@@ -30,7 +30,7 @@ from monitor.core.records import (
     Silence,
     SourceActivity,
 )
-from monitor.core.window import RunKey, Window
+from monitor.core.window import ModalityAnswers, RunKey, TokenWindow, Window
 
 
 class Source(Protocol):
@@ -94,6 +94,14 @@ class EventStore(Protocol):
         self, model_name: str, model_version: str, start: datetime, end: datetime
     ) -> dict[str, list[list[float]]]: ...
 
+    def window_tokens(
+        self, model_name: str, model_version: str, start: datetime, end: datetime
+    ) -> TokenWindow: ...
+
+    def window_answers(
+        self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime
+    ) -> ModalityAnswers: ...
+
     def unlabelled(
         self, model_name: str, model_version: str, start: datetime, end: datetime
     ) -> list[tuple[str, float, dict]]: ...
@@ -137,6 +145,10 @@ class EvaluationStore(Protocol):
     def insert(self, rows: Sequence[EvaluationRow]) -> None: ...
 
     def history(self, key: RunKey, since: datetime, metrics: Sequence[str]) -> list[EvaluationRow]: ...
+
+    def latest(self, metric: str, until: datetime | None = None) -> list[EvaluationRow]: ...
+
+    def window(self, key: RunKey) -> list[EvaluationRow]: ...
 
     def previous_values(
         self, model_name: str, model_version: str, interval_s: int, lag_s: int, before: datetime

@@ -36,6 +36,10 @@ class EventRow(NamedTuple):
     position: str
     ingested_at: datetime
     media_uris: dict[str, str] | None  # where the media came from (never the media): for reviewers
+    # each modality's own answer, where the model gives one: {modality: {label, confidence}}
+    per_modality: dict[str, dict] | None = None
+    # the raw text's words as hashed vocabulary buckets (never the words): packed uint32
+    text_tokens: bytes | None = None
 
 
 class LabelRow(NamedTuple):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
@@ -44,6 +44,80 @@ class Window:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+
+@dataclass
+class ModalityAnswers:
+    """The events of a window that carry each modality's own answer (``output.per_modality``):
+    their fused answers as a ``Window`` (no signals), and per modality each event's own label
+    (None where that modality gave none) and confidence (NaN where it gave none)."""
+
+    window: Window
+    labels: dict[str, np.ndarray]
+    confidence: dict[str, np.ndarray]
+
+    @classmethod
+    def of(
+        cls,
+        slices: Sequence[dict],
+        pred_label: Sequence[str],
+        confidence: Sequence[float],
+        abstained: Sequence[bool],
+        label: Sequence[str | None],
+        per_modality: Sequence[dict],
+    ) -> "ModalityAnswers":
+        n = len(pred_label)
+        window = Window.of(slices, [{}] * n, pred_label, confidence, abstained, label)
+        modalities = sorted({m for answers in per_modality for m in answers})
+        labels = {
+            m: np.asarray([a.get(m, {}).get("label") for a in per_modality], dtype=object) for m in modalities
+        }
+        conf = {
+            m: np.asarray(
+                [
+                    np.nan if a.get(m, {}).get("confidence") is None else a[m]["confidence"]
+                    for a in per_modality
+                ],
+                dtype=float,
+            )
+            for m in modalities
+        }
+        return cls(window, labels, conf)
+
+    @classmethod
+    def none(cls) -> "ModalityAnswers":
+        return cls.of([], [], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+
+@dataclass
+class TokenWindow:
+    """The events of a window whose raw text was measured: their slices (as a ``Window`` with no
+    signals or answers) and each one's words as hashed vocabulary buckets."""
+
+    window: Window
+    tokens: list[np.ndarray]
+
+    @classmethod
+    def of(cls, slices: Sequence[dict], packed: Sequence[bytes]) -> "TokenWindow":
+        n = len(packed)
+        window = Window.of(slices, [{}] * n, [""] * n, [0.0] * n, [False] * n, [None] * n)
+        return cls(window, [np.frombuffer(p, dtype="<u4") for p in packed])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class ReferenceReads:
+    """What is read of a reference besides its window, for the checks that need it: its
+    embeddings by name, its events' per-modality answers."""
+
+    embeddings: dict[str, list[list[float]]] = field(default_factory=dict)
+    answers: ModalityAnswers | None = None
+    tokens: TokenWindow | None = None
 
 
 def outputs_frame(pred_label, confidence, abstained, label) -> pd.DataFrame:

@@ -28,7 +28,7 @@ class ConfidentShare(Check):
     Config = ConfidentShareConfig
     reported = ("confident_share",)
 
-    def summarise(self, reference, embeddings):
+    def summarise(self, reference, reads):
         return float((reference.confidence > self.config.above).mean()) if reference.n else None
 
     def run(self, summary, inputs: EvaluationInput):
