@@ -10,7 +10,13 @@ measures itself. Episodes (written to ``episodes.json``), quiet before day 10:
 
 * ``mic_change``: from day 10, environment=car audio is 10 dB quieter (a microphone swap);
 * ``confidence_inflation``: from day 11, confidences creep towards 1 while accuracy stays;
-* ``cam_b_darkening``: from day 14, device=cam_b images darken and blur, its error rate rises.
+* ``cam_b_darkening``: from day 14, device=cam_b images darken and blur, its error rate rises;
+* ``captions_in_dutch``: from day 12, half of locale=en-US captions arrive in Dutch (a translation
+  layer routed wrong). Their lengths, scripts and ASCII share are English captions' (the old text
+  signals see nothing); their language, vocabulary and sentiment (VADER's lexicon is English) move.
+
+One in ``MEDIA_EVERY`` of locale=en-US events sends its caption as raw text (inline), measured by
+modalwatch: characters, language, sentiment and the words' hashed buckets.
 
 The real media alone shows the two media episodes: the signals only they carry (e.g.
 ``image.underexposed_share``, ``audio.true_peak_dbtp``) drift too.
@@ -18,6 +24,7 @@ The real media alone shows the two media episodes: the signals only they carry (
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -45,6 +52,7 @@ LOCALES = ["en-US", "de-DE", "ja-JP"]
 ENVS = ["indoor", "outdoor", "car"]
 
 MEDIA_EVERY = 5
+DUTCH_FROM_DAY = 12
 
 EPISODES = [
     {
@@ -73,6 +81,25 @@ EPISODES = [
         "expect": [{"alertname": "CalibrationDrift", "slice": "*"}],
     },
     {
+        "name": "captions_in_dutch",
+        "start_day": DUTCH_FROM_DAY,
+        "description": "half of locale=en-US captions arrive in Dutch (a translation layer routed wrong)",
+        "expect": [
+            {"alertname": "SignalDrift", "slice": "locale=en-US", "modality": "text", "signal": "language"},
+            {
+                "alertname": "VocabularyDrift",
+                "slice": "locale=en-US",
+                "modality": "text",
+                "signal": "vocabulary",
+            },
+        ],
+        # what the old text signals see of it: nothing
+        "quiet": [
+            {"alertname": "SignalDrift", "slice": "locale=en-US", "modality": "text", "signal": s}
+            for s in ("characters", "tokens", "non_ascii_share", "scripts", "empty")
+        ],
+    },
+    {
         "name": "cam_b_darkening",
         "start_day": 14,
         "description": "device=cam_b images darken, its error rate rises",
@@ -93,6 +120,46 @@ EPISODES = [
         ],
     },
 ]
+
+
+# a caption: who, doing what, where, and how the tagger's user found it (the sentiment mix)
+CAPTIONS = {
+    "en": (
+        ["a man", "a woman", "two kids", "a big van", "a cyclist", "a dog", "an old bus", "a street sign"],
+        ["walks past", "waits near", "stands outside", "turns left at", "stops beside", "drives by"],
+        ["the station", "the garage", "the bakery", "the crossing", "the garden", "the market"],
+        ["", "", "what a lovely clear picture", "great shot", "terrible blurry image", "awful, useless view"],
+    ),
+    # word for word as long: lengths, tokens and the ASCII share stay what they were
+    "nl": (
+        [
+            "een man",
+            "een vrouw",
+            "twee kinderen",
+            "een grote bestelbus",
+            "een fietser",
+            "een hond",
+            "een oude bus",
+            "een groot bord",
+        ],
+        ["loopt langs", "wacht bij", "staat voor", "slaat linksaf bij", "stopt naast", "rijdt langs"],
+        ["het station", "de garage", "de bakkerij", "het kruispunt", "de tuin", "de markt"],
+        [
+            "",
+            "",
+            "wat een mooie heldere foto",
+            "prachtig beeld",
+            "vreselijk wazig beeld",
+            "slecht, nutteloos zicht",
+        ],
+    ),
+}
+
+
+def caption(rng, lang: str) -> str:
+    who, verb, where, tail = (parts[rng.integers(len(parts))] for parts in CAPTIONS[lang])
+    text = f"{who} {verb} {where}"
+    return f"{text}, {tail}" if tail else text
 
 
 def generate(days: int, seed: int, events_per_day: int, media=None) -> tuple[list[dict], list[dict]]:
@@ -149,6 +216,13 @@ def generate(days: int, seed: int, events_per_day: int, media=None) -> tuple[lis
             "text": {"signals": {"characters": int(chars[i])}},
         }
         if media is not None and i % MEDIA_EVERY == 0:
+            if locale[i] == "en-US":
+                dutch = day[i] >= DUTCH_FROM_DAY and rng.uniform() < 0.5
+                text = caption(rng, "nl" if dutch else "en")
+                inputs["text"] = {
+                    "data_b64": base64.b64encode(text.encode()).decode(),
+                    "media_type": "text/plain",
+                }
             if device[i] == "cam_b":
                 inputs["image"] = {"uri": media.image(float(dark[i])), "media_type": "image/jpeg"}
             if env[i] == "car":

@@ -73,6 +73,11 @@ def seed_of(key: RunKey) -> int:
     )
 
 
+# what a check that failed to summarise the reference is given: its run raises, and the window
+# gets its one error row (see compute)
+_FAILED_SUMMARY = object()
+
+
 def compute(
     checks: Sequence[Check], summaries: dict[str, Any], inputs: EvaluationInput, fdr: float
 ) -> list[EvaluationRow]:
@@ -87,7 +92,10 @@ def compute(
             rows = control_false_discoveries(rows, checks, fdr)  # (adjusted rows stay as they are)
         inputs.rows = rows
         try:
-            rows = rows + check.run(summaries.get(check.name), inputs)
+            summary = summaries.get(check.name)
+            if summary is _FAILED_SUMMARY:
+                raise RuntimeError(f"check {check.name} could not summarise the reference (logged)")
+            rows = rows + check.run(summary, inputs)
         except Exception as e:  # noqa: BLE001 - see the docstring
             log.exception(
                 "check %s failed on %s %s, window from %s",
@@ -393,7 +401,14 @@ class Evaluator:
         limit = self.config.evaluation.max_slice_values
         view = WindowView(data, kept_values(data.slices, limit, {}))
         summary = ReferenceSummary.of(view, limit)
-        return summary, {c.name: c.summarise(view, reads) for c in self.checks}
+        own = {}
+        for c in self.checks:
+            try:
+                own[c.name] = c.summarise(view, reads)
+            except Exception:  # noqa: BLE001 - one check's bug must not stop the others' windows
+                log.exception("check %s could not summarise the reference; its rows are errors", c.name)
+                own[c.name] = _FAILED_SUMMARY
+        return summary, own
 
     # -- stage 3: rules → alert state → review queue → outbox -----------------------------------
     def apply_rules(

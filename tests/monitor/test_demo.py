@@ -24,7 +24,12 @@ def _firing(out):
 
 def test_each_injected_episode_raises_its_alert(demo_out):
     episodes = json.loads((demo_out / "episodes.json").read_text())
-    assert [e["name"] for e in episodes] == ["mic_change", "confidence_inflation", "cam_b_darkening"]
+    assert [e["name"] for e in episodes] == [
+        "mic_change",
+        "confidence_inflation",
+        "captions_in_dutch",
+        "cam_b_darkening",
+    ]
     firing = _firing(demo_out)
     for ep in episodes:
         for want in ep["expect"]:
@@ -35,6 +40,9 @@ def test_each_injected_episode_raises_its_alert(demo_out):
                 and a["startsAt"] >= ep["starts_at"].replace("+00:00", "Z")[:10]
             ]
             assert hits, f"episode {ep['name']}: no alert matching {want}"
+        # and what should not see it does not (the old text signals of the Dutch captions)
+        for quiet in ep.get("quiet", []):
+            assert not [a for a in firing if all(a["labels"].get(k) == v for k, v in quiet.items())], quiet
 
 
 def test_no_alert_before_the_first_episode(demo_out):
@@ -74,7 +82,7 @@ def test_without_the_demo_extra_the_demo_names_the_extra_to_install(tmp_path):
 
 
 def test_each_injected_episode_is_one_incident(demo_out):
-    """The demo's three causes raise dozens of alerts; grouped by cause they are three incidents,
+    """The demo's four causes raise dozens of alerts; grouped by cause they are four incidents,
     each at the episode's own place."""
     cfg = demo_out / "incidents.yaml"
     cfg.write_text(f"store: {{path: {demo_out / 'modalwatch.db'}}}\n")
@@ -88,10 +96,11 @@ def test_each_injected_episode_is_one_incident(demo_out):
     assert proc.returncode == 0, proc.stderr
     incidents = [json.loads(line) for line in proc.stdout.splitlines()]
     places = {i["place"]: i for i in incidents}
-    assert len(incidents) == 3 and set(places) == {"environment=car", "device=cam_b", "*"}
+    assert len(incidents) == 4 and set(places) == {"environment=car", "device=cam_b", "locale=en-US", "*"}
     assert places["environment=car"]["families"] == ["audio"]  # the microphone swap
     assert places["device=cam_b"]["families"] == ["image", "error rate"]  # darker, and wrong more often
     assert places["*"]["families"] == ["calibration"]  # confidence inflation, everywhere
+    assert places["locale=en-US"]["families"] == ["text"]  # the captions in Dutch
     assert sum(len(i["alerts"]) for i in incidents) > 3
     # and so does the plain alert list, before its alerts
     plain = subprocess.run(
@@ -99,8 +108,8 @@ def test_each_injected_episode_is_one_incident(demo_out):
         timeout=120,
     )  # fmt: skip
     head = plain.stdout.splitlines()
-    assert head[0] == "3 incident(s) firing (--incidents lists their alerts):"
-    assert {line.strip().split(":")[0] for line in head[1:4]} == set(places) - {"*"} | {"all traffic"}
+    assert head[0] == "4 incident(s) firing (--incidents lists their alerts):"
+    assert {line.strip().split(":")[0] for line in head[1:5]} == set(places) - {"*"} | {"all traffic"}
     # the report leads with the same incidents
     report = json.loads((demo_out / "report.json").read_text())
     assert {i["place"] for i in report["incidents"]} == set(places)
@@ -115,9 +124,10 @@ def test_each_injected_episode_is_one_incident(demo_out):
         p["groupLabels"]["incident"]: p["commonAnnotations"]["incident"]
         for p in (g["payload"] for g in sent(demo_out))
     }
-    assert len(told) == 3
+    assert len(told) == 4
     assert sorted(h.split(":")[0] for h in told.values()) == [
         "all traffic",
         "device=cam_b",
         "environment=car",
+        "locale=en-US",
     ]
