@@ -449,6 +449,33 @@ def chi_square_test(ref: CategoricalReference, window, alpha: float = 0.05, min_
     return DriftResult("chisquare", float(chi2), float(p), bool(p < alpha), v, alpha, n_win, ref.n, "ok")
 
 
+def chi_square_two_sample(ref_counts, win_counts, alpha: float = 0.05, min_n: int = 30) -> DriftResult:
+    """Pearson's chi-square test of homogeneity of two samples' category counts (a 2 × k table:
+    the reference's are a sample too, unlike ``chi_square_test``'s fixed shares, so a category
+    the reference barely had does not blow the statistic up); ``effect`` Cramér's V of the
+    table, in [0, 1]. Counts may be fractional (effective sample sizes).
+
+    >>> r = chi_square_two_sample([500, 500], [55, 45]); r.drift, round(r.effect, 3)
+    (False, 0.029)
+    >>> r = chi_square_two_sample([500, 500, 1], [40, 40, 20]); r.drift, round(r.effect, 2)
+    (True, 0.42)
+    """
+    table = np.vstack([np.asarray(ref_counts, float), np.asarray(win_counts, float)])
+    n_ref, n_win = float(table[0].sum()), float(table[1].sum())
+    if n_win < min_n or n_ref < min_n:
+        return _insufficient("chisquare", alpha, int(n_win), int(n_ref))
+    table = table[:, table.sum(0) > 0]
+    if table.shape[1] < 2:
+        return DriftResult("chisquare", 0.0, 1.0, False, 0.0, alpha, int(n_win), int(n_ref), "ok")
+    from scipy import stats
+
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    p = float(stats.chi2.sf(chi2, table.shape[1] - 1))
+    v = math.sqrt(chi2 / table.sum())  # min(rows, columns) - 1 = 1
+    return DriftResult("chisquare", chi2, p, p < alpha, v, alpha, int(n_win), int(n_ref), "ok")
+
+
 def jensen_shannon_test(
     ref: CategoricalReference, window, threshold: float = 0.1, min_n: int = 30
 ) -> DriftResult:

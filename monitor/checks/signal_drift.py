@@ -20,7 +20,7 @@ from detectors.drift import (
     CategoricalReference,
     DriftResult,
     NumericReference,
-    chi_square_test,
+    chi_square_two_sample,
     jensen_shannon_test,
     ks_test,
     psi_test,
@@ -244,24 +244,13 @@ def _categories(codes: np.ndarray) -> list[str]:
     return [str(int(v)) for v in codes]
 
 
-RARE = 5  # a category the reference holds fewer times is counted with the others
-
-
-def _pooled(ref: CategoricalReference, codes: np.ndarray) -> tuple[CategoricalReference, list[str]]:
-    """The reference and the window with the reference's rare categories, and the window's new
-    ones, pooled into one: one stray sentence in a language the reference never saw is not a
-    drift (chi-square's expected count of 0 would call it one); many are, as the pool grows."""
-    keep = {k for k, c in ref.counts.items() if c >= RARE}
-    pooled: dict[str, int] = {}
-    for k, c in ref.counts.items():
-        key = k if k in keep else OTHER_CATEGORY
-        pooled[key] = pooled.get(key, 0) + c
-    # one more in the pool (a prior): a window's first new category has an expected count above 0
-    pooled[OTHER_CATEGORY] = pooled.get(OTHER_CATEGORY, 0) + 1
-    return CategoricalReference(pooled), [k if k in keep else OTHER_CATEGORY for k in _categories(codes)]
-
-
-OTHER_CATEGORY = "other"
+def _counts(ref: CategoricalReference, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's and the window's counts of each category either has."""
+    win = CategoricalReference.fit(_categories(codes)).counts
+    keys = sorted(set(ref.counts) | set(win))
+    return np.array([ref.counts.get(k, 0) for k in keys], float), np.array(
+        [win.get(k, 0) for k in keys], float
+    )
 
 
 register_drift_test(
@@ -302,10 +291,10 @@ register_drift_test(
     DriftTest(
         "chisquare",
         0.1,
-        score=lambda ref, x, threshold, check: chi_square_test(
-            *_pooled(ref, x), alpha=check.fdr, min_n=check.config.min_n
+        score=lambda ref, x, threshold, check: chi_square_two_sample(
+            *_counts(ref, x), alpha=check.fdr, min_n=check.config.min_n
         ),
-        variant=lambda ref, check: f"pearson_goodness_of_fit_{len(ref.counts)}_reference_categories",
+        variant=lambda ref, check: f"two_sample_homogeneity_{len(ref.counts)}_reference_categories",
         # significant, and Cramér's V (the row's effect) at least the threshold
         decide=lambda row, rejected, threshold: int(rejected and (row.effect or 0.0) >= threshold),
         categorical=True,
@@ -316,7 +305,7 @@ register_drift_test(
         "jensenshannon",
         0.1,
         score=lambda ref, x, threshold, check: jensen_shannon_test(
-            *_pooled(ref, x), threshold=threshold, min_n=check.config.min_n
+            ref, _categories(x), threshold=threshold, min_n=check.config.min_n
         ),
         variant=lambda ref, check: "distance_natural_log",
         adjusted=False,

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import Field
 from scipy.spatial.distance import jensenshannon
 
+from detectors.drift import chi_square_two_sample
 from detectors.intervals import two_proportion_p
 from monitor.checks.base import ALL, Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
@@ -60,19 +61,6 @@ def _words(tokens: TokenWindow, view: WindowView) -> dict[str, tuple[np.ndarray,
     flat = np.concatenate(tokens.tokens) if tokens.tokens else np.zeros(0, dtype=np.uint32)
     owner = np.repeat(np.arange(len(tokens)), lengths)
     return {sl: (flat[mask[owner]], int(mask.sum())) for sl, mask in view.masks.items()}
-
-
-def _chi_square_p(ref: np.ndarray, win: np.ndarray) -> float:
-    """Pearson's two-sample chi-square p-value of two count vectors (texts, possibly fractional)."""
-    from scipy import stats
-
-    table = np.vstack([ref, win])
-    table = table[:, table.sum(0) > 0]
-    if table.shape[1] < 2 or table[1].sum() == 0:
-        return 1.0
-    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    return float(stats.chi2.sf(chi2, table.shape[1] - 1))
 
 
 def _vocabulary(tokens: TokenWindow, mask: np.ndarray, top_k: int) -> _Vocabulary:
@@ -170,7 +158,11 @@ class Vocabulary(Check):
                     n=int(win.size),
                     n_reference=ref.n,
                     effect=finite(js),
-                    p_value=_chi_square_p(ref_counts / per_text, win_counts / per_text) if enough else None,
+                    p_value=chi_square_two_sample(
+                        ref_counts / per_text, win_counts / per_text, min_n=0
+                    ).p_value
+                    if enough
+                    else None,
                 )
             )
         return rows
