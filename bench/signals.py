@@ -9,7 +9,13 @@ and a 1920×1080 JPEG (the same picture resized, quality 90); best of 40 runs ea
 Integrated loudness of N minutes of 48 kHz stereo (noise shaped like programme material) with
 modalwatch's detectors.audio.loudness against pyloudnorm (filter_class="DeMan") — the same value
 within 0.01 LU, the speed ratio, and the real-time factor on one core. Max momentary / short-term
-loudness and loudness range come from the same call. Ends with one GOAL line per goal, exit 0.
+loudness and loudness range come from the same call.
+
+Text (issue 17): texts per second on one core of each text signal, on the 70 sentences of
+tests/data/languages.json (14 languages) repeated: the old signals (characters … scripts), VADER
+sentiment, Lingua language identification (against langid.py on the same texts, with both
+start-up times, memory and accuracy: why Lingua), the hashed vocabulary buckets, and all of them
+as the pipeline measures a raw text. Ends with one GOAL line per goal, exit 0.
 """
 
 from __future__ import annotations
@@ -68,7 +74,83 @@ def main() -> int:
     print(f"GOAL loudness_real_time_factor: {rtf:,.0f}x vs 1,000x {'PASS' if rtf >= 1000 else 'FAIL'}")
     for line in image_goals:
         print(line)
+    for line in bench_text():
+        print(line)
     return 0
+
+
+def _rss_mib() -> float:
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_text() -> list[str]:
+    import json
+
+    from detectors import text as t
+    from monitor.media import signals_of
+
+    data = json.loads((Path(__file__).resolve().parent.parent / "tests/data/languages.json").read_text())
+    sentences = [(lang, s) for lang, ss in data.items() for s in ss]
+    texts = [s for _, s in sentences] * 30
+    mem0, t0 = _rss_mib(), time.perf_counter()
+    t.language("warm up")  # builds Lingua's detector: its start-up
+    lingua_start, lingua_mib = time.perf_counter() - t0, _rss_mib() - mem0
+    t.sentiment("warm up")
+
+    def rate(fn) -> float:
+        best = min(best_of(lambda: [fn(x) for x in texts], repeat=3)[0], 1e9)
+        return len(texts) / best
+
+    rates = {
+        "old_signals": rate(lambda x: (len(x), len(x.split()), sum(ord(c) > 127 for c in x))),
+        "sentiment": rate(t.sentiment),
+        "language": rate(t.language),
+        "vocabulary": rate(lambda x: t.token_buckets(x, b"bench")),
+        "all_text_signals": rate(lambda x: (signals_of("text", x.encode()), t.token_buckets(x, b"bench"))),
+    }
+    iso = dict(
+        en="eng", de="deu", fr="fra", es="spa", it="ita", pt="por", nl="nld",
+        sv="swe", pl="pol", ru="rus", tr="tur", ja="jpn", zh="zho", ar="ara",
+    )  # fmt: skip
+    lingua_right = sum(t.language_name(t.language(s)[0]) == iso[lang] for lang, s in sentences)
+    print(f"text: {len(texts)} texts ({len(data)} languages), one core")
+    for name, r in rates.items():
+        print(f"  {name:18s} {r:10,.0f} texts/s")
+    print(
+        f"  lingua (low accuracy): start {lingua_start:.2f} s, +{lingua_mib:.0f} MiB,"
+        f" {lingua_right}/{len(sentences)} right"
+    )
+    goals = []
+    try:
+        mem0, t0 = _rss_mib(), time.perf_counter()
+        from langid.langid import LanguageIdentifier, model
+
+        ident = LanguageIdentifier.from_modelstring(model, norm_probs=True)
+        ident.classify("warm up")
+        langid_start, langid_mib = time.perf_counter() - t0, _rss_mib() - mem0
+        langid_rate = rate(ident.classify)
+        langid_right = sum(ident.classify(s)[0] == lang for lang, s in sentences)
+        print(
+            f"  langid.py          {langid_rate:10,.0f} texts/s; start {langid_start:.2f} s,"
+            f" +{langid_mib:.0f} MiB,"
+            f" {langid_right}/{len(sentences)} right"
+        )
+        speed = rates["language"] / langid_rate
+        goals.append(f"GOAL language_speed_vs_langid: {speed:.1f}x vs 1x {'PASS' if speed >= 1 else 'FAIL'}")
+        goals.append(
+            f"GOAL language_accuracy_vs_langid: {lingua_right}/{len(sentences)}"
+            f" vs {langid_right}/{len(sentences)}"
+            f" {'PASS' if lingua_right >= langid_right else 'FAIL'}"
+        )
+    except ImportError:
+        print("  langid.py not installed (pip install langid): no comparison")
+    for name in ("sentiment", "language", "vocabulary", "all_text_signals"):
+        r = rates[name]
+        goals.append(
+            f"GOAL text_{name}_throughput: {r:,.0f} texts/s vs 1,000 texts/s"
+            f" {'PASS' if r >= 1000 else 'FAIL'}"
+        )
+    return goals
 
 
 def bench_images() -> list[str]:
