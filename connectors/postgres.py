@@ -106,6 +106,9 @@ class PostgresDialect(Dialect):
     def concat_bytes(self, expr: str) -> str:
         return f"string_agg({expr}, ''::bytea)"
 
+    def seconds_between(self, later: str, earlier: str) -> str:
+        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+
     def float_bytes(self, expr: str) -> str:
         return f"float8send({expr})"
 

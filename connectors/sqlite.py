@@ -111,6 +111,9 @@ class SqliteDialect(Dialect):
     def concat_bytes(self, expr: str) -> str:
         return f"mw_concat({expr})"
 
+    def seconds_between(self, later: str, earlier: str) -> str:
+        return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
     def float_bytes(self, expr: str) -> str:
         return f"mw_f8({expr})"
 

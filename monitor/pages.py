@@ -427,12 +427,23 @@ def _review(charts: Charts, rv: dict) -> str:
     return f"<p>By state now: {e(by_state)}. {e(agreement)}</p>" + "".join(out)
 
 
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 3)
+
+
 def _health(charts: Charts, dh: dict) -> str:
     out = []
     if dh["events_per_window"]:
         x = [w["window_start"] for w in dh["events_per_window"]]
         ys = {"events": [w["events"] for w in dh["events_per_window"]]}
         out.append(box(lines_chart(charts, x, ys, "Events per window (event time)", "events", kind="bar")))
+        lags = {
+            "mean": [_hours(w.get("ingest_lag_mean_s")) for w in dh["events_per_window"]],
+            "largest": [_hours(w.get("ingest_lag_max_s")) for w in dh["events_per_window"]],
+        }
+        if any(v is not None for v in lags["largest"]):
+            title = "Ingest lag per window: stored minus event time"
+            out.append(box(lines_chart(charts, x, lags, title, "hours")))
     for s in dh.get("missing_modalities") or []:
         out.append(box(band_chart(charts, [s], "Missing modality: " + s["signal"], "PSI", False)))
     dead = [[d["source"], d["reason"], d["count"]] for d in dh["dead_letters"]]

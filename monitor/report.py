@@ -414,8 +414,15 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
     if key is not None:
         ws = ev.rows("error_rate", key)
         for (model, start, end), _ in ws.groupby(["model_name", "window_start", "window_end"], sort=True):
+            n, mean_lag, max_lag = store.events.arrivals(model, start, end)
             per_window.append(
-                {"model": model, "window_start": _iso(start), "events": store.events.count(model, start, end)}
+                {
+                    "model": model,
+                    "window_start": _iso(start),
+                    "events": n,
+                    "ingest_lag_mean_s": mean_lag,
+                    "ingest_lag_max_s": max_lag,
+                }
             )
     missing = (
         series(ev.rows("psi", key)[lambda f: f["signal"].str.startswith("cross.missing_")]) if key else []

@@ -110,6 +110,10 @@ class Dialect(ABC):
         """An aggregate concatenating ``expr``'s bytes."""
 
     @abstractmethod
+    def seconds_between(self, later: str, earlier: str) -> str:
+        """SQL of ``later - earlier`` (two timestamp columns) in seconds."""
+
+    @abstractmethod
     def float_bytes(self, expr: str) -> str:
         """``expr`` (a float) as 8 big-endian bytes."""
 

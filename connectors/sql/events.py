@@ -192,6 +192,20 @@ class EventRepository:
             )
         )
 
+    def arrivals(
+        self, model_name: str, start: datetime, end: datetime
+    ) -> tuple[int, float | None, float | None]:
+        """The events of ``model_name`` with event time in [start, end): how many, and their ingest
+        lag (stored minus event time) in seconds, mean and largest."""
+        d = self.db.dialect
+        lag = d.seconds_between("ingested_at", "ts")
+        n, mean, most = self.db.all(
+            f"SELECT COUNT(*), AVG({lag}), MAX({lag}) FROM events WHERE model_name = ? AND ts >= ?"
+            " AND ts < ?",
+            (model_name, d.ts(start), d.ts(end)),
+        )[0]
+        return int(n), None if mean is None else float(mean), None if most is None else float(most)
+
     def watermark(self) -> datetime | None:
         """The latest event time seen, inference or label."""
         vals = [

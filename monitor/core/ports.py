@@ -84,6 +84,10 @@ class EventStore(Protocol):
 
     def count(self, model_name: str, start: datetime, end: datetime) -> int: ...
 
+    def arrivals(
+        self, model_name: str, start: datetime, end: datetime
+    ) -> tuple[int, float | None, float | None]: ...
+
     def watermark(self) -> datetime | None: ...
 
     def load_window(

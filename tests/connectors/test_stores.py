@@ -425,3 +425,35 @@ def test_ingest_lookups_use_their_index_without_statistics_and_no_plan_is_kept(p
     assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan
     assert len(store.events.events_for([f"e{i}" for i in range(1000, 3000)])) == 2000
     store.close()
+
+
+def test_per_modality_answers_hashed_words_and_ingest_lag_read_back(any_store):
+    """What issue 17 stores beside an event — each modality's own answer, the text's hashed words —
+    comes back for the evaluation, and the report's ingest lag is computed by the database."""
+    import numpy as np
+
+    from detectors.text import token_buckets
+
+    words = token_buckets("a cat and a dog", b"k").astype("<u4").tobytes()
+    rows = [
+        _row("a", 1, {"device": "a"}, {"x": 1.0})._replace(
+            per_modality={
+                "image": {"label": "cat", "confidence": 0.9},
+                "audio": {"label": "dog", "confidence": None},
+            },
+            text_tokens=words,
+            ingested_at=T0 + timedelta(hours=2, minutes=30),
+        ),
+        _row("b", 2, {"device": "b"}, {"x": 2.0})._replace(ingested_at=T0 + timedelta(hours=5)),
+    ]
+    any_store.events.insert(rows)
+    end = T0 + timedelta(days=1)
+    answers = any_store.events.window_answers("m", "1", T0, end, end)
+    assert len(answers) == 1 and answers.labels["image"].tolist() == ["cat"]
+    assert answers.labels["audio"].tolist() == ["dog"] and np.isnan(answers.confidence["audio"][0])
+    tokens = any_store.events.window_tokens("m", "1", T0, end)
+    assert len(tokens) == 1 and tokens.tokens[0].tolist() == token_buckets("a cat and a dog", b"k").tolist()
+    assert tokens.window.slices.to_dict("records") == [{"device": "a"}]
+    n, mean, most = any_store.events.arrivals("m", T0, end)
+    # event a: 2 h in, stored at 2.5 h (30 min late); b: 4 h in, stored at 5 h (1 h late)
+    assert n == 2 and mean == pytest.approx(2700, abs=1) and most == pytest.approx(3600, abs=1)

@@ -156,3 +156,36 @@ def test_trust_endpoint_and_gauge(tmp_path):
         by_state[x["modality"], x["state"]] = by_state.get((x["modality"], x["state"]), 0) + 1
     assert gauge == by_state and gauge[("audio", "ok")] == 3
     store.close()
+
+
+def test_every_kind_of_reason_and_when_it_is_a_failure():
+    from datetime import datetime, timezone
+
+    from monitor.checks.trust import TrustConfig, reasons_of, state_of
+    from monitor.core.records import EvaluationRow
+
+    t = datetime(2026, 4, 6, tzinfo=timezone.utc)
+
+    def row(metric, signal, value, **kw):
+        base = dict(model_name="m", model_version="1", interval_s=3600, lag_s=0, window_start=t, window_end=t,
+                    evaluated_at=t, slice="*", detector=metric, variant="", status="ok")  # fmt: skip
+        return EvaluationRow(metric=metric, signal=signal, value=value, **{**base, **kw})
+
+    rows = [
+        row("psi", "image.brightness", 0.4, decision=1),  # drifted: degraded
+        row("psi", "image.sharpness", 0.1, decision=0),  # not decided: no reason
+        row("missing_modality_share", "audio", 0.6, reference_value=0.01, ci_low=0.55),  # most missing
+        row("modality_error_rate", "text.answer", 0.3, effect=0.1, p_adjusted=0.001),
+        row("modality_ece_drift", "text.answer", 0.05, effect=0.05, p_adjusted=0.001),
+        row("modality_disagreement", "image.answer", 0.2, effect=0.02, p_adjusted=0.001),  # below the floor
+        row("chisquare", "text.language", 900.0, effect=0.6, decision=1, slice="locale=en-US"),
+    ]
+    got = reasons_of(rows, TrustConfig())
+    assert [r.signal for r in got["*", "image"]] == ["image.brightness"]
+    assert state_of(got["*", "image"]) == "degraded"
+    assert [(r.kind, r.gross) for r in got["*", "audio"]] == [("missing", True)]
+    assert state_of(got["*", "audio"]) == "failed"
+    assert sorted(r.kind for r in got["*", "text"]) == ["calibration", "error_rate"]
+    assert state_of(got["*", "text"]) == "failed"  # two kinds of reason at once
+    assert [r.kind for r in got["locale=en-US", "text"]] == ["signal_drift"]
+    assert state_of([]) == "ok"
