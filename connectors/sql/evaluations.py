@@ -173,18 +173,25 @@ class EvaluationRepository:
 
     def latest(self, metric: str, until: datetime | None = None) -> list[EvaluationRow]:
         """The rows of ``metric`` in each series' (model version, interval, lag) latest window
-        that ended by ``until`` (None: the latest of all)."""
+        that ended by ``until`` (None: the latest of all). Two index reads (metric, window
+        start), not a scan per row: /metrics asks this on every scrape."""
         d = self.db.dialect
-        bound, params = ("", []) if until is None else (" AND x.window_end <= ?", [d.ts(until)])
-        rows = self.db.all(
-            f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations e WHERE metric = ? AND window_start ="
-            " (SELECT MAX(window_start) FROM evaluations x WHERE x.metric = e.metric AND x.model_name ="
-            " e.model_name AND x.model_version = e.model_version AND x.interval_s = e.interval_s AND"
-            f" x.lag_s = e.lag_s{bound})"
-            " ORDER BY model_name, model_version, interval_s, lag_s, slice, signal",
+        bound, params = ("", []) if until is None else (" AND window_end <= ?", [d.ts(until)])
+        latest = self.db.all(
+            "SELECT model_name, model_version, interval_s, lag_s, MAX(window_start) FROM evaluations"
+            f" WHERE metric = ?{bound} GROUP BY model_name, model_version, interval_s, lag_s",
             (metric, *params),
         )
-        return [self._row(r) for r in rows]
+        out = []
+        for mn, mv, iv, lag, ws in sorted(latest, key=lambda r: r[:4]):
+            rows = self.db.all(
+                f"SELECT {', '.join(EVALUATION_COLUMNS)} FROM evaluations WHERE metric = ? AND"
+                " window_start = ? AND model_name = ? AND model_version = ? AND interval_s = ? AND lag_s = ?"
+                " ORDER BY slice, signal",
+                (metric, ws, mn, mv, iv, lag),
+            )
+            out += [self._row(r) for r in rows]
+        return out
 
     def window(self, key: RunKey) -> list[EvaluationRow]:
         """Every row of one evaluated window."""
