@@ -137,6 +137,29 @@ def cmd_status(args, cfg) -> int:
     return 0
 
 
+def cmd_trust(args, cfg) -> int:
+    from monitor.trust import trust_now
+
+    with opened_store(cfg) as store:
+        got = trust_now(store, cfg, model=args.model, slice_=args.slice, modality=args.modality)
+    if args.json:
+        print(json.dumps(got, sort_keys=True))
+        return 0
+    if not got["trust"]:
+        print("no trust state yet: no window has been evaluated (or none matches)")
+        return 0
+    for t in got["trust"]:
+        # one mention per signal (its PSI and its KS are one reason to a reader)
+        named = dict.fromkeys(f"{r['kind']} {r['signal']}" for r in t["reasons"])
+        why = "; ".join(named) or ("recovering" if t["recovering"] else "")
+        print(
+            f"{t['model']} {t['model_version']} {t['slice']:>22} {t['modality']:<6} {t['state']:<9}"
+            f" since {t['since'][:16]}  ({t['interval']} window from {t['window_start'][:16]},"
+            f" {t['events']} events)" + (f"  {why}" if why else "")
+        )
+    return 0
+
+
 def add_commands(add) -> None:
     sp = add("evaluate", cmd_evaluate, "evaluate (backfill) the windows in [--from, --to)")
     sp.add_argument("--from", dest="from_", type=date_arg, required=True)
@@ -161,4 +184,9 @@ def add_commands(add) -> None:
     sp.add_argument("--to", type=date_arg, required=True)
     sp.add_argument("--out", required=True)
     sp = add("status", cmd_status, "print counts")
+    sp.add_argument("--json", action="store_true")
+    sp = add("trust", cmd_trust, "each stream's trust state now (what GET /v1/trust serves)")
+    sp.add_argument("--model")
+    sp.add_argument("--slice", help="K=V, or * for all traffic")
+    sp.add_argument("--modality", help="image, audio, text …")
     sp.add_argument("--json", action="store_true")

@@ -189,3 +189,22 @@ def test_every_kind_of_reason_and_when_it_is_a_failure():
     assert state_of(got["*", "text"]) == "failed"  # two kinds of reason at once
     assert [r.kind for r in got["locale=en-US", "text"]] == ["signal_drift"]
     assert state_of([]) == "ok"
+
+
+def test_the_trust_command_prints_what_the_endpoint_serves(tmp_path, capsys):
+    import json
+
+    from monitor.cli import main
+    from monitor.trust import trust_now
+
+    cfg, store = trust_run(tmp_path, 12, 400, darkened_then_back)
+    served = trust_now(store, cfg)["trust"]
+    store.close()
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"store: {{path: {tmp_path / 'trust.db'}}}\nevaluation: {{intervals: [1h]}}\n")
+    assert main(["trust", "--config", str(conf), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trust"] == served
+    assert main(["trust", "--config", str(conf), "--modality", "image", "--slice", "*"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("m 1") and " image  failed " in line and "signal_drift image.brightness" in line
+    assert line.count("image.brightness") == 1  # its PSI and KS are one reason to a reader
