@@ -427,6 +427,41 @@ def _review(charts: Charts, rv: dict) -> str:
     return f"<p>By state now: {e(by_state)}. {e(agreement)}</p>" + "".join(out)
 
 
+def _streams(charts: Charts, st: dict) -> str:
+    out = []
+    own = [x for x in st.get("per_modality", []) if x["metric"] == "modality_error_rate"]
+    if own:
+        title = "Each modality's own error rate, all traffic (output.per_modality)"
+        out.append(box(band_chart(charts, own, title, "error rate", True)))
+    fusion = [x for x in st.get("per_modality", []) if x["metric"] == "fusion_vs_best"]
+    if fusion:
+        title = "Fused error rate minus the best single modality's (above 0: fusion is not helping)"
+        out.append(box(band_chart(charts, fusion, title, "difference", True)))
+    trust = st.get("trust") or []
+    if not trust:
+        return "".join(out) + "<p>No stream's trust state was evaluated by the period's end.</p>"
+    shown = [t for t in trust if t["state"] != "ok"]
+    rows = [
+        [
+            t["modality"],
+            t["slice"],
+            t["state"],
+            (t["since"] or "")[:16],
+            "; ".join(dict.fromkeys(f"{r['kind']} {r['signal']}" for r in t["reasons"]))
+            or ("recovering" if t["recovering"] else ""),
+        ]
+        for t in shown
+    ]
+    ok = len(trust) - len(shown)
+    intro = (
+        f"<p>Trust at the period's end (GET /v1/trust): {len(shown)} of {len(trust)} streams"
+        f" (modality × slice) not ok; {ok} ok.</p>"
+    )
+    return (
+        "".join(out) + intro + (table(["modality", "slice", "state", "since", "why"], rows) if rows else "")
+    )
+
+
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 3)
 
@@ -489,6 +524,7 @@ difference) and the reference dashed. Gaps: too small a sample to say.</p>
 <h2 id="slices">Slices × windows</h2>{heat}
 <h2 id="drift">Drifted signals</h2>{_drift(charts, report)}
 <h2 id="vintages">Vintages</h2>{_vintages(charts, report.get("vintages") or [])}
+<h2 id="streams">Streams</h2>{_streams(charts, report.get("streams") or {})}
 <h2 id="review">Human review</h2>{_review(charts, report["review"])}
 <h2 id="health">Data health</h2>{_health(charts, dh)}
 """

@@ -505,8 +505,22 @@ def build_report(store, config, start: datetime, end: datetime, generated_at: da
         "vintages": vintages(ev),
         "review": {**store.review.stats(), "created_per_day": store.review.created_per_day()},
         "data_health": data_health(ev, key),
+        "streams": streams(ev, key, end),
         "intervals": intervals(ev.frame),
     }
+
+
+def streams(ev: Evidence, key: tuple[int, int] | None, end: datetime) -> dict:
+    """Per modality: its own answers' error rate over time (all traffic; where events carry
+    ``output.per_modality``), how fusion compares with the best single stream, and each stream's
+    trust state as it stood at the period's end (what GET /v1/trust served then)."""
+    from monitor.trust import trust_now
+
+    rows = ev.rows(("modality_error_rate", "fusion_vs_best"), key) if key else ev.frame.iloc[0:0]
+    trust = trust_now(ev.store, ev.config, at=end)["trust"]
+    order = {"failed": 0, "degraded": 1, "unknown": 2, "ok": 3}
+    trust.sort(key=lambda t: (order.get(t["state"], 9), t["modality"], t["slice"]))
+    return {"per_modality": series(rows[rows["slice"] == ALL]), "trust": trust}
 
 
 def vintages(ev: Evidence) -> list[dict]:

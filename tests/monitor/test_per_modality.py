@@ -151,3 +151,24 @@ def test_thirty_quiet_days_of_three_modalities_in_twenty_slices_raise_no_modalit
     assert decided <= 0.05 * 3 * 30, mine[mine["decision"] == 1]
     assert not [a for rule in RULES for a in fired(store, rule)]
     store.close()
+
+
+def test_the_report_shows_each_stream_and_its_trust(tmp_path):
+    from monitor.pages import report_html
+    from monitor.report import build_report
+
+    store = run(tmp_path, REFERENCE_DAYS + 3, 4000, 4, "audio_worse")
+    cfg = parse_config(CONFIG)
+    end = T0 + (REFERENCE_DAYS + 3) * DAY
+    report = build_report(store, cfg, T0, end, end)
+    own = {s["signal"] for s in report["streams"]["per_modality"] if s["metric"] == "modality_error_rate"}
+    assert own == {"audio.answer", "image.answer", "text.answer"}
+    audio = next(t for t in report["streams"]["trust"] if t["modality"] == "audio" and t["slice"] == "*")
+    assert audio["state"] in ("degraded", "failed")
+    assert {r["kind"] for r in audio["reasons"]} >= {"error_rate", "disagreement"}
+    image = next(t for t in report["streams"]["trust"] if t["modality"] == "image" and t["slice"] == "*")
+    assert image["state"] == "ok"
+    html = report_html(report)
+    assert "Each modality&#x27;s own error rate" in html or "Each modality's own error rate" in html
+    assert "error_rate audio.answer" in html
+    store.close()
