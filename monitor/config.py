@@ -401,13 +401,22 @@ def default_rules() -> list[RuleConfig]:
     return [
         RuleConfig(
             name="SignalDrift",
-            metric=["psi", "ks", "chisquare"],
+            metric=["psi", "ks"],
             field="decision",
             op=">=",
             threshold=1,
-            summary="a modality signal's distribution moved away from the reference (PSI ≥ 0.25, "
-            "Kolmogorov–Smirnov D ≥ 0.1, or for a category signal chi-square's Cramér's V ≥ 0.1, and "
-            "significant after Benjamini–Hochberg)",
+            summary="a modality signal's distribution moved away from the reference (PSI ≥ 0.25, or "
+            "Kolmogorov–Smirnov D ≥ 0.1, and significant after Benjamini–Hochberg)",
+            keep_firing_for=KEEP_FIRING_FOR,
+        ),
+        RuleConfig(
+            name="CategoryDrift",
+            metric="chisquare",
+            field="decision",
+            op=">=",
+            threshold=1,
+            summary="a category signal's shares (e.g. the texts' language) moved away from the "
+            "reference's (two-sample chi-square, Cramér's V ≥ 0.1, significant after Benjamini–Hochberg)",
             keep_firing_for=KEEP_FIRING_FOR,
         ),
         RuleConfig(

@@ -85,7 +85,7 @@ EPISODES = [
         "start_day": DUTCH_FROM_DAY,
         "description": "half of locale=en-US captions arrive in Dutch (a translation layer routed wrong)",
         "expect": [
-            {"alertname": "SignalDrift", "slice": "locale=en-US", "modality": "text", "signal": "language"},
+            {"alertname": "CategoryDrift", "slice": "locale=en-US", "modality": "text", "signal": "language"},
             {
                 "alertname": "VocabularyDrift",
                 "slice": "locale=en-US",
