@@ -186,7 +186,11 @@ def distribution_chart(charts: Charts, d: dict) -> str:
     fig.update_layout(
         barmode="group",
         title=f"{d['signal']} [{d['slice']}]: window of {d['window_start'][:10]} on the reference's bins"
-        f" (mean {d['window_mean']:.4g} vs {d['reference_mean']:.4g})",
+        + (
+            f" (mean {d['window_mean']:.4g} vs {d['reference_mean']:.4g})"
+            if d["window_mean"] is not None
+            else ""
+        ),
         yaxis_title="share of events",
         yaxis_tickformat=".0%",
     )

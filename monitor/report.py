@@ -24,14 +24,16 @@ from alerts.incidents import family, group_incidents, incident_id, slice_attribu
 from alerts.rules import alert_labels, applies, dedup_key, rule_metrics, subject
 from detectors.calibration import calibration
 from detectors.drift import NumericReference
+from detectors.text import language_name
 from monitor.checks.base import WindowView
+from monitor.checks.signal_drift import CATEGORY_SIGNALS
 from monitor.core.records import ALL, EVALUATION_COLUMNS, AlertRecord, EvaluationRow
 from monitor.core.settings import duration_text
 from monitor.reference import reference_from_file, reference_range
 
 # the series every report and page draws, per slice (signal drift: per drifted signal)
 SERIES = ("error_rate", "ece", "ece_drift", "estimated_accuracy")
-DRIFT = ("psi", "ks")
+DRIFT = ("psi", "ks", "chisquare")  # the rows whose alert page shows the distribution
 MIN_POINTS = 4  # windows a chart of a period shows at least, where a window length allows
 # an alert's or an incident's page reads this much before it began (its rows over time against
 # the reference level), not the store's whole history: it opens as fast at 90 days as at 9
@@ -249,6 +251,8 @@ def distribution(ev: Evidence, model: str, version: str, start, end, lag_s: int,
         return None
     rv = ref.signals[signal].to_numpy(dtype=float)[_mask(ref, slice_)]
     wv = view.signals[signal].to_numpy(dtype=float)[_mask(view, slice_)]
+    if signal in CATEGORY_SIGNALS:
+        return _category_shares(signal, slice_, start, rv[np.isfinite(rv)], wv[np.isfinite(wv)])
     fitted = NumericReference.fit(rv)
     wv = wv[np.isfinite(wv)]
     if fitted.n == 0 or wv.size == 0:
@@ -265,6 +269,42 @@ def distribution(ev: Evidence, model: str, version: str, start, end, lag_s: int,
         "n_reference": int(fitted.n),
         "window_mean": float(wv.mean()),
         "reference_mean": fitted.mean,
+    }
+
+
+def _category_shares(
+    signal: str, slice_: str, start, rv: np.ndarray, wv: np.ndarray, top: int = 12
+) -> dict | None:
+    """A category signal's shares (the reference's ``top`` most frequent categories and the
+    window's four, then the rest as one) in a window against the reference's; a language is shown
+    by its ISO 639-3 code."""
+    if rv.size == 0 or wv.size == 0:
+        return None
+
+    def most(v: np.ndarray, k: int) -> list[float]:
+        codes, counts = np.unique(v, return_counts=True)
+        return [float(c) for c in codes[np.argsort(-counts, kind="stable")][:k]]
+
+    # the reference's most frequent, and the window's (a new language is what moved)
+    kept = most(rv, top)
+    kept += [c for c in most(wv, 4) if c not in kept]
+    name = language_name if signal == "text.language" else (lambda c: str(int(c)))
+
+    def shares(v: np.ndarray) -> list[float]:
+        got = [round(float(np.count_nonzero(v == c)) / v.size, 6) for c in kept]
+        return got + [round(max(0.0, 1.0 - sum(got)), 6)]
+
+    return {
+        "slice": slice_,
+        "signal": signal,
+        "window_start": _iso(start),
+        "bins": [name(c) for c in kept] + ["other"],
+        "window_share": shares(wv),
+        "reference_share": shares(rv),
+        "n": int(wv.size),
+        "n_reference": int(rv.size),
+        "window_mean": None,
+        "reference_mean": None,
     }
 
 

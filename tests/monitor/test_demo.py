@@ -131,3 +131,23 @@ def test_each_injected_episode_is_one_incident(demo_out):
         "environment=car",
         "locale=en-US",
     ]
+
+
+def test_the_language_alert_shows_which_language_came(demo_out):
+    from connectors.sqlite import SqliteStore
+    from monitor.config import load_config
+    from monitor.report import alert_page
+
+    store = SqliteStore(demo_out / "modalwatch.db")
+    try:
+        fp = next(
+            a.dedup_key
+            for a in store.alerts.list()
+            if a.rule == "CategoryDrift" and a.labels["slice"] == "locale=en-US"
+        )
+        d = alert_page(store, load_config(), fp)["distribution"]
+    finally:
+        store.close()
+    shares = dict(zip(d["bins"], zip(d["reference_share"], d["window_share"])))
+    assert shares["eng"][0] > 0.8 and shares["nld"][0] < 0.01  # the reference: English captions
+    assert 0.35 < shares["nld"][1] < 0.65  # the window: about half in Dutch
