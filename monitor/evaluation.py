@@ -458,8 +458,19 @@ class Evaluator:
                     and row.value < low
                 ]
         self._queue_slices(key, window_end, wanted, now)
-        if self.config.trust.topic:  # in this transaction: a change is told once, whoever evaluates
-            for message in changes(rows, self.config, now):
+        for message in changes(rows, self.config, now):
+            worse = message["state"] in ("degraded", "failed")
+            log.log(
+                logging.WARNING if worse else logging.INFO,
+                "trust %s %s at %s: %s -> %s (window from %s)",
+                message["model"],
+                message["modality"],
+                message["slice"],
+                message["previous"],
+                message["state"],
+                message["window_start"],
+            )
+            if self.config.trust.topic:  # in this transaction: a change is told once, whoever evaluates
                 self.store.alerts.add_outbox(message["key"], TRUST_RECEIVER, message, now)
         run_notifications(self.config, self.store, now)
 
