@@ -110,7 +110,9 @@ def language(text: str) -> tuple[float, float]:
     if not values or values[0].value <= 0:
         return math.nan, math.nan
     top = values[0]
-    return language_code(top.language.iso_code_639_3.name), float(top.value)
+    # rounded: Lingua sums its n-gram probabilities in an order that varies between processes, so
+    # the last bits differ (a worker process and the daemon's would store different numbers)
+    return language_code(top.language.iso_code_639_3.name), round(float(top.value), 6)
 
 
 def _script(ch: str) -> str:
