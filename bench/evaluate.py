@@ -9,8 +9,10 @@ store; then one window is evaluated the way the daemon does (``Evaluator.compute
 per signal × slice, calibration, slice gaps, label-free accuracy), timed on a cold evaluator
 (the reference summarised too) and again with the reference summaries cached. ``--sizes`` adds
 smaller runs to show how the time grows with events, ``--slice-counts`` runs at the smallest size
-with other numbers of slice values. After loading, PostgreSQL's tables are ANALYZEd, as
-autovacuum does for a running daemon's. PostgreSQL: MODALWATCH_BENCH_PG_URL, else the local
+with other numbers of slice values; ``--multimodal`` gives every event three modalities' own
+answers and a text's hashed words (the per_modality and vocabulary checks read them per
+event). After loading, PostgreSQL's tables are ANALYZEd, as autovacuum does for a running
+daemon's. PostgreSQL: MODALWATCH_BENCH_PG_URL, else the local
 server's ``test`` database (a schema made and dropped here). ``--against REV`` runs the same
 measurements with this script of an earlier commit (from a git worktree, on the same data: the
 events are drawn from the same seed) after this one's, and compares. Ends with GOAL lines, exits 0.
@@ -36,8 +38,13 @@ import numpy as np  # noqa: E402
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
-def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
+def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0, multimodal: bool = False) -> None:
+    """``multimodal``: each event also carries three modalities' own answers and a ten-word text's
+    hashed words (what the per_modality and vocabulary checks read, event by event)."""
+    from detectors.text import token_buckets
     from monitor.core.records import EventRow, LabelRow
+
+    words = [f"w{i}" for i in range(2000)]
 
     rng = np.random.default_rng(seed)
     now = T0 + timedelta(days=30)
@@ -52,6 +59,14 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
             for i in range(k):
                 eid = f"d{day}-{start + i:08d}"
                 signals = {f"image.s{j:02d}": float(sig[i, j]) for j in range(n_signals)}
+                per_modality = tokens = None
+                if multimodal:
+                    per_modality = {
+                        m: {"label": "cat" if rng.uniform() < 0.8 else "dog", "confidence": float(conf[i])}
+                        for m in ("image", "audio", "text")
+                    }
+                    text = " ".join(words[j] for j in rng.integers(0, len(words), 10))
+                    tokens = token_buckets(text, b"bench").astype("<u4").tobytes()
                 rows.append(
                     EventRow(
                         eid,
@@ -69,6 +84,8 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0) -> None:
                         eid,
                         now,
                         None,
+                        per_modality,
+                        tokens,
                     )
                 )
                 if i % 10 == 0:
@@ -109,6 +126,11 @@ def main() -> int:
     ap.add_argument(
         "--against", help="a git revision whose bench/evaluate.py runs the same sizes after this one"
     )
+    ap.add_argument(
+        "--multimodal",
+        action="store_true",
+        help="events also carry per-modality answers and hashed words (issue 17's per-event reads)",
+    )
     args = ap.parse_args()
     import psycopg
 
@@ -142,7 +164,7 @@ def main() -> int:
             try:
                 store.migrate()
                 t = time.perf_counter()
-                fill(store, n, args.signals, n_slices)
+                fill(store, n, args.signals, n_slices, multimodal=args.multimodal)
                 if kind == "postgres":
                     with store.tx():
                         store.db.conn.execute("ANALYZE events")
@@ -167,6 +189,7 @@ def main() -> int:
         _against(args, results)
     t_pg = results[("postgres", args.events)]
     what = "1M" if args.events == 1_000_000 else f"{args.events:,}_events_(the_goal_is_for_1M)"
+    what += "_multimodal" if args.multimodal else ""
     print(
         f"GOAL evaluate_{what}_postgres: {t_pg:.1f} s vs 10 s {'PASS' if t_pg <= 10 else 'FAIL'} "
         f"(cold: the reference summarised too; {results[('postgres', args.events, 'warm')]:.1f} s "

@@ -69,24 +69,15 @@ class ModalityAnswers:
         n = len(pred_label)
         window = Window.of(slices, [{}] * n, pred_label, confidence, abstained, label)
         modalities = sorted({m for answers in per_modality for m in answers})
-        labels = {
-            m: np.asarray([a.get(m, {}).get("label") for a in per_modality], dtype=object) for m in modalities
-        }
-        conf = {
-            m: np.asarray(
-                [
-                    np.nan if a.get(m, {}).get("confidence") is None else a[m]["confidence"]
-                    for a in per_modality
-                ],
-                dtype=float,
-            )
-            for m in modalities
-        }
+        labels = {m: np.full(n, None, dtype=object) for m in modalities}
+        conf = {m: np.full(n, np.nan) for m in modalities}
+        for i, answers in enumerate(per_modality):  # one pass: a window may hold a million
+            for m, a in answers.items():
+                labels[m][i] = a.get("label")
+                c = a.get("confidence")
+                if c is not None:
+                    conf[m][i] = c
         return cls(window, labels, conf)
-
-    @classmethod
-    def none(cls) -> "ModalityAnswers":
-        return cls.of([], [], [], [], [], [])
 
     def __len__(self) -> int:
         return len(self.window)
