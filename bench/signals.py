@@ -87,7 +87,7 @@ def bench_text() -> list[str]:
     import json
 
     from detectors import text as t
-    from monitor.media import signals_of
+    from monitor.media import text_measures
 
     data = json.loads((Path(__file__).resolve().parent.parent / "tests/data/languages.json").read_text())
     sentences = [(lang, s) for lang, ss in data.items() for s in ss]
@@ -106,7 +106,7 @@ def bench_text() -> list[str]:
         "sentiment": rate(t.sentiment),
         "language": rate(t.language),
         "vocabulary": rate(lambda x: t.token_buckets(x, b"bench")),
-        "all_text_signals": rate(lambda x: (signals_of("text", x.encode()), t.token_buckets(x, b"bench"))),
+        "all_text_signals": rate(lambda x: text_measures(x.encode(), b"bench")),
     }
     iso = dict(
         en="eng", de="deu", fr="fra", es="spa", it="ita", pt="por", nl="nld",

@@ -131,11 +131,20 @@ def signals_of(
             raise MediaError("audio", str(e)) from None
         return {k: float(v) for k, v in s.__dict__.items()}
     if modality == "text":
-        from detectors.text import text_signals
-
-        values = {k: float(v) for k, v in text_signals(decode_text(data)).__dict__.items()}
-        return {k: v for k, v in values.items() if not math.isnan(v)}  # NaN: not measurable (no language)
+        return text_measures(data)[0]
     raise MediaError(modality, "unknown modality")
+
+
+def text_measures(data: bytes, hash_key: bytes | None = None) -> tuple[dict[str, float], bytes | None]:
+    """A raw text's signals, and (with ``hash_key``) its words as hashed buckets (packed uint32),
+    from one decoding."""
+    from detectors.text import text_signals, token_buckets
+
+    text = decode_text(data)
+    values = {k: float(v) for k, v in text_signals(text).__dict__.items()}
+    signals = {k: v for k, v in values.items() if not math.isnan(v)}  # NaN: not measurable (no language)
+    tokens = None if hash_key is None else token_buckets(text, hash_key).astype("<u4").tobytes()
+    return signals, tokens
 
 
 def storable(x: float) -> float:
@@ -224,14 +233,12 @@ def measure_event(
                     values.update(done)
                 else:
                     data = read(modality, inp.data_b64, inp.uri)
-                    values.update(
-                        signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds)
-                    )
                     if modality == "text":
-                        from detectors.text import token_buckets
-
-                        tokens = (
-                            token_buckets(decode_text(data), media_cfg.hash_key()).astype("<u4").tobytes()
+                        measured_text, tokens = text_measures(data, media_cfg.hash_key())
+                        values.update(measured_text)
+                    else:
+                        values.update(
+                            signals_of(modality, data, media_cfg.max_pixels, media_cfg.max_audio_seconds)
                         )
             except MediaError as e:
                 failures.append((modality, str(e)))

@@ -205,7 +205,7 @@ def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> 
             if inp.uri
         }
         or None,
-        {m: a.model_dump() for m, a in out.per_modality.items()} if out.per_modality else None,
+        out.per_modality_plain(),
         m.tokens,
     )
 

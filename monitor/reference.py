@@ -78,12 +78,19 @@ def reference_from_file(cfg, path: str, model_name: str) -> tuple[Window, Refere
     )
     answered = [ev for ev in events if ev.output.per_modality]
     answers = ModalityAnswers.of(
-        [dict(ev.slice) for ev in answered],
-        [ev.output.label for ev in answered],
-        [ev.output.confidence for ev in answered],
-        [ev.output.abstained for ev in answered],
-        [labels.get(ev.event_id) for ev in answered],
-        [{m: a.model_dump() for m, a in ev.output.per_modality.items()} for ev in answered],
+        Window.of(
+            [dict(ev.slice) for ev in answered],
+            [{}] * len(answered),
+            [ev.output.label for ev in answered],
+            [ev.output.confidence for ev in answered],
+            [ev.output.abstained for ev in answered],
+            [labels.get(ev.event_id) for ev in answered],
+        ),
+        [ev.output.per_modality_plain() for ev in answered],
     )
-    texts = TokenWindow.of([sl for sl, _ in tokens], [t for _, t in tokens])
+    n = len(tokens)
+    texts = TokenWindow.of(
+        Window.of([sl for sl, _ in tokens], [{}] * n, [""] * n, [0.0] * n, [False] * n, [None] * n),
+        [t for _, t in tokens],
+    )
     return window, ReferenceReads(embeddings, answers, texts)

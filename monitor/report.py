@@ -28,7 +28,7 @@ from detectors.text import language_name
 from monitor.checks.base import WindowView
 from monitor.checks.signal_drift import CATEGORY_SIGNALS
 from monitor.core.records import ALL, EVALUATION_COLUMNS, AlertRecord, EvaluationRow
-from monitor.core.settings import duration_text
+from monitor.core.settings import duration_text, iso_time
 from monitor.reference import reference_from_file, reference_range
 
 # the series every report and page draws, per slice (signal drift: per drifted signal)
@@ -38,10 +38,6 @@ MIN_POINTS = 4  # windows a chart of a period shows at least, where a window len
 # an alert's or an incident's page reads this much before it began (its rows over time against
 # the reference level), not the store's whole history: it opens as fast at 90 days as at 9
 PAGE_CONTEXT = timedelta(days=28)
-
-
-def _iso(dt) -> str | None:
-    return None if dt is None or (isinstance(dt, float) and math.isnan(dt)) else pd.Timestamp(dt).isoformat()
 
 
 def _num(x) -> float | None:
@@ -190,8 +186,8 @@ def series(rows: pd.DataFrame) -> list[dict]:
                 "metric": metric,
                 "points": [
                     {
-                        "window_start": _iso(r.window_start),
-                        "window_end": _iso(r.window_end),
+                        "window_start": iso_time(r.window_start),
+                        "window_end": iso_time(r.window_end),
                         "status": r.status,
                         "value": _num(r.value),
                         "reference": _num(r.reference_value),
@@ -241,7 +237,7 @@ def reliability(ev: Evidence, model: str, version: str, start, end, lag_s: int, 
     window = bins(view)
     if window is None:
         return None
-    return {"slice": slice_, "window_start": _iso(start), "window": window, "reference": bins(ref)}
+    return {"slice": slice_, "window_start": iso_time(start), "window": window, "reference": bins(ref)}
 
 
 def distribution(ev: Evidence, model: str, version: str, start, end, lag_s: int, slice_: str, signal: str):
@@ -261,7 +257,7 @@ def distribution(ev: Evidence, model: str, version: str, start, end, lag_s: int,
     return {
         "slice": slice_,
         "signal": signal,
-        "window_start": _iso(start),
+        "window_start": iso_time(start),
         "bins": fitted.psi_bin_labels(),
         "window_share": (counts / counts.sum()).tolist(),
         "reference_share": list(fitted.psi_shares),
@@ -297,7 +293,7 @@ def _category_shares(
     return {
         "slice": slice_,
         "signal": signal,
-        "window_start": _iso(start),
+        "window_start": iso_time(start),
         "bins": [name(c) for c in kept] + ["other"],
         "window_share": shares(wv),
         "reference_share": shares(rv),
@@ -323,7 +319,7 @@ def heatmap(rows: pd.DataFrame) -> dict | None:
         gap = _num(r.effect)
         z[si[r.slice]][wi[r.window_start]] = None if gap is None else round(100 * gap, 3)
         p[si[r.slice]][wi[r.window_start]] = _num(r.p_adjusted)
-    return {"windows": [_iso(w) for w in windows], "slices": slices, "z": z, "p_adjusted": p}
+    return {"windows": [iso_time(w) for w in windows], "slices": slices, "z": z, "p_adjusted": p}
 
 
 def _lead_row(ev: Evidence, a: AlertRecord, latest: bool = False) -> dict | None:
@@ -334,7 +330,7 @@ def _lead_row(ev: Evidence, a: AlertRecord, latest: bool = False) -> dict | None
         return None
     ws = None if latest else a.annotations.get("window_start")
     at = (
-        rows.loc[np.array([_iso(w) == ws for w in rows["window_start"]], dtype=bool)]
+        rows.loc[np.array([iso_time(w) == ws for w in rows["window_start"]], dtype=bool)]
         if ws
         else rows.iloc[0:0]
     )
@@ -342,7 +338,7 @@ def _lead_row(ev: Evidence, a: AlertRecord, latest: bool = False) -> dict | None
     r = next((at if len(at) else (ok if len(ok) else rows).sort_values("window_start").tail(1)).itertuples())
     return {
         "metric": r.metric,
-        "window_start": _iso(r.window_start),
+        "window_start": iso_time(r.window_start),
         "value": _num(r.value),
         "reference": _num(r.reference_value),
         "effect": _num(r.effect),
@@ -364,8 +360,8 @@ def alert_summary(a: AlertRecord) -> dict:
         "state": a.state,
         "labels": a.labels,
         "annotations": a.annotations,
-        "starts_at": _iso(a.starts_at),
-        "ends_at": _iso(a.ends_at),
+        "starts_at": iso_time(a.starts_at),
+        "ends_at": iso_time(a.ends_at),
         "value": a.value,
         "about": f"{a.labels.get('slice', '*')}{subject(a.labels)}",
     }
@@ -398,12 +394,12 @@ def incident_summary(ev: Evidence, inc, ids: dict[str, str]) -> dict:
         "place": inc.place,
         "where": "all traffic" if inc.place == ALL else inc.place,
         "what": ", ".join(inc.families),
-        "since": _iso(inc.since),
+        "since": iso_time(inc.since),
         "headline": inc.headline,
         "grouped_because": inc.because,
         "firing": sum(a.state == "firing" for a in inc.alerts),
         "lead": {"alert": alert_summary(lead), "row": _lead_row(ev, lead)},
-        "alerts": [a.dedup_key + "@" + (_iso(a.starts_at) or "") for a in inc.alerts],
+        "alerts": [a.dedup_key + "@" + (iso_time(a.starts_at) or "") for a in inc.alerts],
     }
 
 
@@ -458,7 +454,7 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
             per_window.append(
                 {
                     "model": model,
-                    "window_start": _iso(start),
+                    "window_start": iso_time(start),
                     "events": n,
                     "ingest_lag_mean_s": mean_lag,
                     "ingest_lag_max_s": max_lag,
@@ -474,7 +470,7 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
             for (s, r), n in sorted(store.ops.dead_letter_reasons().items())
         ],
         "missing_modalities": missing,
-        "watermark": _iso(store.events.watermark()),
+        "watermark": iso_time(store.events.watermark()),
     }
 
 
@@ -592,8 +588,8 @@ def intervals(frame: pd.DataFrame) -> list[dict]:
             "model": {"name": mn, "version": mv},
             "interval_s": int(iv),
             "lag_s": int(lag),
-            "window_start": _iso(ws),
-            "window_end": _iso(g["window_end"].iloc[0]),
+            "window_start": iso_time(ws),
+            "window_end": iso_time(g["window_end"].iloc[0]),
         }
         for metric in reported:
             entry[metric] = [
@@ -698,7 +694,7 @@ def _review_items(store, slice_: str) -> dict:
                 "reason": i.reason,
                 "pred_label": i.pred_label,
                 "confidence": _num(i.confidence),
-                "ts": _iso(i.ts),
+                "ts": iso_time(i.ts),
             }
             for i in items[:20]
         ],

@@ -10,19 +10,16 @@ latest: that is the latency a serving system must allow for.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
-from monitor.checks.trust import STATES, UNKNOWN, reasons_of
+from monitor.checks.trust import UNKNOWN, reasons_of, state_name
 from monitor.core.records import EvaluationRow
-from monitor.core.settings import duration_text
+from monitor.core.settings import duration_text, iso_time
 from monitor.core.window import RunKey
 
 TRUST_RECEIVER = "trust-topic"  # the outbox's receiver of trust changes (trust.topic)
 SINCE_WINDOWS = 24 * 7  # how far back "since" looks (in windows of the served interval)
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def served(
@@ -77,22 +74,22 @@ def trust_now(
                     "slice": r.slice,
                     "modality": m,
                     "state": r.variant,
-                    "since": _iso(since),
+                    "since": iso_time(since),
                     # held by the hysteresis: this window alone would say better
                     "recovering": r.variant != UNKNOWN
                     and r.effect is not None
                     and r.value is not None
                     and r.effect < r.value,
-                    "reasons": [x.as_dict() for x in own],
+                    "reasons": [asdict(x) for x in own],
                     "events": r.n,
-                    "window_start": _iso(r.window_start),
-                    "window_end": _iso(r.window_end),
+                    "window_start": iso_time(r.window_start),
+                    "window_end": iso_time(r.window_end),
                     "interval": duration_text(iv),
                     "lag": duration_text(lag),
-                    "evaluated_at": _iso(r.evaluated_at),
+                    "evaluated_at": iso_time(r.evaluated_at),
                 }
             )
-    return {"generated_at": _iso(datetime.now(timezone.utc)), "trust": out}
+    return {"generated_at": iso_time(datetime.now(timezone.utc)), "trust": out}
 
 
 def state_counts(store) -> dict[tuple[str, str], int]:
@@ -107,14 +104,18 @@ def state_counts(store) -> dict[tuple[str, str], int]:
 
 def changes(rows: list[EvaluationRow], config, now: datetime) -> list[dict]:
     """The trust changes in one window's decided rows, as the topic's messages: a stream whose
-    state in effect differs from the previous window's (the first window of a stream too)."""
-    cfg = config.evaluation.checks.trust
+    state in effect differs from the previous window's (the first window of a stream too). Only
+    of the series that is served (the shortest interval at the smallest lag): a daily window's
+    state told after an hourly one's would contradict it under the same key."""
+    ev = config.evaluation
+    served_key = (int(min(ev.intervals).total_seconds()), int(min(ev.vintage_lags).total_seconds()))
+    cfg = ev.checks.trust
     reasons = None
     out = []
     for r in rows:
-        if r.metric != "modality_trust":
+        if r.metric != "modality_trust" or (r.interval_s, r.lag_s) != served_key:
             continue
-        before = STATES[int(r.reference_value)] if r.reference_value is not None else UNKNOWN
+        before = state_name(r.reference_value)
         if r.variant == before:
             continue
         if reasons is None:
@@ -129,13 +130,13 @@ def changes(rows: list[EvaluationRow], config, now: datetime) -> list[dict]:
                 "modality": m,
                 "state": r.variant,
                 "previous": before,
-                "reasons": [x.as_dict() for x in reasons.get((r.slice, m), [])],
+                "reasons": [asdict(x) for x in reasons.get((r.slice, m), [])],
                 "events": r.n,
-                "window_start": _iso(r.window_start),
-                "window_end": _iso(r.window_end),
+                "window_start": iso_time(r.window_start),
+                "window_end": iso_time(r.window_end),
                 "interval": duration_text(r.interval_s),
                 "lag": duration_text(r.lag_s),
-                "changed_at": _iso(now),
+                "changed_at": iso_time(now),
             }
         )
     return out

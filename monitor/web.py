@@ -32,6 +32,7 @@ from typing import Callable
 from urllib.parse import parse_qs, unquote
 
 from monitor import pages
+from monitor.core.settings import iso_time
 from monitor.runtime import utcnow
 
 log = logging.getLogger("modalwatch.web")
@@ -175,7 +176,7 @@ class WebFace:
         ids = rp.ids_by_key(self.store, incidents)
         alerts = [rp.alert_summary(a) for a in self.store.alerts.list()]
         # the incidents fold the firing episodes: their keys are fingerprint@start
-        by_ep = {a.dedup_key + "@" + (rp._iso(a.starts_at) or ""): rp.alert_summary(a) for a in ev.episodes}
+        by_ep = {a.dedup_key + "@" + (iso_time(a.starts_at) or ""): rp.alert_summary(a) for a in ev.episodes}
         listed = {a["fingerprint"] + "@" + (a["starts_at"] or ""): a for a in alerts}
         alerts += [a for k, a in by_ep.items() if k not in listed and a["state"] == "firing"]
         order = {"firing": 0, "pending": 1, "resolved": 2, "cleared": 3}

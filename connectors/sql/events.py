@@ -182,16 +182,6 @@ class EventRepository:
         )
         return [ModelVersion(a, b, ts_out(c), ts_out(d)) for a, b, c, d in rows]
 
-    def count(self, model_name: str, start: datetime, end: datetime) -> int:
-        """The events of ``model_name`` (every version) with event time in [start, end)."""
-        d = self.db.dialect
-        return int(
-            self.db.one(
-                "SELECT COUNT(*) FROM events WHERE model_name = ? AND ts >= ? AND ts < ?",
-                (model_name, d.ts(start), d.ts(end)),
-            )
-        )
-
     def arrivals(
         self, model_name: str, start: datetime, end: datetime
     ) -> tuple[int, float | None, float | None]:
@@ -310,20 +300,21 @@ class EventRepository:
         before ``labels_before`` (as ``load_window`` counts them)."""
         d = self.db.dialect
         rows = self.db.all(
-            "SELECT e.slice, e.pred_label, e.confidence, e.abstained, e.per_modality, l.label"
-            " FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
+            f"SELECT {d.json_as_text('e.slice')}, e.pred_label, e.confidence, e.abstained, e.per_modality,"
+            " l.label FROM events e LEFT JOIN labels l ON l.event_id = e.event_id AND l.ts < ?"
             " WHERE e.model_name = ? AND e.model_version = ? AND e.ts >= ? AND e.ts < ?"
             " AND e.per_modality IS NOT NULL ORDER BY e.ts, e.event_id",
             (d.ts(labels_before), model_name, model_version, d.ts(start), d.ts(end)),
         )
-        return ModalityAnswers.of(
-            [d.js_out(r[0]) for r in rows],
+        window = self._window(
+            [r[0] for r in rows],
             [r[1] for r in rows],
-            [r[2] for r in rows],
+            np.array([r[2] for r in rows], dtype=float),
             [bool(r[3]) for r in rows],
             [r[5] for r in rows],
-            [d.js_out(r[4]) for r in rows],
+            [],
         )
+        return ModalityAnswers.of(window, [d.js_out(r[4]) for r in rows])
 
     def window_tokens(
         self, model_name: str, model_version: str, start: datetime, end: datetime
@@ -332,11 +323,13 @@ class EventRepository:
         hashed buckets, in event-time order."""
         d = self.db.dialect
         rows = self.db.all(
-            "SELECT slice, text_tokens FROM events WHERE model_name = ? AND model_version = ? AND ts >= ?"
-            " AND ts < ? AND text_tokens IS NOT NULL ORDER BY ts, event_id",
+            f"SELECT {d.json_as_text('slice')}, text_tokens FROM events WHERE model_name = ? AND"
+            " model_version = ? AND ts >= ? AND ts < ? AND text_tokens IS NOT NULL ORDER BY ts, event_id",
             (model_name, model_version, d.ts(start), d.ts(end)),
         )
-        return TokenWindow.of([d.js_out(r[0]) for r in rows], [bytes(r[1]) for r in rows])
+        n = len(rows)
+        window = self._window([r[0] for r in rows], [""] * n, np.zeros(n), [False] * n, [None] * n, [])
+        return TokenWindow.of(window, [bytes(r[1]) for r in rows])
 
     def unlabelled(
         self, model_name: str, model_version: str, start: datetime, end: datetime

@@ -246,7 +246,8 @@ def _categories(codes: np.ndarray) -> list[str]:
 
 def _counts(ref: CategoricalReference, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference's and the window's counts of each category either has."""
-    win = CategoricalReference.fit(_categories(codes)).counts
+    found, n = np.unique(codes, return_counts=True)
+    win = {str(int(c)): int(k) for c, k in zip(found, n)}
     keys = sorted(set(ref.counts) | set(win))
     return np.array([ref.counts.get(k, 0) for k in keys], float), np.array(
         [win.get(k, 0) for k in keys], float

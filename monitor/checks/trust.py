@@ -63,16 +63,6 @@ class Reason:
     reference: float | None
     gross: bool
 
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "metric": self.metric,
-            "signal": self.signal,
-            "value": self.value,
-            "reference": self.reference,
-            "gross": self.gross,
-        }
-
 
 def modality_of(row: EvaluationRow) -> str | None:
     """The modality a row is about (``image.brightness``, ``image.answer``; a missing-share row's
@@ -104,13 +94,13 @@ def reasons_of(rows: Iterable[EvaluationRow], cfg: TrustConfig) -> dict[tuple[st
             if r.ci_low is not None and r.ci_low - ref > cfg.missing_floor:
                 add(r, m, "missing", r.value >= cfg.failed_missing_share)
         elif r.p_adjusted is not None and r.p_adjusted <= cfg.max_p and r.effect is not None:
-            floor = {
-                "modality_error_rate": ("error_rate", cfg.error_rate_floor, 1),
-                "modality_ece_drift": ("calibration", cfg.calibration_floor, 1),
-                "modality_disagreement": ("disagreement", cfg.disagreement_floor, 1),
-            }.get(r.metric)
-            if floor is not None and r.effect * floor[2] > floor[1]:
-                add(r, m, floor[0], False)
+            kind, floor = {
+                "modality_error_rate": ("error_rate", cfg.error_rate_floor),
+                "modality_ece_drift": ("calibration", cfg.calibration_floor),
+                "modality_disagreement": ("disagreement", cfg.disagreement_floor),
+            }.get(r.metric, (None, 0.0))
+            if kind is not None and r.effect > floor:
+                add(r, m, kind, False)
     return out
 
 
@@ -188,8 +178,10 @@ class ModalityTrust(Check):
         for (sl, m), n in sorted(carried.items()):
             raw = state_of(reasons.get((sl, m), [])) if n >= c.min_n else UNKNOWN
             before = past.get((sl, m), [])
-            previous = _state(before[-1].value) if before else None
-            state = held(raw, previous, [_state(r.effect) for r in before], c.enter_after, c.recover_after)
+            previous = state_name(before[-1].value) if before else None
+            state = held(
+                raw, previous, [state_name(r.effect) for r in before], c.enter_after, c.recover_after
+            )
             rows.append(
                 inputs.row(
                     slice=sl,
@@ -212,7 +204,8 @@ def _code(state: str | None) -> float | None:
     return float(STATES.index(state)) if state in STATES else None
 
 
-def _state(code: float | None) -> str:
+def state_name(code: float | None) -> str:
+    """The state a stored code stands for (a trust row's value, effect or reference value)."""
     if code is None or (isinstance(code, float) and math.isnan(code)):
         return UNKNOWN
     return STATES[int(code)]

@@ -28,7 +28,7 @@ from scipy.spatial.distance import jensenshannon
 
 from detectors.drift import chi_square_two_sample
 from detectors.intervals import two_proportion_p
-from monitor.checks.base import ALL, Check, CheckConfig, EvaluationInput, WindowView, finite, register
+from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
 from monitor.core.window import ReferenceReads, TokenWindow
 
@@ -55,26 +55,32 @@ class _Vocabulary:
     texts: int
 
 
-def _words(tokens: TokenWindow, view: WindowView) -> dict[str, tuple[np.ndarray, int]]:
-    """Per slice, its texts' words and how many texts."""
+def _flat(tokens: TokenWindow) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's words in one array, and which text (its index, event-time order) each is of."""
     lengths = np.array([len(t) for t in tokens.tokens], dtype=np.int64)
     flat = np.concatenate(tokens.tokens) if tokens.tokens else np.zeros(0, dtype=np.uint32)
-    owner = np.repeat(np.arange(len(tokens)), lengths)
+    return flat, np.repeat(np.arange(len(tokens)), lengths)
+
+
+def _words(tokens: TokenWindow, view: WindowView) -> dict[str, tuple[np.ndarray, int]]:
+    """Per slice, its texts' words and how many texts."""
+    flat, owner = _flat(tokens)
     return {sl: (flat[mask[owner]], int(mask.sum())) for sl, mask in view.masks.items()}
 
 
-def _vocabulary(tokens: TokenWindow, mask: np.ndarray, top_k: int) -> _Vocabulary:
-    per_event = [t for t, m in zip(tokens.tokens, mask) if m]
-    flat = np.concatenate(per_event) if per_event else np.zeros(0, dtype=np.uint32)
-    split = len(per_event) * 4 // 5  # events in event-time order
-    early = np.concatenate(per_event[:split]) if split else np.zeros(0, dtype=np.uint32)
-    late = np.concatenate(per_event[split:]) if per_event[split:] else np.zeros(0, dtype=np.uint32)
+def _vocabulary(flat: np.ndarray, owner: np.ndarray, mask: np.ndarray, top_k: int) -> _Vocabulary:
+    inside = mask[owner]
+    words, of = flat[inside], owner[inside]
+    texts = np.flatnonzero(mask)  # event-time order
+    split = len(texts) * 4 // 5
+    cut = texts[split] if split < len(texts) else len(mask)
+    early, late = words[of < cut], words[of >= cut]
     new_late = int((~np.isin(late, np.unique(early))).sum())
-    keys, counts = np.unique(flat, return_counts=True)
+    keys, counts = np.unique(words, return_counts=True)
     order = np.lexsort((keys, -counts))[:top_k]
     top = {int(keys[i]): int(counts[i]) for i in order}
-    rest = int(flat.size - sum(top.values()))
-    return _Vocabulary(keys, top, rest, (new_late, int(late.size)), int(flat.size), len(per_event))
+    rest = int(words.size - sum(top.values()))
+    return _Vocabulary(keys, top, rest, (new_late, int(late.size)), int(words.size), len(texts))
 
 
 @register
@@ -91,7 +97,8 @@ class Vocabulary(Check):
         if tokens is None or not len(tokens):
             return {}
         view = WindowView(tokens.window, reference.keep)
-        return {sl: _vocabulary(tokens, mask, self.config.top_k) for sl, mask in view.masks.items()}
+        flat, owner = _flat(tokens)
+        return {sl: _vocabulary(flat, owner, mask, self.config.top_k) for sl, mask in view.masks.items()}
 
     def reads(self, summary: dict[str, _Vocabulary]) -> frozenset:
         return self.needs if summary else frozenset()
@@ -102,10 +109,7 @@ class Vocabulary(Check):
         c = self.config
         words = _words(inputs.tokens, WindowView(inputs.tokens.window, inputs.window.keep))
         rows = []
-        for sl in sorted(set(summary) | {ALL}):
-            ref = summary.get(sl)
-            if ref is None:
-                continue
+        for sl, ref in sorted(summary.items()):
             win, texts = words.get(sl, (np.zeros(0, dtype=np.uint32), 0))
             enough = win.size >= c.min_n and ref.n >= c.min_n
             # texts, not words, are the independent draws (see the module's docstring)

@@ -104,6 +104,10 @@ class Output(_Strict):
     # optional per-modality answers: when they disagree, the event is a review candidate
     per_modality: dict[Modality, ModalityAnswer] | None = None
 
+    def per_modality_plain(self) -> dict[str, dict] | None:
+        """``per_modality`` as plain data (what the store keeps), None without it."""
+        return {m: a.model_dump() for m, a in self.per_modality.items()} if self.per_modality else None
+
     @property
     def modalities_disagree(self) -> bool:
         return self.per_modality is not None and len({a.label for a in self.per_modality.values()}) > 1

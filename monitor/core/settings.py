@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -39,3 +40,15 @@ class Section(BaseModel):
     """A config section: a misspelt key is an error naming it."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def iso_time(dt) -> str | None:
+    """A time as the pages and the JSON API write it (ISO 8601 with its offset); None for a
+    missing one (None, NaN). Pandas' timestamps, and anything they parse, too."""
+    if dt is None or (isinstance(dt, float) and math.isnan(dt)):
+        return None
+    if not isinstance(dt, datetime):
+        import pandas as pd
+
+        dt = pd.Timestamp(dt)
+    return dt.isoformat()

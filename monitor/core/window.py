@@ -57,17 +57,10 @@ class ModalityAnswers:
     confidence: dict[str, np.ndarray]
 
     @classmethod
-    def of(
-        cls,
-        slices: Sequence[dict],
-        pred_label: Sequence[str],
-        confidence: Sequence[float],
-        abstained: Sequence[bool],
-        label: Sequence[str | None],
-        per_modality: Sequence[dict],
-    ) -> "ModalityAnswers":
-        n = len(pred_label)
-        window = Window.of(slices, [{}] * n, pred_label, confidence, abstained, label)
+    def of(cls, window: Window, per_modality: Sequence[dict]) -> "ModalityAnswers":
+        """From the events' fused answers (``window``) and, in the same order, their
+        ``output.per_modality`` as plain data."""
+        n = len(window)
         modalities = sorted({m for answers in per_modality for m in answers})
         labels = {m: np.full(n, None, dtype=object) for m in modalities}
         conf = {m: np.full(n, np.nan) for m in modalities}
@@ -92,9 +85,8 @@ class TokenWindow:
     tokens: list[np.ndarray]
 
     @classmethod
-    def of(cls, slices: Sequence[dict], packed: Sequence[bytes]) -> "TokenWindow":
-        n = len(packed)
-        window = Window.of(slices, [{}] * n, [""] * n, [0.0] * n, [False] * n, [None] * n)
+    def of(cls, window: Window, packed: Sequence[bytes]) -> "TokenWindow":
+        """From the events' slices (``window``) and, in the same order, their packed words."""
         return cls(window, [np.frombuffer(p, dtype="<u4") for p in packed])
 
     def __len__(self) -> int:

@@ -140,29 +140,36 @@ ingest:
     assert b"Traceback" not in (tmp_path / "daemon.log").read_bytes()
 
 
+def _new_topics(bootstrap: str, **settings):
+    """A fresh inference topic and its labels topic, and a consumer config of a group of its own."""
+    from monitor.config import KafkaConfig
+
+    topic = f"inf-{uuid.uuid4().hex[:6]}"
+    make_topics(bootstrap, [topic, f"{topic}-labels"])
+    kc = KafkaConfig(
+        bootstrap_servers=[bootstrap],
+        group_id=f"g-{topic}",
+        events_topic=topic,
+        labels_topic=f"{topic}-labels",
+        session_timeout_ms=6000,
+        **settings,
+    )
+    return topic, kc
+
+
 def test_commit_covers_only_the_polls_the_store_has_committed(kafka_bootstrap):
     """The daemon polls ahead of the store (worker processes): committing the oldest poll must
     commit its end, not the consumer's position, which already covers the next poll."""
     from kafka import KafkaConsumer, TopicPartition
 
     from connectors.kafka import KafkaSource
-    from monitor.config import KafkaConfig
 
-    topic = f"inf-{uuid.uuid4().hex[:6]}"
-    make_topics(kafka_bootstrap, [topic, f"{topic}-labels"])
+    topic, kc = _new_topics(kafka_bootstrap, max_poll_interval_ms=5000)
     prod = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for i in range(30):
         prod.send(topic, json.dumps(inference(i)).encode(), partition=0)
     prod.flush()
     prod.close()
-    kc = KafkaConfig(
-        bootstrap_servers=[kafka_bootstrap],
-        group_id=f"g-{topic}",
-        events_topic=topic,
-        labels_topic=f"{topic}-labels",
-        session_timeout_ms=6000,
-        max_poll_interval_ms=5000,
-    )
     src = KafkaSource(kc, 1 << 20)
 
     def committed() -> int | None:
@@ -199,17 +206,8 @@ def test_ready_only_once_the_group_assigned_the_partitions(kafka_bootstrap):
     """/readyz asks the source's health: a consumer that is connected but has not finished joining
     its group reads nothing yet, and must not be called ready."""
     from connectors.kafka import KafkaSource
-    from monitor.config import KafkaConfig
 
-    topic = f"inf-{uuid.uuid4().hex[:6]}"
-    make_topics(kafka_bootstrap, [topic, f"{topic}-labels"])
-    kc = KafkaConfig(
-        bootstrap_servers=[kafka_bootstrap],
-        group_id=f"g-{topic}",
-        events_topic=topic,
-        labels_topic=f"{topic}-labels",
-        session_timeout_ms=6000,
-    )
+    topic, kc = _new_topics(kafka_bootstrap)
     src = KafkaSource(kc, 1 << 20)
     seen = []
     try:

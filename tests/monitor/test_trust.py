@@ -208,3 +208,25 @@ def test_the_trust_command_prints_what_the_endpoint_serves(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith("m 1") and " image  failed " in line and "signal_drift image.brightness" in line
     assert line.count("image.brightness") == 1  # its PSI and KS are one reason to a reader
+
+
+def test_only_the_served_series_changes_are_told():
+    """With hourly and daily windows, the topic tells the hourly series' changes (what
+    GET /v1/trust serves): a daily window's state under the same key would contradict it."""
+    from datetime import datetime, timezone
+
+    from monitor.config import parse_config
+    from monitor.core.records import EvaluationRow
+    from monitor.trust import changes
+
+    cfg = parse_config("evaluation: {intervals: [1h, 1d], lag: 0s}\n")
+    t = datetime(2026, 4, 6, tzinfo=timezone.utc)
+
+    def row(interval_s):
+        return EvaluationRow("m", "1", interval_s, 0, t, t, t, "*", "trust", "modality_trust", "image.trust",
+                             "failed", "ok", 2.0, reference_value=0.0, effect=2.0, n=500)  # fmt: skip
+
+    told = changes([row(3600), row(86400)], cfg, t)
+    assert [(m["key"], m["interval"], m["previous"], m["state"]) for m in told] == [
+        ("m|*|image", "1h", "ok", "failed")
+    ]
