@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
+from monitor.core.matchers import matches
 from monitor.core.records import AlertRecord, GroupState, Silence
 
 # one notification per incident (alerts/incidents.py labels each alert with its incident)
@@ -106,18 +106,6 @@ def build_routes(cfg, receivers: list[str]) -> Route:
         )
 
     return resolve(cfg, None, "")
-
-
-def matches(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    """``label: value`` is equality; ``label: "~regex"`` a full match of the regex."""
-    for k, want in matchers.items():
-        have = labels.get(k, "")
-        if want.startswith("~"):
-            if re.fullmatch(want[1:], have) is None:
-                return False
-        elif have != want:
-            return False
-    return True
 
 
 def routes_for(root: Route, labels: Mapping[str, str]) -> list[Route]:

@@ -30,6 +30,7 @@ from pydantic.fields import FieldInfo
 
 from alerts import receivers
 from monitor import checks
+from monitor.core.matchers import check_matchers
 from monitor.core.settings import Duration, Section as _Section, duration_text, parse_duration  # noqa: F401 - parse_duration: the CLI's
 
 
@@ -381,6 +382,12 @@ class RouteConfig(_Section):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("matchers")
+    @classmethod
+    def _linear_regexes(cls, v: dict[str, str]) -> dict[str, str]:
+        check_matchers(v)
+        return v
+
 
 class InhibitConfig(_Section):
     """While an alert matching ``source`` fires, alerts matching ``target`` with the same values
@@ -389,6 +396,12 @@ class InhibitConfig(_Section):
     source: dict[str, str]
     target: dict[str, str]
     equal: list[str] = Field(default_factory=lambda: ["model"])
+
+    @field_validator("source", "target")
+    @classmethod
+    def _linear_regexes(cls, v: dict[str, str], info) -> dict[str, str]:
+        check_matchers(v, info.field_name)
+        return v
 
 
 # How long the default rules keep an alert firing once its breach has ended: two daily windows,

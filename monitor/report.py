@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from detectors.drift import NumericReference
 from detectors.text import language_name
 from monitor.checks.base import WindowView
 from monitor.checks.signal_drift import CATEGORY_SIGNALS
+from monitor.core.matchers import literal
 from monitor.core.records import ALL, EVALUATION_COLUMNS, AlertRecord, EvaluationRow
 from monitor.core.settings import duration_text, iso_time
 from monitor.reference import reference_from_file, reference_range
@@ -702,19 +704,21 @@ def _review_items(store, slice_: str) -> dict:
 
 
 def silence_hint(config, a: AlertRecord) -> dict:
-    """How to silence an alert: the CLI line and the API call (behind the ingest tokens)."""
+    """How to silence an alert: the CLI line and the API call (behind the ingest tokens). Label
+    values are a producer's strings: each argument is quoted for the shell it is pasted into, the
+    body is JSON, and a value that starts with ``~`` is matched as the literal it is."""
     keep = ("alertname", "model", "slice", "modality", "signal")
-    matchers = {k: v for k, v in a.labels.items() if k in keep}
+    matchers = {k: literal(v) for k, v in a.labels.items() if k in keep}
     base = config.alerts.external_url.rstrip("/")
-    body = json.dumps({"matchers": matchers, "duration": "4h", "comment": "…"})
+    body = json.dumps({"matchers": matchers, "duration": "4h", "comment": "…"}, ensure_ascii=True)
+    args = [x for k, v in matchers.items() for x in ("-m", f"{k}={v}")]
     return {
         "matchers": matchers,
-        "cli": "modalwatch silence add "
-        + " ".join(f"-m '{k}={v}'" for k, v in matchers.items())
-        + " --duration 4h --comment '…'",
-        "api": "curl -X POST -H 'Authorization: Bearer $MODALWATCH_TOKEN'"
+        "cli": shlex.join(["modalwatch", "silence", "add", *args, "--duration", "4h", "--comment", "…"]),
+        # the token is the reader's own variable, so it stays outside the quotes
+        "api": 'curl -X POST -H "Authorization: Bearer $MODALWATCH_TOKEN"'
         " -H 'Content-Type: application/json'"
-        f" --data '{body}' {base}/v1/silences",
+        f" --data {shlex.quote(body)} {shlex.quote(base + '/v1/silences')}",
     }
 
 

@@ -10,6 +10,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from monitor.core.text import printable
+
 log = logging.getLogger("modalwatch.runtime")
 
 
@@ -44,11 +46,34 @@ class _NoNetworkTracebacks(logging.Filter):
 _NETWORK = _NoNetworkTracebacks()
 
 
+class EscapingFormatter(logging.Formatter):
+    """One record, one line: a message's newlines, terminal escapes and other controls are
+    written as visible escapes (monitor/core/text.py), whoever's string they came in — a model
+    name, a slice value, a path a client asked for. A traceback keeps its lines; the controls
+    within them are escaped all the same."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join(printable(line) for line in stack_info.split("\n"))
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """``log_level`` for modalwatch's own loggers; the libraries' never below INFO: their DEBUG
     records carry what must not reach a log (kafka-python's, the fetched bytes — media, SASL
-    exchanges; Pillow's, the chunks of each image)."""
+    exchanges; Pillow's, the chunks of each image). The handler it adds writes records with
+    ``EscapingFormatter``."""
+    root = logging.getLogger()
+    before = list(root.handlers)
     logging.basicConfig(level=max(logging.INFO, logging.getLevelName(level)), format=fmt, stream=sys.stderr)
+    for handler in root.handlers:
+        if handler not in before:
+            handler.setFormatter(EscapingFormatter(fmt))
     logging.getLogger("modalwatch").setLevel(level)
     for name in ("kafka.net.transport", "kafka.net.connection", "kafka.conn"):
         lib = logging.getLogger(name)

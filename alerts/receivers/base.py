@@ -24,6 +24,7 @@ from monitor.core.errors import DeliveryError, RateLimited
 from monitor.core.records import AlertRecord
 from monitor.core.registry import Registry
 from monitor.core.settings import Section
+from monitor.core.text import printable
 
 
 class ReceiverConfig(Section):
@@ -207,10 +208,12 @@ def _am_alert(a: AlertRecord, status: str, external_url: str, incident=None) -> 
     annotations = a.annotations
     if incident is not None:  # what on-call reads first: the cause, and why these alerts are one
         annotations = {**annotations, "incident": incident.headline, "grouped_because": incident.because}
+    # Alertmanager's tooling pastes labels and annotations into templates of every format: no
+    # value carries a newline or a terminal control into them (each is written visibly)
     return {
         "status": status,
-        "labels": a.labels,
-        "annotations": annotations,
+        "labels": {k: printable(v) for k, v in a.labels.items()},
+        "annotations": {k: printable(v) for k, v in annotations.items()},
         "startsAt": iso(a.starts_at),
         "endsAt": iso(a.ends_at if status == "resolved" else None),
         "generatorURL": alert_url(external_url, a),
@@ -231,8 +234,8 @@ def alertmanager_payload(n, receiver: str, external_url: str, send_resolved: boo
         "truncatedAlerts": 0,
         "status": n.status,
         "receiver": receiver,
-        "groupLabels": n.group_labels,
-        "commonLabels": _common([a.labels for a in every]),
+        "groupLabels": {k: printable(v) for k, v in n.group_labels.items()},
+        "commonLabels": _common([a["labels"] for a in alerts]),
         "commonAnnotations": _common([a["annotations"] for a in alerts]),
         "externalURL": external_url,
         "alerts": alerts,

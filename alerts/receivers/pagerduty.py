@@ -19,6 +19,7 @@ from alerts.receivers.base import (
     iso,
     register_receiver,
 )
+from monitor.core.text import printable
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -55,22 +56,31 @@ def pagerduty_events(n, external_url: str, send_resolved: bool = True) -> list[d
     )
     severities = {a.labels.get("severity", "warning") for a in n.firing}
     severity = next((s for s in SEVERITY if s in severities), "warning")  # the gravest
+    # PagerDuty shows these as plain text, one line each: controls (a newline among them) escaped
     return [
         {
             "event_action": "trigger",
             "dedup_key": n.group_key,
             "payload": {
-                "summary": summary[:1024],
-                "source": f"modalwatch/{lab.get('model', '?')}",
+                "summary": printable(summary)[:1024],
+                "source": printable(f"modalwatch/{lab.get('model', '?')}")[:255],
                 "severity": severity,
                 "timestamp": iso(min(a.starts_at for a in n.firing)),
-                "component": ", ".join(sorted({a.labels.get("slice", "*") for a in n.firing}))[:255],
-                "group": lab.get("model", ""),
+                "component": printable(", ".join(sorted({a.labels.get("slice", "*") for a in n.firing})))[
+                    :255
+                ],
+                "group": printable(lab.get("model", ""))[:255],
                 "class": ", ".join(sorted({a.labels["alertname"] for a in n.firing}))[:255],
                 "custom_details": {
-                    "incidents": [{"headline": h, "grouped_because": b} for h, b in incidents],
+                    "incidents": [
+                        {"headline": printable(h), "grouped_because": printable(b)} for h, b in incidents
+                    ],
                     "alerts": [
-                        {"labels": a.labels, "annotations": a.annotations, "url": alert_url(external_url, a)}
+                        {
+                            "labels": {k: printable(v) for k, v in a.labels.items()},
+                            "annotations": {k: printable(v) for k, v in a.annotations.items()},
+                            "url": alert_url(external_url, a),
+                        }
                         for a in n.firing[:50]
                     ],
                     "alerts_firing": len(n.firing),
@@ -78,7 +88,10 @@ def pagerduty_events(n, external_url: str, send_resolved: bool = True) -> list[d
             },
             "client": "modalwatch",
             "client_url": alert_url(external_url, first),
-            "links": [{"href": alert_url(external_url, a), "text": describe(a)} for a in n.firing[:10]],
+            "links": [
+                {"href": alert_url(external_url, a), "text": printable(describe(a))[:200]}
+                for a in n.firing[:10]
+            ],
         }
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from alerts.receivers.base import (
@@ -13,10 +14,24 @@ from alerts.receivers.base import (
     incident_url,
     register_receiver,
 )
+from monitor.core.text import printable
 
 
 class SlackConfig(UrlReceiverConfig):
     kind: Literal["slack"]
+
+
+def mrkdwn(text: str, limit: int = 3000) -> str:
+    """``text`` as Slack mrkdwn shows it literally: ``&``, ``<`` and ``>`` escaped (so a label's
+    ``<!channel>`` pings nobody and ``<https://…|Open>`` is no link), other controls written visibly,
+    at most ``limit`` characters without cutting an escape in half. Slack's own ``*``/``_``
+    emphasis of the message's frame is kept; a backtick in a value is shown as ʼ so that it cannot
+    close the code span around the group."""
+    lines = "\n".join(printable(line) for line in text.split("\n"))  # a newline only breaks a line
+    out = lines.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if len(out) > limit:
+        out = re.sub(r"&[a-z]*$", "", out[: limit - 1]) + "…"
+    return out
 
 
 def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
@@ -28,16 +43,19 @@ def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
     incidents = incident_lines(n)
     # one incident (the default route's groups): its headline is the title, the alerts its detail
     title = f"{icon} {n.status.upper()}: " + (incidents[0][0] if len(incidents) == 1 else counts)
-    group = ", ".join(f"{k}={v}" for k, v in n.group_labels.items())
+    group = ", ".join(f"{k}={v}" for k, v in n.group_labels.items()).replace("`", "ʼ")
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{counts}; group: `{group}`"}]},
+        {"type": "header", "text": {"type": "plain_text", "text": printable(title)[:150], "emoji": True}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(f"{counts}; group: `{group}`")}]},
     ]
     for headline, because in incidents[:5]:
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{headline}*\n_grouped because {because}_"[:3000]},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*{mrkdwn(headline, 1400)}*\n_grouped because {mrkdwn(because, 1400)}_",
+                },
             }
         )
     shown = [(a, "firing") for a in n.firing] + (
@@ -50,12 +68,14 @@ def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": (
-                        f"*{'FIRING' if status == 'firing' else 'resolved'}* {describe(a)}\n"
+                    "text": f"*{'FIRING' if status == 'firing' else 'resolved'}* "
+                    + mrkdwn(
+                        f"{describe(a)}\n"
                         f"{ann.get('summary', '')}\nvalue {ann.get('value', '?')}, window"
                         f" {ann.get('window_start', '?')}"
-                        f" – {ann.get('window_end', '?')}"
-                    )[:3000],
+                        f" – {ann.get('window_end', '?')}",
+                        2900,
+                    ),
                 },
             }
         )
@@ -86,7 +106,7 @@ def slack_payload(n, external_url: str, send_resolved: bool = True) -> dict:
         {"type": "button", "text": {"type": "plain_text", "text": "Open the report"}, "url": report}
     )
     blocks.append({"type": "actions", "elements": buttons})
-    return {"text": title, "blocks": blocks}
+    return {"text": mrkdwn(title), "blocks": blocks}
 
 
 @register_receiver

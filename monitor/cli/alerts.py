@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 
 from alerts.rules import subject
 from monitor.cli.common import duration_arg, now, opened_store
+from monitor.core.matchers import check_matchers, check_silence
 
 
 def _matcher(text: str) -> tuple[str, str]:
@@ -17,11 +17,10 @@ def _matcher(text: str) -> tuple[str, str]:
     k, sep, v = text.partition("=")
     if not sep or not k:
         raise argparse.ArgumentTypeError(f"matcher {text!r}: expected label=value or label=~regex")
-    if v.startswith("~"):
-        try:
-            re.compile(v[1:])
-        except re.error as e:
-            raise argparse.ArgumentTypeError(f"matcher {text!r}: bad regex: {e}") from None
+    try:
+        check_matchers({k: v})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"matcher {text!r}: {e}") from None
     return k, v
 
 
@@ -30,6 +29,11 @@ def cmd_silence(args, cfg) -> int:
     with opened_store(cfg) as store:
         if args.silence_cmd == "add":
             matchers = dict(args.matcher)
+            try:
+                check_silence(matchers, args.duration)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             sid = store.alerts.add_silence(matchers, at, at + args.duration, args.author, args.comment, at)
             print(f"silence {sid}: {matchers} until {(at + args.duration).isoformat()}")
         elif args.silence_cmd == "expire":

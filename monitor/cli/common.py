@@ -11,11 +11,13 @@ from typing import Iterator
 
 
 def date_arg(s: str) -> datetime:
+    """YYYY-MM-DD or an ISO-8601 time; without a zone, UTC."""
+    from monitor.core.settings import parse_time
+
     try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {s!r} (use YYYY-MM-DD or an ISO-8601 time)") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        return parse_time(s, naive_is_utc=True)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def duration_arg(s: str):
