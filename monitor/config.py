@@ -65,11 +65,18 @@ def _yaml_switch(v: Any) -> Any:
 
 
 class HttpConfig(_Section):
-    """HTTP ingest and the daemon's endpoints. Writing endpoints (``POST /v1/events``,
-    ``/v1/labels``) take ``Authorization: Bearer <token>`` with any of ``tokens`` (from the
-    environment; several, so one can be rotated in before the other is dropped). ``auth``:
-    ``auto`` requires tokens when ``host`` binds beyond loopback, ``required`` always, ``off``
-    never (loopback only, or behind a proxy that authenticates)."""
+    """HTTP ingest, the pages and the daemon's endpoints (connectors/http.py says each rule).
+
+    Writes (``POST /v1/events``, ``/v1/labels``, ``/v1/silences``) take ``Authorization: Bearer
+    <token>`` with any of ``tokens`` (from the environment; several, so one can be rotated in
+    before the other is dropped). ``auth``: ``auto`` requires tokens when ``host`` binds beyond
+    loopback, ``required`` always, ``off`` never (loopback only, or behind a proxy that
+    authenticates). Without tokens a write must carry a JSON Content-Type and no other site's
+    Origin: a web page cannot send one. Reads (the pages, the JSON API, ``/metrics``) take a
+    write token or one of ``read_tokens`` — as a bearer token or as the password of HTTP Basic,
+    which a browser asks for — wherever tokens are configured, unless ``reads: open``. ``/livez``,
+    ``/healthz``, ``/readyz`` and ``/v1/status`` are always open. Served on loopback without
+    tokens, only loopback host names (and ``allowed_hosts``) are answered."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -77,6 +84,14 @@ class HttpConfig(_Section):
     # YAML reads a bare off / on as booleans: they mean off / required here
     auth: Annotated[Literal["auto", "required", "off"], BeforeValidator(_yaml_switch)] = "auto"
     tokens: list[SecretStr] = Field(default_factory=list)
+    read_tokens: list[SecretStr] = Field(default_factory=list)
+    reads: Literal["protected", "open"] = "protected"
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # a connection without a whole request head this long is closed; a body, likewise
+    header_timeout: Duration = timedelta(seconds=10)
+    body_timeout: Duration = timedelta(seconds=60)
+    # connections open at once (never more than the file-descriptor limit leaves room for)
+    max_connections: int = Field(1000, ge=16)
 
     @property
     def loopback(self) -> bool:
@@ -94,8 +109,12 @@ class HttpConfig(_Section):
                 f"ingest.http.tokens: none given, and {why} (set tokens from the environment, e.g."
                 ' ["${MODALWATCH_TOKEN}"], or auth: off behind an authenticating proxy)'
             )
-        if any(len(t.get_secret_value()) < 16 for t in self.tokens):
-            raise ValueError("ingest.http.tokens: a token must be at least 16 characters")
+        for key in ("tokens", "read_tokens"):
+            if any(len(t.get_secret_value()) < 16 for t in getattr(self, key)):
+                raise ValueError(f"ingest.http.{key}: a token must be at least 16 characters")
+        for key in ("header_timeout", "body_timeout"):
+            if not timedelta(seconds=1) <= getattr(self, key) <= timedelta(hours=1):
+                raise ValueError(f"ingest.http.{key}: between 1s and 1h")
         return self
 
 
@@ -176,6 +195,12 @@ class IngestConfig(_Section):
     # An event or label whose time is further ahead of the daemon's clock than this is a dead
     # letter (clock skew on the producer); null accepts any time.
     max_future_skew: Duration | None = timedelta(hours=1)
+    # An event that moves the event-time watermark further than this is logged as a warning
+    # (a producer's clock, or traffic after a long pause); one that moves it further than
+    # max_watermark_jump is a dead letter (null: none is refused). The windows a jump leaves
+    # without events cost a probe each, not an evaluation.
+    watermark_jump_warning: Duration | None = timedelta(days=7)
+    max_watermark_jump: Duration | None = None
     http: HttpConfig = Field(default_factory=HttpConfig)
     jsonl: JsonlConfig = Field(default_factory=JsonlConfig)
     kafka: KafkaConfig | None = None

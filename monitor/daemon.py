@@ -79,6 +79,7 @@ class Daemon:
         self.evaluator = Evaluator(config, store, clock, owner)
         self.should_exit = False
         self.force_exit = False
+        self.evaluation_left = False  # set when a stop left an evaluation running (the CLI exits)
         self._tick_lock = threading.Lock()  # one evaluation at a time: the job, or the final one
         self._eval_store: Store | None = None  # the evaluation thread's connection, from startup()
         self._scheduler: BackgroundScheduler | None = None
@@ -186,13 +187,6 @@ class Daemon:
             )
         except (ValueError, *self.store.transient_errors) as e:  # an in-memory SQLite store has no second
             log.warning("no web face: the store gives no second connection (%s)", e)
-
-    def answer_web(self, method: str, path: str, query: str, body: bytes) -> tuple[int, str, bytes]:
-        """A request for the web face (from the HTTP server's worker threads)."""
-        if self.web is None:
-            why = "starting" if not self._started else "the store gives the web face no connection"
-            return 503, "application/json", f'{{"error": "{why}"}}'.encode()
-        return self.web.handle(method, path, query, body)
 
     def _metrics_text(self, store) -> tuple[str, bytes]:
         reasons = self.readiness()
@@ -303,6 +297,7 @@ class Daemon:
         self._store_trouble = why
 
     STALL_S = 30.0  # a batch not stored this long makes the daemon not ready
+    STOP_WAIT_S = 3.0  # how long a stop waits for an evaluation in progress
 
     def readiness(self) -> list[str]:
         """Why the daemon cannot take traffic now (empty: it can): still starting, a source down
@@ -373,7 +368,9 @@ class Daemon:
         run_notifications(self.config, store, self.clock())
         if self.evaluate and self.config.report.every is not None:
             due = self.evaluator.due(store.events.watermark())
-            written = write_due_reports(self.config, store, due, self.evaluator.owner, self.clock())
+            written = write_due_reports(
+                self.config, store, due, self.evaluator.owner, self.clock(), lambda: self.should_exit
+            )
             self.stats["reports_written"] += len(written)
         self._deliver(store)
         now = self.clock()
@@ -437,9 +434,19 @@ class Daemon:
                                 self.store.describe(),
                                 type(e).__name__,
                             )
-            # waits for an evaluation in progress, which stops after its current vintage
-            self._scheduler.shutdown(wait=True)
-        if self._eval_store is not None:
+            # an evaluation in progress stops after its current vintage or report; one that
+            # does not within STOP_WAIT_S is left (its claim is taken back after a restart)
+            self._scheduler.shutdown(wait=False)
+            if self._tick_lock.acquire(timeout=self.STOP_WAIT_S):
+                self._tick_lock.release()
+            else:
+                self.evaluation_left = True
+                log.warning(
+                    "an evaluation still runs %gs after the stop was asked: left unfinished (its"
+                    " vintage is claimed again and evaluated after a restart)",
+                    self.STOP_WAIT_S,
+                )
+        if self._eval_store is not None and not self.evaluation_left:
             self._eval_store.close()
         if self.web is not None:
             self.web.close()

@@ -201,14 +201,53 @@ class Evaluator:
 
     def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
         """Evaluate the due vintages in order; returns how many this replica evaluated (the others
-        were claimed by another replica)."""
-        runs = self.due(watermark)
+        were claimed by another replica). Windows without events are recorded as such at once,
+        not evaluated: a watermark that jumps a year costs a probe per stretch without events."""
+        runs = self.skip_empty(self.due(watermark))
         done = 0
         for i, (key, t1) in enumerate(runs):
             done += self.run(key, t1) is not None
             if progress:
                 progress(i + 1, len(runs))
         return done
+
+    def skip_empty(self, runs: list[tuple[RunKey, datetime]]) -> list[tuple[RunKey, datetime]]:
+        """``runs`` without the vintages whose windows hold no event, which are recorded as
+        finished without rows (there is nothing to say of them but "no events", and alert states
+        stand until a window with events moves them). Each series' stretch without events is
+        logged once."""
+        # per model version: [from, next event) spans known to hold no event
+        known: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
+        keep, empty = [], []
+        for key, t1 in runs:
+            mv = (key.model_name, key.model_version)
+            span = known.get(mv)
+            if span is None or not (
+                span[0] <= key.window_start and (span[1] is None or key.window_start <= span[1])
+            ):
+                span = (key.window_start, self.store.events.next_event_at(*mv, key.window_start))
+                known[mv] = span
+            (empty if span[1] is None or span[1] >= t1 else keep).append((key, t1))
+        if empty:
+            with self.store.tx():
+                self.store.evaluations.finish_empty(empty, self.owner, self.clock())
+            series: dict[tuple, list[datetime]] = {}
+            for key, _ in empty:
+                series.setdefault((key.model_name, key.model_version, key.interval_s, key.lag_s), []).append(
+                    key.window_start
+                )
+            for (name, version, iv, lag), starts in series.items():
+                log.info(
+                    "%s %s: %d %s window(s) from %s to %s hold no events (lag %s): recorded, not evaluated",
+                    name,
+                    version,
+                    len(starts),
+                    duration_text(iv),
+                    min(starts).isoformat(),
+                    max(starts).isoformat(),
+                    duration_text(lag),
+                )
+        return keep
 
     def _waits_for_earlier(self, key: RunKey) -> bool:
         """A window whose checks read earlier windows' rows (trend) waits while one of those is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import secrets
 from functools import lru_cache
 from urllib.parse import quote
 
@@ -35,11 +36,17 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
-class Charts:
-    """The figures of one page, numbered in order (their ids are stable within a page)."""
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
 
-    def __init__(self) -> None:
+
+class Charts:
+    """The figures of one page, numbered in order (their ids are stable within a page). Their
+    scripts carry ``nonce``: the page's Content-Security-Policy runs no script without it."""
+
+    def __init__(self, nonce: str = "") -> None:
         self.count = 0
+        self.nonce = nonce or new_nonce()
 
     def div(self, fig: go.Figure, height: int = 340) -> str:
         self.count += 1
@@ -50,12 +57,16 @@ class Charts:
             font=dict(family="system-ui, sans-serif", size=12),
             legend=dict(orientation="h", y=-0.18),
         )
-        return fig.to_html(
+        out = fig.to_html(
             full_html=False,
             include_plotlyjs=False,
             div_id=f"chart-{self.count}",
             # no tool bar over the title (drag zooms, double-click resets, hover shows the values)
             config={"displaylogo": False, "responsive": True, "displayModeBar": False},
+        )
+        # Plotly's own markup: its one script tag (what it draws from is JSON-encoded data)
+        return out.replace(
+            '<script type="text/javascript">', f'<script type="text/javascript" nonce="{self.nonce}">'
         )
 
 
@@ -248,17 +259,21 @@ pre{padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 """
 
 
-# The pages load nothing from anywhere: what they draw is inlined (the daemon sends the same header).
-CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-    "img-src data:; font-src data:"
-)
+# The pages load nothing from anywhere: what they draw is inlined, and only the page's own
+# scripts (those with its nonce) run. The daemon sends the same policy as a header.
+def csp(nonce: str) -> str:
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+        "img-src data:; font-src data:; base-uri 'none'; form-action 'none'"
+    )
 
 
-def page(title: str, body: str, base: str = "") -> str:
+def page(title: str, body: str, base: str = "", nonce: str = "") -> str:
     """A whole page; Plotly's JavaScript is inlined only where the body draws a chart. ``base``:
     where the daemon's pages are (empty on the daemon itself; ``alerts.external_url`` in a report
-    written to disk, so that its links open the daemon's pages)."""
+    written to disk, so that its links open the daemon's pages); ``nonce``: its scripts' (the
+    ``Charts``' of the body; a new one where the page has none)."""
+    nonce = nonce or new_nonce()
     nav = "".join(
         f'<a href="{base}{href}">{name}</a>'
         for href, name in (
@@ -268,11 +283,11 @@ def page(title: str, body: str, base: str = "") -> str:
             ("/metrics", "Metrics"),
         )
     )
-    script = f"<script>{plotly_js()}</script>" if "Plotly.newPlot" in body else ""
+    script = f'<script nonce="{nonce}">{plotly_js()}</script>' if "Plotly.newPlot" in body else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp(nonce)}">'
         f"<title>{e(title)}</title><style>{_CSS}</style>{script}</head>"
         f"<body><nav>{nav}</nav><main>{body}</main></body></html>\n"
     )
@@ -494,8 +509,8 @@ def _health(charts: Charts, dh: dict) -> str:
     return "".join(out)
 
 
-def report_html(report: dict, base: str = "") -> str:
-    charts = Charts()
+def report_html(report: dict, base: str = "", nonce: str = "") -> str:
+    charts = Charts(nonce)
     alerts = _episodes_by_key(report["alerts"])
     incidents = "".join(_incident_block(i, alerts, base) for i in report["incidents"])
     hm = report.get("heatmap")
@@ -514,8 +529,17 @@ def report_html(report: dict, base: str = "") -> str:
         f" {len(report['incidents'])} incidents, {len(report['alerts'])} alert episodes. {follows}"
         f" Watermark {dh.get('watermark')}."
     )
+    empty = report.get("empty")
+    if empty:
+        nxt = empty.get("next_event_at")
+        intro = (
+            "No events came with an event time in this period: nothing was evaluated in it, and the"
+            " incidents of earlier periods are in their reports."
+            + (f" Events came again from {nxt}." if nxt else "")
+            + f" {intro}"
+        )
     body = f"""<h1>modalwatch report</h1>
-<p class="muted">{e(intro)}</p>
+<p class="{"" if empty else "muted"}">{e(intro)}</p>
 <h2 id="incidents">Incidents</h2>
 <p class="muted">One per cause: what moved, where, since when, how big (against the reference, with its
 interval) and how sure (p after Benjamini–Hochberg, n); the alerts it groups are folded under it.</p>
@@ -532,7 +556,7 @@ difference) and the reference dashed. Gaps: too small a sample to say.</p>
 <h2 id="review">Human review</h2>{_review(charts, report["review"])}
 <h2 id="health">Data health</h2>{_health(charts, dh)}
 """
-    return page(f"modalwatch report {report['from'][:10]} – {report['to'][:10]}", body, base)
+    return page(f"modalwatch report {report['from'][:10]} – {report['to'][:10]}", body, base, charts.nonce)
 
 
 def _dur(s: int) -> str:
@@ -570,8 +594,8 @@ def _alert_review(rv: dict) -> str:
     )
 
 
-def alert_html(data: dict, base: str = "") -> str:
-    charts = Charts()
+def alert_html(data: dict, base: str = "", nonce: str = "") -> str:
+    charts = Charts(nonce)
     a = data["alert"]
     inc = data.get("incident")
     inc_html = (
@@ -599,16 +623,16 @@ def alert_html(data: dict, base: str = "") -> str:
 <h2>Annotations</h2>{table(["annotation", "value"], sorted(a["annotations"].items()))}
 <p class="muted">JSON: <a href="{json_link}">{e(json_link)}</a></p>
 """
-    return page(f"{a['state']}: {a['rule']} [{a['about']}]", body, base)
+    return page(f"{a['state']}: {a['rule']} [{a['about']}]", body, base, charts.nonce)
 
 
-def incident_html(data: dict, base: str = "") -> str:
+def incident_html(data: dict, base: str = "", nonce: str = "") -> str:
     i = data["incident"]
     block = _incident_block(i, _episodes_by_key(data["alerts"]), base, open_=True)
-    return page(f"incident: {i['headline']}", f"<h1>Incident {e(i['incident'])}</h1>{block}", base)
+    return page(f"incident: {i['headline']}", f"<h1>Incident {e(i['incident'])}</h1>{block}", base, nonce)
 
 
-def alerts_html(alerts: list[dict], incidents: list[dict], base: str = "") -> str:
+def alerts_html(alerts: list[dict], incidents: list[dict], base: str = "", nonce: str = "") -> str:
     by_key = _episodes_by_key(alerts)
     inc = "".join(_incident_block(i, by_key, base) for i in incidents) or "<p>Nothing is firing.</p>"
     rows = [
@@ -629,10 +653,10 @@ def alerts_html(alerts: list[dict], incidents: list[dict], base: str = "") -> st
         + table(["state", "rule", "where", "starts", "ends", "value"], rows, raw=True)
         + f'<p class="muted">JSON: <a href="{base}/v1/alerts">/v1/alerts</a></p>'
     )
-    return page("modalwatch alerts", body, base)
+    return page("modalwatch alerts", body, base, nonce)
 
 
-def index_html(reports: list[dict], base: str = "") -> str:
+def index_html(reports: list[dict], base: str = "", nonce: str = "") -> str:
     rows = [
         [
             f'<a href="{e(r["href"])}">{e(r["from"][:16])} – {e(r["to"][:16])}</a>',
@@ -647,11 +671,11 @@ def index_html(reports: list[dict], base: str = "") -> str:
         if rows
         else "<p>No periodic report yet: <code>report.every</code> sets how often the daemon writes one.</p>"
     )
-    return page("modalwatch reports", body, base)
+    return page("modalwatch reports", body, base, nonce)
 
 
-def error_html(status: int, message: str) -> str:
-    return page(f"{status}", f"<h1>{status}</h1><p>{e(message)}</p>")
+def error_html(status: int, message: str, nonce: str = "") -> str:
+    return page(f"{status}", f"<h1>{status}</h1><p>{e(message)}</p>", nonce=nonce)
 
 
 def dumps(obj) -> bytes:

@@ -53,8 +53,11 @@ def due_periods(
     return out
 
 
-def write_due_reports(config, store, due_windows: list, owner: str, now: datetime) -> list[str]:
-    """Write each due period's report this replica claims; returns the periods written."""
+def write_due_reports(
+    config, store, due_windows: list, owner: str, now: datetime, should_stop=lambda: False
+) -> list[str]:
+    """Write each due period's report this replica claims; returns the periods written (those
+    written before ``should_stop`` said so: the others are due again on the next run)."""
     from monitor.report import build_report
 
     if config.report.every is None:
@@ -63,6 +66,8 @@ def write_due_reports(config, store, due_windows: list, owner: str, now: datetim
     written_before = {r.start for r in store.ops.reports() if r.every_s == every_s}
     written = []
     for start, end in due_periods(config, store, store.events.watermark(), due_windows):
+        if should_stop():
+            break
         if start in written_before:
             continue
         if not store.ops.claim_report(start, end, every_s, owner, now, config.evaluation.claim_expiry):

@@ -19,6 +19,7 @@ from monitor.checks.online import OnlineErrorRate
 from monitor.core.events import InferenceEvent, LabelEvent, kind_of
 from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 from monitor.core.records import DeadLetter, EventRow, LabelRow, ReviewCandidate
+from monitor.core.text import printable
 from monitor.media import Measured, measure_event
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
@@ -72,7 +73,7 @@ def decode(msg: RawMessage, max_payload_bytes: int) -> InferenceEvent | LabelEve
             raise Rejected(f"malformed JSON: {errors[0]['msg']}") from None
         sent = next((err["input"] for err in errors if err["loc"] == ("type",)), None)
         if sent is not None and msg.kind is not None:
-            raise Rejected(f"a {printable(sent)!r} event was sent where {msg.kind!r} events go") from None
+            raise Rejected(f"a {shown(sent)!r} event was sent where {msg.kind!r} events go") from None
         raise Rejected("schema violation: " + _explain(e)) from None
 
 
@@ -96,13 +97,24 @@ def _holds_nul(payload: bytes) -> bool:
     return False
 
 
-def printable(text) -> str:
-    """``text`` for a reason or a log line: control characters escaped (a NUL cannot be stored),
-    capped."""
-    s = str(text)
-    if not s.isprintable():
-        s = s.encode("unicode_escape").decode("ascii")
+def shown(text) -> str:
+    """A producer's ``text`` in a reason: controls escaped (monitor/core/text.py; a NUL cannot be
+    stored), capped."""
+    s = printable(str(text))
     return s if len(s) <= 200 else s[:200] + "…"
+
+
+def _first_jump(latest: datetime | None, times: list[datetime], limit: timedelta):
+    """(from, to) of the first stretch longer than ``limit`` without events that ``times`` leave
+    above the watermark ``latest`` (None: none, or no watermark yet)."""
+    if latest is None:
+        return None
+    frontier = latest
+    for t in sorted(t for t in times if t > latest):
+        if t - frontier > limit:
+            return frontier, t
+        frontier = t
+    return None
 
 
 def _ahead(d) -> str:
@@ -113,8 +125,8 @@ def _ahead(d) -> str:
 def _explain(e: ValidationError, limit: int = 5) -> str:
     parts = []
     for err in e.errors()[:limit]:
-        loc = ".".join(printable(p) for p in err["loc"]) or "(event)"
-        parts.append(f"{loc}: {printable(err['msg'])}")
+        loc = ".".join(shown(p) for p in err["loc"]) or "(event)"
+        parts.append(f"{loc}: {shown(err['msg'])}")
     more = e.error_count() - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -144,6 +156,7 @@ def scrub_payload(payload: bytes | None) -> bytes | None:
         uri = inp.get("uri")
         if isinstance(uri, str) and not uri.startswith("file:"):
             inp["uri"] = uri_stand_in(uri)
+            inp["_modalwatch_dropped"] = "a URI modalwatch does not read was not kept"
             cut = True
     return to_json(obj) if cut else payload
 
@@ -178,7 +191,7 @@ def uri_stand_in(uri: str) -> str:
     """What is kept of a URI modalwatch does not read: its scheme and a hash, never its body (a
     ``data:`` URI is the media itself)."""
     scheme = uri.split(":", 1)[0][:32] if ":" in uri else ""
-    return f"{printable(scheme) or 'no-scheme'}:sha256:{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
+    return f"{shown(scheme) or 'no-scheme'}:sha256:{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
 
 
 def event_row(ev: InferenceEvent, position: str, now: datetime, m: Measured) -> EventRow:
@@ -294,15 +307,21 @@ class Pipeline:
         pre.update((k, {"image": r}) for (k, _), r in zip(ok, results))
         return pre
 
-    def process(self, messages: list[RawMessage]) -> list[Outcome]:
+    def process(self, messages: list[RawMessage], record_dead: bool = True) -> list[Outcome]:
+        """Store what ``messages`` hold, in one transaction; each message's outcome. Those that
+        fail become dead letters — unless ``record_dead`` is False (a replay of dead letters,
+        whose letters are there already)."""
         now = self.clock()
         limit = self.config.ingest.max_payload_bytes
         events: list[tuple[str, InferenceEvent]] = []
         labels: list[tuple[str, LabelEvent]] = []
         dead: list[DeadLetter] = []
         outcomes: dict[str, Outcome] = {}
-        skew = self.config.ingest.max_future_skew
+        ing = self.config.ingest
+        skew = ing.max_future_skew
         ahead_of = now + skew if skew is not None else None
+        # the event-time watermark before this batch (of inference events: labels follow them)
+        latest = max((mv.last_ts for mv in self.store.events.model_versions()), default=None)
         for msg in messages:
             try:
                 ev = decode(msg, limit)
@@ -320,6 +339,8 @@ class Pipeline:
                 outcomes[msg.position] = Outcome(msg.position, "dead_letter", reason)
                 continue
             (events if isinstance(ev, InferenceEvent) else labels).append((msg.position, ev))
+        if ing.max_watermark_jump is not None and events:
+            events = self._refuse_a_jump(latest, events, messages, dead, outcomes, now)
         partial: dict[str, str] = {}
         rows = []
         if events:
@@ -359,7 +380,8 @@ class Pipeline:
             new_labels = store.events.insert_labels(
                 [LabelRow(e.event_id, e.label, e.source, e.ts, p, now) for p, e in labels]
             )
-            new_dead = store.ops.insert_dead_letters(dead)  # (source, position) of the letters new now
+            # (source, position) of the letters new now
+            new_dead = store.ops.insert_dead_letters(dead) if record_dead else set()
             # the health counters count a message once — the first time it is stored or
             # dead-lettered, not again when a source re-reads it after a restart — so a crash
             # cannot double them (a modality's letter, at <position>#<modality>, is not a message)
@@ -399,11 +421,12 @@ class Pipeline:
                 store.review.enqueue(
                     within_budget(candidates, store.review.counts_since(day), rc.daily_budget_per_stratum)
                 )
+        self._warn_of_a_jump(latest, events, new_events, messages)
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
         for p, stored in _first_stored(labels, new_labels):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate")
-        if dead:
+        if dead and record_dead:
             n_dead = sum(o.status == "dead_letter" for o in outcomes.values())
             log.warning(
                 "%d of %d messages went to dead letters, %d events were kept without a modality "
@@ -415,6 +438,53 @@ class Pipeline:
                 dead[0].reason[:200],
             )
         return [outcomes[m.position] for m in messages]
+
+    def _refuse_a_jump(self, latest, events, messages, dead, outcomes, now):
+        """The events before the batch's first jump of more than ``ingest.max_watermark_jump``
+        beyond the watermark; those after it become dead letters."""
+        limit = self.config.ingest.max_watermark_jump
+        jump = _first_jump(latest, [e.ts for _, e in events], limit)
+        if jump is None:
+            return events
+        frontier, cutoff = jump
+        by_position = {m.position: m for m in messages}
+        kept = []
+        for p, e in events:
+            if e.ts < cutoff:
+                kept.append((p, e))
+                continue
+            reason = (
+                f"event time {e.ts.isoformat()} is {_ahead(cutoff - frontier)} after the latest event"
+                f" time {frontier.isoformat()} (ingest.max_watermark_jump={_ahead(limit)}): check the"
+                " producer's clock, or raise the limit and replay the dead letters"
+            )
+            msg = by_position[p]
+            dead.append(DeadLetter(msg.source, p, reason, scrub_payload(msg.payload), now, msg.kind))
+            outcomes[p] = Outcome(p, "dead_letter", reason)
+        return kept
+
+    def _warn_of_a_jump(self, latest, events, new_events: set[str], messages) -> None:
+        """One warning where this batch's events leave a stretch of event time longer than
+        ``ingest.watermark_jump_warning`` without events above the watermark: a producer's clock,
+        or traffic after a long pause (a replayed batch spanning days is neither)."""
+        warn = self.config.ingest.watermark_jump_warning
+        stored = {e.ts: (p, e) for p, e in events if e.event_id in new_events}
+        jump = _first_jump(latest, list(stored), warn) if warn is not None else None
+        if jump is None:
+            return
+        frontier, ts = jump
+        p, e = stored[ts]
+        log.warning(
+            "the event-time watermark jumped %s, from %s to %s, with event %s of model %s (%s):"
+            " windows between without events are recorded as empty, not evaluated; if this"
+            " clock is wrong, ingest.max_watermark_jump refuses such events",
+            _ahead(ts - frontier),
+            frontier.isoformat(),
+            ts.isoformat(),
+            shown(e.event_id),
+            shown(e.model.name),
+            shown(p),
+        )
 
     def _feed_detectors(
         self, events, labels, new_events: set[str], new_labels: set[str], now: datetime

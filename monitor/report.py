@@ -476,8 +476,34 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
     }
 
 
+def events_between(store, start: datetime, end: datetime) -> int:
+    """How many events of any model came with an event time in [start, end)."""
+    return sum(
+        store.events.arrivals(m, start, end)[0]
+        for m in {mv.model_name for mv in store.events.model_versions()}
+    )
+
+
+def empty_period(store, start: datetime, end: datetime) -> dict | None:
+    """Where no event came with an event time in [start, end): when events came next (None:
+    the period had events)."""
+    if events_between(store, start, end):
+        return None
+    later = [
+        store.events.next_event_at(mv.model_name, mv.model_version, end)
+        for mv in store.events.model_versions()
+    ]
+    later = [t for t in later if t is not None]
+    return {"events": 0, "next_event_at": iso_time(min(later)) if later else None}
+
+
 def build_report(store, config, start: datetime, end: datetime, generated_at: datetime) -> dict:
     ev = Evidence(store, config, start, end)
+    empty = empty_period(store, start, end)
+    if empty is not None:
+        # nothing was evaluated in it: the incidents of before are the reports of before, not
+        # repeated in every period a stretch without events spans
+        ev.episodes = [a for a in ev.episodes if a.starts_at >= start]
     key = ev.main_key()
     incidents = incidents_of(ev)
     ids = ids_by_key(store, incidents)
@@ -531,6 +557,7 @@ def build_report(store, config, start: datetime, end: datetime, generated_at: da
         "generated_at": generated_at.isoformat(),
         "from": start.isoformat(),
         "to": end.isoformat(),
+        "empty": empty,
         "charts_follow": None if key is None else {"interval_s": key[0], "lag_s": key[1]},
         "counts": store.ops.counts(),
         "incidents": [incident_summary(ev, i, ids) for i in incidents],

@@ -1,9 +1,11 @@
 """The daemon's web face: the pages on-call opens from a notification, the report, a JSON API and
-``/metrics``, on the HTTP port the daemon already serves (connectors/http.py routes to it).
+``/metrics``, on the HTTP port the daemon already serves — its rows of the daemon's one route
+table (connectors/http.py applies the tokens, origin checks and headers to every row).
 
 It reads the store on a connection of its own (never the ingest or the evaluation one), from
-one request at a time, in a worker thread: a slow page never holds up ingest. The one writing
-endpoint, ``POST /v1/silences``, sits behind the ingest tokens (the HTTP source checks them).
+one request at a time, in a worker thread: a slow page never holds up ingest. Every row reads
+(``read``: behind the tokens where tokens are configured) but ``POST /v1/silences``, which
+writes (``write``: the ingest tokens).
 
 Routes (every link a receiver's payload carries is one of them):
 
@@ -25,41 +27,57 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 from datetime import datetime, timedelta
 from typing import Callable
-from urllib.parse import parse_qs, unquote
 
 from monitor import pages
-from monitor.core.settings import iso_time
+from monitor.core.matchers import check_silence
+from monitor.core.settings import EARLIEST, iso_time, parse_duration, parse_time
+from monitor.core.web import HTML, JSON, Access, Answer, WebRequest, WebRoute
 from monitor.runtime import utcnow
 
 log = logging.getLogger("modalwatch.web")
 
-Answer = tuple[int, str, bytes]  # status, content type, body
-HTML = "text/html; charset=utf-8"
-JSON = "application/json"
 
-# the paths this face answers (the HTTP source sends these here and nothing else)
-PREFIXES = (
-    "/index.html",
-    "/report",
-    "/reports",
-    "/alerts",
-    "/incidents",
-    "/v1/alerts",
-    "/v1/evaluations",
-    "/v1/trust",
-    "/v1/silences",
-    "/metrics",
-)
+def routes(face: Callable[[], "WebFace | None"]) -> list[WebRoute]:
+    """The web face's rows of the route table, answered by ``face()`` (None while the daemon
+    starts, or where its store gives the face no connection of its own)."""
 
+    def row(path: str, name: str, access: Access = "read", methods: tuple[str, ...] = ("GET",)) -> WebRoute:
+        def handler(req: WebRequest) -> Answer:
+            f = face()
+            if f is None:
+                return (
+                    503,
+                    JSON,
+                    pages.dumps({"error": "the web face is not open (starting, or no store connection)"}),
+                )
+            return f.answer(name, req)
 
-def serves(path: str) -> bool:
-    return path == "/" or any(
-        path == p or path.startswith(p + "/") or path.startswith(p + "?") for p in PREFIXES
-    )
+        return WebRoute(path, methods, access, handler, name)
+
+    return [
+        *(row(p, "alerts_page") for p in ("/", "/index.html", "/alerts", "/alerts/")),
+        row("/alerts/{fingerprint}", "alert_page"),
+        row("/incidents/{incident}", "incident_page"),
+        row("/report", "report_page"),
+        row("/report/", "report_page"),
+        row("/report.json", "report_json"),
+        row("/reports", "reports_index"),
+        row("/reports/", "reports_index"),
+        *(
+            row(p, "stored_report")
+            for p in ("/reports/{period}", "/reports/{period}/", "/reports/{period}/report.html")
+        ),
+        row("/reports/{period}/report.json", "stored_report_json"),
+        row("/v1/alerts", "alerts_json"),
+        row("/v1/alerts/{fingerprint}", "alert_json"),
+        row("/v1/evaluations", "evaluations"),
+        row("/v1/trust", "trust"),
+        row("/v1/silences", "silence", "write", ("POST",)),
+        row("/metrics", "metrics"),
+    ]
 
 
 class Rejected(Exception):
@@ -85,88 +103,110 @@ class WebFace:
     def close(self) -> None:
         self.store.close()
 
-    def handle(self, method: str, path: str, query: str, body: bytes = b"") -> Answer:
-        """Answer one request (from a worker thread of the HTTP server)."""
-        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    def answer(self, name: str, req: WebRequest) -> Answer:
+        """Answer one request with the handler ``name`` (from a worker thread of the server)."""
         try:
             with self._lock:
                 try:
-                    if path == "/metrics" and method == "GET":
-                        if self.metrics is None:
-                            raise Rejected(404, "metrics are not collected by this process")
-                        return 200, *self.metrics(self.store)
-                    return self._route(method, path, params, body)
+                    return getattr(self, "_" + name)(req)
                 except self.store.transient_errors as e:
                     self.store.reconnect()
                     raise Rejected(503, f"the store is unreachable ({type(e).__name__}); retry") from None
         except Rejected as r:
-            if path.startswith("/v1/"):
+            if req.path.startswith("/v1/") or req.path == "/metrics":
                 return r.status, JSON, pages.dumps({"error": str(r)})
-            return r.status, HTML, pages.error_html(r.status, str(r)).encode()
+            return r.status, HTML, pages.error_html(r.status, str(r), nonce=req.nonce).encode()
         except Exception:  # noqa: BLE001 - a page that fails must not take the daemon's face down
-            log.exception("%s %s failed", method, path)
+            log.exception("%s %s failed", req.method, req.path)
             return 500, JSON, pages.dumps({"error": "internal error; the daemon's log says why"})
 
-    # -- routing -------------------------------------------------------------------------------
-    def _route(self, method: str, path: str, params: dict, body: bytes) -> Answer:
+    # -- the rows' handlers ----------------------------------------------------------------------
+    def _metrics(self, req: WebRequest) -> Answer:
+        if self.metrics is None:
+            raise Rejected(404, "metrics are not collected by this process")
+        return 200, *self.metrics(self.store)
+
+    def _report_page(self, req: WebRequest) -> Answer:
+        return 200, HTML, pages.report_html(self._report(req.query), nonce=req.nonce).encode()
+
+    def _report_json(self, req: WebRequest) -> Answer:
+        return 200, JSON, pages.dumps(self._report(req.query))
+
+    def _alerts_page(self, req: WebRequest) -> Answer:
+        alerts, incidents = self._alerts()
+        return 200, HTML, pages.alerts_html(alerts, incidents, nonce=req.nonce).encode()
+
+    def _alerts_json(self, req: WebRequest) -> Answer:
+        alerts, incidents = self._alerts()
+        return 200, JSON, pages.dumps({"alerts": alerts, "incidents": incidents})
+
+    def _alert_data(self, fingerprint: str) -> dict:
         from monitor import report as rp
 
-        if method == "POST":
-            if path == "/v1/silences":
-                return 200, JSON, pages.dumps(self._silence(body))
-            raise Rejected(405, f"POST {path}: only POST /v1/silences writes here")
-        if method != "GET":
-            raise Rejected(405, f"{method} {path}: use GET")
-        parts = [unquote(p) for p in path.strip("/").split("/")]
-        if path in ("/report", "/report/"):
-            return 200, HTML, pages.report_html(self._report(params)).encode()
-        if path == "/report.json":
-            return 200, JSON, pages.dumps(self._report(params))
-        if parts[0] == "reports":
-            return self._reports(parts[1:])
-        if path in ("/", "/index.html", "/alerts", "/alerts/"):
-            alerts, incidents = self._alerts()
-            return 200, HTML, pages.alerts_html(alerts, incidents).encode()
-        if parts[0] == "alerts" and len(parts) == 2:
-            data = rp.alert_page(self.store, self.config, parts[1])
-            if data is None:
-                raise Rejected(404, f"no alert with fingerprint {parts[1]!r}")
-            return 200, HTML, pages.alert_html(data).encode()
-        if parts[0] == "incidents" and len(parts) == 2:
-            data = rp.incident_page(self.store, self.config, parts[1])
-            if data is None:
-                raise Rejected(
-                    404, f"no incident {parts[1]!r} (an incident's id is its notifications' `incident` label)"
-                )
-            return 200, HTML, pages.incident_html(data).encode()
-        if parts[:2] == ["v1", "alerts"]:
-            if len(parts) == 2:
-                alerts, incidents = self._alerts()
-                return 200, JSON, pages.dumps({"alerts": alerts, "incidents": incidents})
-            if len(parts) == 3:
-                data = rp.alert_page(self.store, self.config, parts[2])
-                if data is None:
-                    raise Rejected(404, f"no alert with fingerprint {parts[2]!r}")
-                return 200, JSON, pages.dumps(data)
-        if path == "/v1/evaluations":
-            return 200, JSON, pages.dumps(self._evaluations(params))
-        if path == "/v1/trust":
-            return 200, JSON, pages.dumps(self._trust(params))
-        raise Rejected(404, f"no such page: {path}")
+        data = rp.alert_page(self.store, self.config, fingerprint)
+        if data is None:
+            raise Rejected(404, f"no alert with fingerprint {fingerprint!r}")
+        return data
 
-    def _trust(self, params: dict) -> dict:
+    def _alert_page(self, req: WebRequest) -> Answer:
+        data = self._alert_data(req.params["fingerprint"])
+        return 200, HTML, pages.alert_html(data, nonce=req.nonce).encode()
+
+    def _alert_json(self, req: WebRequest) -> Answer:
+        return 200, JSON, pages.dumps(self._alert_data(req.params["fingerprint"]))
+
+    def _incident_page(self, req: WebRequest) -> Answer:
+        from monitor import report as rp
+
+        data = rp.incident_page(self.store, self.config, req.params["incident"])
+        if data is None:
+            raise Rejected(
+                404,
+                f"no incident {req.params['incident']!r}"
+                " (an incident's id is its notifications' `incident` label)",
+            )
+        return 200, HTML, pages.incident_html(data, nonce=req.nonce).encode()
+
+    def _reports_index(self, req: WebRequest) -> Answer:
+        from monitor.periodic import index_entries
+
+        return 200, HTML, pages.index_html(index_entries(self.store), nonce=req.nonce).encode()
+
+    def _stored(self, period: str) -> dict:
+        from monitor.periodic import stored_report
+
+        report = stored_report(self.store, period)
+        if report is None:
+            raise Rejected(404, f"no report {period!r} (GET /reports/ lists them)")
+        return report
+
+    def _stored_report(self, req: WebRequest) -> Answer:
+        return 200, HTML, pages.report_html(self._stored(req.params["period"]), nonce=req.nonce).encode()
+
+    def _stored_report_json(self, req: WebRequest) -> Answer:
+        return 200, JSON, pages.dumps(self._stored(req.params["period"]))
+
+    def _evaluations(self, req: WebRequest) -> Answer:
+        return 200, JSON, pages.dumps(self._evaluation_rows(req.query))
+
+    def _silence(self, req: WebRequest) -> Answer:
+        return 200, JSON, pages.dumps(self._add_silence(req.body))
+
+    def _trust(self, req: WebRequest) -> Answer:
         from monitor.trust import trust_now
 
+        params = req.query
         unknown = set(params) - {"model", "slice", "modality"}
         if unknown:
             raise Rejected(400, f"unknown parameters: {sorted(unknown)} (model, slice, modality)")
-        return trust_now(
+        trust = trust_now(
             self.store,
             self.config,
             model=params.get("model"),
             slice_=params.get("slice"),
             modality=params.get("modality"),
         )
+        return 200, JSON, pages.dumps(trust)
 
     def _alerts(self) -> tuple[list[dict], list[dict]]:
         from monitor import report as rp
@@ -187,16 +227,13 @@ class WebFace:
         def when(key: str) -> datetime | None:
             if not params.get(key):
                 return None
-            try:
-                t = datetime.fromisoformat(params[key].replace("Z", "+00:00").replace(" ", "+"))
-            except ValueError:
-                raise Rejected(400, f"{key}: not an ISO time: {params[key]!r}") from None
-            if t.tzinfo is None:
-                raise Rejected(400, f"{key}: give a time zone (e.g. {params[key]}Z)")
-            return t
+            try:  # a '+' of an offset arrives as a space where the query was not encoded
+                return parse_time(params[key].replace(" ", "+"))
+            except ValueError as e:
+                raise Rejected(400, f"{key}: {e}") from None
 
         end = when("to") or self.store.events.watermark() or self.clock()
-        start = when("from") or end - (self.config.report.every or timedelta(days=7))
+        start = when("from") or max(end - (self.config.report.every or timedelta(days=7)), EARLIEST)
         if start >= end:
             raise Rejected(400, "from must be before to")
         return start, end
@@ -212,21 +249,7 @@ class WebFace:
         start, end = self._period(params)
         return build_report(self.store, self.config, start, end, self.clock())
 
-    def _reports(self, rest: list[str]) -> Answer:
-        from monitor.periodic import index_entries, stored_report
-
-        if not rest or rest == [""]:
-            return 200, HTML, pages.index_html(index_entries(self.store)).encode()
-        if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ("report.html", "report.json", "")):
-            raise Rejected(404, "no such report page (/reports/<period>/report.html or report.json)")
-        report = stored_report(self.store, rest[0])
-        if report is None:
-            raise Rejected(404, f"no report {rest[0]!r} (GET /reports/ lists them)")
-        if len(rest) == 2 and rest[1] == "report.json":
-            return 200, JSON, pages.dumps(report)
-        return 200, HTML, pages.report_html(report).encode()
-
-    def _evaluations(self, params: dict) -> dict:
+    def _evaluation_rows(self, params: dict) -> dict:
         unknown = set(params) - {"metric", "slice", "signal", "model", "from", "to", "limit"}
         if unknown:
             raise Rejected(
@@ -267,9 +290,7 @@ class WebFace:
             )
         return {"rows": rows, "count": len(rows), "truncated": len(rows) == limit}
 
-    def _silence(self, body: bytes) -> dict:
-        from monitor.core.settings import parse_duration
-
+    def _add_silence(self, body: bytes) -> dict:
         try:
             doc = json.loads(body or b"{}")
         except ValueError as e:
@@ -285,12 +306,6 @@ class WebFace:
             raise Rejected(
                 400, 'matchers: an object of label: value (or "~regex"), e.g. {"alertname": "SignalDrift"}'
             )
-        for k, v in matchers.items():
-            if v.startswith("~"):
-                try:
-                    re.compile(v[1:])
-                except re.error as e:
-                    raise Rejected(400, f"matchers.{k}: bad regex: {e}") from None
         comment = doc.get("comment")
         if not isinstance(comment, str) or not comment.strip():
             raise Rejected(400, "comment: say why (it is shown with the silence)")
@@ -298,8 +313,10 @@ class WebFace:
             duration = parse_duration(str(doc.get("duration", "")))
         except ValueError as e:
             raise Rejected(400, f"duration: {e}") from None
-        if duration <= timedelta(0):
-            raise Rejected(400, "duration: must be positive, e.g. 4h")
+        try:
+            check_silence(matchers, duration)
+        except ValueError as e:
+            raise Rejected(400, str(e)) from None
         now = self.clock()
         with self.store.tx():
             sid = self.store.alerts.add_silence(

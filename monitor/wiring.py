@@ -25,11 +25,11 @@ def build_sources(
     should_stop: Callable[[], bool] = lambda: False,
     status: Callable[[], dict] | None = None,
     ready: Callable[[], list[str]] | None = None,
-    web: Callable[[str, str, str, bytes], tuple[int, str, bytes]] | None = None,
+    web: Callable[[], object] | None = None,
 ) -> list[Source]:
     """The sources a config names. ``status`` answers ``GET /v1/status`` (the daemon's counters),
-    ``ready`` ``GET /readyz`` (why the daemon cannot take traffic, if it cannot), ``web`` the
-    pages, the JSON API and ``/metrics`` (the daemon's web face, monitor/web.py)."""
+    ``ready`` ``GET /readyz`` (why the daemon cannot take traffic, if it cannot), ``web`` gives
+    the daemon's web face (monitor/web.py: the pages, the JSON API and ``/metrics``), once open."""
     ing = config.ingest
     sources: list[Source] = []
     if ing.kafka is not None:
@@ -39,20 +39,28 @@ def build_sources(
     if ing.http.enabled:
         from connectors.http import HttpSource
 
-        http = ing.http
-        tokens = [t.get_secret_value() for t in http.tokens] if http.auth != "off" else []
-        from monitor.web import serves
+        from connectors.http import HttpLimits
+        from monitor.web import routes
 
+        http = ing.http
+        on = http.auth != "off"
         sources.append(
             HttpSource(
                 http.host,
                 http.port,
                 ing.max_payload_bytes,
                 status=status,
-                tokens=tokens,
+                tokens=[t.get_secret_value() for t in http.tokens] if on else [],
+                read_tokens=[t.get_secret_value() for t in http.read_tokens] if on else [],
+                protect_reads=http.reads == "protected",
+                allowed_hosts=http.allowed_hosts,
                 ready=ready,
-                web=web,
-                web_serves=serves,
+                routes=routes(web) if web is not None else (),
+                limits=HttpLimits(
+                    max_connections=http.max_connections,
+                    header_timeout_s=http.header_timeout.total_seconds(),
+                    body_timeout_s=http.body_timeout.total_seconds(),
+                ),
             )
         )
     if ing.jsonl.paths:

@@ -207,6 +207,16 @@ class EventRepository:
         vals = [v for v in vals if v is not None]
         return max(vals) if vals else None
 
+    def next_event_at(self, model_name: str, model_version: str, at: datetime) -> datetime | None:
+        """The first event time of a model version at or after ``at`` (None: none yet): one
+        index probe, so a stretch of windows without events is found without reading them."""
+        d = self.db.dialect
+        first = self.db.all(
+            "SELECT MIN(ts) FROM events WHERE model_name = ? AND model_version = ? AND ts >= ?",
+            (model_name, model_version, d.ts(at)),
+        )[0][0]
+        return None if first is None else d.ts_out(first)
+
     # -- windows -------------------------------------------------------------------------------
     def load_window(
         self, model_name: str, model_version: str, start: datetime, end: datetime, labels_before: datetime

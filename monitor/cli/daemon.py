@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from monitor.cli.common import opened_store
 
 
@@ -16,13 +19,16 @@ def cmd_run(args, cfg) -> int:
             should_stop=lambda: daemon is not None and daemon.should_exit,
             status=lambda: dict(daemon.stats) if daemon else {},
             ready=lambda: daemon.readiness() if daemon else ["starting"],
-            web=lambda *request: (
-                daemon.answer_web(*request) if daemon else (503, "application/json", b'{"error": "starting"}')
-            ),
+            web=lambda: daemon.web if daemon else None,
         )
         daemon = Daemon(cfg, sources, store, build_senders(cfg))
         daemon.install_signal_handlers()
         daemon.run()
+    if daemon.evaluation_left:
+        # the evaluation thread would hold the interpreter's exit until it finished: its work is
+        # one transaction, rolled back with the connection, and claimed again after a restart
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -43,6 +43,7 @@ _REASON_CLASSES = (
     ("(nul)", "schema"),
     ("event was sent where", "wrong_kind"),
     ("ahead of the clock", "clock_skew"),
+    ("after the latest event time", "clock_skew"),
     ("no event", "orphan_label"),
     ("media", "media"),
     ("image", "media"),

@@ -115,7 +115,9 @@ ingest:
         broker = None
         started = time.monotonic()
         for i in range(200, 210):
-            req = urllib.request.Request(base + "/v1/events", json.dumps(inference(i)).encode())
+            req = urllib.request.Request(
+                base + "/v1/events", json.dumps(inference(i)).encode(), {"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(req, timeout=10) as r:
                 assert r.status == 200 and json.loads(r.read())["accepted"] == 1
         assert time.monotonic() - started < 5  # not held up by the lost broker

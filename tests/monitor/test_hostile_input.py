@@ -225,3 +225,52 @@ def test_an_attribute_with_an_id_in_it_is_bounded_and_said_so(any_store):
     assert (quiet["decision"] == 0).all() and (quiet["value"] == 3).all()
     flooded = [a for a in any_store.alerts.list("firing") if a.rule == "SliceValuesFlooded"]
     assert [a.labels["signal"] for a in flooded] == ["user"] and flooded[0].labels["modality"] == "slice"
+
+
+def test_a_replay_of_the_whole_corpus_adds_no_dead_letter_and_passes_what_can(any_store):
+    """Issue 24: `dlq replay` of a mixed corpus replayed nothing and added 1,400 letters (media
+    letters failed on the dropped media's note, bodies not kept on "payload too large: 0 bytes").
+    Now: no letter is added; a stored event's dropped media is not required again; an event
+    refused for its clock passes later without the media that was not kept; what still fails
+    says why."""
+    cfg = parse_config("ingest: {max_payload_bytes: 4096}\n")
+    bad_png = {"data_b64": PNG_B64[:40] + "AAAA"}  # inline bytes that do not decode
+    skewed = inference(2, ts=NOW + timedelta(days=2))
+    skewed["inputs"]["image"] = {"data_b64": PNG_B64}
+    msgs = [RawMessage("t", f"t:{name}", payload, "inference") for name, payload in bad_inference_messages()]
+    msgs += [
+        RawMessage(
+            "t", "t:partial", json.dumps(inference(1, inputs={"image": bad_png})).encode(), "inference"
+        ),
+        RawMessage("t", "t:skewed", json.dumps(skewed).encode(), "inference"),
+        RawMessage("t", "t:too-large", json.dumps(inference(3, pad="x" * 5000)).encode(), "inference"),
+        RawMessage("t", "t:gone", None, "inference", error="payload too large: 9999999 bytes"),  # as HTTP 413
+        RawMessage(
+            "t",
+            "t:both",
+            json.dumps({**inference(4, inputs={"image": {"data_b64": PNG_B64}}), "colour": "x"}).encode(),
+            "inference",
+        ),
+        *[RawMessage("t", f"t:ok{i}", p, "inference") for i, (_, p) in enumerate(good(100, 5))],
+    ]
+    Pipeline(cfg, any_store, lambda: NOW).process(msgs)
+    before = len(any_store.ops.dead_letters(include_replayed=True))
+    assert before == len(bad_inference_messages()) + 5  # the partial event's #image letter among them
+    done = replay_dead_letters(Pipeline(cfg, any_store, lambda: NOW + timedelta(days=3)), None, NOW)
+    assert len(any_store.ops.dead_letters(include_replayed=True)) == before  # none added
+    by = {d.position: (status, reason) for d, (_, status, reason) in zip(
+        any_store.ops.dead_letters(include_replayed=True), done.outcomes
+    )}  # fmt: skip
+    assert by["t:partial#image"][0] == "duplicate"  # the event is stored; its dropped image not asked for
+    assert by["t:skewed"] == ("stored", "without image (its media was not kept)")
+    assert by["t:too-large"][0] == "dead_letter" and "payload too large: 5" in by["t:too-large"][1]
+    assert by["t:gone"] == ("dead_letter", "its bytes were not kept (too large or unreadable): send it again")
+    assert by["t:both"][0] == "dead_letter" and "colour" in by["t:both"][1]
+    assert by["t:unknown field"][0] == "dead_letter" and "colour" in by["t:unknown field"][1]
+    assert {d.position for d in any_store.ops.dead_letters()} == {
+        p for p, (status, _) in by.items() if status == "dead_letter"
+    }  # the others are marked replayed
+    assert PNG_B64[:40] not in dump(any_store)
+    # a second replay adds nothing either
+    replay_dead_letters(Pipeline(cfg, any_store, lambda: NOW + timedelta(days=3)), None, NOW)
+    assert len(any_store.ops.dead_letters(include_replayed=True)) == before

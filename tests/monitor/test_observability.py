@@ -72,6 +72,13 @@ def test_prometheus_scrapes_the_daemon_compose_runs():
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "modalwatch")
     assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["modalwatch:8787"]
     assert "8787:8787" in compose["services"]["modalwatch"]["ports"]
+    # /metrics reads behind the daemon's token: Prometheus sends the one the daemon takes
+    secret = job["authorization"]["credentials_file"].rsplit("/", 1)[1]
+    assert job["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert secret in compose["services"]["prometheus"]["secrets"]
+    token_env = compose["secrets"][secret]["environment"]
+    assert token_env in compose["services"]["modalwatch"]["environment"]
+    assert f"${{{token_env}}}" in (ROOT / "config" / "production.yaml").read_text()
     mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"]["prometheus"]["volumes"]}
     assert set(prom["rule_files"]) <= set(mounts) and all((DOCKER / p).exists() for p in mounts.values())
     for m in compose["services"]["grafana"]["volumes"]:

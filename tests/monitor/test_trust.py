@@ -121,12 +121,17 @@ def test_trust_endpoint_and_gauge(tmp_path):
 
     from prometheus_client.parser import text_string_to_metric_families
 
+    from monitor.core.web import WebRequest
     from monitor.metrics import DaemonMetrics
     from monitor.web import WebFace
 
     cfg, store = trust_run(tmp_path, 12, 400, darkened_then_back)  # image failed by hour 11
     face = WebFace(cfg, store, metrics=lambda st: DaemonMetrics().render(st, {}))
-    code, kind, body = face.handle("GET", "/v1/trust", "modality=image&slice=*")
+
+    def get(name: str, path: str, **query):
+        return face.answer(name, WebRequest("GET", path, {}, query))
+
+    code, kind, body = get("trust", "/v1/trust", modality="image", slice="*")
     got = json.loads(body)["trust"]
     assert code == 200 and kind == "application/json" and len(got) == 1
     t = got[0]
@@ -138,13 +143,13 @@ def test_trust_endpoint_and_gauge(tmp_path):
         "1h",
     )
     assert t["since"] < t["window_start"] and t["reasons"] and t["events"] == 400
-    everything = json.loads(face.handle("GET", "/v1/trust", "")[2])["trust"]
+    everything = json.loads(get("trust", "/v1/trust")[2])["trust"]
     assert {(x["modality"], x["slice"]) for x in everything} == {
         (m, s) for m in ("image", "audio") for s in ("*", "site=north", "site=south")
     }
-    code, _, body = face.handle("GET", "/v1/trust", "modalty=image")
+    code, _, body = get("trust", "/v1/trust", modalty="image")
     assert code == 400 and "modalty" in json.loads(body)["error"]
-    _, _, text = face.handle("GET", "/metrics", "")
+    _, _, text = get("metrics", "/metrics")
     gauge = {
         (s.labels["modality"], s.labels["state"]): s.value
         for f in text_string_to_metric_families(text.decode())

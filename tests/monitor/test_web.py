@@ -3,6 +3,7 @@ carries opens its page on a running daemon; the report and an alert page render 
 Chromium without a request leaving the page; the JSON API and its errors; silences behind the
 ingest tokens; ``/metrics`` against ``modalwatch status``."""
 
+import base64
 import json
 import re
 import signal
@@ -164,11 +165,15 @@ def test_the_json_api_and_its_errors(demo_daemon):
     assert _get(demo_daemon + "/")[0] == 200 and _get(demo_daemon + "/metrics")[0] == 200
 
 
-def test_silences_are_written_only_with_a_token(tmp_path):
+def test_silences_are_written_only_with_a_token_and_pages_read_with_one(tmp_path):
+    """``auth: required``: a silence needs a write token; the pages, the JSON API and /metrics a
+    write or a read token (Bearer, or Basic's password, which a browser asks for); health stays
+    open (issue 24: every read answered 200 without a token)."""
     port = free_port()
     cfg = (
         f"store: {{kind: sqlite, path: {tmp_path / 'mw.db'}}}\n"
-        f"ingest: {{http: {{port: {port}, auth: required, tokens: [s3cret-token-for-the-test]}}}}\n"
+        f"ingest: {{http: {{port: {port}, auth: required, tokens: [s3cret-token-for-the-test],"
+        " read_tokens: [read-only-token-for-the-test]}}\n"
     )
     proc, log, url = _start(tmp_path, "auth", cfg)
     try:
@@ -180,7 +185,32 @@ def test_silences_are_written_only_with_a_token(tmp_path):
         assert status == 400 and b"matchers" in answer
         status, _, answer = _get(url + "/v1/silences", auth, body.encode())
         assert status == 200 and json.loads(answer)["matchers"] == {"alertname": "SignalDrift"}
-        assert _get(url + "/alerts")[0] == 200  # reading needs no token
+        reader = {"Authorization": "Bearer read-only-token-for-the-test", "Content-Type": "application/json"}
+        assert _get(url + "/v1/silences", reader, body.encode())[0] == 401  # a read token writes nothing
+        basic = "Basic " + base64.b64encode(b"oncall:read-only-token-for-the-test").decode()
+        for path in (
+            "/alerts",
+            "/report",
+            "/reports/",
+            "/v1/alerts",
+            "/v1/evaluations",
+            "/v1/trust",
+            "/metrics",
+        ):
+            status, _, answer = _get(url + path)
+            assert status == 401 and b"token is required" in answer, path
+            assert _get(url + path, {"Authorization": "Bearer nope-nope-nope-nope"})[0] == 401
+            assert _get(url + path, {"Authorization": reader["Authorization"]})[0] == 200, path
+            assert _get(url + path, {"Authorization": auth["Authorization"]})[0] == 200, path
+            assert _get(url + path, {"Authorization": basic})[0] == 200, path
+        for path in ("/livez", "/healthz", "/readyz", "/v1/status"):
+            assert _get(url + path)[0] == 200, path
+        # a browser is asked for the token (Basic), an API client told it takes a bearer token
+        req = urllib.request.Request(url + "/alerts")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert "Basic realm=" in err.value.headers["WWW-Authenticate"]
+        assert "Bearer realm=" in err.value.headers["WWW-Authenticate"]
     finally:
         _stop(proc, log)
     (tmp_path / "cli.yaml").write_text(f"store: {{kind: sqlite, path: {tmp_path / 'mw.db'}}}\n")
