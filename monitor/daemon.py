@@ -39,7 +39,7 @@ from monitor.metrics import DaemonMetrics
 from monitor.notify import run_notifications
 from monitor.periodic import write_due_reports
 from monitor.pipeline import Pipeline
-from monitor.runtime import start_process, utcnow
+from monitor.runtime import MemoryRelease, start_process, utcnow
 from monitor.workers import InProcess, Workers, reconnect, store_with_retry
 
 log = logging.getLogger("modalwatch.daemon")
@@ -107,6 +107,7 @@ class Daemon:
         self._eval_trouble: str | None = None  # why the last evaluation run failed on the store
         self._finished: dict[int, list[Outcome] | None] = {}  # their outcomes, as they come
         self._batch_ids = itertools.count()
+        self._memory = MemoryRelease()
         self.metrics = DaemonMetrics()
         self._started_at = time.time()
         self.web = None  # the web face (monitor/web.py), on a connection of its own, from startup()
@@ -221,6 +222,7 @@ class Daemon:
                         batch_id = next(self._batch_ids)
                         self._in_flight.append((batch_id, src, time.monotonic()))
                         self._writers.submit(batch_id, msgs)
+                        self._memory.note(msgs)
                     self._settle(timeout=0)
                     if self.should_exit:
                         break
@@ -228,6 +230,8 @@ class Daemon:
                     break
                 if not busy and self._in_flight:
                     self._settle(timeout=0.05)  # nothing new: wait for the workers, not in a spin
+                if not busy and not self._in_flight:
+                    self._memory.idle()
                 if (
                     self.stop_when_idle
                     and not busy

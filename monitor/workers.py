@@ -274,7 +274,7 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
     try:
         from connectors.stores import open_store
         from monitor.pipeline import Pipeline
-        from monitor.runtime import start_process, utcnow
+        from monitor.runtime import MemoryRelease, start_process, utcnow
 
         store = open_store(config.store)
         pipeline = Pipeline(config, store, utcnow)
@@ -297,16 +297,19 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
                 return
 
     threading.Thread(target=read_ahead, name="modalwatch-worker-reader", daemon=True).start()
+    memory = MemoryRelease()
     try:
         while True:
+            if jobs.empty():
+                memory.idle()
             job = jobs.get()
             if job is None:
                 return
             batch_id, columns = job
+            msgs = list(map(RawMessage, *columns))
+            memory.note(msgs)
             try:
-                outcomes = store_with_retry(
-                    pipeline.process, store, list(map(RawMessage, *columns)), stopping.is_set, stopping.wait
-                )
+                outcomes = store_with_retry(pipeline.process, store, msgs, stopping.is_set, stopping.wait)
             except Exception:  # noqa: BLE001 - reported to the daemon, which stops with it
                 conn.send(("error", traceback.format_exc()))
                 return
@@ -321,6 +324,7 @@ def _worker_main(config, conn: Connection, stopping, parent_pid: int) -> None:
                         {k: o.reason for k, o in enumerate(outcomes) if o.reason},
                     )
                 )
+            job = columns = msgs = outcomes = None  # the batch's memory can go before the next
     except (BrokenPipeError, EOFError):
         return
     finally:

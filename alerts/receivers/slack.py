@@ -14,7 +14,7 @@ from alerts.receivers.base import (
     incident_url,
     register_receiver,
 )
-from monitor.core.text import printable
+from monitor.core.text import printable, printable_lines
 
 
 class SlackConfig(UrlReceiverConfig):
@@ -27,8 +27,8 @@ def mrkdwn(text: str, limit: int = 3000) -> str:
     at most ``limit`` characters without cutting an escape in half. Slack's own ``*``/``_``
     emphasis of the message's frame is kept; a backtick in a value is shown as ʼ so that it cannot
     close the code span around the group."""
-    lines = "\n".join(printable(line) for line in text.split("\n"))  # a newline only breaks a line
-    out = lines.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # a newline only breaks a line in a section
+    out = printable_lines(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if len(out) > limit:
         out = re.sub(r"&[a-z]*$", "", out[: limit - 1]) + "…"
     return out

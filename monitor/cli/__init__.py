@@ -8,6 +8,7 @@ import os
 import sys
 
 from monitor.cli import alerts, daemon, dlq, evaluation, review, tools
+from monitor.cli.common import TerminalSafe
 from monitor.config import LOG_FORMAT, ConfigError, load_config
 from monitor.runtime import configure_logging
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     configure_logging(cfg.log_level, LOG_FORMAT)
+    if sys.stdout.isatty():
+        sys.stdout = TerminalSafe(sys.stdout)
     try:
         return args.fn(args, cfg)
     except tools.MissingExtra as e:

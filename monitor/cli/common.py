@@ -29,6 +29,23 @@ def duration_arg(s: str):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class TerminalSafe:
+    """A terminal's stdout through which no producer string steers the terminal: what a command
+    prints (a dead letter's reason, a slice value, an incident's headline) has its escape
+    sequences and other controls written visibly; lines stay lines. Pipes get the text as it is."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from monitor.core.text import printable_lines
+
+        return self._stream.write(printable_lines(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -21,6 +21,11 @@ def _escape(m: re.Match) -> str:
     return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
 
+def printable_lines(text: str) -> str:
+    """``printable`` for text of several lines: its newlines kept, every other control escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def printable(text: str) -> str:
     """``text`` with every character that could start a line or steer a terminal escaped.
 

@@ -62,3 +62,36 @@ def test_a_model_name_forges_no_log_line_and_steers_no_terminal(tmp_path):
     levels = [line.split(" ")[2] for line in err.splitlines() if line[:4].isdigit() and line.count(" ") >= 2]
     assert "ERROR" not in levels and "INFO" in levels
     assert not [c for c in err if c in "\x1b\x07\u202e"]
+
+
+def test_a_terminal_shows_a_producers_escape_sequences_as_text(tmp_path):
+    """`modalwatch dlq list` on a terminal: a JSONL file named with an escape sequence (its dead
+    letters' positions name it) clears no screen; the line shows what the name holds."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.conftest import ROOT, modalwatch_cmd
+
+    bad = tmp_path / "in\x1b[2J\x1b]0;owned\x07.jsonl"
+    bad.write_text('{"type": "inference", "event_id": "x"}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"store: {{kind: sqlite, path: {tmp_path / 's.db'}}}\n")
+    run = [*modalwatch_cmd(), "--config", str(cfg)]
+    subprocess.run([*run, "ingest", str(bad)], cwd=ROOT, check=True, capture_output=True)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*run, "dlq", "list"], cwd=ROOT, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(60)
+    os.close(leader)
+    text = out.decode()
+    assert "in\\x1b[2J\\x1b]0;owned\\x07.jsonl" in text and "\x1b" not in text and "\x07" not in text
