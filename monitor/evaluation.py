@@ -212,10 +212,11 @@ class Evaluator:
         return done
 
     def skip_empty(self, runs: list[tuple[RunKey, datetime]]) -> list[tuple[RunKey, datetime]]:
-        """``runs`` without the vintages whose windows hold no event, which are recorded as
-        finished without rows (there is nothing to say of them but "no events", and alert states
-        stand until a window with events moves them). Each series' stretch without events is
-        logged once."""
+        """``runs`` without the vintages whose windows hold no event and are followed by another
+        window without events, which are recorded as finished without rows (there is nothing to
+        say of them but "no events", and alert states stand until a window with events moves
+        them); a window another replica has claimed meanwhile is left to it. Each series'
+        stretch without events is logged once."""
         # per model version: [from, next event) spans known to hold no event
         known: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
         keep, empty = [], []
@@ -227,10 +228,22 @@ class Evaluator:
             ):
                 span = (key.window_start, self.store.events.next_event_at(*mv, key.window_start))
                 known[mv] = span
-            (empty if span[1] is None or span[1] >= t1 else keep).append((key, t1))
+            # empty, and the window after it too: a stretch without events, not a window whose
+            # events are still on their way (another partition, another replica)
+            gap = span[1] is None or span[1] >= t1 + (t1 - key.window_start)
+            (empty if gap else keep).append((key, t1))
         if empty:
+            now = self.clock()
             with self.store.tx():
-                self.store.evaluations.finish_empty(empty, self.owner, self.clock())
+                recorded = self.store.evaluations.finish_empty(empty, self.owner, now)
+            if recorded < len(empty):  # some were claimed before: by a process gone, or still working
+                for key, t1 in empty:
+                    expiry = self.config.evaluation.claim_expiry
+                    if self.store.evaluations.claim(
+                        key, t1, self.owner, now, expiry, orphaned=self._orphaned
+                    ):
+                        with self.store.tx():
+                            self.store.evaluations.finish(key, self.owner, now)
             series: dict[tuple, list[datetime]] = {}
             for key, _ in empty:
                 series.setdefault((key.model_name, key.model_version, key.interval_s, key.lag_s), []).append(

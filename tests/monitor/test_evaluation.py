@@ -524,3 +524,33 @@ def test_sqlite_and_postgresql_give_the_same_numbers(sqlite_store, pg_url):
             if not (x is None or np.isnan(x)):
                 assert x == pytest.approx(y, rel=1e-9, abs=1e-12), (k, col, x, y)
         assert (a.decision is None or np.isnan(a.decision)) == (b.decision is None or np.isnan(b.decision)), k
+
+
+def test_a_stretch_without_events_is_recorded_not_evaluated(any_store):
+    """Four days of traffic, then one event forty days on: the windows between are recorded as
+    finished without rows (the last one before the event, which might yet get late events, will be
+    evaluated as usual once due); one of them claimed by a process of this host that died is
+    taken over."""
+    import os
+    import socket
+
+    from monitor.core.window import RunKey
+
+    cfg = parse_config(CFG)
+    p = Pipeline(cfg, any_store, lambda: NOW)
+    p.process(_traffic(days=4, per_day=300))
+    p.process([RawMessage("t", "late", json.dumps(inference(99999, ts=T0 + timedelta(days=44))).encode())])
+    # a claim on day 20 left unfinished by a process of this host that is gone
+    dead = f"{socket.gethostname()}:{2**22 + os.getpid() % 1000}"
+    key = RunKey("m", "1", 86400, 86400, T0 + timedelta(days=20))
+    assert any_store.evaluations.claim(
+        key, key.window_start + timedelta(days=1), dead, NOW, timedelta(hours=1)
+    )
+    ev = Evaluator(cfg, any_store, lambda: NOW, owner="a")
+    evaluated = ev.run_due(any_store.events.watermark())
+    runs = any_store.db.all("SELECT window_start, claimed_by, finished_at FROM eval_runs")
+    assert len(runs) == 43 and all(f is not None for _, _, f in runs)  # days 0..42, every one finished
+    with_rows = {str(w)[:10] for (w,) in any_store.db.all("SELECT DISTINCT window_start FROM evaluations")}
+    assert evaluated == len(with_rows) == 4  # the days with events
+    assert min(with_rows) == "2026-01-05" and max(with_rows) == "2026-01-08"
+    assert ev.due(any_store.events.watermark()) == []
