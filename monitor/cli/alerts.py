@@ -149,9 +149,10 @@ def add_commands(add) -> None:
         type=_matcher,
         action="append",
         required=True,
-        help="label=value or label=~regex (repeatable), e.g. -m alertname=SignalDrift -m slice=device=cam_b",
+        help="label=value or label=~regex, a full match in RE2's syntax (repeatable), e.g. -m"
+        " alertname=SignalDrift -m 'slice=~device=cam_.*'",
     )
-    sa.add_argument("--duration", "-d", type=duration_arg, required=True, help="e.g. 2h, 1d")
+    sa.add_argument("--duration", "-d", type=duration_arg, required=True, help="e.g. 2h, 1d (at most 365d)")
     sa.add_argument("--comment", required=True)
     sa.add_argument("--author", default=os.environ.get("USER", "unknown"))
     sl = add("list", None, "list silences in force (--all: expired ones too)", ssub)
