@@ -235,20 +235,22 @@ class Evaluator:
         if empty:
             now = self.clock()
             with self.store.tx():
-                recorded = self.store.evaluations.finish_empty(empty, self.owner, now)
-            if recorded < len(empty):  # some were claimed before: by a process gone, or still working
-                for key, t1 in empty:
-                    expiry = self.config.evaluation.claim_expiry
-                    if self.store.evaluations.claim(
-                        key, t1, self.owner, now, expiry, orphaned=self._orphaned
-                    ):
-                        with self.store.tx():
-                            self.store.evaluations.finish(key, self.owner, now)
+                self.store.evaluations.finish_empty(empty, self.owner, now)
+
+            def series_of(k: RunKey) -> tuple:
+                return k.model_name, k.model_version, k.interval_s, k.lag_s
+
             series: dict[tuple, list[datetime]] = {}
             for key, _ in empty:
-                series.setdefault((key.model_name, key.model_version, key.interval_s, key.lag_s), []).append(
-                    key.window_start
-                )
+                series.setdefault(series_of(key), []).append(key.window_start)
+            finished = {s: self.store.evaluations.finished(*s) for s in series}
+            for key, t1 in empty:  # claimed before: by a process that is gone, or one still at it
+                if key.window_start in finished[series_of(key)]:
+                    continue
+                expiry = self.config.evaluation.claim_expiry
+                if self.store.evaluations.claim(key, t1, self.owner, now, expiry, orphaned=self._orphaned):
+                    with self.store.tx():
+                        self.store.evaluations.finish(key, self.owner, now)
             for (name, version, iv, lag), starts in series.items():
                 log.info(
                     "%s %s: %d %s window(s) from %s to %s hold no events (lag %s): recorded, not evaluated",

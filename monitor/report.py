@@ -476,25 +476,17 @@ def data_health(ev: Evidence, key: tuple[int, int] | None) -> dict:
     }
 
 
-def events_between(store, start: datetime, end: datetime) -> int:
-    """How many events of any model came with an event time in [start, end)."""
-    return sum(
-        store.events.arrivals(m, start, end)[0]
-        for m in {mv.model_name for mv in store.events.model_versions()}
-    )
-
-
 def empty_period(store, start: datetime, end: datetime) -> dict | None:
-    """Where no event came with an event time in [start, end): when events came next (None:
-    the period had events)."""
-    if events_between(store, start, end):
-        return None
-    later = [
-        store.events.next_event_at(mv.model_name, mv.model_version, end)
+    """Where no event came with an event time in [start, end): when events came next (None: the
+    period had events). An index probe per model version, whatever the period holds."""
+    nxt = [
+        store.events.next_event_at(mv.model_name, mv.model_version, start)
         for mv in store.events.model_versions()
     ]
-    later = [t for t in later if t is not None]
-    return {"events": 0, "next_event_at": iso_time(min(later)) if later else None}
+    nxt = [t for t in nxt if t is not None]
+    if any(t < end for t in nxt):
+        return None
+    return {"events": 0, "next_event_at": iso_time(min(nxt)) if nxt else None}
 
 
 def build_report(store, config, start: datetime, end: datetime, generated_at: datetime) -> dict:

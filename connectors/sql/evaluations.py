@@ -51,17 +51,15 @@ class EvaluationRepository:
         it over (the claim expired) or finished it — the caller then rolls its result back."""
         return self._claims.finish(self._key(key), owner, now)
 
-    def finish_empty(self, runs: Sequence[tuple[RunKey, datetime]], owner: str, now: datetime) -> int:
+    def finish_empty(self, runs: Sequence[tuple[RunKey, datetime]], owner: str, now: datetime) -> None:
         """Record vintages whose windows hold no event as finished, without rows (one claim row
-        each; a vintage another replica has claimed is left to it). How many were recorded."""
+        each; a vintage claimed already keeps its row)."""
         d = self.db.dialect
-        before = self.db.one("SELECT COUNT(*) FROM eval_runs")
         self.db.many(
             f"INSERT INTO eval_runs ({', '.join(self._KEY_COLS)}, window_end, claimed_by, claimed_at,"
             " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(*self._key(k), d.ts(end), owner, d.ts(now), d.ts(now)) for k, end in runs],
         )
-        return self.db.one("SELECT COUNT(*) FROM eval_runs") - before
 
     def finished(self, model_name: str, model_version: str, interval_s: int, lag_s: int) -> set[datetime]:
         """The window starts of the finished vintages of one model version, interval and lag."""
