@@ -166,12 +166,39 @@ def _unauthorised(message: str) -> Response:
     return _error(401, message, headers)
 
 
+class OncePerMinute(logging.Filter):
+    """A logger's warnings at most once a minute per message, with the count of those left out:
+    a client can open a million connections or send a million bad requests, not write a million
+    log lines (uvicorn's own warnings, and the connection limits' below)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.getMessage()
+        now = time.monotonic()
+        if now - self._last.get(key, -LOG_EVERY_S) < LOG_EVERY_S:
+            self._left_out[key] = self._left_out.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        n = self._left_out.pop(key, 0)
+        if n:
+            record.msg = f"{record.msg} ({n} more such in the last minute)"
+        return True
+
+
+_ONCE_A_MINUTE = OncePerMinute()
+_CONNECTIONS_LOG = logging.getLogger("modalwatch.http.connections")
+
+
 # -- connections -------------------------------------------------------------------------------
 class Gate:
     """The open connections of one server, oldest first, and how many may be: at the cap a new
     one closes the oldest idle one (or is refused when every one is busy); a connection without a
-    whole request head in time is closed. What happened is logged once per ``LOG_EVERY_S`` per
-    condition, with its count. Used on the server's event loop only."""
+    whole request head in time is closed. What happened is logged once a minute per condition,
+    with its count. Used on the server's event loop only."""
 
     def __init__(self, limits: HttpLimits) -> None:
         self.limits = limits
@@ -180,18 +207,10 @@ class Gate:
         self.cap = max(16, min(limits.max_connections, fd_room))
         self.open: dict[H11Protocol, None] = {}  # insertion order: oldest first
         self.pending = 0  # accepted, not yet made into a connection
-        self.counts: dict[str, int] = {}
-        self._logged_at: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
 
-    def note(self, condition: str, message: str) -> None:
-        self.counts[condition] = self.counts.get(condition, 0) + 1
-        self._unlogged[condition] = self._unlogged.get(condition, 0) + 1
-        now = time.monotonic()
-        if now - self._logged_at.get(condition, -LOG_EVERY_S) >= LOG_EVERY_S:
-            n, self._unlogged[condition] = self._unlogged[condition], 0
-            self._logged_at[condition] = now
-            log.warning("HTTP: %s (%d since the last such line; at most one a minute)", message, n)
+    @staticmethod
+    def note(message: str) -> None:
+        _CONNECTIONS_LOG.warning("HTTP: %s", message)  # once a minute (OncePerMinute)
 
     def room(self) -> bool:
         """Whether one more connection may be accepted now: under the cap, or once the oldest
@@ -201,7 +220,7 @@ class Gate:
         idle = next((c for c in self.open if c.is_idle()), None)
         if idle is None:
             return False
-        self.note("evicted", f"{self.cap} connections open (the cap): the oldest idle ones closed")
+        self.note(f"{self.cap} connections open (the cap): the oldest idle ones closed")
         self.open.pop(idle, None)
         idle.transport.close()
         return True
@@ -246,7 +265,6 @@ class Acceptor:
 
     def _ready(self) -> None:
         for _ in range(self.PER_WAKEUP):
-            room = self.gate.room()
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -254,13 +272,13 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue
             except OSError as e:  # out of descriptors or buffers: the backlog holds the rest
-                self.gate.note("accept_failed", f"accepting a connection failed ({e.strerror}): paused 0.5 s")
+                self.gate.note(f"accepting a connection failed ({e.strerror}): paused 0.5 s")
                 self._pause(0.5)
                 return
-            if not room:
-                self.gate.note(
-                    "refused", f"{self.gate.cap} connections open, all busy: new ones refused with 503"
-                )
+            # room asked after the accept: an idle connection is closed only for one that came
+            # (the one above the cap is covered by FD_RESERVE until the closed one's descriptor goes)
+            if not self.gate.room():
+                self.gate.note(f"{self.gate.cap} connections open, all busy: new ones refused with 503")
                 try:
                     conn.send(_REFUSED)
                 except OSError:
@@ -322,37 +340,11 @@ def guarded_protocol(gate: Gate) -> type[H11Protocol]:
             self._head_timer = None
             if self.is_idle() and not self.transport.is_closing():
                 gate.note(
-                    "timed_out",
                     f"a connection sent no whole request head in {gate.limits.header_timeout_s:g} s: closed",
                 )
                 self.transport.close()
 
     return Guarded
-
-
-class OncePerMinute(logging.Filter):
-    """uvicorn's own warnings (an invalid request, …) at most once a minute per kind, with the
-    count of those left out: a client can send a million bad requests, not a million log lines."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last: dict[str, float] = {}
-        self._left_out: dict[str, int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = str(record.msg)
-        now = time.monotonic()
-        if now - self._last.get(key, -LOG_EVERY_S) < LOG_EVERY_S:
-            self._left_out[key] = self._left_out.get(key, 0) + 1
-            return False
-        self._last[key] = now
-        n = self._left_out.pop(key, 0)
-        if n:
-            record.msg = f"{record.msg} ({n} more such in the last minute)"
-        return True
-
-
-_UVICORN_QUIET = OncePerMinute()
 
 
 # -- middleware ----------------------------------------------------------------------------------
@@ -605,9 +597,9 @@ class HttpSource:
         # the headers' middleware around the table's dispatch (hosts, access, 404/405/OPTIONS)
         self.app = SecurityHeaders(Guard(self.routes, self.access))
         self.gate = Gate(limits)
-        uvicorn_log = logging.getLogger("uvicorn.error")
-        if _UVICORN_QUIET not in uvicorn_log.filters:
-            uvicorn_log.addFilter(_UVICORN_QUIET)
+        for name in ("uvicorn.error", _CONNECTIONS_LOG.name):
+            if _ONCE_A_MINUTE not in logging.getLogger(name).filters:
+                logging.getLogger(name).addFilter(_ONCE_A_MINUTE)
         # bound here, so that a port in use is an error at construction and port 0 is known at once
         self._sock = socket.create_server((host, port), backlog=BACKLOG)
         self.host, self.port = self._sock.getsockname()[:2]
@@ -813,7 +805,6 @@ class HttpSource:
 
     def _body_late(self, request: Request) -> Response:
         self.gate.note(
-            "body_timed_out",
             f"a request body did not arrive within {self.limits.body_timeout_s:g} s: answered 408",
         )
         why = f"the body did not arrive within {self.limits.body_timeout_s:g} s (Content-Length too large?)"

@@ -421,7 +421,7 @@ class Pipeline:
                 store.review.enqueue(
                     within_budget(candidates, store.review.counts_since(day), rc.daily_budget_per_stratum)
                 )
-        self._warn_of_a_jump(latest, events, new_events, messages)
+        self._warn_of_a_jump(latest, events, new_events)
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))
         for p, stored in _first_stored(labels, new_labels):
@@ -463,7 +463,7 @@ class Pipeline:
             outcomes[p] = Outcome(p, "dead_letter", reason)
         return kept
 
-    def _warn_of_a_jump(self, latest, events, new_events: set[str], messages) -> None:
+    def _warn_of_a_jump(self, latest, events, new_events: set[str]) -> None:
         """One warning where this batch's events leave a stretch of event time longer than
         ``ingest.watermark_jump_warning`` without events above the watermark: a producer's clock,
         or traffic after a long pause (a replayed batch spanning days is neither)."""

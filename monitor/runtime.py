@@ -6,6 +6,7 @@ its first window. ``Daemon.startup`` and each pipeline worker call ``start_proce
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import sys
@@ -108,13 +109,17 @@ def release_memory() -> None:
     the free pages of every arena (glibc keeps them otherwise, and a process that once held a
     burst of large messages would keep that size for ever). Elsewhere only the collector runs."""
     gc.collect()
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), "malloc_trim", None)
+    except OSError:  # not glibc
+        return None
 
 
 class MemoryRelease:
