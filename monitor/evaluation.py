@@ -201,68 +201,82 @@ class Evaluator:
 
     def run_due(self, watermark: datetime | None, progress: Callable[[int, int], None] | None = None) -> int:
         """Evaluate the due vintages in order; returns how many this replica evaluated (the others
-        were claimed by another replica). Windows without events are recorded as such at once,
-        not evaluated: a watermark that jumps a year costs a probe per stretch without events."""
-        runs = self.skip_empty(self.due(watermark))
+        were claimed by another replica). A stretch of windows without events is recorded as such
+        when the first of them comes up, not evaluated: a watermark that jumps a year costs a probe
+        per stretch."""
+        runs = self.due(watermark)
+        recorded: set[RunKey] = set()
         done = 0
         for i, (key, t1) in enumerate(runs):
-            done += self.run(key, t1) is not None
+            if key not in recorded:
+                stretch = self._empty_stretch(key, t1, runs, recorded)
+                if stretch:
+                    self._record_empty(stretch)
+                    recorded.update(k for k, _ in stretch)
+                else:
+                    done += self.run(key, t1) is not None
             if progress:
                 progress(i + 1, len(runs))
         return done
 
-    def skip_empty(self, runs: list[tuple[RunKey, datetime]]) -> list[tuple[RunKey, datetime]]:
-        """``runs`` without the vintages whose windows hold no event and are followed by another
-        window without events, which are recorded as finished without rows (there is nothing to
-        say of them but "no events", and alert states stand until a window with events moves
-        them); a window another replica has claimed meanwhile is left to it. Each series'
-        stretch without events is logged once."""
-        # per model version: [from, next event) spans known to hold no event
-        known: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
-        keep, empty = [], []
-        for key, t1 in runs:
-            mv = (key.model_name, key.model_version)
-            span = known.get(mv)
-            if span is None or not (
-                span[0] <= key.window_start and (span[1] is None or key.window_start <= span[1])
+    def _empty_stretch(
+        self, key: RunKey, t1: datetime, runs: list[tuple[RunKey, datetime]], recorded: set[RunKey]
+    ) -> list[tuple[RunKey, datetime]]:
+        """The due vintages of ``key``'s model version from its window on that hold no event and
+        are followed by another window without events — a stretch without events, not a window
+        whose events are still on their way (another partition, another replica); empty when
+        ``key``'s own window is not one of them. Asked when ``key`` comes up, so that events
+        stored meanwhile count."""
+        nxt = self.store.events.next_event_at(key.model_name, key.model_version, key.window_start)
+
+        def gap(k: RunKey, end: datetime) -> bool:
+            return nxt is None or nxt >= end + (end - k.window_start)
+
+        if not gap(key, t1):
+            return []
+        return [
+            (k, end)
+            for k, end in runs
+            if (k.model_name, k.model_version) == (key.model_name, key.model_version)
+            and k.window_start >= key.window_start
+            and k not in recorded
+            and gap(k, end)
+        ]
+
+    def _record_empty(self, stretch: list[tuple[RunKey, datetime]]) -> None:
+        """Record ``stretch``'s vintages as finished without rows (there is nothing to say of them
+        but "no events", and alert states stand until a window with events moves them): in one
+        statement, then one by one those claimed before — by a process that is gone, or taken
+        over from an expired claim; one another replica is working on is left to it."""
+        now = self.clock()
+        with self.store.tx():
+            self.store.evaluations.finish_empty(stretch, self.owner, now)
+
+        def series_of(k: RunKey) -> tuple:
+            return k.model_name, k.model_version, k.interval_s, k.lag_s
+
+        series: dict[tuple, list[datetime]] = {}
+        for key, _ in stretch:
+            series.setdefault(series_of(key), []).append(key.window_start)
+        finished = {s: self.store.evaluations.finished(*s) for s in series}
+        expiry = self.config.evaluation.claim_expiry
+        for key, t1 in stretch:
+            if key.window_start not in finished[series_of(key)] and self.store.evaluations.claim(
+                key, t1, self.owner, now, expiry, orphaned=self._orphaned
             ):
-                span = (key.window_start, self.store.events.next_event_at(*mv, key.window_start))
-                known[mv] = span
-            # empty, and the window after it too: a stretch without events, not a window whose
-            # events are still on their way (another partition, another replica)
-            gap = span[1] is None or span[1] >= t1 + (t1 - key.window_start)
-            (empty if gap else keep).append((key, t1))
-        if empty:
-            now = self.clock()
-            with self.store.tx():
-                self.store.evaluations.finish_empty(empty, self.owner, now)
-
-            def series_of(k: RunKey) -> tuple:
-                return k.model_name, k.model_version, k.interval_s, k.lag_s
-
-            series: dict[tuple, list[datetime]] = {}
-            for key, _ in empty:
-                series.setdefault(series_of(key), []).append(key.window_start)
-            finished = {s: self.store.evaluations.finished(*s) for s in series}
-            for key, t1 in empty:  # claimed before: by a process that is gone, or one still at it
-                if key.window_start in finished[series_of(key)]:
-                    continue
-                expiry = self.config.evaluation.claim_expiry
-                if self.store.evaluations.claim(key, t1, self.owner, now, expiry, orphaned=self._orphaned):
-                    with self.store.tx():
-                        self.store.evaluations.finish(key, self.owner, now)
-            for (name, version, iv, lag), starts in series.items():
-                log.info(
-                    "%s %s: %d %s window(s) from %s to %s hold no events (lag %s): recorded, not evaluated",
-                    name,
-                    version,
-                    len(starts),
-                    duration_text(iv),
-                    min(starts).isoformat(),
-                    max(starts).isoformat(),
-                    duration_text(lag),
-                )
-        return keep
+                with self.store.tx():
+                    self.store.evaluations.finish(key, self.owner, now)
+        for (name, version, iv, lag), starts in series.items():
+            log.info(
+                "%s %s: %d %s window(s) from %s to %s hold no events (lag %s): recorded, not evaluated",
+                name,
+                version,
+                len(starts),
+                duration_text(iv),
+                min(starts).isoformat(),
+                max(starts).isoformat(),
+                duration_text(lag),
+            )
 
     def _waits_for_earlier(self, key: RunKey) -> bool:
         """A window whose checks read earlier windows' rows (trend) waits while one of those is
