@@ -32,10 +32,12 @@ from detectors.slices import benjamini_hochberg
 from monitor.checks import Check, EvaluationInput, ReferenceSummary, WindowView, enabled_checks
 from monitor.checks.base import kept_values
 from monitor.checks.data_health import HealthInput
+from monitor.checks.online import OnlineErrorRate
 from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
 from monitor.core.window import ReferenceReads, RunKey, Window
 from monitor.notify import run_notifications
+from monitor.online import OnlineLane
 from monitor.reference import reference_from_file, reference_range
 from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
@@ -151,6 +153,8 @@ class Evaluator:
         self.owner = owner or owner_id()
         self.checks = enabled_checks(config.evaluation)
         self.health_checks = enabled_checks(config.evaluation, schedule="ingest_clock")
+        online = next((c for c in self.checks if isinstance(c, OnlineErrorRate)), None)
+        self._online = OnlineLane(online, store) if online is not None else None
         self._refs: dict[tuple, tuple[ReferenceSummary, dict[str, Any]]] = {}
 
     # -- the schedule --------------------------------------------------------------------------
@@ -401,6 +405,8 @@ class Evaluator:
                 key, key.window_start - timedelta(seconds=key.interval_s) * span, metrics
             )
         if "findings" in needs:
+            if self._online is not None:  # what the cut-off saw is fed, whenever this runs
+                self._online.advance(labels_before, now)
             inputs.findings = self.store.ops.findings(
                 key.model_name, key.model_version, key.window_start, window_end, labels_before
             )

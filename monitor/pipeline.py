@@ -21,6 +21,7 @@ from monitor.core.messages import DEAD_LETTER_PAYLOAD_MAX, Outcome, RawMessage
 from monitor.core.records import DeadLetter, EventRow, LabelRow, ReviewCandidate
 from monitor.core.text import printable
 from monitor.media import Measured, measure_event
+from monitor.online import OnlineLane
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
 
@@ -253,7 +254,9 @@ class Pipeline:
         self.read_media = read_media
         self._pool = None
         online = config.evaluation.checks.online
-        self._online = OnlineErrorRate(online, config.evaluation.fdr) if online.enabled else None
+        self._online = (
+            OnlineLane(OnlineErrorRate(online, config.evaluation.fdr), store) if online.enabled else None
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -400,7 +403,10 @@ class Pipeline:
             for _, e in events:
                 times.setdefault((e.model.name, e.model.version), []).append(e.ts)
             store.events.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
-            self._feed_detectors(events, labels, new_events, new_labels, now)
+            if self._online is not None:  # each pair this batch completes, in event-time order
+                stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
+                stored.update((e.event_id, e.ts) for _, e in events if e.event_id in new_events)
+                self._online.feed(stored, now)
             rc = self.config.review
             candidates = [
                 ReviewCandidate(
@@ -485,28 +491,3 @@ class Pipeline:
             shown(e.model.name),
             shown(p),
         )
-
-    def _feed_detectors(
-        self, events, labels, new_events: set[str], new_labels: set[str], now: datetime
-    ) -> None:
-        """Each (event, label) pair that became complete in this batch is one 0/1 error observation
-        for the online check (monitor/checks/online.py), in event-time order."""
-        if self._online is None:
-            return
-        label_of = {e.event_id: e.label for _, e in labels if e.event_id in new_labels}
-        fresh_events = [e.event_id for _, e in events if e.event_id in new_events]
-        label_of.update(self.store.events.labels_for([i for i in fresh_events if i not in label_of]))
-        joined = self.store.events.events_for(label_of)
-        if not joined:
-            return
-        pairs = [
-            (eid, joined[eid], label_of[eid])
-            for _, eid in sorted((info["ts"], eid) for eid, info in joined.items())
-        ]
-        ops = self.store.ops
-        ops.lock_shared_state()  # another writer (worker, replica) updates them too: one at a time
-        states, findings = self._online.observe(
-            pairs, ops.states(self._online.state_keys(joined.values())), now
-        )
-        ops.put_states(states, now)
-        ops.insert_findings(findings)

@@ -113,16 +113,26 @@ class PgCluster:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
+def _fresh_schema(server_url: str):
+    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in server_url else "?"
+    yield f"{server_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
 def pg_url(pg_server_url):
     """A URL whose search_path is a fresh schema, dropped after the test."""
-    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in pg_server_url else "?"
-    yield f"{pg_server_url}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(pg_server_url, autocommit=True) as c:
-        c.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from _fresh_schema(pg_server_url)
+
+
+@pytest.fixture
+def second_pg_url(pg_server_url):
+    """Another fresh schema on the same server, for a test that compares two stores."""
+    yield from _fresh_schema(pg_server_url)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pandas as pd
 from connectors.sql.database import Database
 from connectors.sql.dialect import json_text
 from connectors.sql.packing import SignalPacker, unpack
-from monitor.core.records import EventRow, LabelRow, ModelVersion
+from monitor.core.records import EventRow, LabelledEvent, LabelRow, ModelVersion
 from monitor.core.window import ModalityAnswers, TokenWindow, Window, outputs_frame
 
 EVENT_COLS = (
@@ -118,31 +118,47 @@ class EventRepository:
         )
 
     # -- reads by id ---------------------------------------------------------------------------
-    def labels_for(self, event_ids: Iterable[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for cond, params in self.db.where_in("event_id", event_ids):
-            out.update(self.db.all(f"SELECT event_id, label FROM labels WHERE {cond}", params))
+    _LABELLED = (
+        "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label, l.label, l.ts"
+        " FROM events e JOIN labels l ON l.event_id = e.event_id"
+    )
+
+    def labelled(self, event_ids: Iterable[str]) -> list[LabelledEvent]:
+        """The events of ``event_ids`` that have a label, with it."""
+        out: list[LabelledEvent] = []
+        for cond, params in self.db.where_in("e.event_id", event_ids):
+            out += self._labelled_rows(f"{self._LABELLED} WHERE {cond}", params)
         return out
 
-    def events_for(self, event_ids: Iterable[str]) -> dict[str, dict]:
-        """What the online detectors need of stored events: time, model, slice, answer."""
-        d = self.db.dialect
-        out: dict[str, dict] = {}
-        for cond, params in self.db.where_in("event_id", event_ids):
-            for eid, ts, mn, mv, sl, pred, conf in self.db.all(
-                "SELECT event_id, ts, model_name, model_version, slice, pred_label, confidence FROM events"
-                f" WHERE {cond}",
-                params,
-            ):
-                out[eid] = {
-                    "ts": d.ts_out(ts),
-                    "model_name": mn,
-                    "model_version": mv,
-                    "slice": d.js_out(sl),
-                    "pred_label": pred,
-                    "confidence": conf,
-                }
+    def completed_between(self, after: datetime | None, until: datetime) -> list[LabelledEvent]:
+        """The (event, label) pairs complete — both stored, the later of their two times — in
+        (``after``, ``until``]: those whose event is in it (per model version, on its index), and
+        those whose label is in it for an event before it."""
+        ts = self.db.dialect.ts
+        out: list[LabelledEvent] = []
+        for mv in self.model_versions():
+            if (after is not None and mv.last_ts <= after) or mv.first_ts > until:
+                continue
+            cond, params = "e.ts <= ? AND l.ts <= ?", [ts(until), ts(until)]
+            if after is not None:
+                cond, params = "e.ts > ? AND " + cond, [ts(after), *params]
+            out += self._labelled_rows(
+                f"{self._LABELLED} WHERE e.model_name = ? AND e.model_version = ? AND {cond}",
+                [mv.model_name, mv.model_version, *params],
+            )
+        if after is not None:
+            out += self._labelled_rows(
+                f"{self._LABELLED} WHERE l.ts > ? AND l.ts <= ? AND e.ts <= ?",
+                [ts(after), ts(until), ts(after)],
+            )
         return out
+
+    def _labelled_rows(self, sql: str, params) -> list[LabelledEvent]:
+        d = self.db.dialect
+        return [
+            LabelledEvent(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, label, d.ts_out(lt))
+            for eid, t, mn, mv, sl, pred, label, lt in self.db.all(sql, params)
+        ]
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """Each stored event's signals, by id."""

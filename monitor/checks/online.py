@@ -5,26 +5,32 @@ counts the detections whose observation falls in the window (event time) with a 
 the vintage's cut-off — ``decision`` 1 when there was one — so a rule reads them like any other
 check's rows.
 
-The ingest side is ``observe`` (pure: states and pairs in, states and findings out); the pipeline
-does the reading and writing around it, under the store's shared-state lock.
+The ingest side is ``observe`` (pure: states and pairs in, states and findings out); the online
+lane (monitor/online.py) does the reading and writing around it, under the store's shared-state
+lock, and feeds the pairs in event-time order behind a frontier, whatever order batches are
+stored in.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from pydantic import Field
 
 from detectors.online import ADWINDetector
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, register
-from monitor.core.records import EvaluationRow, Finding
+from monitor.core.records import EvaluationRow, Finding, LabelledEvent
+from monitor.core.settings import Duration
 
 
 class OnlineConfig(CheckConfig):
     adwin_delta: float = Field(0.002, gt=0, lt=1)
+    # pairs wait this long behind the event-time watermark, then are fed in event-time order
+    # (monitor/online.py): what a pair may lag the others by and still be fed in its place
+    hold: Duration = timedelta(minutes=1)
 
 
 def slice_keys(model_name: str, sl: dict[str, str]) -> list[str]:
@@ -42,20 +48,20 @@ class OnlineErrorRate(Check):
 
     # -- ingest --------------------------------------------------------------------------------
     @staticmethod
-    def state_keys(events: Iterable[dict]) -> set[str]:
-        """The detector states the pairs of these events (``events_for`` dicts) update."""
-        return {f"adwin:{k}" for info in events for k in slice_keys(info["model_name"], info["slice"])}
+    def state_keys(pairs: Iterable[LabelledEvent]) -> set[str]:
+        """The detector states these pairs update."""
+        return {f"adwin:{k}" for p in pairs for k in slice_keys(p.model_name, p.slice)}
 
     def observe(
-        self, pairs: list[tuple[str, dict, str]], states: dict[str, dict], now: datetime
+        self, pairs: list[LabelledEvent], states: dict[str, dict], now: datetime
     ) -> tuple[dict[str, dict], list[Finding]]:
-        """Feed each (event id, event, label) pair — in event-time order — to its slices' detectors;
-        returns the detectors' new states and the findings they raised."""
+        """Feed each (event, label) pair, in the order given, to its slices' detectors; returns the
+        detectors' new states and the findings they raised."""
         dets: dict[str, ADWINDetector] = {}
         findings = []
-        for eid, info, label in pairs:
-            err = float(info["pred_label"] != label)
-            for k in slice_keys(info["model_name"], info["slice"]):
+        for p in pairs:
+            err = float(p.pred_label != p.label)
+            for k in slice_keys(p.model_name, p.slice):
                 det = dets.get(k)
                 if det is None:
                     state = states.get(f"adwin:{k}")
@@ -66,17 +72,16 @@ class OnlineErrorRate(Check):
                     )
                 det.update(err)
                 if det.drift_detected:
-                    model_name, sl = k.split("|", 1)
                     findings.append(
                         Finding(
-                            info["ts"],
-                            model_name,
-                            info["model_version"],
-                            sl,
+                            p.ts,
+                            p.model_name,
+                            p.model_version,
+                            k.split("|", 1)[1],
                             "adwin",
                             "error_rate",
                             det.estimate if math.isfinite(det.estimate) else None,
-                            {"n_seen": det.n_seen, "event_id": eid},
+                            {"n_seen": det.n_seen, "event_id": p.event_id},
                             now,
                         )
                     )

@@ -20,6 +20,7 @@ from monitor.core.records import (
     EvaluationRow,
     EventRow,
     Finding,
+    LabelledEvent,
     GroupState,
     LabelRow,
     ModelVersion,
@@ -74,9 +75,9 @@ class EventStore(Protocol):
 
     def note_model_versions(self, spans: dict[tuple[str, str], tuple[datetime, datetime]]) -> None: ...
 
-    def labels_for(self, event_ids: Iterable[str]) -> dict[str, str]: ...
+    def labelled(self, event_ids: Iterable[str]) -> list[LabelledEvent]: ...
 
-    def events_for(self, event_ids: Iterable[str]) -> dict[str, dict]: ...
+    def completed_between(self, after: datetime | None, until: datetime) -> list[LabelledEvent]: ...
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]: ...
 

@@ -118,6 +118,24 @@ class ReportRun:
     written_at: datetime
 
 
+class LabelledEvent(NamedTuple):
+    """A stored event and its label: what the online detectors read of an (event, label) pair."""
+
+    event_id: str
+    ts: datetime  # the event's time
+    model_name: str
+    model_version: str
+    slice: dict[str, str]
+    pred_label: str
+    label: str
+    label_ts: datetime
+
+    @property
+    def completed_at(self) -> datetime:
+        """The event time at which the pair was complete: the later of its event and its label."""
+        return max(self.ts, self.label_ts)
+
+
 @dataclass(frozen=True)
 class Finding:
     """An online detector's detection on the ingest path (e.g. ADWIN on a slice's error stream)."""

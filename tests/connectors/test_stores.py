@@ -1,11 +1,11 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from monitor.core.window import RunKey
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.config import Config
 from monitor.core.records import EventRow, LabelRow
 from tests.conftest import ROOT
-from tests.helpers import T0, b64, inference, label, tone, wav_bytes
+from tests.helpers import NOW, T0, b64, inference, label, tone, wav_bytes
 import json
 
 import numpy as np
@@ -234,27 +234,34 @@ def test_a_window_reads_packed_signals_of_any_layout(any_store):
     assert [r["label"] for r in _rows(early)] == [None, None, None, None]
 
 
+def _migrated_to(store, kind: str, version: int):
+    """``store`` with the schema of release ``version``: its first migrations, recorded as applied."""
+    from migrations import migration_files
+
+    with store.tx():
+        store.db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL)"
+        )
+        for v, name, sql in migration_files(kind)[:version]:
+            store._run_script(sql)
+            store.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (v, name, "then"))
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_migration_0008_packs_the_signals_of_events_stored_before_0007(kind, tmp_path, request):
     """A database of an earlier release holds events whose signals are JSON only: after migrating,
     they read like every other event, and the JSON column is gone (one encoding to read)."""
     from connectors.postgres import PostgresStore
     from connectors.sqlite import SqliteStore
-    from migrations import migration_files
 
     store = (
         SqliteStore(tmp_path / "old.db")
         if kind == "sqlite"
         else PostgresStore(request.getfixturevalue("pg_url"))
     )
-    with store.tx():  # the schema of release 0007
-        store.db.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL)"
-        )
-        for version, name, sql in migration_files(kind)[:7]:
-            store._run_script(sql)
-            store.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, "then"))
+    _migrated_to(store, kind, 7)  # the schema of release 0007
+    with store.tx():
         ts = store.dialect.ts
         for eid, minutes, signals in (("old", 1, '{"x": 7.0, "y": -1.5}'), ("empty", 2, "{}")):
             store.db.execute(
@@ -405,9 +412,8 @@ def test_ingest_lookups_use_their_index_without_statistics_and_no_plan_is_kept(p
     with store.tx():
         for table in ("events", "labels"):
             store.db.conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    store.events.events_for([f"e{i}" for i in range(10)])  # planned while events is empty, many times
-    for _ in range(10):
-        store.events.labels_for([f"e{i}" for i in range(10)])
+    for _ in range(10):  # planned while the tables are empty, many times
+        store.events.labelled([f"e{i}" for i in range(10)])
     with store.tx():
         store.db.conn.execute(
             "INSERT INTO events (event_id, ts, model_name, model_version, slice, modalities, pred_label,"
@@ -423,7 +429,11 @@ def test_ingest_lookups_use_their_index_without_statistics_and_no_plan_is_kept(p
     cond, params = store.db.dialect.in_list("event_id", [f"e{i}" for i in range(1000, 3000)])
     plan = " ".join(r[0] for r in store.db.all(f"EXPLAIN SELECT event_id FROM events WHERE {cond}", params))
     assert "events_pkey" in plan and "Seq Scan on events" not in plan, plan
-    assert len(store.events.events_for([f"e{i}" for i in range(1000, 3000)])) == 2000
+    with store.tx():
+        store.events.insert_labels(
+            [LabelRow(f"e{i}", "cat", "t", T0, f"l{i}", T0) for i in range(1000, 3000, 2)]
+        )
+    assert len(store.events.labelled([f"e{i}" for i in range(1000, 3000)])) == 1000
     store.close()
 
 
@@ -457,3 +467,75 @@ def test_per_modality_answers_hashed_words_and_ingest_lag_read_back(any_store):
     n, mean, most = any_store.events.arrivals("m", T0, end)
     # event a: 2 h in, stored at 2.5 h (30 min late); b: 4 h in, stored at 5 h (1 h late)
     assert n == 2 and mean == pytest.approx(2700, abs=1) and most == pytest.approx(3600, abs=1)
+
+
+def test_the_pairs_completed_in_a_stretch_of_event_time_are_each_found_once(any_store):
+    """A pair is complete at the later of its event's and its label's time: the stretches
+    (None, a], (a, b], (b, c] hand out every stored pair once, whichever half came later."""
+    rows = [_row(f"e{k}", k, {"device": "a"}, {"x": 1.0}) for k in range(6)]  # events at 0, 2, ..., 10 h
+    any_store.events.insert(rows)
+    any_store.events.note_model_versions({("m", "1"): (rows[0].ts, rows[-1].ts)})
+    label_at = {0: 1, 1: 9, 2: -3, 4: 8, 5: 11}  # hours after T0; e3 has no label
+    any_store.events.insert_labels(
+        [LabelRow(f"e{k}", "dog", "t", T0 + timedelta(hours=h), f"l{k}", T0) for k, h in label_at.items()]
+    )
+    cuts = [None, T0 + timedelta(hours=3), T0 + timedelta(hours=8), T0 + timedelta(hours=12)]
+    got = [
+        sorted((p.event_id, p.completed_at) for p in any_store.events.completed_between(a, b))
+        for a, b in zip(cuts, cuts[1:])
+    ]
+
+    def h(x):
+        return T0 + timedelta(hours=x)
+
+    assert got == [[("e0", h(1))], [("e2", h(4)), ("e4", h(8))], [("e1", h(9)), ("e5", h(11))]]
+    assert {p.event_id: (p.label, p.pred_label) for p in any_store.events.labelled(["e1", "e3"])} == {
+        "e1": ("dog", "cat")
+    }
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_migration_0015_goes_on_from_the_watermark_where_detectors_were_fed_before(kind, tmp_path, request):
+    """A store whose online detectors were fed batch by batch (before the frontier) starts its
+    frontier at its watermark: no stored pair is fed a second time."""
+    from connectors.postgres import PostgresStore
+    from connectors.sqlite import SqliteStore
+    from monitor.config import Config
+    from monitor.pipeline import Pipeline
+    from monitor.config import parse_config
+    from tests.helpers import inference, label
+
+    held_for_nothing = "evaluation: {checks: {online: {hold: 0s}}}"
+
+    if kind == "sqlite":
+        old, fresh = SqliteStore(tmp_path / "old.db"), SqliteStore(tmp_path / "fresh.db")
+    else:
+        old, fresh = (PostgresStore(request.getfixturevalue(f)) for f in ("pg_url", "second_pg_url"))
+    msgs = [
+        RawMessage("t", f"t:{i}", json.dumps(o).encode()) for i in range(5) for o in (inference(i), label(i))
+    ]
+    _migrated_to(old, kind, 14)
+    with old.tx():
+        # that release's pipeline fed each pair as its batch stored it
+        Pipeline(parse_config(held_for_nothing), old, lambda: NOW).process(msgs)
+        old.db.execute("DELETE FROM detector_state WHERE key = 'online:frontier'")
+    _migrated_to(fresh, kind, 14)
+    assert old.migrate() == fresh.migrate() == ["0015_online_frontier"]
+    assert fresh.ops.states(["online:frontier"]) == {}  # nothing was fed: from the beginning
+    frontier = old.ops.states(["online:frontier"])["online:frontier"]["ts"]
+    assert datetime.fromisoformat(frontier) == old.events.watermark() == T0 + timedelta(seconds=4, minutes=5)
+    later = [(5, T0 + timedelta(hours=1)), (6, T0 + timedelta(hours=2))]
+    Pipeline(Config(), old, lambda: NOW).process(
+        [
+            RawMessage("t", f"t:n{i}", json.dumps(o).encode())
+            for i, t in later
+            for o in (inference(i, ts=t), label(i, ts=t))
+        ]
+    )
+    from detectors.online import ADWINDetector
+
+    state = old.ops.states(["adwin:m|*"])["adwin:m|*"]
+    # the 5 before, none of them again, and e5 (the hold keeps e6 back): from the beginning, 11
+    assert ADWINDetector.from_state_dict(state).n_seen == 6
+    for st in (old, fresh):
+        st.close()

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -18,23 +19,13 @@ from monitor.config import parse_config
 from monitor.runtime import utcnow
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.workers import WorkerError, Workers
-from tests.helpers import b64, inference, label
+from tests.helpers import T0, b64, inference, label
 
 
 def _cfg(url: str, workers: int = 1):
     return parse_config(
         f'store: {{kind: postgres, url: "{url}", batch_size: 100}}\ningest: {{workers: {workers}}}\n'
     )
-
-
-@pytest.fixture
-def second_pg_url(pg_server_url):
-    schema = f"mw_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    yield f"{pg_server_url}{'&' if '?' in pg_server_url else '?'}options=-csearch_path%3D{schema}"
-    with psycopg.connect(pg_server_url, autocommit=True) as c:
-        c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _batches():
@@ -166,11 +157,88 @@ def test_two_writers_update_the_detector_states_without_losing_observations(pg_u
     for t in threads:
         t.join(120)
     store = PostgresStore(pg_url)
+    _feed_what_is_held(store)
     state = store.ops.states(["adwin:m|*"])["adwin:m|*"]
     store.close()
     from detectors.online import ADWINDetector
 
     assert ADWINDetector.from_state_dict(state).n_seen == n
+
+
+def _feed_what_is_held(store) -> None:
+    """Feed the pairs the online check's hold keeps behind the watermark, as an evaluation does."""
+    from monitor.checks.online import OnlineConfig, OnlineErrorRate
+    from monitor.online import OnlineLane
+
+    OnlineLane(OnlineErrorRate(OnlineConfig(), 0.05), store).advance(store.events.watermark(), utcnow())
+
+
+def test_events_and_their_labels_stored_by_two_writers_at_once_find_what_one_writer_finds(
+    pg_url, second_pg_url
+):
+    """One writer stores events while another stores their labels, batch against batch, up to 3
+    batches apart, each taking neighbouring batches in either order: each pair is fed once — by
+    whichever writer completes it, after the other's commit — in event-time order, so the
+    findings are those of one writer storing everything in order, row for row."""
+    from tests.monitor.test_pipeline import _stream
+
+    msgs = _stream(n=3000, change_at=1500)
+    events = [m for m in msgs if ":e" in m.position]
+    labels = [m for m in msgs if ":l" in m.position]
+    cfg = (
+        f'store: {{kind: postgres, url: "{pg_url}", batch_size: 100}}\n'
+        "evaluation: {checks: {online: {hold: 15m}}}\n"
+    )
+    for url in (pg_url, second_pg_url):
+        PostgresStore(url).migrate()
+    one = PostgresStore(second_pg_url)
+    p = Pipeline(parse_config(cfg.replace(pg_url, second_pg_url)), one, lambda: T0 + timedelta(days=9))
+    for k in range(0, len(events), 10):
+        p.process(events[k : k + 10])
+        p.process(labels[k : k + 10])
+    done = [0, 0]
+    turn = threading.Condition()
+
+    def feed(who: int, part: list) -> None:
+        st = PostgresStore(pg_url)
+        pipe = Pipeline(parse_config(cfg), st, lambda: T0 + timedelta(days=9))
+        batches = [part[k : k + 10] for k in range(0, len(part), 10)]
+        rng = np.random.default_rng(who)
+        for i in range(0, len(batches) - 1, 2):
+            if rng.uniform() < 0.5:
+                batches[i], batches[i + 1] = batches[i + 1], batches[i]
+        for n, batch in enumerate(batches):
+            with turn:  # at most 3 batches ahead of the other writer: 400 s of event time < the hold
+                turn.wait_for(lambda: n - done[1 - who] <= 3, timeout=60)
+            pipe.process(batch)
+            with turn:
+                done[who] += 1
+                turn.notify_all()
+        st.close()
+
+    threads = [
+        threading.Thread(target=feed, args=(0, events)),
+        threading.Thread(target=feed, args=(1, labels)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    two = PostgresStore(pg_url)
+    for st in (one, two):
+        _feed_what_is_held(st)
+
+    def found(st):
+        return st.db.all("SELECT ts, slice, value, detail FROM findings ORDER BY ts, slice")
+
+    from detectors.online import ADWINDetector
+
+    states = [ADWINDetector.from_state_dict(st.ops.states(["adwin:m|*"])["adwin:m|*"]) for st in (one, two)]
+    assert [s.n_seen for s in states] == [3000, 3000]
+    assert found(one) and any(r[1] == "device=d1" for r in found(one))
+    assert found(two) == found(one)
+    one.close()
+    two.close()
 
 
 def test_workers_refuse_a_daemon_with_its_own_clock(pg_url):
@@ -402,6 +470,7 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
     assert (counts["events"], counts["labels"], counts["labels_joined"]) == (n, n // 2, n // 2)
     from detectors.online import ADWINDetector
 
+    _feed_what_is_held(store)  # the pairs of the hold's last minute, as a window's evaluation would
     states = store.ops.states(["adwin:m|*", "adwin:m|device=d0"])
     assert ADWINDetector.from_state_dict(states["adwin:m|*"]).n_seen == n // 2
     assert ADWINDetector.from_state_dict(states["adwin:m|device=d0"]).n_seen == len(range(0, n, 6))
