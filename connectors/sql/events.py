@@ -41,6 +41,10 @@ LABEL_COLS = LabelRow._fields
 # abstained). The chunk bounds the database's memory for the aggregation (and keeps each value
 # far below PostgreSQL's 1 GB limit).
 WINDOW_CHUNK = timedelta(hours=6)
+# No aggregated value may come near the databases' limit on one value (1 GiB: PostgreSQL's field
+# size; SQLite's SQLITE_MAX_LENGTH): a chunk whose events could make a group's packed signals
+# larger than this is read in halves of event time, until each half is small enough.
+WINDOW_GROUP_BYTES = 256 * 2**20
 
 
 class EventRepository:
@@ -250,11 +254,37 @@ class EventRepository:
             cur = d.read_cursor(self.db.conn)
             d.prepare_window_read(cur)
             sql = d.q(self._window_groups)
+            where = "WHERE model_name = ? AND model_version = ? AND ts >= ? AND ts < ?"
+            count, size = (
+                d.q(f"SELECT count(*) FROM events {where}"),
+                d.q(f"SELECT sum(length(signal_values)) FROM events {where}"),
+            )
+            # a group holds at most a chunk's events, at 8 bytes a signal and the confidence: the
+            # widest layout bounds them from an index-only count; where that bound is too high (a
+            # producer's wide signals), the chunk's stored bytes decide
+            widest = max(
+                (len(d.js_out(n)) for (n,) in self.db.all("SELECT names FROM signal_layouts")), default=0
+            )
+
+            def pieces(t0: datetime, t1: datetime):
+                span = (model_name, model_version, d.ts(t0), d.ts(t1))
+                n = cur.execute(count, span).fetchone()[0]
+                fits = n * 8 * (widest + 1) <= WINDOW_GROUP_BYTES
+                if not fits:
+                    fits = 8 * n + (cur.execute(size, span).fetchone()[0] or 0) <= WINDOW_GROUP_BYTES
+                if fits or t1 - t0 <= timedelta(milliseconds=1):
+                    yield t0, t1
+                else:
+                    mid = t0 + (t1 - t0) / 2
+                    yield from pieces(t0, mid)
+                    yield from pieces(mid, t1)
+
             t = start
             while t < end:
                 t_next = min(end, t + WINDOW_CHUNK)
-                cur.execute(sql, (d.ts(labels_before), model_name, model_version, d.ts(t), d.ts(t_next)))
-                groups += cur.fetchall()
+                for t0, t1 in pieces(t, t_next):
+                    cur.execute(sql, (d.ts(labels_before), model_name, model_version, d.ts(t0), d.ts(t1)))
+                    groups += cur.fetchall()
                 t = t_next
         counts = np.array([g[4] for g in groups], dtype=np.int64)
         at = np.concatenate(([0], np.cumsum(counts))).astype(int)

@@ -539,3 +539,55 @@ def test_migration_0015_goes_on_from_the_watermark_where_detectors_were_fed_befo
     assert ADWINDetector.from_state_dict(state).n_seen == 6
     for st in (old, fresh):
         st.close()
+
+
+def test_a_chunk_too_large_for_one_value_is_read_in_pieces_with_the_same_window(any_store, monkeypatch):
+    """A group's packed signals must stay far below the databases' 1 GiB limit on one value: a
+    chunk of more events than that allows is read in halves of event time, and the window is the
+    same as read whole."""
+    import connectors.sql.events as events_module
+
+    rows = [
+        _row(f"e{i}", 0, {"device": "a"}, {"x": float(i), "y": -float(i)})._replace(
+            ts=T0 + timedelta(seconds=7 * i)
+        )
+        for i in range(1200)  # one group, within one 6-hour chunk
+    ]
+    any_store.events.insert(rows)
+    any_store.events.insert_labels(
+        [LabelRow(f"e{i}", "dog", "t", T0, f"l{i}", T0) for i in range(0, 1200, 3)]
+    )
+    args = ("m", "1", T0, T0 + timedelta(days=1), T0 + timedelta(days=1))
+    whole = _rows(any_store.events.load_window(*args))
+    reads = []
+    real = any_store.dialect.read_cursor
+
+    class Counting:
+        def __init__(self, cur):
+            self.cur = cur
+
+        def execute(self, sql, params=None):
+            reads.append(sql)
+            return self.cur.execute(sql, params)
+
+        def __getattr__(self, name):
+            return getattr(self.cur, name)
+
+    def counting_cursor(conn):
+        return Counting(real(conn))
+
+    monkeypatch.setattr(any_store.dialect, "read_cursor", counting_cursor)
+    monkeypatch.setattr(events_module, "WINDOW_GROUP_BYTES", 8 * 3 * 100)  # 100 events of 2 signals
+    pieces = _rows(any_store.events.load_window(*args))
+    assert pieces == whole and len(whole) == 1200
+    groups = [s for s in reads if "GROUP BY" in s]
+    assert len(groups) >= 12 + 3, len(groups)  # ≥ 1200 / 100 pieces of the one chunk, 3 empty chunks
+
+    # a producer's wide signals elsewhere make the layouts' bound useless: the chunk's stored
+    # bytes decide, and a chunk that fits is read whole
+    wide = _row("wide", 0, {}, {f"s{k}": 1.0 for k in range(1000)})._replace(model_name="other")
+    any_store.events.insert([wide])
+    monkeypatch.setattr(events_module, "WINDOW_GROUP_BYTES", 40_000)  # 1200 events x 24 bytes fit
+    reads.clear()
+    assert _rows(any_store.events.load_window(*args)) == whole
+    assert len([s for s in reads if "GROUP BY" in s]) == 4  # a day of 6-hour chunks, none split
