@@ -115,3 +115,45 @@ def test_calibration_drift_is_quiet_when_nothing_changed_and_reproducible():
     args = (rc, rc > 0.7, wc, wc > 0.8)
     assert calibration_drift(*args, seed=5) == calibration_drift(*args, seed=5)
     assert calibration_drift(rc[:50], rc[:50] > 0.7, wc, wc > 0.8).status == "insufficient_data"
+
+
+def _event_bootstrap(rc, rok, size, n_boot, rng, bins=15):
+    """The oracle: ECEs of resamples of the reference's events, drawn one by one."""
+    out = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, rc.size, size)
+        out.append(calibration(rc[pick], rok[pick], bins=bins, min_n=1).ece)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "size, skew",
+    [(150, 0.0), (1000, 0.0), (5000, 0.0), (1000, 0.15)],  # skew: the reference over-confident
+)
+def test_the_null_from_bin_sums_matches_resampling_the_events(size, skew):
+    """The size-matched null drawn from the reference's bin sums has the quantiles of the one
+    drawn by resampling its events (what the drift interval and p-value are read from), at small
+    and large windows and with a reference that is not calibrated itself."""
+    rng = np.random.default_rng(size)
+    rc = rng.beta(5, 2, 20000)
+    rok = rng.uniform(size=rc.size) < np.clip(rc - skew, 0, 1)
+    events = _event_bootstrap(rc, rok, size, 2000, rng)
+    d = calibration_drift(rc, rok, rc[:size], rok[:size], n_boot=4000, seed=1)
+    from detectors.calibration import _null_ece, bin_sums
+
+    sums = _null_ece(bin_sums(rc, rok), size, 4000, np.random.default_rng(2))
+    for q in (0.025, 0.5, 0.975):
+        a, b = np.quantile(sums, q), np.quantile(events, q)
+        assert a == pytest.approx(b, rel=0.06, abs=0.002), (q, a, b)
+    assert d.reference_ece == pytest.approx(events.mean(), rel=0.03)
+
+
+def test_bin_sums_merge_by_addition_and_give_the_events_ece():
+    rng = np.random.default_rng(4)
+    conf = rng.uniform(0, 1, 3000)
+    ok = rng.uniform(size=3000) < conf**2
+    from detectors.calibration import bin_sums, ece_of_sums
+
+    parts = bin_sums(conf[:1000], ok[:1000]) + bin_sums(conf[1000:], ok[1000:])
+    assert np.allclose(parts, bin_sums(conf, ok))
+    assert ece_of_sums(parts) == pytest.approx(calibration(conf, ok).ece, rel=1e-12)
