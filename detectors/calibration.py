@@ -95,19 +95,55 @@ def bin_index(conf: np.ndarray, bins: int, scheme: Scheme = "equal_width") -> tu
 def calibration(
     confidence, correct, bins: int = 15, scheme: Scheme = "equal_width", min_n: int = 100
 ) -> CalibrationResult:
-    """Top-label calibration of confidences against 0/1 correctness."""
+    """Top-label calibration of confidences against 0/1 correctness (equal width: from
+    ``bin_sums``, as a window's summaries give it)."""
     conf, ok = _check(confidence, correct)
+    if scheme == "equal_width":
+        return calibration_of_sums(bin_sums(conf, ok, bins), min_n)
     n = int(conf.size)
-    variant = f"top_label_{scheme}_{bins}"
     if n < min_n:
-        nan = math.nan
-        return CalibrationResult(nan, nan, nan, nan, nan, n, variant, (), "insufficient_data")
+        return _insufficient(n, f"top_label_{scheme}_{bins}")
     idx, edges = bin_index(conf, bins, scheme)
-    count = np.bincount(idx, minlength=bins).astype(float)
-    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
-    acc_sum = np.bincount(idx, weights=ok, minlength=bins)
+    return _result(
+        np.bincount(idx, minlength=bins).astype(float),
+        np.bincount(idx, weights=conf, minlength=bins),
+        np.bincount(idx, weights=ok, minlength=bins),
+        float(np.sum((conf - ok) ** 2)),
+        edges,
+        f"top_label_{scheme}_{bins}",
+    )
+
+
+def calibration_of_sums(sums: np.ndarray, min_n: int = 100) -> CalibrationResult:
+    """Top-label equal-width calibration from ``bin_sums``: the same numbers as ``calibration``
+    of the events (Brier too: Σ (conf − correct)² is Σ conf² − 2 Σ conf over the right ones + their
+    count)."""
+    bins = sums.shape[0]
+    n = int(round(sums[..., 0].sum()))
+    variant = f"top_label_equal_width_{bins}"
+    if n < min_n:
+        return _insufficient(n, variant)
+    right = sums[:, 1]
+    squared_error = float(sums[..., 2].sum() - 2 * right[:, 1].sum() + right[:, 0].sum())
+    return _result(
+        sums[..., 0].sum(axis=1),
+        sums[..., 1].sum(axis=1),
+        right[:, 0],
+        squared_error,
+        np.linspace(0.0, 1.0, bins + 1),
+        variant,
+    )
+
+
+def _insufficient(n: int, variant: str) -> CalibrationResult:
+    nan = math.nan
+    return CalibrationResult(nan, nan, nan, nan, nan, n, variant, (), "insufficient_data")
+
+
+def _result(count, conf_sum, acc_sum, squared_error: float, edges, variant: str) -> CalibrationResult:
+    """ECE, MCE, Brier and the reliability diagram from per-bin counts and sums."""
+    n = float(count.sum())
     gaps = np.abs(acc_sum - conf_sum)
-    ece = float(gaps.sum() / n)
     full = count > 0
     mce = float(np.max(gaps[full] / count[full])) if full.any() else math.nan
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -115,19 +151,19 @@ def calibration(
             ReliabilityBin(
                 float(edges[b]),
                 float(edges[b + 1]),
-                int(count[b]),
+                int(round(count[b])),
                 float(conf_sum[b] / count[b]) if count[b] else math.nan,
                 float(acc_sum[b] / count[b]) if count[b] else math.nan,
             )
-            for b in range(bins)
+            for b in range(len(count))
         )
     return CalibrationResult(
-        ece,
+        float(gaps.sum() / n),
         mce,
-        float(np.mean((conf - ok) ** 2)),
-        float(ok.mean()),
-        float(conf.mean()),
-        n,
+        squared_error / n,
+        float(acc_sum.sum() / n),
+        float(conf_sum.sum() / n),
+        int(round(n)),
         variant,
         rel,
         "ok",

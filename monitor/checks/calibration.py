@@ -4,10 +4,11 @@ ECE against a week's is biased up by about sqrt(bins / n): the naive comparison 
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field
 
-from detectors.calibration import calibration, calibration_drift
-from monitor.checks.base import Check, CheckConfig, EvaluationInput, finite, register
+from detectors.calibration import bin_sums, calibration_drift_of_sums, calibration_of_sums
+from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
 
 
@@ -26,16 +27,27 @@ class Calibration(Check):
     reported = ("ece",)
     config: CalibrationConfig
 
-    def run(self, summary, inputs: EvaluationInput) -> list[EvaluationRow]:
+    def summarise(self, reference: WindowView, reads) -> dict[str, np.ndarray]:
+        """Each slice's per-bin sums of the reference's labelled answers: all a window needs."""
+        return {sl: bin_sums(*reference.answers(sl), self.config.bins) for sl in reference.masks}
+
+    def run(self, summary: dict[str, np.ndarray], inputs: EvaluationInput) -> list[EvaluationRow]:
         c = self.config
-        rows = []
-        for sl in inputs.slices:
-            wc, wok = inputs.window.answers(sl)
-            rc, rok = inputs.reference.answers_of(sl)
-            rows += calibration_rows(
-                inputs, sl, ("ece", "ece_drift"), "", wc, wok, rc, rok, c.bins, c.min_n, c.bootstrap
+        empty = np.zeros((c.bins, 2, 3))
+        return [
+            row
+            for sl in inputs.slices
+            for row in calibration_rows(
+                inputs,
+                sl,
+                ("ece", "ece_drift"),
+                "",
+                bin_sums(*inputs.window.answers(sl), c.bins),
+                summary.get(sl, empty),
+                c.min_n,
+                c.bootstrap,
             )
-        return rows
+        ]
 
     def family(self, row: EvaluationRow) -> str | None:
         return "ece_drift" if row.metric == "ece_drift" else None
@@ -49,19 +61,16 @@ def calibration_rows(
     sl: str,
     metrics: tuple[str, str],
     signal: str,
-    wc,
-    wok,
-    rc,
-    rok,
-    bins: int,
+    window: np.ndarray,
+    reference: np.ndarray,
     min_n: int,
     bootstrap: int,
     normal_tail: bool = False,
 ) -> list[EvaluationRow]:
     """The ECE row and (with ``bootstrap``) the drift row of one set of answers against the
-    reference's (shared with the per-modality check; ``metrics``: their names)."""
-    we = calibration(wc, wok, bins=bins, min_n=min_n)
-    re_ = calibration(rc, rok, bins=bins, min_n=min_n)
+    reference's, both from the two sets' ``bin_sums`` (shared with the per-modality check;
+    ``metrics``: their names)."""
+    we, re_ = calibration_of_sums(window, min_n), calibration_of_sums(reference, min_n)
     rows = [
         inputs.row(
             slice=sl,
@@ -77,16 +86,8 @@ def calibration_rows(
         )
     ]
     if bootstrap:
-        d = calibration_drift(
-            rc,
-            rok,
-            wc,
-            wok,
-            bins=bins,
-            n_boot=bootstrap,
-            seed=inputs.seed,
-            min_n=min_n,
-            normal_tail=normal_tail,
+        d = calibration_drift_of_sums(
+            reference, window, n_boot=bootstrap, seed=inputs.seed, min_n=min_n, normal_tail=normal_tail
         )
         rows.append(
             inputs.row(

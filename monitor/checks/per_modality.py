@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from detectors.intervals import paired_difference
+from detectors.calibration import bin_sums
 from monitor.checks.calibration import calibration_rows
 from monitor.checks.error_rate import error_rate_row, share_up_row
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
@@ -150,11 +151,8 @@ class PerModality(Check):
             sl,
             ("modality_ece", "modality_ece_drift"),
             signal,
-            wc[wf],
-            wok[wf],
-            rc[rf],
-            rok[rf],
-            c.bins,
+            bin_sums(wc[wf], wok[wf], c.bins),
+            bin_sums(rc[rf], rok[rf], c.bins),
             c.calibration_min_n,
             c.bootstrap,
             # a family of slices × modalities: the resampled share alone could never reach max_p

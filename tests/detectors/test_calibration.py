@@ -156,4 +156,23 @@ def test_bin_sums_merge_by_addition_and_give_the_events_ece():
 
     parts = bin_sums(conf[:1000], ok[:1000]) + bin_sums(conf[1000:], ok[1000:])
     assert np.allclose(parts, bin_sums(conf, ok))
-    assert ece_of_sums(parts) == pytest.approx(calibration(conf, ok).ece, rel=1e-12)
+    # what the events give, computed here from them directly
+    idx = np.clip(np.ceil(conf * 15).astype(int) - 1, 0, 14)
+    count = np.bincount(idx, minlength=15)
+    gap = np.abs(np.bincount(idx, weights=ok, minlength=15) - np.bincount(idx, weights=conf, minlength=15))
+    assert ece_of_sums(parts) == pytest.approx(gap.sum() / 3000, rel=1e-12)
+    from detectors.calibration import calibration_of_sums
+
+    r = calibration_of_sums(parts)
+    assert (r.ece, r.mce, r.brier, r.accuracy, r.mean_confidence, r.n) == pytest.approx(
+        (
+            gap.sum() / 3000,
+            np.max(gap[count > 0] / count[count > 0]),
+            np.mean((conf - ok) ** 2),
+            ok.mean(),
+            conf.mean(),
+            3000,
+        ),
+        rel=1e-9,
+    )
+    assert [b.n for b in r.bins] == count.tolist()
