@@ -157,24 +157,25 @@ class WindowView:
 class ReferenceSummary:
     """What later windows need of a reference, kept between vintages — summaries, not its events
     (a week of a million events a day would otherwise stay in memory): the slices and signals it
-    had, each slice's labelled answers (confidence, correctness), and each check's own summary."""
+    had, each slice's labelled answers counted (labelled, wrong), and each check's own summary."""
 
     slices: list[str]
     signals: list[str]
-    answers: dict[str, tuple[np.ndarray, np.ndarray]]
+    labelled: dict[str, tuple[int, int]]
     own: dict[str, Any] = field(default_factory=dict)
     ranked: dict[str, list[str]] = field(default_factory=dict)  # per attribute, its most frequent values
     distinct: dict[str, int] = field(default_factory=dict)  # per attribute, its number of values
 
-    def answers_of(self, slice_: str) -> tuple[np.ndarray, np.ndarray]:
-        return self.answers.get(slice_, (np.zeros(0), np.zeros(0, dtype=bool)))
+    def labelled_of(self, slice_: str) -> tuple[int, int]:
+        """(labelled answers, wrong ones) of a slice; (0, 0) where the reference had none."""
+        return self.labelled.get(slice_, (0, 0))
 
     @classmethod
     def of(cls, view: WindowView, limit: int) -> "ReferenceSummary":
         return cls(
             sorted(view.masks),
             list(view.signals.columns),
-            {sl: view.answers(sl) for sl in view.masks},
+            {sl: (len(ok), int((~ok).sum())) for sl in view.masks for ok in [view.answers(sl)[1]]},
             ranked=ranked_values(view.window.slices, limit),
             distinct=dict(view.distinct),
         )

@@ -27,8 +27,20 @@ class ErrorRate(Check):
         rows = []
         for sl in inputs.slices:
             _, wok = inputs.window.answers(sl)
-            _, rok = inputs.reference.answers_of(sl)
-            rows.append(error_rate_row(inputs, sl, "error_rate", "", wok, rok, self.config.min_n))
+            n_ref, wrong_ref = inputs.reference.labelled_of(sl)
+            rows.append(
+                share_up_row(
+                    inputs,
+                    sl,
+                    "error_rate",
+                    "",
+                    int((~wok).sum()),
+                    len(wok),
+                    wrong_ref,
+                    n_ref,
+                    self.config.min_n,
+                )
+            )
         return rows
 
 

@@ -30,11 +30,11 @@ class EstimatedAccuracy(Check):
         answered = ~win.frame["abstained"].to_numpy(dtype=bool)
         rows = []
         for sl in inputs.slices:
-            _, ref_correct = inputs.reference.answers_of(sl)
+            n_ref, wrong_ref = inputs.reference.labelled_of(sl)
             est = PerformanceSummary.of(calibrator, win.confidence[win.mask(sl) & answered]).estimate(
                 min_n=self.config.min_n
             )
-            ref_acc = float(ref_correct.mean()) if len(ref_correct) else None
+            ref_acc = (n_ref - wrong_ref) / n_ref if n_ref else None
             rows.append(
                 inputs.row(
                     slice=sl,
@@ -48,7 +48,7 @@ class EstimatedAccuracy(Check):
                     ci_low=finite(est.ci_low),
                     ci_high=finite(est.ci_high),
                     n=est.n,
-                    n_reference=len(ref_correct),
+                    n_reference=n_ref,
                     effect=finite(est.accuracy - ref_acc) if ref_acc is not None else None,
                 )
             )
