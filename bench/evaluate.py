@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from worktree import worktree  # noqa: E402
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
@@ -207,29 +208,18 @@ _LINE = re.compile(
 def _against(args, results: dict) -> None:
     """This script of ``args.against`` on the same sizes (in a temporary git worktree), and the ratio
     of this commit's times to its."""
-    root = Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "previous"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(tree), args.against],
-            cwd=root,
-            check=True,
-            capture_output=True,
-        )
-        try:
-            cmd = [
-                sys.executable,
-                str(tree / "bench" / "evaluate.py"),
-                "--events",
-                str(args.events),
-                "--signals",
-                str(args.signals),
-                "--slices",
-                str(args.slices),
-            ]
-            out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+    with worktree(args.against) as tree:
+        cmd = [
+            sys.executable,
+            str(tree / "bench" / "evaluate.py"),
+            "--events",
+            str(args.events),
+            "--signals",
+            str(args.signals),
+            "--slices",
+            str(args.slices),
+        ]
+        out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     previous = {}
     for line in out.stdout.splitlines():
         m = _LINE.match(line.strip())

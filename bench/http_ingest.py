@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import free_port
 from tests.helpers import inference
+from worktree import worktree
 
 TOKEN = "bench-token-" + uuid.uuid4().hex
 
@@ -180,13 +181,8 @@ def main() -> int:
     )
     runs = {}
     if args.baseline:
-        wt = Path(tempfile.mkdtemp(prefix="mw-bench-baseline-"))
-        subprocess.run(["git", "worktree", "add", "--detach", str(wt), args.baseline], cwd=root, check=True,
-                       capture_output=True)  # fmt: skip
-        try:
+        with worktree(args.baseline) as wt:
             runs[f"baseline {args.baseline}"] = run(wt, args)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=root, capture_output=True)
     runs["this code"] = run(root, args)
     for name, m in runs.items():
         report(name, m, args)

@@ -17,11 +17,11 @@ either way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +34,7 @@ import psycopg  # noqa: E402
 from connectors.postgres import PostgresStore  # noqa: E402
 from monitor.core.records import EventRow  # noqa: E402
 from tests.helpers import T0  # noqa: E402
+from worktree import worktree  # noqa: E402
 
 READ = """
 import json, resource, sys, time
@@ -111,19 +112,10 @@ def main() -> int:
             f"{time.perf_counter() - t:.0f} s); {os.cpu_count()} cores",
             flush=True,
         )
-        trees = [("this commit", ROOT)]
-        tmp = None
-        if args.against:
-            tmp = tempfile.mkdtemp()
-            tree = Path(tmp) / "previous"
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(tree), args.against],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            trees.append((args.against, tree))
-        try:
+        with contextlib.ExitStack() as stack:
+            trees = [("this commit", ROOT)]
+            if args.against:
+                trees.append((args.against, stack.enter_context(worktree(args.against))))
             for name, tree in trees:
                 r = results[name] = read_in_child(tree, url)
                 what = f"read {r['events']:,} events" if "events" in r else f"failed: {r.get('error')}"
@@ -131,11 +123,6 @@ def main() -> int:
                     f"{name:>12}: {what}; CPU {r.get('cpu_s', float('nan')):.1f} s, peak RSS "
                     f"{r.get('peak_rss_mb', float('nan')):,.0f} MB",
                     flush=True,
-                )
-        finally:
-            if tmp:
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True
                 )
     finally:
         with psycopg.connect(base, autocommit=True) as c:

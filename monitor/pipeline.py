@@ -403,7 +403,9 @@ class Pipeline:
             for _, e in events:
                 times.setdefault((e.model.name, e.model.version), []).append(e.ts)
             store.events.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
-            if self._online is not None:  # each pair this batch completes, in event-time order
+            # the pairs this batch completes, in event-time order; a batch that stored nothing new
+            # (a replay) moves neither the watermark nor a pair, and takes no lock
+            if self._online is not None and (new_events or new_labels):
                 stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
                 stored.update((e.event_id, e.ts) for _, e in events if e.event_id in new_events)
                 self._online.feed(stored, now)
