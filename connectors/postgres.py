@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any, Sequence
 
+import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
@@ -101,6 +102,19 @@ class PostgresDialect(Dialect):
             # in Python (~0.5 µs an id; 2,000 ids a batch for the labels that came before their events)
             return f"{col} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))", [to_json(ids).decode()]
         return f"{col} = ANY(%b)", [ids]
+
+    # -- summaries -----------------------------------------------------------------------------
+    def vector(self, values: np.ndarray) -> list[float]:
+        return np.asarray(values, dtype=float).tolist()
+
+    def vector_out(self, v: Any) -> np.ndarray:
+        return np.asarray(v, dtype=float)
+
+    def add_vectors(self, a: str, b: str) -> str:
+        return f"modalwatch_add({a}, {b})"
+
+    def sum_vectors(self, expr: str) -> str:
+        return f"modalwatch_sum({expr})"
 
     # -- the window aggregation ----------------------------------------------------------------
     def concat_bytes(self, expr: str) -> str:

@@ -280,6 +280,10 @@ class EvaluationConfig(_Section):
     # frequent, then the window's); the rest are one "(other)" slice, and the slice_cardinality
     # check's row says so (a producer putting an id in an attribute makes 51 slices, not 20,000).
     max_slice_values: int = Field(50, ge=1, le=10_000)
+    # Read what the checks can take from the summaries written at ingest (monitor/summaries.py)
+    # from them, not from the window's rows; false: everything from the rows (the exact path
+    # the summaries are checked against — the same numbers, more work per event).
+    from_summaries: bool = True
     # One section per registered check (monitor/checks/): its settings and ``enabled``.
     checks: Any = None  # replaced by the checks' model below (``_rebuild_checks_section``)
 

@@ -35,12 +35,13 @@ from monitor.checks.data_health import HealthInput
 from monitor.checks.online import OnlineErrorRate
 from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
-from monitor.core.window import ReferenceReads, RunKey, Window
+from monitor.core.window import ReferenceReads, RunKey, SummedAnswers, Window
 from monitor.notify import run_notifications
 from monitor.online import OnlineLane
 from monitor.reference import reference_from_file, reference_range
 from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
+from monitor.summaries import Summariser, SummarySpec, ensure_summaries, labelled_measure
 from monitor.trust import TRUST_RECEIVER, changes
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -156,6 +157,8 @@ class Evaluator:
         online = next((c for c in self.checks if isinstance(c, OnlineErrorRate)), None)
         self._online = OnlineLane(online, store) if online is not None else None
         self._refs: dict[tuple, tuple[ReferenceSummary, dict[str, Any]]] = {}
+        self._summariser = Summariser(SummarySpec.of(config))
+        self._summaries_ready = False  # checked once, before the first window read from them
 
     # -- the schedule --------------------------------------------------------------------------
     def due(
@@ -383,7 +386,11 @@ class Evaluator:
         for c in self.checks:
             needs |= c.reads(summaries.get(c.name))
         limit = self.config.evaluation.max_slice_values
-        view = WindowView(window, kept_values(window.slices, limit, reference.ranked))
+        view = WindowView(
+            window,
+            kept_values(window.slices, limit, reference.ranked),
+            self._summed_answers(key, window_end, labels_before),
+        )
         inputs = EvaluationInput(key, window_end, now, view, reference, seed_of(key))
         events = self.store.events
         if "embeddings" in needs:
@@ -411,6 +418,31 @@ class Evaluator:
                 key.model_name, key.model_version, key.window_start, window_end, labels_before
             )
         return inputs, summaries
+
+    def _summed_answers(
+        self, key: RunKey, window_end: datetime, labels_before: datetime
+    ) -> SummedAnswers | None:
+        """The window's labelled answers from the summaries, where they answer this vintage: read
+        from summaries is on and the configured schedule holds its interval and lag (a cut-off
+        the summaries' label classes were written for); else None (the rows are read)."""
+        spec = self._summariser.spec
+        if not self.config.evaluation.from_summaries or key.interval_s not in spec.intervals_s:
+            return None
+        if key.lag_s not in spec.lags_s:
+            return None
+        if not self._summaries_ready:
+            ensure_summaries(self.store, self._summariser)
+            self._summaries_ready = True
+        bins = spec.bins
+        sums = self.store.summaries.read(
+            key.model_name,
+            key.model_version,
+            labelled_measure(bins),
+            key.window_start,
+            window_end,
+            labels_before,
+        )
+        return SummedAnswers(bins, {sl: v.reshape(bins, 2, 3) for sl, v in sums.items()})
 
     def _reference(
         self, key: RunKey, read_window: Callable[[Any], Window]

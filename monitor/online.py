@@ -30,17 +30,20 @@ class OnlineLane:
         self.store = store
         self.hold: timedelta = check.config.hold
 
-    def feed(self, stored: dict[str, datetime], now: datetime) -> None:
-        """Within the batch's transaction: the pairs completed behind the frontier by the halves
-        the batch stored (``stored``: event id → the time of the event or label stored), then
-        those the frontier passes now."""
-        ops, events = self.store.ops, self.store.events
-        ops.lock_shared_state()  # other writers (workers, replicas) feed too: one at a time
+    def feed(self, stored: dict[str, datetime], pairs: list[LabelledEvent], now: datetime) -> None:
+        """Within the batch's transaction, under the shared-state lock (other writers — workers,
+        replicas — feed too: one at a time): the pairs completed behind the frontier by the
+        halves the batch stored (``stored``: event id → the time of the event or label stored;
+        ``pairs``: the pairs they complete, read after the lock was taken), then those the
+        frontier passes now."""
+        events = self.store.events
         frontier = self._frontier()
         behind = []
         if frontier is not None:  # a half later than the frontier completes a pair later than it
-            ids = [i for i, ts in stored.items() if ts <= frontier]
-            behind = sorted((p for p in events.labelled(ids) if p.completed_at <= frontier), key=_order)
+            behind = sorted(
+                (p for p in pairs if stored[p.event_id] <= frontier and p.completed_at <= frontier),
+                key=_order,
+            )
         watermark = events.watermark()
         self._observe(behind, frontier, watermark - self.hold if watermark is not None else None, now)
 

@@ -24,6 +24,7 @@ from monitor.media import Measured, measure_event
 from monitor.online import OnlineLane
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
+from monitor.summaries import Summariser, SummarySpec, add_batch, ensure_summaries
 
 log = logging.getLogger("modalwatch.pipeline")
 
@@ -253,6 +254,8 @@ class Pipeline:
             read_media = MediaReader.from_config(config.media).read
         self.read_media = read_media
         self._pool = None
+        self._summariser = Summariser(SummarySpec.of(config))
+        self._summaries_ready = False  # checked once, before the first batch (ensure_summaries)
         online = config.evaluation.checks.online
         self._online = (
             OnlineLane(OnlineErrorRate(online, config.evaluation.fdr), store) if online.enabled else None
@@ -378,6 +381,9 @@ class Pipeline:
                 rows.append(event_row(e, p, now, m))
             events = kept
         store = self.store
+        if not self._summaries_ready:
+            ensure_summaries(store, self._summariser)
+            self._summaries_ready = True
         with store.tx():
             new_events = store.events.insert(rows)
             new_labels = store.events.insert_labels(
@@ -403,12 +409,18 @@ class Pipeline:
             for _, e in events:
                 times.setdefault((e.model.name, e.model.version), []).append(e.ts)
             store.events.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
-            # the pairs this batch completes, in event-time order; a batch that stored nothing new
-            # (a replay) moves neither the watermark nor a pair, and takes no lock
-            if self._online is not None and (new_events or new_labels):
+            # the pairs this batch completes: read after the shared-state lock, so a pair whose
+            # event and label two concurrent batches store is found by exactly one of them (the
+            # second to take the lock; monitor/online.py). A batch that stored nothing new (a
+            # replay) completes nothing, moves no watermark, and takes no lock.
+            pairs = []
+            if new_events or new_labels:
+                store.ops.lock_shared_state()
                 stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
                 stored.update((e.event_id, e.ts) for _, e in events if e.event_id in new_events)
-                self._online.feed(stored, now)
+                pairs = store.events.labelled(stored)
+                if self._online is not None:
+                    self._online.feed(stored, pairs, now)
             rc = self.config.review
             candidates = [
                 ReviewCandidate(
@@ -429,6 +441,10 @@ class Pipeline:
                 store.review.enqueue(
                     within_budget(candidates, store.review.counts_since(day), rc.daily_budget_per_stratum)
                 )
+            # last in the transaction, after every other lock: rows in key order, so two writers
+            # adding to the same summary rows wait for each other and never deadlock
+            new_rows = [r for (_, new), r in zip(_first_stored(events, new_events), rows) if new]
+            add_batch(store, self._summariser, new_rows, pairs)
         self._warn_of_a_jump(latest, events, new_events)
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))

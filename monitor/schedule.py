@@ -14,7 +14,9 @@ boundaries are computed here with ``zoneinfo``.)
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Iterator
 
 DAY = timedelta(days=1)
@@ -79,3 +81,26 @@ def windows(
             return
         yield start, end
         start = end
+
+
+@lru_cache(maxsize=4096)
+def _day_boundaries(interval: timedelta, tz: tzinfo, d: date) -> tuple[datetime, ...]:
+    """The boundaries (UTC) of ``interval``'s windows that fall on local date ``d``."""
+    out = []
+    for b in _boundaries(interval, tz, d):
+        if b.astimezone(tz).date() != d:
+            break
+        out.append(b)
+    return tuple(out)
+
+
+def window_end(ts: datetime, interval: timedelta, tz: tzinfo = timezone.utc) -> datetime:
+    """The end of the window of ``interval`` that holds ``ts`` (the first boundary after it):
+    bisected in the boundaries of its local day, which are computed once per day."""
+    d = ts.astimezone(tz).date()
+    while True:
+        points = _day_boundaries(interval, tz, d)
+        i = bisect_right(points, ts)
+        if i < len(points):
+            return points[i]
+        d += DAY

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
+import numpy as np
 from pydantic_core import from_json, to_json
 
 
@@ -100,6 +101,23 @@ class Dialect(ABC):
     def insert_new(self, conn: Any, table: str, cols: Sequence[str], key: str, rows: list[tuple]) -> set:
         """Insert the rows whose ``key`` is not stored yet (the first of a key in ``rows`` wins);
         return their keys. Right whatever other writers store meanwhile."""
+
+    # -- summaries: float vectors that add elementwise ---------------------------------------------
+    @abstractmethod
+    def vector(self, values: np.ndarray) -> Any:
+        """A summary's vector as this driver stores it."""
+
+    @abstractmethod
+    def vector_out(self, v: Any) -> np.ndarray:
+        """A stored vector (or a sum of them) as float64."""
+
+    @abstractmethod
+    def add_vectors(self, a: str, b: str) -> str:
+        """SQL of the elementwise sum of two vector expressions of one length."""
+
+    @abstractmethod
+    def sum_vectors(self, expr: str) -> str:
+        """An aggregate: the elementwise sum of a group's vectors."""
 
     # -- the window aggregation ----------------------------------------------------------------
     # A window is read as a few rows per (slice, signal layout, predicted label, abstained), the

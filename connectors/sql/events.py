@@ -11,7 +11,7 @@ import pandas as pd
 from connectors.sql.database import Database
 from connectors.sql.dialect import json_text
 from connectors.sql.packing import SignalPacker, unpack
-from monitor.core.records import EventRow, LabelledEvent, LabelRow, ModelVersion
+from monitor.core.records import EventRow, LabelledEvent, LabelRow, ModelVersion, StoredAnswer
 from monitor.core.window import ModalityAnswers, TokenWindow, Window, outputs_frame
 
 EVENT_COLS = (
@@ -123,7 +123,8 @@ class EventRepository:
 
     # -- reads by id ---------------------------------------------------------------------------
     _LABELLED = (
-        "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label, l.label, l.ts"
+        "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label, l.label, l.ts,"
+        " e.confidence, e.abstained"
         " FROM events e JOIN labels l ON l.event_id = e.event_id"
     )
 
@@ -160,8 +161,29 @@ class EventRepository:
     def _labelled_rows(self, sql: str, params) -> list[LabelledEvent]:
         d = self.db.dialect
         return [
-            LabelledEvent(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, label, d.ts_out(lt))
-            for eid, t, mn, mv, sl, pred, label, lt in self.db.all(sql, params)
+            LabelledEvent(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, label, d.ts_out(lt), conf, bool(ab))
+            for eid, t, mn, mv, sl, pred, label, lt, conf, ab in self.db.all(sql, params)
+        ]
+
+    def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]:
+        """Up to ``limit`` stored events' answers with their labels, in (time, id) order after
+        ``after`` (the last one of the previous page)."""
+        d = self.db.dialect
+        cond, params = "", []
+        if after is not None:
+            cond, params = (
+                " WHERE e.ts > ? OR (e.ts = ? AND e.event_id > ?)",
+                [d.ts(after[0]), d.ts(after[0]), after[1]],
+            )
+        return [
+            StoredAnswer(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, conf, bool(ab), label, d.ts_out(lt))
+            for eid, t, mn, mv, sl, pred, conf, ab, label, lt in self.db.all(
+                "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label,"
+                " e.confidence, e.abstained, l.label, l.ts FROM events e"
+                f" LEFT JOIN labels l ON l.event_id = e.event_id{cond}"
+                f" ORDER BY e.ts, e.event_id LIMIT {int(limit)}",
+                params,
+            )
         ]
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:

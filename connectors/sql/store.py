@@ -15,6 +15,7 @@ from connectors.sql.events import EventRepository
 from connectors.sql.operations import OperationsRepository
 from connectors.sql.packing import SignalPacker
 from connectors.sql.review import ReviewRepository
+from connectors.sql.summaries import SummaryRepository
 from migrations import migration_files
 
 log = logging.getLogger("modalwatch.store")
@@ -27,7 +28,8 @@ class SqlStore:
     - ``evaluations``: claims on vintages and their rows (``EvaluationRepository``);
     - ``alerts``: alert states, notification groups, silences, the outbox (``AlertRepository``);
     - ``review``: the review queue (``ReviewRepository``);
-    - ``ops``: dead letters, ingest tallies, online detector states and findings, counts.
+    - ``ops``: dead letters, ingest tallies, online detector states and findings, counts;
+    - ``summaries``: what events and labels add to per time bucket and slice (``SummaryRepository``).
 
     ``with store.tx():`` makes the calls inside one transaction. One store is one connection:
     another thread takes ``sibling()``."""
@@ -41,6 +43,7 @@ class SqlStore:
         self.alerts = AlertRepository(self.db)
         self.review = ReviewRepository(self.db, self.events)
         self.ops = OperationsRepository(self.db)
+        self.summaries = SummaryRepository(self.db)
 
     @contextmanager
     def tx(self) -> Iterator["SqlStore"]:

@@ -28,7 +28,15 @@ import pandas as pd
 from monitor.core.records import ALL, EvaluationRow, Finding
 from monitor.core.registry import Registry
 from monitor.core.settings import Section
-from monitor.core.window import ModalityAnswers, ReferenceReads, RunKey, TokenWindow, Window
+from detectors.calibration import bin_sums
+from monitor.core.window import (
+    ModalityAnswers,
+    ReferenceReads,
+    RunKey,
+    SummedAnswers,
+    TokenWindow,
+    Window,
+)
 
 
 class CheckConfig(Section):
@@ -75,8 +83,11 @@ class WindowView:
     of that attribute is in its ``(other)`` slice (a producer that puts an id in an attribute
     makes 51 slices of it, not 20,000). ``distinct`` counts each attribute's values before that."""
 
-    def __init__(self, window: Window, keep: dict[str, set[str]] | None = None) -> None:
+    def __init__(
+        self, window: Window, keep: dict[str, set[str]] | None = None, summed: SummedAnswers | None = None
+    ) -> None:
         self.window = window
+        self.summed = summed
         self.frame = window.frame
         self.signals = window.signals
         self.n = len(window)
@@ -134,6 +145,33 @@ class WindowView:
         m = self.mask(slice_) & self.labelled
         return self.confidence[m], self.correct[m]
 
+    @cached_property
+    def _summed_slices(self) -> dict[str, np.ndarray]:
+        """The summed answers per slice of this view: raw attribute values beyond ``keep`` folded
+        into their attribute's ``(other)`` slice."""
+        out: dict[str, np.ndarray] = {}
+        for key, sums in self.summed.by_slice.items():
+            col, _, value = key.partition("=")
+            if key != ALL and col in self.keep and value not in self.keep[col]:
+                key = f"{col}={OTHER}"
+            out[key] = out[key] + sums if key in out else sums
+        return out
+
+    def answer_sums(self, slice_: str, bins: int) -> np.ndarray:
+        """A slice's labelled answers as ``bin_sums`` (bins, 2, 3): from the stored summaries where
+        the view has them with these bins, else from its events."""
+        if self.summed is not None and self.summed.bins == bins:
+            return self._summed_slices.get(slice_, np.zeros((bins, 2, 3)))
+        return bin_sums(*self.answers(slice_), bins)
+
+    def labelled_counts(self, slice_: str) -> tuple[int, int]:
+        """(labelled answers, wrong ones) of a slice."""
+        if self.summed is not None:
+            s = self.answer_sums(slice_, self.summed.bins)
+            return int(round(s[..., 0].sum())), int(round(s[:, 0, 0].sum()))
+        ok = self.answers(slice_)[1]
+        return len(ok), int((~ok).sum())
+
     def sorted_by_slice(self, signal: str) -> dict[str, np.ndarray]:
         """Each slice's finite values of one signal, sorted, from one sort of the whole column (and
         per attribute a stable radix sort of the small integer codes, which keeps values in order).
@@ -175,7 +213,7 @@ class ReferenceSummary:
         return cls(
             sorted(view.masks),
             list(view.signals.columns),
-            {sl: (len(ok), int((~ok).sum())) for sl in view.masks for ok in [view.answers(sl)[1]]},
+            {sl: view.labelled_counts(sl) for sl in view.masks},
             ranked=ranked_values(view.window.slices, limit),
             distinct=dict(view.distinct),
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from detectors.calibration import bin_sums, calibration_drift_of_sums, calibration_of_sums
+from detectors.calibration import calibration_drift_of_sums, calibration_of_sums
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
 
@@ -29,7 +29,7 @@ class Calibration(Check):
 
     def summarise(self, reference: WindowView, reads) -> dict[str, np.ndarray]:
         """Each slice's per-bin sums of the reference's labelled answers: all a window needs."""
-        return {sl: bin_sums(*reference.answers(sl), self.config.bins) for sl in reference.masks}
+        return {sl: reference.answer_sums(sl, self.config.bins) for sl in reference.masks}
 
     def run(self, summary: dict[str, np.ndarray], inputs: EvaluationInput) -> list[EvaluationRow]:
         c = self.config
@@ -42,7 +42,7 @@ class Calibration(Check):
                 sl,
                 ("ece", "ece_drift"),
                 "",
-                bin_sums(*inputs.window.answers(sl), c.bins),
+                inputs.window.answer_sums(sl, c.bins),
                 summary.get(sl, empty),
                 c.min_n,
                 c.bootstrap,

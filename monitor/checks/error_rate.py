@@ -26,20 +26,10 @@ class ErrorRate(Check):
     def run(self, summary, inputs: EvaluationInput) -> list[EvaluationRow]:
         rows = []
         for sl in inputs.slices:
-            _, wok = inputs.window.answers(sl)
+            n, wrong = inputs.window.labelled_counts(sl)
             n_ref, wrong_ref = inputs.reference.labelled_of(sl)
             rows.append(
-                share_up_row(
-                    inputs,
-                    sl,
-                    "error_rate",
-                    "",
-                    int((~wok).sum()),
-                    len(wok),
-                    wrong_ref,
-                    n_ref,
-                    self.config.min_n,
-                )
+                share_up_row(inputs, sl, "error_rate", "", wrong, n, wrong_ref, n_ref, self.config.min_n)
             )
         return rows
 

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol, Sequence
 
+import numpy as np
 import pandas as pd
 
 from monitor.core.messages import Outcome, RawMessage
@@ -30,6 +31,8 @@ from monitor.core.records import (
     ReviewItem,
     Silence,
     SourceActivity,
+    StoredAnswer,
+    SummaryRow,
 )
 from monitor.core.window import ModalityAnswers, RunKey, TokenWindow, Window
 
@@ -78,6 +81,8 @@ class EventStore(Protocol):
     def labelled(self, event_ids: Iterable[str]) -> list[LabelledEvent]: ...
 
     def completed_between(self, after: datetime | None, until: datetime) -> list[LabelledEvent]: ...
+
+    def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]: ...
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]: ...
 
@@ -280,6 +285,27 @@ class OperationsStore(Protocol):
     def report(self, start: datetime, every_s: int) -> str | None: ...
 
 
+class SummaryStore(Protocol):
+    """Summaries per (model version, measure, time bucket, slice, known-before time): float
+    vectors that rows with one key add to, summed by the evaluations that read them."""
+
+    def add(self, rows: Sequence[SummaryRow]) -> None: ...
+
+    def read(
+        self,
+        model_name: str,
+        model_version: str,
+        measure: str,
+        start: datetime,
+        end: datetime,
+        known_before: datetime,
+    ) -> dict[str, np.ndarray]: ...
+
+    def all(self) -> list[SummaryRow]: ...
+
+    def delete(self, measures: Sequence[str] | None = None) -> int: ...
+
+
 class Store(Protocol):
     """A database seen through its aggregates, on one connection (one thread). Every call runs in
     the transaction of an enclosing ``with store.tx():``, else in one of its own; after one of
@@ -290,6 +316,7 @@ class Store(Protocol):
     alerts: AlertStore
     review: ReviewStore
     ops: OperationsStore
+    summaries: SummaryStore
     transient_errors: tuple[type[BaseException], ...]
 
     def tx(self) -> AbstractContextManager[Any]: ...

@@ -118,6 +118,18 @@ class ReportRun:
     written_at: datetime
 
 
+class SummaryRow(NamedTuple):
+    """What one batch adds to one summary row (monitor/summaries.py): rows with one key add."""
+
+    model_name: str
+    model_version: str
+    measure: str  # what ``sums`` hold, layout included (e.g. "answers", "labelled/15")
+    bucket: datetime  # the start of the events' time bucket
+    slice: str  # "*" or one raw attribute=value (folded into "(other)" when read)
+    known_before: datetime  # label measures: the first cut-off its labels count at; else bucket
+    sums: tuple[float, ...]
+
+
 class LabelledEvent(NamedTuple):
     """A stored event and its label: what the online detectors read of an (event, label) pair."""
 
@@ -129,11 +141,44 @@ class LabelledEvent(NamedTuple):
     pred_label: str
     label: str
     label_ts: datetime
+    confidence: float
+    abstained: bool
 
     @property
     def completed_at(self) -> datetime:
         """The event time at which the pair was complete: the later of its event and its label."""
         return max(self.ts, self.label_ts)
+
+
+class StoredAnswer(NamedTuple):
+    """A stored event's answer and its label where one is stored: what summaries are rebuilt from."""
+
+    event_id: str
+    ts: datetime
+    model_name: str
+    model_version: str
+    slice: dict[str, str]
+    pred_label: str
+    confidence: float
+    abstained: bool
+    label: str | None
+    label_ts: datetime | None
+
+    def pair(self) -> LabelledEvent | None:
+        if self.label is None or self.label_ts is None:
+            return None
+        return LabelledEvent(
+            self.event_id,
+            self.ts,
+            self.model_name,
+            self.model_version,
+            self.slice,
+            self.pred_label,
+            self.label,
+            self.label_ts,
+            self.confidence,
+            self.abstained,
+        )
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,16 @@ class Window:
 
 
 @dataclass
+class SummedAnswers:
+    """A window's labelled answers as its stored summaries hold them (monitor/summaries.py): per
+    raw slice (``*``, each attribute=value as stored), the calibration sums of ``bin_sums``,
+    shape (bins, 2, 3)."""
+
+    bins: int
+    by_slice: dict[str, np.ndarray]
+
+
+@dataclass
 class ModalityAnswers:
     """The events of a window that carry each modality's own answer (``output.per_modality``):
     their fused answers as a ``Window`` (no signals), and per modality each event's own label

@@ -11,7 +11,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.conftest import make_topics, produce_inferences, run_daemon
-from tests.helpers import http_json
+from connectors.postgres import PostgresStore
+from monitor.config import load_config
+from tests.helpers import assert_summaries_are_a_recomputation, http_json
 
 
 def _config(tmp_path, pg_url, bootstrap, topic, group, batch=250, workers=0):
@@ -125,6 +127,9 @@ def test_sigkill_midway_then_restart_stores_exactly_every_event(
         assert p2.wait(30) == 0
     assert _count(pg_url) == (n, n)
     assert _committed(kafka_bootstrap, group, topic, parts) == n
+    store = PostgresStore(pg_url)  # the summaries count each event once, the killed batch's too
+    assert assert_summaries_are_a_recomputation(store, load_config(cfg, {"MW_TEST_PG": pg_url})) > 10
+    store.close()
     stats = re.search(r"stopped: (\{.*\})", (tmp_path / "run2.log").read_text()).group(1)
     resumed = eval(stats)  # the daemon's own summary line: a dict literal of ints
     # the restart resumed from the committed offsets: it re-read at most what was not committed

@@ -16,7 +16,9 @@ import psycopg
 from kafka import KafkaProducer
 
 from tests.conftest import make_topics, run_daemon
-from tests.helpers import inference, label
+from connectors.postgres import PostgresStore
+from monitor.config import load_config
+from tests.helpers import assert_summaries_are_a_recomputation, inference, label
 
 DAYS, PER_DAY, PARTS = 30, 120, 3
 VINTAGES = DAYS - 1
@@ -165,6 +167,11 @@ def test_three_replicas_one_sigkilled_store_every_event_once_and_evaluate_every_
             c.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events").fetchone() == (n_events,) * 2
         )
         assert c.execute("SELECT COUNT(*) FROM labels").fetchone()[0] == n_events // 2
+    # three writers (one killed mid-batch) and their summaries: each event and pair counted once
+    store = PostgresStore(pg_url)
+    assert assert_summaries_are_a_recomputation(store, load_config(cfg, env)) > 100
+    store.close()
+    with psycopg.connect(pg_url) as c:
         runs = c.execute(
             "SELECT window_start, claimed_by FROM eval_runs WHERE finished_at IS NOT NULL"
         ).fetchall()

@@ -19,7 +19,7 @@ from monitor.config import parse_config
 from monitor.runtime import utcnow
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.workers import WorkerError, Workers
-from tests.helpers import T0, b64, inference, label
+from tests.helpers import T0, assert_summaries_are_a_recomputation, b64, inference, label
 
 
 def _cfg(url: str, workers: int = 1):
@@ -237,6 +237,9 @@ def test_events_and_their_labels_stored_by_two_writers_at_once_find_what_one_wri
     assert [s.n_seen for s in states] == [3000, 3000]
     assert found(one) and any(r[1] == "device=d1" for r in found(one))
     assert found(two) == found(one)
+    # and each pair is in the summaries once: those of two writers are a recomputation's
+    for st, url in ((one, second_pg_url), (two, pg_url)):
+        assert assert_summaries_are_a_recomputation(st, parse_config(cfg.replace(pg_url, url))) > 100
     one.close()
     two.close()
 
@@ -474,4 +477,5 @@ def test_kafka_events_and_labels_through_two_workers(tmp_path, pg_url, kafka_boo
     states = store.ops.states(["adwin:m|*", "adwin:m|device=d0"])
     assert ADWINDetector.from_state_dict(states["adwin:m|*"]).n_seen == n // 2
     assert ADWINDetector.from_state_dict(states["adwin:m|device=d0"]).n_seen == len(range(0, n, 6))
+    assert assert_summaries_are_a_recomputation(store, parse_config(cfg.read_text())) > 10
     store.close()
