@@ -39,11 +39,14 @@ from worktree import worktree  # noqa: E402
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
 
-def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0, multimodal: bool = False) -> None:
+def fill(store, cfg, n: int, n_signals: int, n_slices: int, seed: int = 0, multimodal: bool = False) -> None:
     """``multimodal``: each event also carries three modalities' own answers and a ten-word text's
     hashed words (what the per_modality and vocabulary checks read, event by event)."""
     from detectors.text import token_buckets
     from monitor.core.records import EventRow, LabelRow
+    from monitor.summaries import Summariser, SummarySpec, store_rows
+
+    summariser = Summariser(SummarySpec.of(cfg))
 
     words = [f"w{i}" for i in range(2000)]
 
@@ -92,10 +95,7 @@ def fill(store, n: int, n_signals: int, n_slices: int, seed: int = 0, multimodal
                 if i % 10 == 0:
                     truth = "cat" if rng.uniform() < conf[i] else "dog"
                     labels.append(LabelRow(eid, truth, "bench", ts[i], f"l{eid}", now))
-            with store.tx():
-                store.events.insert(rows)
-                store.events.insert_labels(labels)
-                store.events.note_model_versions({("m", "1"): (ts[0], ts[-1])})
+            store_rows(store, summariser, rows, labels)
 
 
 def time_one_window(store, cfg) -> tuple[float, float, int]:
@@ -165,7 +165,7 @@ def main() -> int:
             try:
                 store.migrate()
                 t = time.perf_counter()
-                fill(store, n, args.signals, n_slices, multimodal=args.multimodal)
+                fill(store, cfg, n, args.signals, n_slices, multimodal=args.multimodal)
                 if kind == "postgres":
                     with store.tx():
                         store.db.conn.execute("ANALYZE events")

@@ -6,7 +6,6 @@ import logging
 from datetime import timedelta
 from typing import Any, Sequence
 
-import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
@@ -103,19 +102,6 @@ class PostgresDialect(Dialect):
             return f"{col} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))", [to_json(ids).decode()]
         return f"{col} = ANY(%b)", [ids]
 
-    # -- summaries -----------------------------------------------------------------------------
-    def vector(self, values: np.ndarray) -> list[float]:
-        return np.asarray(values, dtype=float).tolist()
-
-    def vector_out(self, v: Any) -> np.ndarray:
-        return np.asarray(v, dtype=float)
-
-    def add_vectors(self, a: str, b: str) -> str:
-        return f"modalwatch_add({a}, {b})"
-
-    def sum_vectors(self, expr: str) -> str:
-        return f"modalwatch_sum({expr})"
-
     # -- the window aggregation ----------------------------------------------------------------
     def concat_bytes(self, expr: str) -> str:
         return f"string_agg({expr}, ''::bytea)"
@@ -166,6 +152,22 @@ class PostgresDialect(Dialect):
             return self._insert_staged(conn, cur, table, cols, key, rows)
         cur.execute("RELEASE SAVEPOINT modalwatch_copy")
         return {r[k] for r in rows}
+
+    def add_rows(self, conn, table: str, key: Sequence[str], added: Sequence[str], rows: list[tuple]) -> None:
+        """One statement for the batch: the rows as one JSON array (serialised in Rust), read by
+        ``jsonb_to_recordset`` — one plan instead of one per row."""
+        if not rows:
+            return
+        cols = [*key, *added]
+        types = self._copy_types(conn, table, cols)
+        record = ", ".join(f"{c} {t}" for c, t in zip(cols, types))
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)}"
+            f" FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in added),
+            (to_json([dict(zip(cols, r)) for r in rows]).decode(),),
+        )
 
     def _copy_types(self, conn, table: str, cols: Sequence[str]) -> list[str]:
         """The types of ``cols`` of ``table``, as COPY wants them (asked once per connection)."""

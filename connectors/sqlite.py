@@ -8,8 +8,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from connectors.sql.dialect import Dialect
 from connectors.sql.store import SqlStore
 
@@ -30,27 +28,6 @@ class _ConcatBytes:
         return b"".join(self.parts)
 
 
-class _SumVectors:
-    """``mw_vsum(v)``: the elementwise sum of a group's vectors (little-endian float64)."""
-
-    def __init__(self) -> None:
-        self.total: np.ndarray | None = None
-
-    def step(self, value: bytes | None) -> None:
-        if value is not None:
-            v = np.frombuffer(value, dtype="<f8")
-            self.total = v.copy() if self.total is None else self.total + v
-
-    def finalize(self) -> bytes | None:
-        return None if self.total is None else self.total.tobytes()
-
-
-def _add_vectors(a: bytes | None, b: bytes | None) -> bytes | None:
-    if a is None or b is None:
-        return None
-    return (np.frombuffer(a, dtype="<f8") + np.frombuffer(b, dtype="<f8")).tobytes()
-
-
 class SqliteDialect(Dialect):
     name = "sqlite"
     transient_errors = (sqlite3.OperationalError,)  # e.g. "database is locked"
@@ -68,9 +45,6 @@ class SqliteDialect(Dialect):
         # what PostgreSQL has built in for the window aggregation
         conn.create_aggregate("mw_concat", 1, _ConcatBytes)
         conn.create_function("mw_f8", 1, lambda x: None if x is None else _F8.pack(x), deterministic=True)
-        # and for the summaries' vectors (PostgreSQL: migration 0016's modalwatch_add and _sum)
-        conn.create_function("mw_add", 2, _add_vectors, deterministic=True)
-        conn.create_aggregate("mw_vsum", 1, _SumVectors)
         return conn
 
     def begin(self, conn) -> None:
@@ -133,18 +107,6 @@ class SqliteDialect(Dialect):
                 fresh,
             )
         return new
-
-    def vector(self, values: np.ndarray) -> bytes:
-        return np.asarray(values, dtype="<f8").tobytes()
-
-    def vector_out(self, v: Any) -> np.ndarray:
-        return np.frombuffer(v, dtype="<f8").astype(float)
-
-    def add_vectors(self, a: str, b: str) -> str:
-        return f"mw_add({a}, {b})"
-
-    def sum_vectors(self, expr: str) -> str:
-        return f"mw_vsum({expr})"
 
     def concat_bytes(self, expr: str) -> str:
         return f"mw_concat({expr})"

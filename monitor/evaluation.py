@@ -41,7 +41,7 @@ from monitor.online import OnlineLane
 from monitor.reference import reference_from_file, reference_range
 from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
-from monitor.summaries import Summariser, SummarySpec, ensure_summaries, labelled_measure
+from monitor.summaries import Summariser, SummarySpec, ensure_summaries, labelled_measure, labelled_sums
 from monitor.trust import TRUST_RECEIVER, changes
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -442,7 +442,7 @@ class Evaluator:
             window_end,
             labels_before,
         )
-        return SummedAnswers(bins, {sl: v.reshape(bins, 2, 3) for sl, v in sums.items()})
+        return SummedAnswers(bins, labelled_sums(sums, bins))
 
     def _reference(
         self, key: RunKey, read_window: Callable[[Any], Window]

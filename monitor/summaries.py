@@ -1,20 +1,23 @@
 """Summaries: what each stored event and each completed (event, label) pair adds, per model
 version, time bucket and slice — the mergeable counts and sums a window's checks can be computed
-from instead of its rows.
+from instead of its rows. Each row is one cell of a measure: a count, a sum and a sum of squares.
 
 Written where events pass (the pipeline's batch transaction: only the events it newly stored,
 only the pairs it completed, so at-least-once delivery still counts each once) and summed for a
-window by the evaluation. Measures, each a float vector whose layout its name fixes (a change of
-layout writes new rows, never adds to old ones):
+window by the evaluation. Measures (a name fixes what its cells mean: a change of bins writes
+another measure, never adds to the old one's rows):
 
-- ``answers``: per bucket and slice, ``[events, abstained]``;
-- ``labelled/<bins>``: the labelled, non-abstained answers' calibration sums — ``bin_sums``
-  (per equal-width confidence bin and correctness: count, Σ confidence, Σ confidence²), flattened:
-  error rates, Wilson intervals, ECE, its drift and the reliability diagram need nothing else.
+- ``answers``: per bucket and slice, the cells ``events`` and ``abstained`` (their counts);
+- ``labelled/<bins>``: the labelled, non-abstained answers' calibration sums — per equal-width
+  confidence bin and correctness, cell ``<bin>:<0 wrong|1 right>``: count, Σ confidence,
+  Σ confidence² (``bin_sums``): error rates, Wilson intervals, ECE, its drift and the reliability
+  diagram need nothing else.
 
-**Buckets** are ``bucket`` long (a minute, or less where an interval is not a whole number of
-minutes) and aligned to UTC, so every scheduled window — local midnights and steps of its
-interval — is a union of them.
+**Buckets** are the largest length up to an hour that divides every configured interval and
+every offset of the time zone from UTC (an hour in UTC or Europe/Berlin, 30 minutes in
+Asia/Kolkata), aligned to UTC, so every scheduled window — local midnights and steps of its
+interval — is a union of them. (An hour, not a minute: a batch's labelled answers then share
+their cells, and ingest writes a fraction of the rows; bench/ingest_cost.py.)
 
 **Labels by vintage.** A vintage counts a label when its time is before the vintage's cut-off
 (window end + lag). A pair's row is keyed by ``known_before``: the earliest cut-off of the
@@ -36,8 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from detectors.calibration import bin_index
-from monitor.core.records import ALL, EventRow, LabelledEvent, StoredAnswer, SummaryRow
+from monitor.core.records import ALL, EventRow, LabelledEvent, LabelRow, StoredAnswer, SummaryRow
 from monitor.schedule import window_end
 
 log = logging.getLogger("modalwatch.summaries")
@@ -45,7 +47,14 @@ log = logging.getLogger("modalwatch.summaries")
 ANSWERS = "answers"  # [events, abstained]
 NEVER = datetime(9999, 12, 31, tzinfo=timezone.utc)  # known_before of a label after every cut-off
 SPEC_STATE = "summaries:spec"  # its detector_state row: the spec the stored rows were written with
-_MINUTE = 60
+_HOUR = 3600
+
+
+def _utc_offsets(tz) -> set[int]:
+    """The zone's offsets from UTC in seconds since 1970 (sampled four times a year)."""
+    return {
+        int(tz.utcoffset(datetime(y, m, 1)).total_seconds()) for y in range(1970, 2040) for m in (1, 4, 7, 10)
+    }
 
 
 def labelled_measure(bins: int) -> str:
@@ -67,7 +76,9 @@ class SummarySpec:
         ev = config.evaluation
         intervals = tuple(sorted({int(iv.total_seconds()) for iv in ev.intervals}))
         return cls(
-            bucket_s=math.gcd(_MINUTE, *intervals),
+            # the largest bucket up to an hour that every window boundary falls on: it divides
+            # every interval and every UTC offset of the zone (+05:30 makes local hours UTC :30)
+            bucket_s=math.gcd(_HOUR, *intervals, *_utc_offsets(ev.tz)),
             bins=ev.checks.calibration.bins,
             intervals_s=intervals,
             lags_s=tuple(sorted({int(lag.total_seconds()) for lag in ev.vintage_lags})),
@@ -99,11 +110,14 @@ class Summariser:
         self.bucket = timedelta(seconds=spec.bucket_s)
         self.labelled = labelled_measure(spec.bins)
         self._cutoffs = lru_cache(maxsize=65536)(self._cutoffs_of)
+        self._buckets: dict[int, datetime] = {}  # bucket starts by epoch second (a few per batch)
 
     def bucket_of(self, ts: datetime) -> datetime:
-        t = ts.astimezone(timezone.utc)
-        s = t.hour * 3600 + t.minute * 60 + t.second
-        return t.replace(microsecond=0) - timedelta(seconds=s % self.spec.bucket_s)
+        seconds = int(ts.timestamp() // self.spec.bucket_s) * self.spec.bucket_s
+        b = self._buckets.get(seconds)
+        if b is None:
+            b = self._buckets[seconds] = datetime.fromtimestamp(seconds, timezone.utc)
+        return b
 
     def _cutoffs_of(self, bucket: datetime) -> tuple[datetime, ...]:
         ends = {window_end(bucket, timedelta(seconds=iv), self.tz) for iv in self.spec.intervals_s}
@@ -114,41 +128,79 @@ class Summariser:
         return next((c for c in self._cutoffs(bucket) if c > label_ts), NEVER)
 
     def of_events(self, rows: Iterable[EventRow | StoredAnswer]) -> list[SummaryRow]:
-        out: dict[tuple, np.ndarray] = {}
+        # counted per (bucket, attributes) first, then spread over the slices: a batch's events
+        # share a few buckets and attribute combinations
+        counts: dict[tuple, list[float]] = {}
         for r in rows:
-            b = self.bucket_of(r.ts)
-            add = np.array([1.0, 1.0 if r.abstained else 0.0])
-            for sl in slice_keys(r.slice):
-                k = (r.model_name, r.model_version, ANSWERS, b, sl, b)
-                out[k] = out[k] + add if k in out else add
-        return _rows(out)
+            k = (r.model_name, r.model_version, self.bucket_of(r.ts), tuple(r.slice.items()))
+            c = counts.get(k)
+            if c is None:
+                c = counts[k] = [0.0, 0.0]
+            c[0] += 1.0
+            c[1] += bool(r.abstained)
+        out: dict[tuple, float] = {}
+        for (mn, mv, b, attributes), (n, abstained) in counts.items():
+            for sl in slice_keys(dict(attributes)):
+                for cell, v in (("events", n), ("abstained", abstained)):
+                    if v:
+                        key = (mn, mv, ANSWERS, b, sl, b, cell)
+                        out[key] = out.get(key, 0.0) + v
+        return [SummaryRow(*k, n) for k, n in out.items()]
 
     def of_pairs(self, pairs: Iterable[LabelledEvent]) -> list[SummaryRow]:
-        out: dict[tuple, np.ndarray] = {}
+        sums: dict[tuple, list[float]] = {}
         bins = self.spec.bins
         for p in pairs:
             if p.abstained:
                 continue  # an error rate counts the answers given
             b = self.bucket_of(p.ts)
-            kb = self.known_before(b, p.label_ts)
             c = float(p.confidence)
-            idx, _ = bin_index(np.array([c]), bins)
-            add = np.zeros(bins * 6)
-            cell = (int(idx[0]) * 2 + (p.label == p.pred_label)) * 3
-            add[cell : cell + 3] = (1.0, c, c * c)
-            for sl in slice_keys(p.slice):
-                k = (p.model_name, p.model_version, self.labelled, b, sl, kb)
-                out[k] = out[k] + add if k in out else add
-        return _rows(out)
+            k = (
+                p.model_name,
+                p.model_version,
+                b,
+                self.known_before(b, p.label_ts),
+                tuple(p.slice.items()),
+                f"{bin_of(c, bins)}:{int(p.label == p.pred_label)}",
+            )
+            acc = sums.get(k)
+            if acc is None:
+                sums[k] = [1.0, c, c * c]
+            else:
+                acc[0] += 1.0
+                acc[1] += c
+                acc[2] += c * c
+        out: dict[tuple, list[float]] = {}
+        for (mn, mv, b, kb, attributes, cell), v in sums.items():
+            for sl in slice_keys(dict(attributes)):
+                key = (mn, mv, self.labelled, b, sl, kb, cell)
+                acc = out.get(key)
+                out[key] = v if acc is None else [x + y for x, y in zip(acc, v)]
+        return [SummaryRow(*k, *v) for k, v in out.items()]
+
+
+def bin_of(confidence: float, bins: int) -> int:
+    """The equal-width bin of one confidence, as ``detectors.calibration.bin_index`` puts it."""
+    return min(max(math.ceil(confidence * bins) - 1, 0), bins - 1)
+
+
+def labelled_sums(
+    cells: dict[tuple[str, str], tuple[float, float, float]], bins: int
+) -> dict[str, np.ndarray]:
+    """Per slice, the ``bin_sums`` (bins, 2, 3) of a ``labelled/<bins>`` measure's summed cells."""
+    out: dict[str, np.ndarray] = {}
+    for (sl, cell), values in cells.items():
+        b, _, ok = cell.partition(":")
+        arr = out.get(sl)
+        if arr is None:
+            arr = out[sl] = np.zeros((bins, 2, 3))
+        arr[int(b), int(ok)] = values
+    return out
 
 
 def slice_keys(attributes: dict) -> list[str]:
     """The slices an event is in, as stored: every event (``*``) and each attribute=value."""
     return [ALL, *(f"{k}={v}" for k, v in sorted(attributes.items()) if v is not None)]
-
-
-def _rows(sums: dict[tuple, np.ndarray]) -> list[SummaryRow]:
-    return [SummaryRow(*k, tuple(v.tolist())) for k, v in sums.items()]
 
 
 def rebuild(store, summariser: Summariser, chunk: int = 20_000) -> int:
@@ -198,3 +250,24 @@ def ensure_summaries(store, summariser: Summariser) -> bool:
             "they were written with another schedule or bins" if had else "none were written before",
         )
     return True
+
+
+def store_rows(store, summariser: Summariser, events: Sequence[EventRow], labels: Sequence[LabelRow]) -> None:
+    """Store rows made elsewhere than from messages (synthetic traffic, benches) as a batch would:
+    the events and labels, the model version's span, and what the new ones add to the summaries,
+    in one transaction (``Pipeline.process`` does the same for messages, among its other work)."""
+    with store.tx():
+        new = store.events.insert(events)
+        new_labels = store.events.insert_labels(labels)
+        spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        for e in events:
+            a, b = spans.get((e.model_name, e.model_version), (e.ts, e.ts))
+            spans[(e.model_name, e.model_version)] = (min(a, e.ts), max(b, e.ts))
+        store.events.note_model_versions(spans)
+        if new or new_labels:
+            store.ops.lock_shared_state()  # the pairs after the lock: see Pipeline.process
+            seen: set[str] = set()
+            first = [
+                e for e in events if e.event_id in new and not (e.event_id in seen or seen.add(e.event_id))
+            ]
+            add_batch(store, summariser, first, store.events.labelled(new | new_labels))

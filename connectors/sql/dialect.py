@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-import numpy as np
 from pydantic_core import from_json, to_json
 
 
@@ -102,22 +101,20 @@ class Dialect(ABC):
         """Insert the rows whose ``key`` is not stored yet (the first of a key in ``rows`` wins);
         return their keys. Right whatever other writers store meanwhile."""
 
-    # -- summaries: float vectors that add elementwise ---------------------------------------------
-    @abstractmethod
-    def vector(self, values: np.ndarray) -> Any:
-        """A summary's vector as this driver stores it."""
-
-    @abstractmethod
-    def vector_out(self, v: Any) -> np.ndarray:
-        """A stored vector (or a sum of them) as float64."""
-
-    @abstractmethod
-    def add_vectors(self, a: str, b: str) -> str:
-        """SQL of the elementwise sum of two vector expressions of one length."""
-
-    @abstractmethod
-    def sum_vectors(self, expr: str) -> str:
-        """An aggregate: the elementwise sum of a group's vectors."""
+    def add_rows(
+        self, conn: Any, table: str, key: Sequence[str], added: Sequence[str], rows: list[tuple]
+    ) -> None:
+        """Insert ``rows`` (``key`` then ``added`` columns; one per key, in key order), adding the
+        ``added`` columns to those of a stored row with the same key."""
+        cols = [*key, *added]
+        conn.cursor().executemany(
+            self.q(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in added)
+            ),
+            rows,
+        )
 
     # -- the window aggregation ----------------------------------------------------------------
     # A window is read as a few rows per (slice, signal layout, predicted label, abstained), the

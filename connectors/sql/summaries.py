@@ -1,45 +1,50 @@
-"""Summaries: float vectors per (model version, measure, time bucket, slice, known-before time)
-that writers add to and evaluations sum (monitor/summaries.py says what they hold)."""
+"""Summaries: per (model version, measure, time bucket, slice, known-before time, cell) a count, a
+sum and a sum of squares that writers add to and evaluations sum (monitor/summaries.py says what
+they hold)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Sequence
 
-import numpy as np
-
 from connectors.sql.database import Database
 from monitor.core.records import SummaryRow
 
-_KEY = ("model_name", "model_version", "measure", "bucket", "slice", "known_before")
+_KEY = ("model_name", "model_version", "measure", "bucket", "slice", "known_before", "cell")
+_ADDED = ("n", "sum_x", "sum_x2")
 
 
 class SummaryRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
-        d = db.dialect
-        self._upsert = (
-            f"INSERT INTO summaries ({', '.join(_KEY)}, sums) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET"
-            f" sums = {d.add_vectors('summaries.sums', 'excluded.sums')}"
-        )
 
     def add(self, rows: Sequence[SummaryRow]) -> None:
-        """Add ``rows`` to the stored summaries (one statement per distinct key, in key order: two
-        writers adding to the same rows never deadlock)."""
-        merged: dict[tuple, np.ndarray] = {}
+        """Add ``rows`` to the stored summaries: one row per key, in key order (two writers adding
+        to the same rows wait for each other, never deadlock)."""
+        merged: dict[tuple, list[float]] = {}
         for r in rows:
-            k = r[:6]
-            v = np.asarray(r.sums, dtype=float)
-            merged[k] = merged[k] + v if k in merged else v
-        d = self.db.dialect
-        self.db.many(
-            self._upsert,
-            [
-                (mn, mv, measure, d.ts(b), sl, d.ts(kb), d.vector(v))
-                for (mn, mv, measure, b, sl, kb), v in sorted(merged.items(), key=lambda kv: kv[0])
-            ],
-        )
+            k = r[:7]
+            m = merged.get(k)
+            if m is None:
+                merged[k] = [r.n, r.sum_x, r.sum_x2]
+            else:
+                m[0] += r.n
+                m[1] += r.sum_x
+                m[2] += r.sum_x2
+        if not merged:
+            return
+        ts = self.db.dialect.ts
+        with self.db.tx():
+            self.db.dialect.add_rows(
+                self.db.conn,
+                "summaries",
+                _KEY,
+                _ADDED,
+                [
+                    (mn, mv, me, ts(b), sl, ts(kb), c, *v)
+                    for (mn, mv, me, b, sl, kb, c), v in sorted(merged.items())
+                ],
+            )
 
     def read(
         self,
@@ -49,34 +54,33 @@ class SummaryRepository:
         start: datetime,
         end: datetime,
         known_before: datetime,
-    ) -> dict[str, np.ndarray]:
-        """Per slice (raw keys), the sum of ``measure``'s rows with buckets in [start, end) known
+    ) -> dict[tuple[str, str], tuple[float, float, float]]:
+        """Per (raw slice, cell), the sums of ``measure``'s rows with buckets in [start, end) known
         by ``known_before``."""
-        d = self.db.dialect
-        rows = self.db.all(
-            f"SELECT slice, {d.sum_vectors('sums')} FROM summaries WHERE model_name = ? AND"
-            " model_version = ? AND measure = ? AND bucket >= ? AND bucket < ? AND known_before <= ?"
-            " GROUP BY slice",
-            (model_name, model_version, measure, d.ts(start), d.ts(end), d.ts(known_before)),
-        )
-        return {sl: d.vector_out(v) for sl, v in rows}
+        ts = self.db.dialect.ts
+        return {
+            (sl, cell): (n, s1, s2)
+            for sl, cell, n, s1, s2 in self.db.all(
+                "SELECT slice, cell, sum(n), sum(sum_x), sum(sum_x2) FROM summaries WHERE model_name = ?"
+                " AND model_version = ? AND measure = ? AND bucket >= ? AND bucket < ? AND known_before <= ?"
+                " GROUP BY slice, cell",
+                (model_name, model_version, measure, ts(start), ts(end), ts(known_before)),
+            )
+        }
 
     def all(self) -> list[SummaryRow]:
         """Every stored row, in key order (the proofs compare them with a recomputation)."""
         d = self.db.dialect
         return sorted(
             (
-                SummaryRow(mn, mv, m, d.ts_out(b), sl, d.ts_out(kb), tuple(d.vector_out(v).tolist()))
-                for mn, mv, m, b, sl, kb, v in self.db.all(f"SELECT {', '.join(_KEY)}, sums FROM summaries")
+                SummaryRow(mn, mv, me, d.ts_out(b), sl, d.ts_out(kb), c, n, s1, s2)
+                for mn, mv, me, b, sl, kb, c, n, s1, s2 in self.db.all(
+                    f"SELECT {', '.join(_KEY + _ADDED)} FROM summaries"
+                )
             ),
-            key=lambda r: r[:6],
+            key=lambda r: r[:7],
         )
 
-    def delete(self, measures: Sequence[str] | None = None) -> int:
-        """Remove the rows of ``measures`` (None: all); how many."""
-        if measures is None:
-            return self.db.execute("DELETE FROM summaries").rowcount
-        n = 0
-        for cond, params in self.db.where_in("measure", list(measures)):
-            n += self.db.execute(f"DELETE FROM summaries WHERE {cond}", params).rowcount
-        return n
+    def delete(self) -> int:
+        """Remove every row; how many."""
+        return self.db.execute("DELETE FROM summaries").rowcount

@@ -1,8 +1,7 @@
--- Issue 25: mergeable summaries per (model version, measure, time bucket, slice), added to where
--- events and labels are stored (monitor/summaries.py). known_before: the earliest cut-off of the
--- configured schedule a row's labels are known by (event measures: the bucket itself). sums: the
--- measure's vector as little-endian float64; rows with one key add elementwise (mw_add, a
--- function of the connection: connectors/sqlite.py).
+-- Issue 25: mergeable summaries (monitor/summaries.py): per model version, measure, time bucket,
+-- slice and known_before (the earliest cut-off of the configured schedule a row's labels are
+-- known by; event measures: the bucket itself), each cell of the measure holds a count, a sum and
+-- a sum of squares that writers add to; any window is a GROUP BY of its buckets.
 CREATE TABLE summaries (
     model_name    TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -10,6 +9,9 @@ CREATE TABLE summaries (
     bucket        TEXT NOT NULL,
     slice         TEXT NOT NULL,
     known_before  TEXT NOT NULL,
-    sums          BLOB NOT NULL,
-    PRIMARY KEY (model_name, model_version, measure, bucket, slice, known_before)
+    cell          TEXT NOT NULL,
+    n             REAL NOT NULL,
+    sum_x         REAL NOT NULL,
+    sum_x2        REAL NOT NULL,
+    PRIMARY KEY (model_name, model_version, measure, bucket, slice, known_before, cell)
 ) WITHOUT ROWID;

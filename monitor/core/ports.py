@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol, Sequence
 
-import numpy as np
 import pandas as pd
 
 from monitor.core.messages import Outcome, RawMessage
@@ -286,8 +285,9 @@ class OperationsStore(Protocol):
 
 
 class SummaryStore(Protocol):
-    """Summaries per (model version, measure, time bucket, slice, known-before time): float
-    vectors that rows with one key add to, summed by the evaluations that read them."""
+    """Summaries per (model version, measure, time bucket, slice, known-before time, cell): a
+    count, a sum and a sum of squares that rows with one key add to; ``read`` sums a window's per
+    (slice, cell)."""
 
     def add(self, rows: Sequence[SummaryRow]) -> None: ...
 
@@ -299,11 +299,11 @@ class SummaryStore(Protocol):
         start: datetime,
         end: datetime,
         known_before: datetime,
-    ) -> dict[str, np.ndarray]: ...
+    ) -> dict[tuple[str, str], tuple[float, float, float]]: ...
 
     def all(self) -> list[SummaryRow]: ...
 
-    def delete(self, measures: Sequence[str] | None = None) -> int: ...
+    def delete(self) -> int: ...
 
 
 class Store(Protocol):

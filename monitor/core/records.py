@@ -119,15 +119,18 @@ class ReportRun:
 
 
 class SummaryRow(NamedTuple):
-    """What one batch adds to one summary row (monitor/summaries.py): rows with one key add."""
+    """What one batch adds to one cell of a summary (monitor/summaries.py): rows with one key add."""
 
     model_name: str
     model_version: str
-    measure: str  # what ``sums`` hold, layout included (e.g. "answers", "labelled/15")
+    measure: str  # e.g. "answers", "labelled/15": what its cells are
     bucket: datetime  # the start of the events' time bucket
     slice: str  # "*" or one raw attribute=value (folded into "(other)" when read)
     known_before: datetime  # label measures: the first cut-off its labels count at; else bucket
-    sums: tuple[float, ...]
+    cell: str  # which count of the measure (e.g. "events"; a confidence bin and correctness)
+    n: float
+    sum_x: float = 0.0
+    sum_x2: float = 0.0
 
 
 class LabelledEvent(NamedTuple):

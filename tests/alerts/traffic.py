@@ -168,15 +168,16 @@ def rows_of(d: Day, seed: int = 0):
 
 def load_days(store, days: range, events_per_day: int, change: Change | None = None, onset: int = 0,
               seed: int = 0) -> None:  # fmt: skip
+    from monitor.config import parse_config
+    from monitor.summaries import Summariser, SummarySpec, store_rows
+
+    summariser = Summariser(SummarySpec.of(parse_config(CONFIG)))
     for day in days:
         d = draw_day(day, events_per_day, seed)
         if change is not None and day >= onset:
             change.apply(d, day - onset)
         events, labels = rows_of(d, seed)
-        with store.tx():
-            store.events.insert(events)
-            store.events.insert_labels(labels)
-            store.events.note_model_versions({("m", "1"): (events[0].ts, events[-1].ts)})
+        store_rows(store, summariser, events, labels)
 
 
 def evaluate_through(cfg, store, last_day: int) -> int:

@@ -15,6 +15,7 @@ from connectors.sqlite import SqliteStore
 from monitor.config import parse_config
 from monitor.core.records import EventRow, LabelRow
 from monitor.evaluation import Evaluator
+from monitor.summaries import Summariser, SummarySpec, store_rows
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -82,10 +83,7 @@ def run(tmp_path, days: int, n: int, slices: int, change: str | None = None, ons
     store.migrate()
     for day in range(days):
         events, labels = day_rows(day, n, slices, change if day >= onset else None)
-        with store.tx():
-            store.events.insert(events)
-            store.events.insert_labels(labels)
-            store.events.note_model_versions({("m", "1"): (events[0].ts, events[-1].ts)})
+        store_rows(store, Summariser(SummarySpec.of(cfg)), events, labels)
     watermark = T0 + days * DAY + cfg.evaluation.lag
     Evaluator(cfg, store, lambda: watermark, owner="test").run_due(watermark)
     return store

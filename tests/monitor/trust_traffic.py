@@ -55,12 +55,15 @@ def hour_rows(hour: int, n: int, darker: float = 0.0, seed: int = 0):
     return events
 
 
-def load_hours(store, hours: range, n: int, darker: Callable[[int], float] = lambda h: 0.0, seed: int = 0):
+def load_hours(
+    store, cfg, hours: range, n: int, darker: Callable[[int], float] = lambda h: 0.0, seed: int = 0
+):
+    from monitor.summaries import Summariser, SummarySpec, store_rows
+
+    summariser = Summariser(SummarySpec.of(cfg))
     for h in hours:
         events = hour_rows(h, n, darker(h), seed)
-        with store.tx():
-            store.events.insert(events)
-            store.events.note_model_versions({("m", "1"): (events[0].ts, events[-1].ts)})
+        store_rows(store, summariser, events, [])
 
 
 def trust_run(
@@ -81,7 +84,9 @@ def trust_run(
     store = SqliteStore(where / f"{name}.db")
     store.migrate()
     ref = REFERENCE_DAYS * 24
-    load_hours(store, range(ref + monitored_hours), n, lambda h: darker(h - ref) if h >= ref else 0.0, seed)
+    load_hours(
+        store, cfg, range(ref + monitored_hours), n, lambda h: darker(h - ref) if h >= ref else 0.0, seed
+    )
     watermark = T0 + (ref + monitored_hours) * HOUR + cfg.evaluation.lag
     Evaluator(cfg, store, lambda: watermark, owner="test").run_due(watermark)
     return cfg, store
