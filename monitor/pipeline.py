@@ -24,7 +24,7 @@ from monitor.media import Measured, measure_event
 from monitor.online import OnlineLane
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
-from monitor.summaries import Summariser, SummarySpec, add_batch, ensure_summaries
+from monitor.summaries import Summariser, SummarySpec, add_batch, completed_pairs, ensure_summaries
 
 log = logging.getLogger("modalwatch.pipeline")
 
@@ -414,11 +414,12 @@ class Pipeline:
             # second to take the lock; monitor/online.py). A batch that stored nothing new (a
             # replay) completes nothing, moves no watermark, and takes no lock.
             pairs = []
-            if new_events or new_labels:
+            new_rows = [r for (_, new), r in zip(_first_stored(events, new_events), rows) if new]
+            if new_rows or new_labels:
                 store.ops.lock_shared_state()
                 stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
                 stored.update((e.event_id, e.ts) for _, e in events if e.event_id in new_events)
-                pairs = store.events.labelled(stored)
+                pairs = completed_pairs(store, new_rows, new_labels)
                 if self._online is not None:
                     self._online.feed(stored, pairs, now)
             rc = self.config.review
@@ -443,7 +444,6 @@ class Pipeline:
                 )
             # last in the transaction, after every other lock: rows in key order, so two writers
             # adding to the same summary rows wait for each other and never deadlock
-            new_rows = [r for (_, new), r in zip(_first_stored(events, new_events), rows) if new]
             add_batch(store, self._summariser, new_rows, pairs)
         self._warn_of_a_jump(latest, events, new_events)
         for p, stored in _first_stored(events, new_events):

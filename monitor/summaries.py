@@ -252,6 +252,30 @@ def ensure_summaries(store, summariser: Summariser) -> bool:
     return True
 
 
+def completed_pairs(store, new_events: Sequence[EventRow], new_labels: set[str]) -> list[LabelledEvent]:
+    """The (event, label) pairs a batch completes: its new events that have a label (stored now or
+    before), and the stored events of its new labels. Read after the shared-state lock (see
+    monitor/online.py), so a pair whose halves two concurrent batches store is found by one."""
+    labels = store.events.labels_of([e.event_id for e in new_events])
+    pairs = [
+        LabelledEvent(
+            e.event_id,
+            e.ts,
+            e.model_name,
+            e.model_version,
+            e.slice,
+            e.pred_label,
+            *labels[e.event_id],
+            e.confidence,
+            e.abstained,
+        )  # fmt: skip
+        for e in new_events
+        if e.event_id in labels
+    ]
+    rest = new_labels - {e.event_id for e in new_events}
+    return pairs + (store.events.labelled(rest) if rest else [])
+
+
 def store_rows(store, summariser: Summariser, events: Sequence[EventRow], labels: Sequence[LabelRow]) -> None:
     """Store rows made elsewhere than from messages (synthetic traffic, benches) as a batch would:
     the events and labels, the model version's span, and what the new ones add to the summaries,
@@ -270,4 +294,4 @@ def store_rows(store, summariser: Summariser, events: Sequence[EventRow], labels
             first = [
                 e for e in events if e.event_id in new and not (e.event_id in seen or seen.add(e.event_id))
             ]
-            add_batch(store, summariser, first, store.events.labelled(new | new_labels))
+            add_batch(store, summariser, first, completed_pairs(store, first, new_labels))

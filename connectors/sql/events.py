@@ -135,6 +135,15 @@ class EventRepository:
             out += self._labelled_rows(f"{self._LABELLED} WHERE {cond}", params)
         return out
 
+    def labels_of(self, event_ids: Iterable[str]) -> dict[str, tuple[str, datetime]]:
+        """The stored label (value, time) of each of ``event_ids`` that has one."""
+        ts_out = self.db.dialect.ts_out
+        out: dict[str, tuple[str, datetime]] = {}
+        for cond, params in self.db.where_in("event_id", event_ids):
+            for eid, value, t in self.db.all(f"SELECT event_id, label, ts FROM labels WHERE {cond}", params):
+                out[eid] = (value, ts_out(t))
+        return out
+
     def completed_between(self, after: datetime | None, until: datetime) -> list[LabelledEvent]:
         """The (event, label) pairs complete — both stored, the later of their two times — in
         (``after``, ``until``]: those whose event is in it (per model version, on its index), and
