@@ -94,12 +94,21 @@ def paired_difference(a_wrong, b_wrong, z: float = _Z95) -> PairedDifference:
     >>> round(d.difference, 3), round(d.low, 3), round(d.high, 3), f"{d.p_greater:.1e}"
     (0.1, 0.038, 0.16, '1.1e-03')
     """
-    from scipy.stats import binom  # lazily: scipy.stats costs a CLI start 0.3 s
-
     a = np.asarray(a_wrong, dtype=bool)
     b = np.asarray(b_wrong, dtype=bool)
-    n = int(a.size)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    return paired_difference_of_counts(int(a.size), int((a & ~b).sum()), int((~a & b).sum()), z)
+
+
+def paired_difference_of_counts(n: int, only_a: int, only_b: int, z: float = _Z95) -> PairedDifference:
+    """``paired_difference`` from its counts: ``n`` events, ``only_a`` where only a was wrong,
+    ``only_b`` where only b was (what a summary keeps).
+
+    >>> a, b = [1] * 30 + [0] * 170, [0] * 30 + [1] * 10 + [0] * 160
+    >>> paired_difference_of_counts(200, 30, 10) == paired_difference(a, b)
+    True
+    """
+    from scipy.stats import binom  # lazily: scipy.stats costs a CLI start 0.3 s
+
     if n == 0:
         nan = math.nan
         return PairedDifference(0, 0, 0, nan, nan, nan, 1.0)

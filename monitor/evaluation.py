@@ -35,13 +35,22 @@ from monitor.checks.data_health import HealthInput
 from monitor.checks.online import OnlineErrorRate
 from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
-from monitor.core.window import ReferenceReads, RunKey, SummedAnswers, Window
+from monitor.core.window import (
+    ANSWERS,
+    MODALITIES,
+    ReferenceReads,
+    RunKey,
+    SummedCells,
+    Window,
+    labelled_measure,
+    modality_measure,
+)
 from monitor.notify import run_notifications
 from monitor.online import OnlineLane
 from monitor.reference import reference_from_file, reference_range
 from monitor.review import stratum_of, within_budget
 from monitor.schedule import floor_to, windows
-from monitor.summaries import Summariser, SummarySpec, ensure_summaries, labelled_measure, labelled_sums
+from monitor.summaries import Summariser, SummarySpec, ensure_summaries
 from monitor.trust import TRUST_RECEIVER, changes
 
 log = logging.getLogger("modalwatch.evaluation")
@@ -389,7 +398,7 @@ class Evaluator:
         view = WindowView(
             window,
             kept_values(window.slices, limit, reference.ranked),
-            self._summed_answers(key, window_end, labels_before),
+            self._summed(key, window_end, labels_before),
         )
         inputs = EvaluationInput(key, window_end, now, view, reference, seed_of(key))
         events = self.store.events
@@ -401,7 +410,7 @@ class Evaluator:
             inputs.tokens = events.window_tokens(
                 key.model_name, key.model_version, key.window_start, window_end
             )
-        if "answers" in needs:
+        if "answers" in needs and view.summed is None:  # (else per-modality cells are summed)
             inputs.answers = events.window_answers(
                 key.model_name, key.model_version, key.window_start, window_end, labels_before
             )
@@ -419,9 +428,7 @@ class Evaluator:
             )
         return inputs, summaries
 
-    def _summed_answers(
-        self, key: RunKey, window_end: datetime, labels_before: datetime
-    ) -> SummedAnswers | None:
+    def _summed(self, key: RunKey, window_end: datetime, labels_before: datetime) -> SummedCells | None:
         """The window's labelled answers from the summaries, where they answer this vintage: read
         from summaries is on and the configured schedule holds its interval and lag (a cut-off
         the summaries' label classes were written for); else None (the rows are read)."""
@@ -433,16 +440,18 @@ class Evaluator:
         if not self._summaries_ready:
             ensure_summaries(self.store, self._summariser)
             self._summaries_ready = True
-        bins = spec.bins
-        sums = self.store.summaries.read(
-            key.model_name,
-            key.model_version,
-            labelled_measure(bins),
-            key.window_start,
-            window_end,
-            labels_before,
+        read = self.store.summaries.read
+        k, t0 = key, key.window_start
+        return SummedCells(
+            {
+                ANSWERS: read(k.model_name, k.model_version, ANSWERS, t0, window_end, window_end),
+                MODALITIES: read(k.model_name, k.model_version, MODALITIES, t0, window_end, window_end),
+                **{
+                    m: read(k.model_name, k.model_version, m, t0, window_end, labels_before)
+                    for m in (labelled_measure(spec.bins), modality_measure(spec.modality_bins))
+                },
+            }
         )
-        return SummedAnswers(bins, labelled_sums(sums, bins))
 
     def _reference(
         self, key: RunKey, read_window: Callable[[Any], Window]

@@ -35,16 +35,14 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Iterable, Sequence
-
-import numpy as np
+from typing import Iterable, Iterator, Sequence
 
 from monitor.core.records import ALL, EventRow, LabelledEvent, LabelRow, StoredAnswer, SummaryRow
+from monitor.core.window import ANSWERS, MODALITIES, labelled_measure, modality_measure
 from monitor.schedule import window_end
 
 log = logging.getLogger("modalwatch.summaries")
 
-ANSWERS = "answers"  # [events, abstained]
 NEVER = datetime(9999, 12, 31, tzinfo=timezone.utc)  # known_before of a label after every cut-off
 SPEC_STATE = "summaries:spec"  # its detector_state row: the spec the stored rows were written with
 _HOUR = 3600
@@ -57,16 +55,13 @@ def _utc_offsets(tz) -> set[int]:
     }
 
 
-def labelled_measure(bins: int) -> str:
-    return f"labelled/{bins}"
-
-
 @dataclass(frozen=True)
 class SummarySpec:
     """What the stored summaries' rows depend on besides the events and labels."""
 
     bucket_s: int
     bins: int
+    modality_bins: int
     intervals_s: tuple[int, ...]
     lags_s: tuple[int, ...]
     timezone: str
@@ -80,6 +75,7 @@ class SummarySpec:
             # every interval and every UTC offset of the zone (+05:30 makes local hours UTC :30)
             bucket_s=math.gcd(_HOUR, *intervals, *_utc_offsets(ev.tz)),
             bins=ev.checks.calibration.bins,
+            modality_bins=ev.checks.per_modality.bins,
             intervals_s=intervals,
             lags_s=tuple(sorted({int(lag.total_seconds()) for lag in ev.vintage_lags})),
             timezone=ev.timezone,
@@ -89,14 +85,11 @@ class SummarySpec:
         return {
             "bucket_s": self.bucket_s,
             "bins": self.bins,
+            "modality_bins": self.modality_bins,
             "intervals_s": list(self.intervals_s),
             "lags_s": list(self.lags_s),
             "timezone": self.timezone,
         }
-
-    @property
-    def measures(self) -> tuple[str, ...]:
-        return (ANSWERS, labelled_measure(self.bins))
 
 
 class Summariser:
@@ -109,6 +102,7 @@ class Summariser:
         self.tz = ZoneInfo(spec.timezone)
         self.bucket = timedelta(seconds=spec.bucket_s)
         self.labelled = labelled_measure(spec.bins)
+        self.modality_labelled = modality_measure(spec.modality_bins)
         self._cutoffs = lru_cache(maxsize=65536)(self._cutoffs_of)
         self._buckets: dict[int, datetime] = {}  # bucket starts by epoch second (a few per batch)
 
@@ -130,72 +124,91 @@ class Summariser:
     def of_events(self, rows: Iterable[EventRow | StoredAnswer]) -> list[SummaryRow]:
         # counted per (bucket, attributes) first, then spread over the slices: a batch's events
         # share a few buckets and attribute combinations
-        counts: dict[tuple, list[float]] = {}
+        counts: dict[tuple, dict[tuple[str, str], float]] = {}
         for r in rows:
             k = (r.model_name, r.model_version, self.bucket_of(r.ts), tuple(r.slice.items()))
             c = counts.get(k)
             if c is None:
-                c = counts[k] = [0.0, 0.0]
-            c[0] += 1.0
-            c[1] += bool(r.abstained)
+                c = counts[k] = {}
+            for cell in _event_cells(r):
+                c[cell] = c.get(cell, 0.0) + 1.0
         out: dict[tuple, float] = {}
-        for (mn, mv, b, attributes), (n, abstained) in counts.items():
+        for (mn, mv, b, attributes), cells in counts.items():
             for sl in slice_keys(dict(attributes)):
-                for cell, v in (("events", n), ("abstained", abstained)):
-                    if v:
-                        key = (mn, mv, ANSWERS, b, sl, b, cell)
-                        out[key] = out.get(key, 0.0) + v
+                for (measure, cell), n in cells.items():
+                    key = (mn, mv, measure, b, sl, b, cell)
+                    out[key] = out.get(key, 0.0) + n
         return [SummaryRow(*k, n) for k, n in out.items()]
 
     def of_pairs(self, pairs: Iterable[LabelledEvent]) -> list[SummaryRow]:
         sums: dict[tuple, list[float]] = {}
-        bins = self.spec.bins
         for p in pairs:
             if p.abstained:
                 continue  # an error rate counts the answers given
             b = self.bucket_of(p.ts)
-            c = float(p.confidence)
-            k = (
+            head = (
                 p.model_name,
                 p.model_version,
                 b,
                 self.known_before(b, p.label_ts),
                 tuple(p.slice.items()),
-                f"{bin_of(c, bins)}:{int(p.label == p.pred_label)}",
             )
-            acc = sums.get(k)
-            if acc is None:
-                sums[k] = [1.0, c, c * c]
-            else:
-                acc[0] += 1.0
-                acc[1] += c
-                acc[2] += c * c
+            for measure, cell, x in self._pair_cells(p):
+                k = (*head, measure, cell)
+                acc = sums.get(k)
+                if acc is None:
+                    sums[k] = [1.0, x, x * x]
+                else:
+                    acc[0] += 1.0
+                    acc[1] += x
+                    acc[2] += x * x
         out: dict[tuple, list[float]] = {}
-        for (mn, mv, b, kb, attributes, cell), v in sums.items():
+        for (mn, mv, b, kb, attributes, measure, cell), v in sums.items():
             for sl in slice_keys(dict(attributes)):
-                key = (mn, mv, self.labelled, b, sl, kb, cell)
+                key = (mn, mv, measure, b, sl, kb, cell)
                 acc = out.get(key)
                 out[key] = v if acc is None else [x + y for x, y in zip(acc, v)]
         return [SummaryRow(*k, *v) for k, v in out.items()]
+
+    def _pair_cells(self, p: LabelledEvent) -> Iterator[tuple[str, str, float]]:
+        """(measure, cell, value) of one labelled answer: its confidence bin and correctness; and
+        per modality that answered, its own (bin or ``-`` without a confidence, correctness) and
+        (``pair``, fused wrong, modality wrong) for the fused-against-modality comparison."""
+        c = float(p.confidence)
+        fused_ok = p.label == p.pred_label
+        yield self.labelled, f"{bin_of(c, self.spec.bins)}:{int(fused_ok)}", c
+        for m, a in (p.per_modality or {}).items():
+            own = a.get("label")
+            if own is None:
+                continue
+            ok = own == p.label
+            mc = a.get("confidence")
+            where = "-" if mc is None else bin_of(float(mc), self.spec.modality_bins)
+            yield self.modality_labelled, f"{m}:{where}:{int(ok)}", 0.0 if mc is None else float(mc)
+            yield self.modality_labelled, f"{m}:pair:{int(not fused_ok)}:{int(not ok)}", 0.0
+
+
+def _event_cells(r: EventRow | StoredAnswer) -> Iterator[tuple[str, str]]:
+    """(measure, cell) of one event's counts: it, its abstention; with per-modality answers, each
+    modality that answered and whether it agrees with the fused answer, and whether two or more
+    answered and all alike."""
+    yield ANSWERS, "events"
+    if r.abstained:
+        yield ANSWERS, "abstained"
+    gave = {m: a.get("label") for m, a in (r.per_modality or {}).items() if a.get("label") is not None}
+    for m, label in gave.items():
+        yield MODALITIES, f"answered:{m}"
+        if label == r.pred_label:
+            yield MODALITIES, f"agree:{m}"
+    if len(gave) >= 2:
+        yield MODALITIES, "several"
+        if len(set(gave.values())) == 1:
+            yield MODALITIES, "all_agree"
 
 
 def bin_of(confidence: float, bins: int) -> int:
     """The equal-width bin of one confidence, as ``detectors.calibration.bin_index`` puts it."""
     return min(max(math.ceil(confidence * bins) - 1, 0), bins - 1)
-
-
-def labelled_sums(
-    cells: dict[tuple[str, str], tuple[float, float, float]], bins: int
-) -> dict[str, np.ndarray]:
-    """Per slice, the ``bin_sums`` (bins, 2, 3) of a ``labelled/<bins>`` measure's summed cells."""
-    out: dict[str, np.ndarray] = {}
-    for (sl, cell), values in cells.items():
-        b, _, ok = cell.partition(":")
-        arr = out.get(sl)
-        if arr is None:
-            arr = out[sl] = np.zeros((bins, 2, 3))
-        arr[int(b), int(ok)] = values
-    return out
 
 
 def slice_keys(attributes: dict) -> list[str]:
@@ -268,6 +281,7 @@ def completed_pairs(store, new_events: Sequence[EventRow], new_labels: set[str])
             *labels[e.event_id],
             e.confidence,
             e.abstained,
+            e.per_modality,
         )  # fmt: skip
         for e in new_events
         if e.event_id in labels

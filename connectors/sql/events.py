@@ -124,7 +124,7 @@ class EventRepository:
     # -- reads by id ---------------------------------------------------------------------------
     _LABELLED = (
         "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label, l.label, l.ts,"
-        " e.confidence, e.abstained"
+        " e.confidence, e.abstained, e.per_modality"
         " FROM events e JOIN labels l ON l.event_id = e.event_id"
     )
 
@@ -170,8 +170,20 @@ class EventRepository:
     def _labelled_rows(self, sql: str, params) -> list[LabelledEvent]:
         d = self.db.dialect
         return [
-            LabelledEvent(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, label, d.ts_out(lt), conf, bool(ab))
-            for eid, t, mn, mv, sl, pred, label, lt, conf, ab in self.db.all(sql, params)
+            LabelledEvent(
+                eid,
+                d.ts_out(t),
+                mn,
+                mv,
+                d.js_out(sl),
+                pred,
+                label,
+                d.ts_out(lt),
+                conf,
+                bool(ab),
+                d.js_out(pm),
+            )  # fmt: skip
+            for eid, t, mn, mv, sl, pred, label, lt, conf, ab, pm in self.db.all(sql, params)
         ]
 
     def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]:
@@ -185,10 +197,22 @@ class EventRepository:
                 [d.ts(after[0]), d.ts(after[0]), after[1]],
             )
         return [
-            StoredAnswer(eid, d.ts_out(t), mn, mv, d.js_out(sl), pred, conf, bool(ab), label, d.ts_out(lt))
-            for eid, t, mn, mv, sl, pred, conf, ab, label, lt in self.db.all(
+            StoredAnswer(
+                eid,
+                d.ts_out(t),
+                mn,
+                mv,
+                d.js_out(sl),
+                pred,
+                conf,
+                bool(ab),
+                label,
+                d.ts_out(lt),
+                d.js_out(pm),
+            )  # fmt: skip
+            for eid, t, mn, mv, sl, pred, conf, ab, label, lt, pm in self.db.all(
                 "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label,"
-                " e.confidence, e.abstained, l.label, l.ts FROM events e"
+                " e.confidence, e.abstained, l.label, l.ts, e.per_modality FROM events e"
                 f" LEFT JOIN labels l ON l.event_id = e.event_id{cond}"
                 f" ORDER BY e.ts, e.event_id LIMIT {int(limit)}",
                 params,

@@ -33,7 +33,10 @@ from monitor.core.window import (
     ModalityAnswers,
     ReferenceReads,
     RunKey,
-    SummedAnswers,
+    Cells,
+    SummedCells,
+    bin_sums_of_cells,
+    labelled_measure,
     TokenWindow,
     Window,
 )
@@ -84,10 +87,12 @@ class WindowView:
     makes 51 slices of it, not 20,000). ``distinct`` counts each attribute's values before that."""
 
     def __init__(
-        self, window: Window, keep: dict[str, set[str]] | None = None, summed: SummedAnswers | None = None
+        self, window: Window, keep: dict[str, set[str]] | None = None, summed: SummedCells | None = None
     ) -> None:
         self.window = window
         self.summed = summed
+        self._folded: dict[str, Cells] = {}
+        self._binned: tuple[Cells | None, dict[str, np.ndarray]] = (None, {})
         self.frame = window.frame
         self.signals = window.signals
         self.n = len(window)
@@ -145,32 +150,43 @@ class WindowView:
         m = self.mask(slice_) & self.labelled
         return self.confidence[m], self.correct[m]
 
-    @cached_property
-    def _summed_slices(self) -> dict[str, np.ndarray]:
-        """The summed answers per slice of this view: raw attribute values beyond ``keep`` folded
-        into their attribute's ``(other)`` slice."""
-        out: dict[str, np.ndarray] = {}
-        for key, sums in self.summed.by_slice.items():
-            col, _, value = key.partition("=")
-            if key != ALL and col in self.keep and value not in self.keep[col]:
-                key = f"{col}={OTHER}"
-            out[key] = out[key] + sums if key in out else sums
-        return out
+    def cells(self, measure: str) -> Cells | None:
+        """A measure's summed cells per slice of this view (raw attribute values beyond ``keep``
+        folded into their attribute's ``(other)`` slice); None where the view has no summaries of
+        it (its rows are read instead)."""
+        if self.summed is None or measure not in self.summed.measures:
+            return None
+        if measure not in self._folded:
+            out: Cells = {}
+            for (key, cell), values in self.summed.measures[measure].items():
+                col, _, value = key.partition("=")
+                if key != ALL and col in self.keep and value not in self.keep[col]:
+                    key = f"{col}={OTHER}"
+                had = out.get((key, cell))
+                out[(key, cell)] = values if had is None else tuple(a + b for a, b in zip(had, values))
+            self._folded[measure] = out
+        return self._folded[measure]
 
     def answer_sums(self, slice_: str, bins: int) -> np.ndarray:
-        """A slice's labelled answers as ``bin_sums`` (bins, 2, 3): from the stored summaries where
-        the view has them with these bins, else from its events."""
-        if self.summed is not None and self.summed.bins == bins:
-            return self._summed_slices.get(slice_, np.zeros((bins, 2, 3)))
-        return bin_sums(*self.answers(slice_), bins)
+        """A slice's labelled answers as ``bin_sums`` (bins, 2, 3): from the summaries where the
+        view has them with these bins, else from its events."""
+        cells = self.cells(labelled_measure(bins))
+        if cells is None:
+            return bin_sums(*self.answers(slice_), bins)
+        if cells is not self._binned[0]:
+            self._binned = (cells, bin_sums_of_cells(cells, bins))
+        return self._binned[1].get(slice_, np.zeros((bins, 2, 3)))
 
     def labelled_counts(self, slice_: str) -> tuple[int, int]:
-        """(labelled answers, wrong ones) of a slice."""
-        if self.summed is not None:
-            s = self.answer_sums(slice_, self.summed.bins)
-            return int(round(s[..., 0].sum())), int(round(s[:, 0, 0].sum()))
-        ok = self.answers(slice_)[1]
-        return len(ok), int((~ok).sum())
+        """(labelled answers, wrong ones) of a slice: from the summaries where the view has them."""
+        measure = next(
+            (m for m in (self.summed.measures if self.summed else ()) if m.startswith("labelled/")), None
+        )
+        if measure is None:
+            ok = self.answers(slice_)[1]
+            return len(ok), int((~ok).sum())
+        s = self.answer_sums(slice_, int(measure.partition("/")[2]))
+        return int(round(s[..., 0].sum())), int(round(s[:, 0, 0].sum()))
 
     def sorted_by_slice(self, signal: str) -> dict[str, np.ndarray]:
         """Each slice's finite values of one signal, sorted, from one sort of the whole column (and
@@ -213,7 +229,7 @@ class ReferenceSummary:
         return cls(
             sorted(view.masks),
             list(view.signals.columns),
-            {sl: view.labelled_counts(sl) for sl in view.masks},
+            {sl: (len(ok), int((~ok).sum())) for sl in view.masks for ok in [view.answers(sl)[1]]},
             ranked=ranked_values(view.window.slices, limit),
             distinct=dict(view.distinct),
         )

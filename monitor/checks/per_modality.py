@@ -19,18 +19,19 @@ and modalities.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
 
-from detectors.intervals import paired_difference
+from detectors.intervals import paired_difference_of_counts
 from detectors.calibration import bin_sums
 from monitor.checks.calibration import calibration_rows
-from monitor.checks.error_rate import error_rate_row, share_up_row
+from monitor.checks.error_rate import share_up_row
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
-from monitor.core.records import EvaluationRow
-from monitor.core.window import ModalityAnswers, ReferenceReads
+from monitor.core.records import ALL, EvaluationRow
+from monitor.core.window import MODALITIES, Cells, ModalityAnswers, ReferenceReads, modality_measure
 
 
 class PerModalityConfig(CheckConfig):
@@ -42,33 +43,48 @@ class PerModalityConfig(CheckConfig):
 
 @dataclass
 class _Slice:
-    """One slice's per-modality answers: the labelled ones (fused wrong; per modality answered,
-    wrong, confidence) and the agreement counts (labels not needed)."""
+    """One slice's per-modality answers, counted (from the events or from the summaries alike):
+    per modality its labelled answers' ``bin_sums`` where it gave a confidence and (right, wrong)
+    where it gave none, and (events, only the fused answer wrong, only the modality wrong) over the
+    labelled events it answered; the agreement counts (labels not needed)."""
 
-    fused_wrong: np.ndarray
-    wrong: dict[str, np.ndarray]  # per modality, over the labelled events (False where it gave none)
-    answered: dict[str, np.ndarray]  # per modality, over the labelled events
-    confidence: dict[str, np.ndarray]  # per modality, over the labelled events (NaN where none)
+    sums: dict[str, np.ndarray]  # per modality: bin_sums of its answers with a confidence
+    unscored: dict[str, tuple[int, int]]  # per modality: (right, wrong) of its answers without one
+    paired: dict[str, tuple[int, int, int]]  # per modality: (n, only fused wrong, only it wrong)
     agree: dict[str, tuple[int, int]]  # per modality: (events agreeing with the fused answer, answered)
     all_agree: tuple[int, int]  # (events whose modalities all agree, events with two or more answers)
 
-    def answers_of(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
-        """A modality's labelled answers: confidence and correctness."""
-        m = self.answered.get(modality, np.zeros(0, dtype=bool))
-        if not m.size:
-            return np.zeros(0), np.zeros(0, dtype=bool)
-        return self.confidence[modality][m], ~self.wrong[modality][m]
+    @property
+    def modalities(self) -> set[str]:
+        return set(self.sums) | set(self.unscored)
+
+    def counts(self, modality: str) -> tuple[int, int]:
+        """(labelled answers, wrong ones) of a modality."""
+        s = self.sums.get(modality)
+        right, wrong = self.unscored.get(modality, (0, 0))
+        if s is not None:
+            right, wrong = right + int(round(s[:, 1, 0].sum())), wrong + int(round(s[:, 0, 0].sum()))
+        return right + wrong, wrong
+
+    def fused_minus(self, modality: str) -> float:
+        """The fused error rate minus the modality's, on the labelled events it answered."""
+        n, only_fused, only_it = self.paired.get(modality, (0, 0, 0))
+        return (only_fused - only_it) / n if n else math.nan
 
 
-def _by_slice(answers: ModalityAnswers, view: WindowView) -> dict[str, _Slice]:
+def _by_slice(answers: ModalityAnswers, view: WindowView, bins: int) -> dict[str, _Slice]:
+    """From the events' per-modality answers (the exact path: the reference, and a window without
+    summaries)."""
     pred = view.frame["pred_label"].to_numpy(dtype=object)
     truth = view.frame["label"].to_numpy(dtype=object)
     labelled = view.labelled
+    fused_wrong = ~view.correct
     gave = {
         m: np.asarray([x is not None for x in labels], dtype=bool) for m, labels in answers.labels.items()
     }
     agrees = {m: gave[m] & (answers.labels[m] == pred) for m in answers.labels}
     wrong = {m: gave[m] & (answers.labels[m] != truth) for m in answers.labels}
+    scored = {m: gave[m] & np.isfinite(answers.confidence[m]) for m in answers.labels}
     count = sum((g.astype(np.int64) for g in gave.values()), np.zeros(len(answers), dtype=np.int64))
     first = None  # every answering modality's label equal to the first one's
     for m in sorted(answers.labels):
@@ -81,14 +97,73 @@ def _by_slice(answers: ModalityAnswers, view: WindowView) -> dict[str, _Slice]:
         lab = mask & labelled
         several = mask & (count >= 2)
         out[sl] = _Slice(
-            fused_wrong=~view.correct[lab],
-            wrong={m: w[lab] for m, w in wrong.items()},
-            answered={m: g[lab] for m, g in gave.items()},
-            confidence={m: c[lab] for m, c in answers.confidence.items()},
+            sums={
+                m: bin_sums(answers.confidence[m][lab & scored[m]], ~wrong[m][lab & scored[m]], bins)
+                for m in answers.labels
+                if (lab & gave[m]).any()
+            },
+            unscored={
+                m: (int((u & ~wrong[m]).sum()), int((u & wrong[m]).sum()))
+                for m in answers.labels
+                for u in [lab & gave[m] & ~scored[m]]
+                if (lab & gave[m]).any()
+            },
+            paired={
+                m: (
+                    int(both.sum()),
+                    int((both & fused_wrong & ~wrong[m]).sum()),
+                    int((both & ~fused_wrong & wrong[m]).sum()),
+                )
+                for m in answers.labels
+                for both in [lab & gave[m]]
+                if both.any()
+            },
             agree={m: (int((agrees[m] & mask).sum()), int((gave[m] & mask).sum())) for m in answers.labels},
             all_agree=(int((same & several).sum()), int(several.sum())),
         )
     return out
+
+
+def _of_cells(events: Cells, labelled: Cells, bins: int) -> dict[str, _Slice]:
+    """From a window's summed cells (monitor/summaries.py: ``modalities`` and
+    ``modality_labelled/<bins>``)."""
+    per: dict[str, dict] = {}
+
+    def of(sl: str) -> dict:  # (every event's slice, ``*``, is there even with no answers)
+        return per.setdefault(sl, {"sums": {}, "unscored": {}, "paired": {}, "agree": {}, "all": [0, 0]})
+
+    of(ALL)
+    for (sl, cell), (n, _, _) in events.items():
+        kind, _, m = cell.partition(":")
+        d, n = of(sl), int(round(n))
+        if kind in ("answered", "agree"):
+            agree, answered = d["agree"].get(m, (0, 0))
+            d["agree"][m] = (agree + n, answered) if kind == "agree" else (agree, answered + n)
+        elif kind == "several":
+            d["all"][1] += n
+        elif kind == "all_agree":
+            d["all"][0] += n
+    for (sl, cell), values in labelled.items():
+        m, _, rest = cell.partition(":")
+        where, _, ok = rest.partition(":")
+        d, n = of(sl), int(round(values[0]))
+        if where == "pair":
+            fused_wrong, it_wrong = (int(x) for x in ok.split(":"))
+            total, only_fused, only_it = d["paired"].get(m, (0, 0, 0))
+            d["paired"][m] = (
+                total + n,
+                only_fused + n * (fused_wrong and not it_wrong),
+                only_it + n * (it_wrong and not fused_wrong),
+            )
+        elif where == "-":
+            right, wrong = d["unscored"].get(m, (0, 0))
+            d["unscored"][m] = (right + n * int(ok), wrong + n * (1 - int(ok)))
+        else:
+            d["sums"].setdefault(m, np.zeros((bins, 2, 3)))[int(where), int(ok)] = values
+    return {
+        sl: _Slice(d["sums"], d["unscored"], d["paired"], d["agree"], (d["all"][0], d["all"][1]))
+        for sl, d in per.items()
+    }
 
 
 @register
@@ -111,23 +186,32 @@ class PerModality(Check):
         answers = reads.answers
         if answers is None or not len(answers):
             return {}
-        return _by_slice(answers, WindowView(answers.window, reference.keep))
+        return _by_slice(answers, WindowView(answers.window, reference.keep), self.config.bins)
 
     def reads(self, summary: dict[str, _Slice]) -> frozenset:
         # a reference without per-modality answers: the window's are not read (a scan of its events)
         return self.needs if summary else frozenset()
 
     def run(self, summary: dict[str, _Slice], inputs: EvaluationInput) -> list[EvaluationRow]:
-        answers = inputs.answers
-        if not summary or answers is None:
+        if not summary:
             return []
-        window = _by_slice(answers, WindowView(answers.window, inputs.window.keep))
+        view = inputs.window
+        events, labelled = view.cells(MODALITIES), view.cells(modality_measure(self.config.bins))
+        if events is not None and labelled is not None:
+            window = _of_cells(events, labelled, self.config.bins)
+        elif inputs.answers is not None:
+            window = _by_slice(inputs.answers, WindowView(inputs.answers.window, view.keep), self.config.bins)
+        else:
+            return []
+        # every modality that answered anywhere in the window or the reference, in every slice
+        modalities = sorted(
+            {m for s in (*summary.values(), *window.values()) for m in s.modalities | set(s.agree)}
+        )
         rows: list[EvaluationRow] = []
         for sl in sorted(set(summary) | set(window)):
             ref, win = summary.get(sl), window.get(sl)
             if ref is None or win is None:
                 continue
-            modalities = sorted(set(ref.answered) | set(win.answered))
             for m in modalities:
                 rows += self._modality_rows(inputs, sl, m, win, ref)
             rows += self._fusion_rows(inputs, sl, modalities, win, ref)
@@ -136,23 +220,23 @@ class PerModality(Check):
     def _modality_rows(self, inputs, sl: str, m: str, win: _Slice, ref: _Slice) -> list[EvaluationRow]:
         c = self.config
         signal = f"{m}.answer"
-        wc, wok = win.answers_of(m)
-        rc, rok = ref.answers_of(m)
-        rows = [error_rate_row(inputs, sl, "modality_error_rate", signal, wok, rok, c.min_n)]
+        (n, wrong), (n_ref, wrong_ref) = win.counts(m), ref.counts(m)
+        rows = [share_up_row(inputs, sl, "modality_error_rate", signal, wrong, n, wrong_ref, n_ref, c.min_n)]
         rows.append(
             self._disagreement_row(inputs, sl, signal, win.agree.get(m, (0, 0)), ref.agree.get(m, (0, 0)))
         )
         # calibration only where the modality gives its confidence
-        wf, rf = np.isfinite(wc), np.isfinite(rc)
-        if not wf.any() and not rf.any():
+        empty = np.zeros((c.bins, 2, 3))
+        ws, rs = win.sums.get(m, empty), ref.sums.get(m, empty)
+        if not ws[..., 0].sum() and not rs[..., 0].sum():
             return rows
         return rows + calibration_rows(
             inputs,
             sl,
             ("modality_ece", "modality_ece_drift"),
             signal,
-            bin_sums(wc[wf], wok[wf], c.bins),
-            bin_sums(rc[rf], rok[rf], c.bins),
+            ws,
+            rs,
             c.calibration_min_n,
             c.bootstrap,
             # a family of slices × modalities: the resampled share alone could never reach max_p
@@ -178,19 +262,13 @@ class PerModality(Check):
         c = self.config
         rows = [self._disagreement_row(inputs, sl, "fusion.disagreement", win.all_agree, ref.all_agree)]
         # the best single modality on the reference, among those with enough answers there
-        ref_err = {
-            m: float(ref.wrong[m][ref.answered[m]].mean())
-            for m in modalities
-            if m in ref.answered and int(ref.answered[m].sum()) >= c.min_n
-        }
+        ref_err = {m: wrong / n for m in modalities for n, wrong in [ref.counts(m)] if n and n >= c.min_n}
         if not ref_err:
             return rows
         best = min(sorted(ref_err), key=ref_err.__getitem__)
-        both = win.answered.get(best, np.zeros(0, dtype=bool))
-        d = paired_difference(win.fused_wrong[both], win.wrong[best][both]) if both.size else None
-        n = d.n if d is not None else 0
-        ref_both = ref.answered[best]
-        ref_diff = float(ref.fused_wrong[ref_both].mean() - ref.wrong[best][ref_both].mean())
+        d = paired_difference_of_counts(*win.paired.get(best, (0, 0, 0)))
+        n = d.n
+        ref_diff = ref.fused_minus(best)
         enough = n >= c.min_n
         rows.append(
             inputs.row(
@@ -201,12 +279,12 @@ class PerModality(Check):
                 # which modality is the best changes only with the reference
                 variant=f"fused_minus_{best}_agresti_min_95",
                 status="ok" if enough else "insufficient_data",
-                value=finite(d.difference) if d is not None else None,
+                value=finite(d.difference),
                 reference_value=finite(ref_diff),
                 ci_low=finite(d.low) if enough else None,
                 ci_high=finite(d.high) if enough else None,
                 n=n,
-                n_reference=int(ref_both.sum()),
+                n_reference=ref.paired.get(best, (0, 0, 0))[0],
                 effect=finite(d.difference) if enough else None,
                 p_value=d.p_greater if enough else None,
             )

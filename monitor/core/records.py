@@ -146,6 +146,7 @@ class LabelledEvent(NamedTuple):
     label_ts: datetime
     confidence: float
     abstained: bool
+    per_modality: dict[str, dict] | None = None  # each modality's own answer, where given
 
     @property
     def completed_at(self) -> datetime:
@@ -166,6 +167,7 @@ class StoredAnswer(NamedTuple):
     abstained: bool
     label: str | None
     label_ts: datetime | None
+    per_modality: dict[str, dict] | None = None
 
     def pair(self) -> LabelledEvent | None:
         if self.label is None or self.label_ts is None:
@@ -181,6 +183,7 @@ class StoredAnswer(NamedTuple):
             self.label_ts,
             self.confidence,
             self.abstained,
+            self.per_modality,
         )
 
 

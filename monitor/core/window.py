@@ -46,14 +46,46 @@ class Window:
         return len(self.frame)
 
 
-@dataclass
-class SummedAnswers:
-    """A window's labelled answers as its stored summaries hold them (monitor/summaries.py): per
-    raw slice (``*``, each attribute=value as stored), the calibration sums of ``bin_sums``,
-    shape (bins, 2, 3)."""
+Cells = dict[tuple[str, str], tuple[float, float, float]]  # (slice, cell) → (count, Σx, Σx²)
 
-    bins: int
-    by_slice: dict[str, np.ndarray]
+# The measures summaries keep (monitor/summaries.py writes them; the checks read them)
+ANSWERS = "answers"  # cells: events, abstained
+MODALITIES = "modalities"  # cells: answered:<m>, agree:<m>, several, all_agree
+
+
+def labelled_measure(bins: int) -> str:
+    """Labelled answers per confidence bin and correctness: cells ``<bin>:<0|1>``."""
+    return f"labelled/{bins}"
+
+
+def modality_measure(bins: int) -> str:
+    """Each modality's labelled answers: cells ``<m>:<bin or ->:<0|1>`` and
+    ``<m>:pair:<fused wrong>:<it wrong>``."""
+    return f"modality_labelled/{bins}"
+
+
+@dataclass
+class SummedCells:
+    """A window's summaries as read (monitor/summaries.py): per measure, per (raw slice — ``*``
+    and each attribute=value as stored —, cell) the summed count, Σx and Σx²."""
+
+    measures: dict[str, Cells]
+
+
+def bin_sums_of_cells(cells: Cells, bins: int, prefix: str = "") -> dict[str, np.ndarray]:
+    """Per slice, the ``bin_sums`` (bins, 2, 3) kept in cells ``<prefix><bin>:<0|1>``."""
+    out: dict[str, np.ndarray] = {}
+    for (sl, cell), values in cells.items():
+        if not cell.startswith(prefix):
+            continue
+        b, _, ok = cell[len(prefix) :].partition(":")
+        if not b.isdigit():
+            continue
+        arr = out.get(sl)
+        if arr is None:
+            arr = out[sl] = np.zeros((bins, 2, 3))
+        arr[int(b), int(ok)] = values
+    return out
 
 
 @dataclass

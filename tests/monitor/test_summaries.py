@@ -18,14 +18,13 @@ from monitor.config import parse_config
 from monitor.evaluation import Evaluator
 from monitor.pipeline import Pipeline
 from monitor.core.messages import RawMessage
+from monitor.core.window import ANSWERS, bin_sums_of_cells
 from monitor.schedule import windows
 from monitor.summaries import (
-    ANSWERS,
     SPEC_STATE,
     Summariser,
     SummarySpec,
     ensure_summaries,
-    labelled_sums,
     rebuild,
 )
 from tests.helpers import inference, label
@@ -55,6 +54,12 @@ def _traffic(n: int = 1500, seed: int = 3) -> list[RawMessage]:
         ev["output"]["abstained"] = rng.random() < 0.05
         if rng.random() < 0.3:
             ev["slice"]["locale"] = "fr-FR"
+        if rng.random() < 0.7:  # each modality's own answer: image scored, audio not, text at times
+            own = {"image": {"label": rng.choice(["cat", "dog"]), "confidence": rng.uniform(0.3, 1)}}
+            own["audio"] = {"label": rng.choice(["cat", "dog", "bird"])}
+            if rng.random() < 0.5:
+                own["text"] = {"label": ev["output"]["label"], "confidence": rng.choice([0.5, 1.0])}
+            ev["output"]["per_modality"] = own
         msgs.append(RawMessage("t", f"e{i}", json.dumps(ev).encode(), "inference"))
         if rng.random() < 0.85:
             delay = rng.choice([-600, 0, 30, 3600, 7200, 7201, 20000, 86400, 90000, 200000, 400000])
@@ -91,7 +96,9 @@ def test_every_vintage_summed_from_summaries_is_what_its_rows_say(any_store, zon
     for iv, lag, t0, t1 in _vintages(config):
         cutoff = t1 + lag
         view = WindowView(any_store.events.load_window("m", "1", t0, t1, cutoff))
-        summed = labelled_sums(any_store.summaries.read("m", "1", f"labelled/{bins}", t0, t1, cutoff), bins)
+        summed = bin_sums_of_cells(
+            any_store.summaries.read("m", "1", f"labelled/{bins}", t0, t1, cutoff), bins
+        )
         events = any_store.summaries.read("m", "1", ANSWERS, t0, t1, t1)
         for sl in view.masks:
             exact = bin_sums(*view.answers(sl), bins)
@@ -130,9 +137,10 @@ def test_summaries_are_rebuilt_when_the_schedule_or_bins_change_and_only_then(an
     )
     assert ensure_summaries(any_store, Summariser(SummarySpec.of(other)))
     measures = {r.measure for r in any_store.summaries.all()}
-    assert measures == {ANSWERS, "labelled/12"}
+    assert measures == {ANSWERS, "labelled/12", "modalities", "modality_labelled/15"}
     cutoff_lags = {r.known_before - r.bucket for r in any_store.summaries.all() if r.measure != ANSWERS}
-    assert all(d <= timedelta(days=1, hours=3) or d > timedelta(days=9000) for d in cutoff_lags)
+    # a window ends at most a (25-hour, DST) day after its bucket starts, + the longest lag
+    assert all(d <= timedelta(days=1, hours=1 + 3) or d > timedelta(days=9000) for d in cutoff_lags)
 
 
 def test_an_evaluation_from_summaries_gives_the_rows_of_one_from_the_events(any_store):
@@ -147,7 +155,7 @@ def test_an_evaluation_from_summaries_gives_the_rows_of_one_from_the_events(any_
         if k.interval_s > 3600 or i % 3 == 0
     ]
     assert len(due) > 20 and len({(k.interval_s, k.lag_s) for k, _ in due}) == 6
-    compared = 0
+    compared = per_modality = 0
     for key, t1 in due:
         a, b = fast.compute(key, t1), slow.compute(key, t1)
         assert [(r.slice, r.metric, r.signal, r.status) for r in a] == [
@@ -169,4 +177,7 @@ def test_an_evaluation_from_summaries_gives_the_rows_of_one_from_the_events(any_
                 if u is not None:
                     assert u == pytest.approx(v, rel=1e-9, abs=1e-12), (x.metric, x.slice, f, u, v)
             compared += x.metric in ("error_rate", "ece", "ece_drift") and x.status == "ok"
-    assert compared > 60
+            per_modality += (
+                x.detector != "error" and x.metric.startswith(("modality_", "fusion_")) and x.status == "ok"
+            )
+    assert compared > 60 and per_modality > 100
