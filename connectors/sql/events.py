@@ -168,9 +168,13 @@ class EventRepository:
         return out
 
     def _labelled_rows(self, sql: str, params) -> list[LabelledEvent]:
+        return self._answers(LabelledEvent, sql, params)
+
+    def _answers(self, cls, sql: str, params) -> list:
+        """Rows of ``_LABELLED``'s columns as ``cls`` (``LabelledEvent`` or ``StoredAnswer``)."""
         d = self.db.dialect
         return [
-            LabelledEvent(
+            cls(
                 eid,
                 d.ts_out(t),
                 mn,
@@ -182,42 +186,24 @@ class EventRepository:
                 conf,
                 bool(ab),
                 d.js_out(pm),
-            )  # fmt: skip
+            )
             for eid, t, mn, mv, sl, pred, label, lt, conf, ab, pm in self.db.all(sql, params)
         ]
 
     def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]:
         """Up to ``limit`` stored events' answers with their labels, in (time, id) order after
         ``after`` (the last one of the previous page)."""
-        d = self.db.dialect
+        ts = self.db.dialect.ts
         cond, params = "", []
         if after is not None:
             cond, params = (
                 " WHERE e.ts > ? OR (e.ts = ? AND e.event_id > ?)",
-                [d.ts(after[0]), d.ts(after[0]), after[1]],
+                [ts(after[0]), ts(after[0]), after[1]],
             )
-        return [
-            StoredAnswer(
-                eid,
-                d.ts_out(t),
-                mn,
-                mv,
-                d.js_out(sl),
-                pred,
-                conf,
-                bool(ab),
-                label,
-                d.ts_out(lt),
-                d.js_out(pm),
-            )  # fmt: skip
-            for eid, t, mn, mv, sl, pred, conf, ab, label, lt, pm in self.db.all(
-                "SELECT e.event_id, e.ts, e.model_name, e.model_version, e.slice, e.pred_label,"
-                " e.confidence, e.abstained, l.label, l.ts, e.per_modality FROM events e"
-                f" LEFT JOIN labels l ON l.event_id = e.event_id{cond}"
-                f" ORDER BY e.ts, e.event_id LIMIT {int(limit)}",
-                params,
-            )
-        ]
+        sql = self._LABELLED.replace(" JOIN labels", " LEFT JOIN labels")
+        return self._answers(
+            StoredAnswer, f"{sql}{cond} ORDER BY e.ts, e.event_id LIMIT {int(limit)}", params
+        )
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """Each stored event's signals, by id."""

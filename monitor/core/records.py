@@ -163,28 +163,16 @@ class StoredAnswer(NamedTuple):
     model_version: str
     slice: dict[str, str]
     pred_label: str
-    confidence: float
-    abstained: bool
     label: str | None
     label_ts: datetime | None
+    confidence: float
+    abstained: bool
     per_modality: dict[str, dict] | None = None
 
     def pair(self) -> LabelledEvent | None:
         if self.label is None or self.label_ts is None:
             return None
-        return LabelledEvent(
-            self.event_id,
-            self.ts,
-            self.model_name,
-            self.model_version,
-            self.slice,
-            self.pred_label,
-            self.label,
-            self.label_ts,
-            self.confidence,
-            self.abstained,
-            self.per_modality,
-        )
+        return LabelledEvent(*self)
 
 
 @dataclass(frozen=True)
