@@ -37,6 +37,7 @@ from monitor.core.records import ALL, EvaluationRow, ReviewCandidate
 from monitor.core.settings import duration_text
 from monitor.core.window import (
     ANSWERS,
+    FLAGS,
     MODALITIES,
     ReferenceReads,
     RunKey,
@@ -446,6 +447,7 @@ class Evaluator:
             {
                 ANSWERS: read(k.model_name, k.model_version, ANSWERS, t0, window_end, window_end),
                 MODALITIES: read(k.model_name, k.model_version, MODALITIES, t0, window_end, window_end),
+                FLAGS: read(k.model_name, k.model_version, FLAGS, t0, window_end, window_end),
                 **{
                     m: read(k.model_name, k.model_version, m, t0, window_end, labels_before)
                     for m in (labelled_measure(spec.bins), modality_measure(spec.modality_bins))

@@ -38,7 +38,14 @@ from functools import lru_cache
 from typing import Iterable, Iterator, Sequence
 
 from monitor.core.records import ALL, EventRow, LabelledEvent, LabelRow, StoredAnswer, SummaryRow
-from monitor.core.window import ANSWERS, MODALITIES, labelled_measure, modality_measure
+from monitor.core.window import (
+    ANSWERS,
+    FLAGS,
+    MODALITIES,
+    is_missing_flag,
+    labelled_measure,
+    modality_measure,
+)
 from monitor.schedule import window_end
 
 log = logging.getLogger("modalwatch.summaries")
@@ -124,21 +131,28 @@ class Summariser:
     def of_events(self, rows: Iterable[EventRow | StoredAnswer]) -> list[SummaryRow]:
         # counted per (bucket, attributes) first, then spread over the slices: a batch's events
         # share a few buckets and attribute combinations
-        counts: dict[tuple, dict[tuple[str, str], float]] = {}
+        counts: dict[tuple, dict[tuple[str, str], list[float]]] = {}
         for r in rows:
             k = (r.model_name, r.model_version, self.bucket_of(r.ts), tuple(r.slice.items()))
             c = counts.get(k)
             if c is None:
                 c = counts[k] = {}
-            for cell in _event_cells(r):
-                c[cell] = c.get(cell, 0.0) + 1.0
-        out: dict[tuple, float] = {}
+            for measure, cell, n, x in _event_cells(r):
+                acc = c.get((measure, cell))
+                if acc is None:
+                    c[(measure, cell)] = [n, x, x * x]
+                else:
+                    acc[0] += n
+                    acc[1] += x
+                    acc[2] += x * x
+        out: dict[tuple, list[float]] = {}
         for (mn, mv, b, attributes), cells in counts.items():
             for sl in slice_keys(dict(attributes)):
-                for (measure, cell), n in cells.items():
+                for (measure, cell), v in cells.items():
                     key = (mn, mv, measure, b, sl, b, cell)
-                    out[key] = out.get(key, 0.0) + n
-        return [SummaryRow(*k, n) for k, n in out.items()]
+                    acc = out.get(key)
+                    out[key] = v if acc is None else [x + y for x, y in zip(acc, v)]
+        return [SummaryRow(*k, *v) for k, v in out.items()]
 
     def of_pairs(self, pairs: Iterable[LabelledEvent]) -> list[SummaryRow]:
         sums: dict[tuple, list[float]] = {}
@@ -188,22 +202,27 @@ class Summariser:
             yield self.modality_labelled, f"{m}:pair:{int(not fused_ok)}:{int(not ok)}", 0.0
 
 
-def _event_cells(r: EventRow | StoredAnswer) -> Iterator[tuple[str, str]]:
-    """(measure, cell) of one event's counts: it, its abstention; with per-modality answers, each
-    modality that answered and whether it agrees with the fused answer, and whether two or more
-    answered and all alike."""
-    yield ANSWERS, "events"
+def _event_cells(r: EventRow | StoredAnswer) -> Iterator[tuple[str, str, float, float]]:
+    """(measure, cell, count, value) of one event: it, its abstention; each missing-modality flag
+    it carries (counted where it has a value); with per-modality answers, each modality that
+    answered and whether it agrees with the fused answer, and whether two or more answered and all
+    alike."""
+    yield ANSWERS, "events", 1.0, 0.0
     if r.abstained:
-        yield ANSWERS, "abstained"
+        yield ANSWERS, "abstained", 1.0, 0.0
+    for name, value in (r.signals or {}).items():
+        if is_missing_flag(name):
+            ok = value is not None and math.isfinite(value)
+            yield FLAGS, name, float(ok), float(value) if ok else 0.0
     gave = {m: a.get("label") for m, a in (r.per_modality or {}).items() if a.get("label") is not None}
     for m, label in gave.items():
-        yield MODALITIES, f"answered:{m}"
+        yield MODALITIES, f"answered:{m}", 1.0, 0.0
         if label == r.pred_label:
-            yield MODALITIES, f"agree:{m}"
+            yield MODALITIES, f"agree:{m}", 1.0, 0.0
     if len(gave) >= 2:
-        yield MODALITIES, "several"
+        yield MODALITIES, "several", 1.0, 0.0
         if len(set(gave.values())) == 1:
-            yield MODALITIES, "all_agree"
+            yield MODALITIES, "all_agree", 1.0, 0.0
 
 
 def bin_of(confidence: float, bins: int) -> int:

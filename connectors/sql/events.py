@@ -168,9 +168,9 @@ class EventRepository:
         return out
 
     def _labelled_rows(self, sql: str, params) -> list[LabelledEvent]:
-        return self._answers(LabelledEvent, sql, params)
+        return self._as(LabelledEvent, self.db.all(sql, params))
 
-    def _answers(self, cls, sql: str, params) -> list:
+    def _as(self, cls, rows) -> list:
         """Rows of ``_LABELLED``'s columns as ``cls`` (``LabelledEvent`` or ``StoredAnswer``)."""
         d = self.db.dialect
         return [
@@ -187,12 +187,12 @@ class EventRepository:
                 bool(ab),
                 d.js_out(pm),
             )
-            for eid, t, mn, mv, sl, pred, label, lt, conf, ab, pm in self.db.all(sql, params)
+            for eid, t, mn, mv, sl, pred, label, lt, conf, ab, pm in rows
         ]
 
     def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]:
-        """Up to ``limit`` stored events' answers with their labels, in (time, id) order after
-        ``after`` (the last one of the previous page)."""
+        """Up to ``limit`` stored events' answers with their labels and signals, in (time, id)
+        order after ``after`` (the last one of the previous page)."""
         ts = self.db.dialect.ts
         cond, params = "", []
         if after is not None:
@@ -200,10 +200,13 @@ class EventRepository:
                 " WHERE e.ts > ? OR (e.ts = ? AND e.event_id > ?)",
                 [ts(after[0]), ts(after[0]), after[1]],
             )
-        sql = self._LABELLED.replace(" JOIN labels", " LEFT JOIN labels")
-        return self._answers(
-            StoredAnswer, f"{sql}{cond} ORDER BY e.ts, e.event_id LIMIT {int(limit)}", params
-        )
+        sql = self._LABELLED.replace(" FROM", ", e.signal_layout, e.signal_values FROM")
+        sql = sql.replace(" JOIN labels", " LEFT JOIN labels")
+        rows = self.db.all(f"{sql}{cond} ORDER BY e.ts, e.event_id LIMIT {int(limit)}", params)
+        signals = self.unpack_signals([(r[-2], r[-1]) for r in rows])
+        return [
+            a._replace(signals=s) for a, s in zip(self._as(StoredAnswer, [r[:-2] for r in rows]), signals)
+        ]
 
     def signals_for(self, event_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """Each stored event's signals, by id."""

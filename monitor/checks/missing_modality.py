@@ -13,8 +13,7 @@ from pydantic import Field
 from detectors.intervals import wilson_interval
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, register
 from monitor.core.records import EvaluationRow
-
-PREFIX = "cross.missing_"
+from monitor.core.window import FLAGS, MISSING_PREFIX, is_missing_flag
 
 
 class MissingModalityConfig(CheckConfig):
@@ -33,7 +32,7 @@ class MissingModality(Check):
         and the share missing."""
         out = {}
         for c in reference.signals.columns:
-            if c.startswith(PREFIX):
+            if is_missing_flag(c):
                 for sl, mask in reference.masks.items():
                     flags = _flags(reference, c, mask)
                     out[sl, c] = (len(flags), float(flags.mean()) if len(flags) else math.nan)
@@ -44,24 +43,34 @@ class MissingModality(Check):
     ) -> list[EvaluationRow]:
         rows = []
         win = inputs.window
-        for col in sorted(c for c in win.signals.columns if c.startswith(PREFIX)):
+        cells = win.cells(FLAGS)
+        if cells is not None:  # from the summaries: per (slice, flag) the events with it and Σ flag
+            columns = {c for _, c in cells}
+        else:
+            columns = {c for c in win.signals.columns if is_missing_flag(c)}
+        for col in sorted(columns):
             for sl in inputs.slices:
-                flags = _flags(win, col, win.mask(sl))
+                if cells is not None:
+                    n, missing, _ = cells.get((sl, col), (0.0, 0.0, 0.0))
+                    n, missing = int(round(n)), int(round(missing))
+                else:
+                    flags = _flags(win, col, win.mask(sl))
+                    n, missing = len(flags), int(flags.sum())
                 n_ref, ref_share = summary.get((sl, col), (0, math.nan))
-                w = wilson_interval(int(flags.sum()), len(flags))  # nan bounds when n == 0
+                w = wilson_interval(missing, n)  # nan bounds when n == 0
                 rows.append(
                     inputs.row(
                         slice=sl,
                         detector="wilson",
                         metric="missing_modality_share",
-                        signal=col[len(PREFIX) :],
+                        signal=col[len(MISSING_PREFIX) :],
                         variant="share_of_events",
-                        status="ok" if len(flags) >= self.config.min_n else "insufficient_data",
+                        status="ok" if n >= self.config.min_n else "insufficient_data",
                         value=finite(w.estimate),
                         reference_value=finite(ref_share) if n_ref else None,
                         ci_low=finite(w.low),
                         ci_high=finite(w.high),
-                        n=len(flags),
+                        n=n,
                         n_reference=n_ref,
                     )
                 )

@@ -27,7 +27,7 @@ from detectors.drift import (
     wasserstein_test,
 )
 from detectors.text import CATEGORICAL
-from monitor.checks.missing_modality import PREFIX as MISSING
+from monitor.core.window import MISSING_PREFIX as MISSING
 from monitor.checks.base import Check, CheckConfig, EvaluationInput, WindowView, finite, in_threads, register
 from monitor.core.records import EvaluationRow
 

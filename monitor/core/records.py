@@ -168,11 +168,12 @@ class StoredAnswer(NamedTuple):
     confidence: float
     abstained: bool
     per_modality: dict[str, dict] | None = None
+    signals: dict[str, float] | None = None
 
     def pair(self) -> LabelledEvent | None:
         if self.label is None or self.label_ts is None:
             return None
-        return LabelledEvent(*self)
+        return LabelledEvent(*self[:11])
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,14 @@ Cells = dict[tuple[str, str], tuple[float, float, float]]  # (slice, cell) → (
 # The measures summaries keep (monitor/summaries.py writes them; the checks read them)
 ANSWERS = "answers"  # cells: events, abstained
 MODALITIES = "modalities"  # cells: answered:<m>, agree:<m>, several, all_agree
+FLAGS = "flags"  # cells: each cross.missing_<m> signal (events with it, Σ of the 0/1 flag)
+MISSING_PREFIX = "cross.missing_"  # cross.missing_<modality>: 1 where an expected one is missing
+
+
+def is_missing_flag(signal: str) -> bool:
+    """Whether ``signal`` flags one modality missing (``cross.missing_count``, also there, counts
+    them: it is no modality's flag)."""
+    return signal.startswith(MISSING_PREFIX) and signal != MISSING_PREFIX + "count"
 
 
 def labelled_measure(bins: int) -> str:

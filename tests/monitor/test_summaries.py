@@ -32,6 +32,7 @@ from tests.helpers import inference, label
 # a Sunday in Berlin before the clocks go back (25-hour local day on 2026-10-25)
 START = datetime(2026, 10, 23, 22, 0, tzinfo=timezone.utc)
 CONFIG = """
+media: {expected_modalities: [image, audio, text]}
 evaluation:
   intervals: [1h, 1d]
   lags: [0s, 2h, 1d]
@@ -54,6 +55,8 @@ def _traffic(n: int = 1500, seed: int = 3) -> list[RawMessage]:
         ev["output"]["abstained"] = rng.random() < 0.05
         if rng.random() < 0.3:
             ev["slice"]["locale"] = "fr-FR"
+        if rng.random() < 0.15:
+            del ev["inputs"]["audio"]  # a missing modality (text always is)
         if rng.random() < 0.7:  # each modality's own answer: image scored, audio not, text at times
             own = {"image": {"label": rng.choice(["cat", "dog"]), "confidence": rng.uniform(0.3, 1)}}
             own["audio"] = {"label": rng.choice(["cat", "dog", "bird"])}
@@ -137,7 +140,7 @@ def test_summaries_are_rebuilt_when_the_schedule_or_bins_change_and_only_then(an
     )
     assert ensure_summaries(any_store, Summariser(SummarySpec.of(other)))
     measures = {r.measure for r in any_store.summaries.all()}
-    assert measures == {ANSWERS, "labelled/12", "modalities", "modality_labelled/15"}
+    assert measures == {ANSWERS, "flags", "labelled/12", "modalities", "modality_labelled/15"}
     cutoff_lags = {r.known_before - r.bucket for r in any_store.summaries.all() if r.measure != ANSWERS}
     # a window ends at most a (25-hour, DST) day after its bucket starts, + the longest lag
     assert all(d <= timedelta(days=1, hours=1 + 3) or d > timedelta(days=9000) for d in cutoff_lags)
@@ -155,7 +158,7 @@ def test_an_evaluation_from_summaries_gives_the_rows_of_one_from_the_events(any_
         if k.interval_s > 3600 or i % 3 == 0
     ]
     assert len(due) > 20 and len({(k.interval_s, k.lag_s) for k, _ in due}) == 6
-    compared = per_modality = 0
+    compared = per_modality = missing = 0
     for key, t1 in due:
         a, b = fast.compute(key, t1), slow.compute(key, t1)
         assert [(r.slice, r.metric, r.signal, r.status) for r in a] == [
@@ -180,4 +183,36 @@ def test_an_evaluation_from_summaries_gives_the_rows_of_one_from_the_events(any_
             per_modality += (
                 x.detector != "error" and x.metric.startswith(("modality_", "fusion_")) and x.status == "ok"
             )
-    assert compared > 60 and per_modality > 100
+            missing += x.metric == "missing_modality_share" and x.status == "ok"
+    assert compared > 60 and per_modality > 100 and missing > 100
+
+
+def test_events_missing_two_modalities_count_once_per_modality_and_no_count_stream(tmp_path):
+    """``cross.missing_count`` (2 where two are missing) is no modality's flag: read as one it made
+    a "count" stream and a share above 1 that failed the whole check."""
+    from connectors.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "m.db")
+    store.migrate()
+    config = parse_config(CONFIG)
+    msgs = _traffic(900, seed=13)  # 15 % without audio: two of three expected modalities missing
+    _ingest(store, config, msgs)
+    without_audio = sum(
+        1 for m in msgs if m.kind == "inference" and "audio" not in json.loads(m.payload)["inputs"]
+    )
+    for exact in (False, True):
+        cfg = parse_config(CONFIG + f"  from_summaries: {str(not exact).lower()}\n")
+        ev = Evaluator(cfg, store, lambda: START + timedelta(days=30))
+        rows = [
+            r
+            for key, t1 in ev.due(store.events.watermark())
+            if key.interval_s == 86400 and key.lag_s == 0
+            for r in ev.compute(key, t1)
+            if r.metric == "missing_modality_share"
+        ]
+        assert rows and {r.status for r in rows} <= {"ok", "insufficient_data"}
+        assert {r.signal for r in rows} == {"image", "audio", "text"}
+        everything = [r for r in rows if r.slice == "*"]
+        assert sum(r.n for r in everything if r.signal == "audio") == 900
+        audio = sum(r.value * r.n for r in everything if r.signal == "audio")
+        assert round(audio) == without_audio and all(r.value == 1.0 for r in everything if r.signal == "text")
