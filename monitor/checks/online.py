@@ -93,7 +93,7 @@ class OnlineErrorRate(Check):
         last = {f.slice: f.value for f in inputs.findings}  # in event-time order: the latest wins
         rows = []
         for sl in inputs.slices:
-            n = len(inputs.window.answers(sl)[1])
+            n, _ = inputs.window.labelled_counts(sl)
             rows.append(
                 inputs.row(
                     slice=sl,
