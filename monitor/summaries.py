@@ -313,6 +313,7 @@ def store_rows(store, summariser: Summariser, events: Sequence[EventRow], labels
     """Store rows made elsewhere than from messages (synthetic traffic, benches) as a batch would:
     the events and labels, the model version's span, and what the new ones add to the summaries,
     in one transaction (``Pipeline.process`` does the same for messages, among its other work)."""
+    ensure_summaries(store, summariser)  # (one state read once they are)
     with store.tx():
         new = store.events.insert(events)
         new_labels = store.events.insert_labels(labels)
