@@ -165,7 +165,7 @@ class Evaluator:
         self.checks = enabled_checks(config.evaluation)
         self.health_checks = enabled_checks(config.evaluation, schedule="ingest_clock")
         online = next((c for c in self.checks if isinstance(c, OnlineErrorRate)), None)
-        self._online = OnlineLane(online, store) if online is not None else None
+        self._online = online  # its lane is made on the store of the moment (the daemon swaps it)
         self._refs: dict[tuple, tuple[ReferenceSummary, dict[str, Any]]] = {}
         self._summariser = Summariser(SummarySpec.of(config))
         self._summaries_ready = False  # checked once, before the first window read from them
@@ -423,7 +423,9 @@ class Evaluator:
             )
         if "findings" in needs:
             if self._online is not None:  # what the cut-off saw is fed, whenever this runs
-                self._online.advance(labels_before, now)
+                # on this evaluator's store: the daemon gives it a connection of its own after
+                # construction, and the ingest thread's must never be used from this thread
+                OnlineLane(self._online, self.store).advance(labels_before, now)
             inputs.findings = self.store.ops.findings(
                 key.model_name, key.model_version, key.window_start, window_end, labels_before
             )

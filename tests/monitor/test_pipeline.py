@@ -149,3 +149,22 @@ def test_a_window_counts_what_its_cut_off_saw_whenever_it_is_evaluated(tmp_path)
     assert inputs.findings and [(f.ts, f.slice, f.detail) for f in inputs.findings] == [
         (f.ts, f.slice, f.detail) for f in expect.findings
     ]
+
+
+def test_an_evaluator_given_its_own_connection_never_uses_the_one_it_was_made_with(tmp_path):
+    """The daemon makes its evaluator on the ingest connection, then gives it one of its own for
+    the evaluation thread: nothing of the evaluation (the online lane's frontier among it) may go
+    on using the first, which the ingest thread is using meanwhile."""
+    from monitor.config import parse_config
+    from monitor.evaluation import Evaluator
+
+    cfg = parse_config("evaluation: {intervals: [1h], lag: 0s, reference: {days: 0.02}}")
+    ingest = SqliteStore(tmp_path / "s.db")
+    ingest.migrate()
+    Pipeline(cfg, ingest, lambda: NOW).process(_stream(n=2000, change_at=1000)[:3000])
+    ev = Evaluator(cfg, ingest, lambda: NOW)
+    ev.store = ingest.sibling()
+    watermark = ingest.events.watermark()
+    ingest.close()  # used from here on, it would raise
+    assert ev.run_due(watermark) > 0
+    assert ev.store.ops.states(["online:frontier"])  # the lane moved its frontier on the new one
