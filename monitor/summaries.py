@@ -235,20 +235,35 @@ def slice_keys(attributes: dict) -> list[str]:
     return [ALL, *(f"{k}={v}" for k, v in sorted(attributes.items()) if v is not None)]
 
 
-def rebuild(store, summariser: Summariser, chunk: int = 20_000) -> int:
+def stored_pages(store, step: timedelta = timedelta(hours=1)) -> Iterator[list[StoredAnswer]]:
+    """Every stored event with its answer, label and signals, an event-time range at a time."""
+    versions = store.events.model_versions()
+    if not versions:
+        return
+    t = min(mv.first_ts for mv in versions).replace(minute=0, second=0, microsecond=0)
+    last = max(mv.last_ts for mv in versions)
+    while t <= last:
+        page = store.events.stored_answers(t, t + step)
+        if page:
+            yield page
+        t += step
+
+
+def summary_rows(summariser: Summariser, page: list[StoredAnswer]) -> list[SummaryRow]:
+    """What stored events and their labels add to the summaries, as ingest added it."""
+    return summariser.of_events(page) + summariser.of_pairs([p for p in (a.pair() for a in page) if p])
+
+
+def rebuild(store, summariser: Summariser, step: timedelta = timedelta(hours=1)) -> int:
     """Recompute every summary row from the stored events and labels (after a change of the
     spec, or where events were stored before summaries were), in the caller's transaction; the
-    number of events read. The same function the proofs compare the written rows with."""
+    number of events read."""
     store.summaries.delete()
-    n, after = 0, None
-    while True:
-        page = store.events.stored_answers(after, chunk)
-        if not page:
-            return n
-        pairs = [p for p in (a.pair() for a in page) if p is not None]
-        store.summaries.add(summariser.of_events(page) + summariser.of_pairs(pairs))
+    n = 0
+    for page in stored_pages(store, step):
+        store.summaries.add(summary_rows(summariser, page))
         n += len(page)
-        after = (page[-1].ts, page[-1].event_id)
+    return n
 
 
 def add_batch(

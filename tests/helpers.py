@@ -99,17 +99,14 @@ def assert_summaries_are_a_recomputation(store, config) -> int:
     nothing lost, nothing counted twice. The number of rows compared."""
     import numpy as np
 
-    from monitor.summaries import Summariser, SummarySpec
+    from monitor.summaries import Summariser, SummarySpec, stored_pages, summary_rows
 
     summariser = Summariser(SummarySpec.of(config))
     want: dict[tuple, np.ndarray] = {}
-    after = None
-    while page := store.events.stored_answers(after, 10_000):
-        pairs = [p for p in (a.pair() for a in page) if p is not None]
-        for r in summariser.of_events(page) + summariser.of_pairs(pairs):
+    for page in stored_pages(store):
+        for r in summary_rows(summariser, page):
             v = np.asarray(r[7:])
             want[r[:7]] = want[r[:7]] + v if r[:7] in want else v
-        after = (page[-1].ts, page[-1].event_id)
     got = {r[:7]: np.asarray(r[7:]) for r in store.summaries.all()}
     assert sorted(got) == sorted(want)
     for k, v in want.items():

@@ -190,19 +190,13 @@ class EventRepository:
             for eid, t, mn, mv, sl, pred, label, lt, conf, ab, pm in rows
         ]
 
-    def stored_answers(self, after: tuple[datetime, str] | None, limit: int) -> list[StoredAnswer]:
-        """Up to ``limit`` stored events' answers with their labels and signals, in (time, id)
-        order after ``after`` (the last one of the previous page)."""
+    def stored_answers(self, start: datetime, end: datetime) -> list[StoredAnswer]:
+        """The stored events of [start, end) with their answers, labels and signals (on the
+        events' time index: a rebuild reads the table range by range, never sorting the rest)."""
         ts = self.db.dialect.ts
-        cond, params = "", []
-        if after is not None:
-            cond, params = (
-                " WHERE e.ts > ? OR (e.ts = ? AND e.event_id > ?)",
-                [ts(after[0]), ts(after[0]), after[1]],
-            )
         sql = self._LABELLED.replace(" FROM", ", e.signal_layout, e.signal_values FROM")
-        sql = sql.replace(" JOIN labels", " LEFT JOIN labels")
-        rows = self.db.all(f"{sql}{cond} ORDER BY e.ts, e.event_id LIMIT {int(limit)}", params)
+        sql = sql.replace(" JOIN labels", " LEFT JOIN labels") + " WHERE e.ts >= ? AND e.ts < ?"
+        rows = self.db.all(sql, [ts(start), ts(end)])
         signals = self.unpack_signals([(r[-2], r[-1]) for r in rows])
         return [
             a._replace(signals=s) for a, s in zip(self._as(StoredAnswer, [r[:-2] for r in rows]), signals)

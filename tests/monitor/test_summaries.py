@@ -123,7 +123,7 @@ def test_a_rebuild_from_the_stored_events_gives_the_rows_ingest_wrote(any_store)
     written = any_store.summaries.all()
     assert written
     with any_store.tx():
-        assert rebuild(any_store, Summariser(SummarySpec.of(config)), chunk=113) == 600
+        assert rebuild(any_store, Summariser(SummarySpec.of(config)), step=timedelta(minutes=7)) == 600
     again = any_store.summaries.all()
     assert [r[:7] for r in again] == [r[:7] for r in written]
     np.testing.assert_allclose([r[7:] for r in again], [r[7:] for r in written], rtol=1e-12, atol=1e-12)
