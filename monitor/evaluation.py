@@ -432,9 +432,9 @@ class Evaluator:
         return inputs, summaries
 
     def _summed(self, key: RunKey, window_end: datetime, labels_before: datetime) -> SummedCells | None:
-        """The window's labelled answers from the summaries, where they answer this vintage: read
-        from summaries is on and the configured schedule holds its interval and lag (a cut-off
-        the summaries' label classes were written for); else None (the rows are read)."""
+        """The window's summed measures, where summaries answer this vintage: reading them is on
+        and the configured schedule holds its interval and lag (a cut-off the labels' rows were
+        written for); else None (the rows are read)."""
         spec = self._summariser.spec
         if not self.config.evaluation.from_summaries or key.interval_s not in spec.intervals_s:
             return None

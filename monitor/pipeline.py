@@ -24,7 +24,7 @@ from monitor.media import Measured, measure_event
 from monitor.online import OnlineLane
 from monitor.review import review_reason, stratum_of, within_budget
 from monitor.schedule import floor_to
-from monitor.summaries import Summariser, SummarySpec, add_batch, completed_pairs, ensure_summaries
+from monitor.summaries import Summariser, SummarySpec, ensure_summaries, summarise_batch
 
 log = logging.getLogger("modalwatch.pipeline")
 
@@ -409,18 +409,16 @@ class Pipeline:
             for _, e in events:
                 times.setdefault((e.model.name, e.model.version), []).append(e.ts)
             store.events.note_model_versions({k: (min(ts), max(ts)) for k, ts in times.items()})
-            # the pairs this batch completes: read after the shared-state lock, so a pair whose
-            # event and label two concurrent batches store is found by exactly one of them (the
-            # second to take the lock; monitor/online.py). A batch that stored nothing new (a
-            # replay) completes nothing, moves no watermark, and takes no lock.
-            pairs = []
+            # what the new events and the pairs the batch completes add to the summaries, and
+            # those pairs for the online lane, all under the shared-state lock (monitor/online.py).
+            # A batch that stored nothing new (a replay) completes nothing, moves no watermark,
+            # and takes no lock.
             new_rows = [r for (_, new), r in zip(_first_stored(events, new_events), rows) if new]
             if new_rows or new_labels:
-                store.ops.lock_shared_state()
-                stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
-                stored.update((e.event_id, e.ts) for _, e in events if e.event_id in new_events)
-                pairs = completed_pairs(store, new_rows, new_labels)
+                pairs = summarise_batch(store, self._summariser, new_rows, new_labels)
                 if self._online is not None:
+                    stored = {e.event_id: e.ts for _, e in labels if e.event_id in new_labels}
+                    stored.update((r.event_id, r.ts) for r in new_rows)
                     self._online.feed(stored, pairs, now)
             rc = self.config.review
             candidates = [
@@ -442,9 +440,6 @@ class Pipeline:
                 store.review.enqueue(
                     within_budget(candidates, store.review.counts_since(day), rc.daily_budget_per_stratum)
                 )
-            # last in the transaction, after every other lock: rows in key order, so two writers
-            # adding to the same summary rows wait for each other and never deadlock
-            add_batch(store, self._summariser, new_rows, pairs)
         self._warn_of_a_jump(latest, events, new_events)
         for p, stored in _first_stored(events, new_events):
             outcomes[p] = Outcome(p, "stored" if stored else "duplicate", partial.get(p, ""))

@@ -266,13 +266,19 @@ def rebuild(store, summariser: Summariser, step: timedelta = timedelta(hours=1))
     return n
 
 
-def add_batch(
-    store, summariser: Summariser, events: Sequence[EventRow], pairs: Sequence[LabelledEvent]
-) -> None:
-    """Within the batch's transaction: what its new events and completed pairs add."""
-    rows = summariser.of_events(events) + summariser.of_pairs(pairs)
+def summarise_batch(
+    store, summariser: Summariser, new_events: Sequence[EventRow], new_labels: set[str]
+) -> list[LabelledEvent]:
+    """Within a batch's transaction, for a batch that stored something new: take the shared-state
+    lock, find the pairs the batch completes (after the lock: a pair whose halves two concurrent
+    batches store is found by exactly one), add its new events and those pairs to the summaries
+    (under the lock: writers never wait on each other's summary rows); the pairs."""
+    store.ops.lock_shared_state()
+    pairs = completed_pairs(store, new_events, new_labels)
+    rows = summariser.of_events(new_events) + summariser.of_pairs(pairs)
     if rows:
         store.summaries.add(rows)
+    return pairs
 
 
 def ensure_summaries(store, summariser: Summariser) -> bool:
@@ -338,9 +344,8 @@ def store_rows(store, summariser: Summariser, events: Sequence[EventRow], labels
             spans[(e.model_name, e.model_version)] = (min(a, e.ts), max(b, e.ts))
         store.events.note_model_versions(spans)
         if new or new_labels:
-            store.ops.lock_shared_state()  # the pairs after the lock: see Pipeline.process
             seen: set[str] = set()
             first = [
                 e for e in events if e.event_id in new and not (e.event_id in seen or seen.add(e.event_id))
             ]
-            add_batch(store, summariser, first, completed_pairs(store, first, new_labels))
+            summarise_batch(store, summariser, first, new_labels)

@@ -519,7 +519,12 @@ def test_migration_0015_goes_on_from_the_watermark_where_detectors_were_fed_befo
     _migrated_to(old, kind, 14)
     with old.tx(), monkeypatch.context() as m:
         # that release's pipeline fed each pair as its batch stored it, and wrote no summaries
-        m.setattr("monitor.pipeline.add_batch", lambda *args: None)
+        from monitor.summaries import completed_pairs
+
+        m.setattr(
+            "monitor.pipeline.summarise_batch",
+            lambda store, _, rows, labels: completed_pairs(store, rows, labels),
+        )
         m.setattr("monitor.pipeline.ensure_summaries", lambda *args: None)
         Pipeline(parse_config(held_for_nothing), old, lambda: NOW).process(msgs)
         old.db.execute("DELETE FROM detector_state WHERE key = 'online:frontier'")
